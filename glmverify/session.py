@@ -1,0 +1,201 @@
+"""Run-level logic behind the pytest plugin: options → rows → live engines → check records.
+
+``plugin.py`` only registers options, fixtures and hooks; everything they do is here, so it can
+be tested and reused by the command line without pytest internals.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .client import EngineClient
+from .engines import AttachedEngine, EngineServer, HttpReadiness, ProcessEngine, REDACT, utcnow
+from .matrix import REPO_ROOT, Matrix, Row
+
+DEFAULT_STARTUP_TIMEOUT = 3600.0  # a 743B checkpoint can take 20+ minutes to load
+BUILD_DIR = REPO_ROOT / "build"
+
+
+@dataclass
+class Options:
+    matrix_path: Path
+    results_dir: Path
+    endpoint: str | None = None
+    served_model: str | None = None
+    engine: str = "auto"
+    row: str | None = None
+    concurrency: int = 16
+    request_timeout: float = 120.0
+    startup_timeout: float | None = None
+    accuracy_samples: int = 64
+    accuracy_seed: int = 1234
+    gsm8k: str | None = None
+    gsm8k_sha256: str | None = None
+    plan: bool = False
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def default_results_dir(root: Path, run_id: str) -> Path:
+    return root / "results" / run_id.split("-")[0]
+
+
+def point_latest(results_dir: Path) -> None:
+    """results/latest → this run (only when the run lives under a results/ folder)."""
+    parent = results_dir.parent
+    if parent.name != "results":
+        return
+    link = parent / "latest"
+    tmp = parent / f".latest-{uuid.uuid4().hex[:6]}"
+    try:
+        tmp.symlink_to(results_dir.name)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def matrix_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_info(opts: Options, run_id: str, argv: list[str]) -> dict[str, Any]:
+    return {
+        "id": run_id,
+        "started": utcnow(),
+        "harness": f"glmverify {__version__}",
+        "python": sys.version.split()[0],
+        "argv": [REDACT(a) for a in argv],
+        "matrix": {"path": str(opts.matrix_path.name), "sha256": matrix_digest(opts.matrix_path)},
+        "endpoint": opts.endpoint,
+        "launches": {},
+    }
+
+
+# ---- rows for an attached endpoint ----------------------------------------------------------------
+def row_for_endpoint(matrix: Matrix, opts: Options, client: EngineClient | None = None) -> Row:
+    """The matrix row an attached endpoint stands for: ``--row``, else the row serving its model."""
+    if opts.row:
+        return matrix.row(opts.row)
+    served = opts.served_model
+    if served is None and client is not None:
+        served = client.probe().model
+    matches = [r for r in matrix.rows if r.served_model == served]
+    if len(matches) == 1:
+        return matches[0]
+    raise ValueError(
+        f"--endpoint serves model {served!r}, which matches {len(matches)} matrix rows; "
+        f"pass --row ID (one of: {', '.join(r.id for r in matrix.rows)})"
+    )
+
+
+# ---- placeholders in matrix.yaml launch specs ------------------------------------------------------
+def standin_model_dir() -> Path:
+    """Build (once, idempotently) the GLM-5.2 stand-in model the reference rows serve."""
+    from .standin.build import build
+
+    return build(BUILD_DIR / "standin-model")
+
+
+def expand(value: str, row: Row, extra: dict[str, str]) -> str:
+    subs = {"python": sys.executable, "served_model": row.served_model, "model": row.model,
+            "repo": str(REPO_ROOT), **extra}
+    out = value
+    for k, v in subs.items():
+        out = out.replace("{" + k + "}", v)
+    return out
+
+
+# ---- launching -----------------------------------------------------------------------------------
+@dataclass
+class LiveEngine:
+    """What a suite gets: the row, a started (or attached) server, a client, launch evidence."""
+
+    row: Row
+    server: EngineServer
+    client: EngineClient
+    launch_id: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    options: Options | None = None
+
+    @property
+    def profile(self):
+        return self.row.profile
+
+    @property
+    def model(self) -> str:
+        return self.client.model or self.row.served_model
+
+
+def make_server(row: Row, opts: Options, log_dir: Path,
+                progress: Callable[[str], None] | None = None) -> EngineServer:
+    timeout = opts.startup_timeout or row.launch.get("startup_timeout") or DEFAULT_STARTUP_TIMEOUT
+    readiness = HttpReadiness(timeout=float(timeout))
+    if opts.endpoint:
+        return AttachedEngine(row.id, opts.endpoint, progress=progress)
+    launcher = row.launcher
+    if launcher == "attach":
+        raise LookupError(f"row {row.id} is attach-only: deploy it with the cluster's tooling and "
+                          f"run with --endpoint URL --row {row.id}")
+    if launcher == "process":
+        extra = {}
+        if any("{standin_model}" in a for a in row.launch.get("args", [])):
+            extra["standin_model"] = str(standin_model_dir())
+        command = [expand(c, row, extra) for c in row.launch.get("command", [])]
+        args = [expand(a, row, extra) for a in row.launch.get("args", [])]
+        env = {k: expand(v, row, extra) for k, v in row.launch.get("env", {}).items()}
+        # the stand-in's logits processor is imported by the engine from this repository
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        for name in row.launch.get("secret_env", []):
+            if name in os.environ:
+                env[name] = os.environ[name]
+                REDACT.add(os.environ[name])
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return ProcessEngine(row.id, command + args, env=env, log_path=log_dir / f"{row.id}.log",
+                             readiness=readiness, progress=progress, cwd=REPO_ROOT)
+    if launcher == "container":
+        from .containers import container_for_row
+
+        return container_for_row(row, opts, log_dir=log_dir, readiness=readiness, progress=progress)
+    raise ValueError(f"row {row.id}: unknown launcher {launcher!r}")
+
+
+def engine_evidence(row: Row, server: EngineServer, client: EngineClient) -> dict[str, Any]:
+    facts = client.facts
+    return {
+        "row": row.id,
+        "engine": facts.get("engine") or row.engine,
+        "engine_version": facts.get("version"),
+        "image": row.image,
+        "launcher": server.launcher,
+        "server_args": [REDACT(a) for a in getattr(server, "public_args", lambda: row.launch.get("args", []))()],
+        "max_model_len": facts.get("max_model_len"),
+        "served_model": facts.get("served_model"),
+        **{k: v for k, v in server.info().items() if k != "base_url"},
+    }
+
+
+def start_engine(row: Row, opts: Options, log_dir: Path,
+                 progress: Callable[[str], None] | None = None) -> LiveEngine:
+    server = make_server(row, opts, log_dir, progress)
+    server.__enter__()  # stops again if start() fails
+    try:
+        client = EngineClient(server.base_url, model=opts.served_model or (None if opts.endpoint else row.served_model),
+                              engine=opts.engine if opts.endpoint else row.engine.replace("vllm-ascend", "vllm"),
+                              timeout=opts.request_timeout)
+        client.probe()
+        live = LiveEngine(row=row, server=server, client=client, launch_id=uuid.uuid4().hex[:12], options=opts)
+        live.evidence = engine_evidence(row, server, client)
+        return live
+    except BaseException:
+        server.stop()
+        raise
