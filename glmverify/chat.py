@@ -1,0 +1,335 @@
+"""Chat completions, streamed or not, normalised into one ``ChatResult`` the checks compare.
+
+The stream/non-stream axis is added once (suites/conftest.py); test bodies call ``Chat.many``
+and get the same shape either way. Streams are requested through the official ``openai`` client
+but parsed strictly here (SSE framing, JSON per event, a final ``[DONE]``), because the SDK
+silently tolerates the defects a conformance check exists to catch: a truncated stream, a
+reasoning delta after content, a tool-call id sent twice.
+
+Field names differ across versions: reasoning is ``reasoning`` (vLLM >= 0.16), ``reasoning_content``
+(SGLang, vLLM <= 0.11) or both (vLLM 0.13-0.15). Both are accepted; which one was used is recorded.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Awaitable, Iterable
+
+REASONING_FIELDS = ("reasoning", "reasoning_content")
+MAX_STREAM_EVENTS = 200_000  # a never-ending stream is a failed check, not a hung run
+MAX_STREAM_SECONDS = 600.0
+
+
+@dataclass
+class ToolCall:
+    id: str | None
+    name: str | None
+    arguments: str
+
+    def parsed(self) -> Any:
+        return json.loads(self.arguments) if self.arguments.strip() else {}
+
+
+@dataclass
+class ChatResult:
+    stream: bool
+    content: str | None = None
+    reasoning: str | None = None
+    reasoning_field: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # protocol defects seen while parsing
+    events: int = 0
+    request: dict[str, Any] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def completion_tokens(self) -> int | None:
+        v = self.usage.get("completion_tokens")
+        return int(v) if isinstance(v, (int, float)) else None
+
+    @property
+    def reasoning_tokens(self) -> int | None:
+        details = self.usage.get("completion_tokens_details") or {}
+        v = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        if isinstance(v, int) and v > 0:
+            return v
+        v = self.usage.get("reasoning_tokens")
+        return v if isinstance(v, int) and v > 0 else None
+
+    def excerpt(self, n: int = 600) -> dict[str, Any]:
+        """The part of the response a reviewer needs, bounded."""
+        def cut(s):
+            return s if s is None or len(s) <= n else s[:n] + f"…(+{len(s) - n})"
+        return {
+            "stream": self.stream,
+            "reasoning_field": self.reasoning_field,
+            "reasoning": cut(self.reasoning),
+            "content": cut(self.content),
+            "tool_calls": [{"id": t.id, "name": t.name, "arguments": cut(t.arguments)} for t in self.tool_calls],
+            "finish_reason": self.finish_reason,
+            "usage": self.usage,
+            "problems": self.problems[:10],
+            "events": self.events,
+        }
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _reasoning_of(msg: dict, result: ChatResult) -> str | None:
+    found = None
+    for name in REASONING_FIELDS:
+        v = msg.get(name)
+        if isinstance(v, str) and v:
+            if found is None:
+                found = v
+                result.reasoning_field = result.reasoning_field or name
+            elif result.reasoning_field != name and v != found:
+                result.problems.append(f"'{result.reasoning_field}' and '{name}' disagree")
+        elif v is not None and not isinstance(v, str):
+            result.problems.append(f"{name} is {type(v).__name__}, not a string")
+    return found
+
+
+def parse_completion(body: Any, request: dict | None = None) -> ChatResult:
+    """A non-stream chat completion body (already JSON-decoded)."""
+    res = ChatResult(stream=False, request=request or {})
+    if not isinstance(body, dict) or not isinstance(body.get("choices"), list) or not body["choices"]:
+        res.problems.append(f"no choices in response: {str(body)[:300]}")
+        return res
+    choice = body["choices"][0]
+    msg = _get(choice, "message")
+    if not isinstance(msg, dict):
+        res.problems.append("choice has no message object")
+        return res
+    content = msg.get("content")
+    if content is not None and not isinstance(content, str):
+        res.problems.append(f"content is {type(content).__name__}, not a string")
+        content = str(content)
+    res.content = content
+    res.reasoning = _reasoning_of(msg, res)
+    for i, tc in enumerate(msg.get("tool_calls") or []):
+        fn = _get(tc, "function") or {}
+        args = fn.get("arguments")
+        if not isinstance(args, str):
+            res.problems.append(f"tool_calls[{i}].function.arguments is {type(args).__name__}, not a JSON string")
+            args = json.dumps(args) if args is not None else ""
+        if tc.get("type") not in (None, "function"):
+            res.problems.append(f"tool_calls[{i}].type is {tc.get('type')!r}")
+        res.tool_calls.append(ToolCall(tc.get("id"), fn.get("name"), args))
+    res.finish_reason = choice.get("finish_reason")
+    res.usage = body.get("usage") or {}
+    res.events = 1
+    return res
+
+
+class StreamAssembler:
+    """Reassembles chat-completion chunks and notes every ordering/framing defect."""
+
+    def __init__(self, request: dict | None = None):
+        self.res = ChatResult(stream=True, request=request or {})
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._calls: dict[int, dict] = {}
+        self._seen_content = False
+        self._seen_tool = False
+        self._done = False
+        self._finished = False
+
+    def feed_line(self, line: str) -> None:
+        if self._done:
+            if line.strip():
+                self.res.problems.append("data after [DONE]")
+            return
+        line = line.rstrip("\r")
+        if not line or line.startswith(":"):
+            return
+        if not line.startswith("data:"):
+            if line.split(":", 1)[0] in ("event", "id", "retry"):
+                return
+            self.res.problems.append(f"not an SSE line: {line[:120]!r}")
+            return
+        data = line[5:].strip()
+        if data == "[DONE]":
+            self._done = True
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            self.res.problems.append(f"malformed JSON in stream event {self.res.events + 1}: {data[:120]!r}")
+            return
+        self.feed_chunk(chunk)
+
+    def feed_chunk(self, chunk: Any) -> None:
+        r = self.res
+        r.events += 1
+        if not isinstance(chunk, dict):
+            r.problems.append(f"stream event {r.events} is not an object")
+            return
+        if "error" in chunk:
+            r.problems.append(f"error event in stream: {str(chunk['error'])[:200]}")
+        if isinstance(chunk.get("usage"), dict) and chunk["usage"]:
+            r.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                r.problems.append("choice is not an object")
+                continue
+            delta = choice.get("delta") or {}
+            if self._finished and (delta.get("content") or delta.get("tool_calls") or any(delta.get(f) for f in REASONING_FIELDS)):
+                r.problems.append(f"delta after finish_reason in event {r.events}")
+            for name in REASONING_FIELDS:
+                v = delta.get(name)
+                if isinstance(v, str) and v:
+                    if r.reasoning_field is None:
+                        r.reasoning_field = name
+                    if name != r.reasoning_field:
+                        continue  # the same text under the second name (vLLM 0.13-0.15)
+                    if self._seen_content:
+                        r.problems.append(f"reasoning delta after content in event {r.events}")
+                    if self._seen_tool:
+                        r.problems.append(f"reasoning delta after a tool call in event {r.events}")
+                    self._reasoning.append(v)
+            c = delta.get("content")
+            if isinstance(c, str) and c:
+                self._seen_content = True
+                self._content.append(c)
+            for tc in delta.get("tool_calls") or []:
+                self._seen_tool = True
+                idx = tc.get("index")
+                if not isinstance(idx, int):
+                    r.problems.append(f"tool call delta without an integer index in event {r.events}")
+                    idx = len(self._calls)
+                slot = self._calls.setdefault(idx, {"id": None, "name": None, "args": []})
+                if tc.get("id"):
+                    if slot["id"] is not None and slot["id"] != tc["id"]:
+                        r.problems.append(f"tool call {idx}: id changed from {slot['id']!r} to {tc['id']!r}")
+                    elif slot["id"] is not None:
+                        r.problems.append(f"tool call {idx}: id sent twice")
+                    slot["id"] = tc["id"]
+                fn = tc.get("function") or {}
+                if fn.get("name"):
+                    if slot["name"] is not None:
+                        r.problems.append(f"tool call {idx}: name sent twice ({slot['name']!r}, {fn['name']!r})")
+                    slot["name"] = fn["name"]
+                if fn.get("arguments") is not None:
+                    if not isinstance(fn["arguments"], str):
+                        r.problems.append(f"tool call {idx}: argument fragment is not a string")
+                    else:
+                        slot["args"].append(fn["arguments"])
+            if choice.get("finish_reason"):
+                if self._finished and choice["finish_reason"] != r.finish_reason:
+                    r.problems.append("finish_reason sent twice with different values")
+                r.finish_reason = choice["finish_reason"]
+                self._finished = True
+
+    def result(self) -> ChatResult:
+        r = self.res
+        r.content = "".join(self._content) if self._content else None
+        r.reasoning = "".join(self._reasoning) if self._reasoning else None
+        r.tool_calls = [ToolCall(s["id"], s["name"], "".join(s["args"])) for _, s in sorted(self._calls.items())]
+        if not self._done:
+            r.problems.append("stream ended without data: [DONE]")
+        if r.finish_reason is None:
+            r.problems.append("stream ended without a finish_reason")
+        return r
+
+
+class Chat:
+    """Sends chat completions for one engine, streamed or not, concurrently, with a log."""
+
+    def __init__(self, live, stream: bool, concurrency: int = 16, timeout: float = 120.0):
+        self.live = live
+        self.stream = stream
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.log: list[dict[str, Any]] = []
+
+    def body(self, **req) -> dict:
+        body = {"model": self.live.model, **req}
+        body.setdefault("max_tokens", 1024)
+        body.setdefault("temperature", 0)
+        return body
+
+    async def acomplete(self, client, req: dict) -> ChatResult:
+        body = self.body(**req)
+        extra = {k: v for k, v in body.items() if k not in _SDK_ARGS}
+        known = {k: v for k, v in body.items() if k in _SDK_ARGS}
+        t0 = time.monotonic()
+        if not self.stream:
+            raw = await client.chat.completions.with_raw_response.create(**known, extra_body=extra or None)
+            text = raw.http_response.text
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                res = ChatResult(stream=False, request=body)
+                res.problems.append(f"response is not JSON: {text[:200]!r}")
+            else:
+                res = parse_completion(parsed, body)
+        else:
+            asm = StreamAssembler(body)
+            known["stream"] = True
+            known.setdefault("stream_options", {"include_usage": True})
+            async with client.chat.completions.with_streaming_response.create(**known, extra_body=extra or None) as resp:
+                deadline = time.monotonic() + MAX_STREAM_SECONDS
+                async for line in resp.iter_lines():
+                    asm.feed_line(line)
+                    if asm.res.events > MAX_STREAM_EVENTS or time.monotonic() > deadline:
+                        asm.res.problems.append(f"stream did not end after {asm.res.events} events")
+                        break
+            res = asm.result()
+        res.elapsed = time.monotonic() - t0
+        self.log.append({"request": _clip_request(body), "response": res.excerpt()})
+        return res
+
+    def many(self, requests: Iterable[dict]) -> list[ChatResult]:
+        """Run all requests with at most ``concurrency`` in flight; results in request order."""
+        reqs = list(requests)
+
+        async def go():
+            client = self.live.client.async_openai(timeout=self.timeout)
+            sem = asyncio.Semaphore(self.concurrency)
+
+            async def one(r):
+                async with sem:
+                    return await self.acomplete(client, r)
+            try:
+                return await asyncio.gather(*(one(r) for r in reqs))
+            finally:
+                await client.close()
+        return run(go())
+
+    def one(self, **req) -> ChatResult:
+        return self.many([req])[0]
+
+
+_SDK_ARGS = {"model", "messages", "max_tokens", "temperature", "tools", "tool_choice", "stream",
+             "stream_options", "reasoning_effort", "top_p", "seed", "stop", "n", "parallel_tool_calls",
+             "max_completion_tokens", "response_format"}
+
+
+def _clip_request(body: dict) -> dict:
+    out = dict(body)
+    msgs = out.get("messages")
+    if isinstance(msgs, list):
+        clipped = []
+        for m in msgs:
+            m = dict(m)
+            if isinstance(m.get("content"), str) and len(m["content"]) > 400:
+                m["content"] = m["content"][:200] + f"…({len(m['content'])} chars)…" + m["content"][-120:]
+            clipped.append(m)
+        out["messages"] = clipped
+    return out
+
+
+def run(coro: Awaitable) -> Any:
+    """Run a coroutine from sync test code (pytest tests are sync; suites stay readable)."""
+    return asyncio.run(coro)
+
+
+def as_dict(obj) -> dict:
+    return asdict(obj)

@@ -1,0 +1,60 @@
+"""Needle-in-a-haystack prompts sized with the engine's own tokenizer in a bounded number of calls.
+
+Sizing never re-tokenizes the growing prompt in a loop: one call measures the fixed overhead
+(template + question + needles), one measures a block of filler units (tokens per unit without
+boundary noise), one measures the assembled prompt, and at most one correction follows. Each call
+is linear in the prompt, so a 1,048,576-token haystack costs four tokenizer passes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+FILLER = ("The grass is green. The sky is blue. The sun is yellow. Here we go. "
+          "There and back again. ")
+NEEDLE = "The secret passphrase is {value}."
+QUESTION = "What is the secret passphrase mentioned in the text above? Reply with the passphrase only."
+UNITS_PER_PROBE = 64
+
+
+@dataclass
+class Haystack:
+    messages: list[dict]
+    tokens: int
+    target: int
+    needles: list[dict] = field(default_factory=list)
+    tokenize_calls: int = 0
+
+
+def _messages(units: int, needles: list[tuple[float, str]]) -> list[dict]:
+    parts = [FILLER] * units
+    # insert deepest first so earlier positions stay valid
+    for depth, sentence in sorted(needles, key=lambda n: -n[0]):
+        parts.insert(min(units, round(depth * units)), sentence + " ")
+    return [{"role": "user", "content": "".join(parts) + "\n\n" + QUESTION}]
+
+
+def build(count: Callable[[list[dict]], int], target_tokens: int,
+          needles: list[tuple[float, str]] = ()) -> Haystack:
+    """A prompt of at most ``target_tokens`` (and within one filler unit of it) with needles at depths."""
+    needles = list(needles)
+    calls = 0
+    base = count(_messages(0, needles)); calls += 1
+    block = count(_messages(UNITS_PER_PROBE, [])) - count(_messages(0, [])); calls += 2
+    per_unit = max(block / UNITS_PER_PROBE, 1e-6)
+    units = max(0, math.floor((target_tokens - base) / per_unit))
+    msgs = _messages(units, needles)
+    total = count(msgs); calls += 1
+    if total > target_tokens or target_tokens - total > 2 * per_unit:
+        units = max(0, units + math.floor((target_tokens - total) / per_unit))
+        msgs = _messages(units, needles)
+        total = count(msgs); calls += 1
+    while total > target_tokens and units > 0:  # rare: shave whole units, bounded by two passes
+        units -= max(1, math.ceil((total - target_tokens) / per_unit))
+        msgs = _messages(units, needles)
+        total = count(msgs); calls += 1
+        if calls > 8:
+            break
+    return Haystack(messages=msgs, tokens=total, target=target_tokens,
+                    needles=[{"depth": d, "sentence": s} for d, s in needles], tokenize_calls=calls)
