@@ -85,6 +85,7 @@ def _options(config: pytest.Config, run_id: str) -> Options:
         gsm8k=config.getoption("gsm8k"),
         gsm8k_sha256=config.getoption("gsm8k_sha256"),
         plan=config.getoption("plan"),
+        explicit_results=bool(config.getoption("results")),
     )
 
 
@@ -165,12 +166,19 @@ class ResultsRecorderPlugin:
         self.recorder = recorder
         self.opts = opts
         self.interrupted = False
-        recorder.write()  # an empty-but-valid matrix from the first second of the run
-        point_latest(opts.results_dir)
+        self.active = False
+
+    def activate(self) -> None:
+        """Results are written only by runs that verify something (not by the project's own tests)."""
+        if not self.active:
+            self.active = True
+            self.recorder.write()  # an empty-but-valid matrix from the start of the run
+            point_latest(self.opts.results_dir)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == f"{PROPERTY_KEY}.{report.when}":
+                self.activate()
                 self.recorder.add(CheckRecord.from_json(value))
 
     def pytest_keyboard_interrupt(self, excinfo) -> None:
@@ -180,8 +188,12 @@ class ResultsRecorderPlugin:
     def pytest_collection_modifyitems(self, items) -> None:
         rows = [it.callspec.params["engine"] for it in items if hasattr(it, "callspec") and "engine" in it.callspec.params]
         self.recorder.select_rows(rows)
+        if rows or self.opts.explicit_results:
+            self.activate()
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
+        if not self.active:
+            return
         self.recorder.run["interrupted"] = self.interrupted or exitstatus == 2
         self.recorder.run["exit_status"] = int(exitstatus)
         self.recorder.write(final=True)
@@ -193,6 +205,8 @@ class ResultsRecorderPlugin:
             pass
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.active:
+            return
         doc = self.recorder.document()
         counts: dict[str, int] = {}
         for c in doc["cells"]:

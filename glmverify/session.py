@@ -40,6 +40,7 @@ class Options:
     gsm8k: str | None = None
     gsm8k_sha256: str | None = None
     plan: bool = False
+    explicit_results: bool = False
 
 
 def new_run_id() -> str:

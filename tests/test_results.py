@@ -1,0 +1,91 @@
+"""Cells from check records: status rules, last record wins, atomic incremental writes."""
+from __future__ import annotations
+
+import json
+import threading
+
+from glmverify.matrix import load
+from glmverify.results import CheckRecord, Recorder, atomic_write, cell_status
+
+
+def rec(row, feature, cid, outcome, **kw):
+    return CheckRecord(row=row, feature=feature, id=cid, outcome=outcome, **kw)
+
+
+def cell(doc, row, feature):
+    return next(c for c in doc["cells"] if c["row"] == row and c["feature"] == feature)
+
+
+def test_status_rules():
+    assert cell_status([], "inferred") == "inferred"
+    assert cell_status([{"outcome": "passed"}, {"outcome": "skipped"}], "inferred") == "verified"
+    assert cell_status([{"outcome": "passed"}, {"outcome": "failed"}], "inferred") == "failed"
+    assert cell_status([{"outcome": "error"}], "inferred") == "failed"
+    assert cell_status([{"outcome": "skipped"}], "unsupported") == "unsupported"
+
+
+def test_recorder_cells_and_last_wins(tmp_path):
+    m = load()
+    r = Recorder(m, tmp_path, {"id": "run-1"})
+    r.add(rec("reference", "tool_calls", "test_case[a]", "failed", detail="boom"))
+    r.add(rec("reference", "tool_calls", "test_case[a]", "passed", launch_id="L1",
+              engine={"engine_version": "0.32.0"}, evidence={"x": 1}))
+    r.add(rec("reference", "non_think", "test_no_reasoning", "failed", detail="reasoning present", launch_id="L1"))
+    doc = json.loads((tmp_path / "matrix.json").read_text())
+    assert doc["schema"] == 1 and doc["run"]["launches"] == {"reference": 1}
+    tc = cell(doc, "reference", "tool_calls")
+    assert tc["status"] == "verified" and tc["evidence"]["engine"]["engine_version"] == "0.32.0"
+    assert set(tc) >= {"row", "engine", "image", "hardware", "feature", "status", "basis", "checks", "evidence"}
+    assert cell(doc, "reference", "non_think")["status"] == "failed"
+    gpu = cell(doc, "vllm-glm52-fp8-h200", "tool_calls") if any(c["row"] == "vllm-glm52-fp8-h200" for c in doc["cells"]) else None
+    declared = [c for c in doc["cells"] if c["hardware"] not in (None, "cpu")]
+    assert declared and all(c["status"] in ("inferred", "unsupported", "not_run") for c in declared)
+    assert all(c["basis"] for c in declared)
+    assert cell(doc, "reference", "mtp_accept_length")["status"] == "unsupported"
+    del gpu
+
+
+def test_unknown_rows_reported_not_dropped(tmp_path):
+    r = Recorder(load(), tmp_path, {"id": "run-2"})
+    r.add(rec("ghost-row", "tool_calls", "t", "passed"))
+    doc = r.document()
+    ghost = cell(doc, "ghost-row", "tool_calls")
+    assert ghost["basis"] == "not in matrix.yaml"
+
+
+def test_concurrent_adds_never_corrupt(tmp_path):
+    r = Recorder(load(), tmp_path, {"id": "run-3"})
+
+    def worker(n):
+        for i in range(25):
+            r.add(rec("reference", "tool_calls", f"t{n}-{i}", "passed"))
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    doc = json.loads((tmp_path / "matrix.json").read_text())
+    assert len(cell(doc, "reference", "tool_calls")["checks"]) == 100
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    p = tmp_path / "m.json"
+    atomic_write(p, "old")
+
+    class Boom(str):
+        pass
+    try:
+        atomic_write(p, object())  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    assert p.read_text() == "old"
+    assert [x.name for x in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_secrets_redacted(tmp_path, monkeypatch):
+    from glmverify.engines import REDACT
+    REDACT.add("hf_CANARY_123456789")
+    r = Recorder(load(), tmp_path, {"id": "run-4"})
+    r.add(rec("reference", "tool_calls", "t", "failed", detail="token hf_CANARY_123456789 leaked",
+              evidence={"args": ["--token", "hf_CANARY_123456789"]}))
+    assert "hf_CANARY_123456789" not in (tmp_path / "matrix.json").read_text()
