@@ -297,6 +297,7 @@ _STRONG: list[EngineServer] = []
 
 
 def _register(e: EngineServer) -> None:
+    install_signal_cleanup()  # whoever starts an engine gets the cleanup, plugin or not
     LIVE.add(e)
     _STRONG.append(e)
 
@@ -330,7 +331,8 @@ def install_signal_cleanup() -> None:
         stop_all()
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, _on_term)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _on_term)
 
 
 def redacted(lines: Iterable[str]) -> list[str]:
