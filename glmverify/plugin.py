@@ -201,8 +201,8 @@ class ResultsRecorderPlugin:
             from .report import write_reports
 
             write_reports(self.recorder.dir, self.recorder.document())
-        except ImportError:
-            pass
+        except Exception as exc:  # noqa: BLE001 - a report problem must not fail a finished run
+            print(f"glmverify: warning: reports not written: {exc}", file=sys.stderr)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.active:

@@ -176,7 +176,7 @@ class Recorder:
             "status": status,
             "declared": declared.status,
             "basis": basis,
-            "checks": [{k: c[k] for k in ("id", "outcome", "detail")} for c in checks],
+            "checks": [{k: c[k] for k in ("id", "outcome", "detail", "time", "duration")} for c in checks],
             "evidence": evidence,
         }
 

@@ -1,0 +1,384 @@
+"""The ``glmverify`` command line: run and plan the suites, merge, report and sign off results.
+
+Every command explains itself with ``--help``. Bad input (a missing directory, a corrupt
+matrix.json, an invalid matrix.yaml) is reported as ``glmverify: error: ...`` naming the file
+and the problem, with exit status 2 and no traceback (``GLMVERIFY_DEBUG=1`` shows one).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+DEFAULT_DIR = Path("results") / "latest"
+
+
+class CLIError(Exception):
+    """Bad input: printed as ``glmverify: error: MESSAGE``, exit status 2."""
+
+
+def _err(msg: str) -> None:
+    print(f"glmverify: error: {msg}", file=sys.stderr)
+
+
+def _warn(msg: str) -> None:
+    print(f"glmverify: warning: {msg}", file=sys.stderr)
+
+
+def _suites_dir() -> Path:
+    from .matrix import REPO_ROOT
+
+    return REPO_ROOT / "suites"
+
+
+# ---- parser ---------------------------------------------------------------------------------------
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=100)
+
+
+DESCRIPTION = """\
+Verify GLM-5.2 deployments (vLLM, SGLang, vllm-ascend) against the matrix in matrix.yaml.
+
+A run writes results/<UTC time>/matrix.json (one cell per row and feature: verified, failed,
+inferred, unsupported or not_run) plus matrix.md, matrix.html and junit.xml; results/latest
+points at the newest run.
+
+typical release flow:
+  glmverify plan -m h200                      what would be launched (docker run commands)
+  glmverify run -m h200 --results out/h200    run the suites on this machine's rows
+  glmverify merge out/h200 out/cpu --out out/release
+  glmverify signoff --by "Jane Doe" out/release
+  glmverify signoff --verify out/release      in CI: fails if matrix.json changed since
+"""
+
+RUN_EPILOG = """\
+Any other option is passed to pytest unchanged, for example --concurrency 8,
+--accuracy-samples 0, --startup-timeout 1800, -x, -v, --lf. See `pytest --help` (section
+"GLM-5.2 verification matrix") for the harness options. Put pytest options that look like
+glmverify's after `--`.
+
+examples:
+  glmverify run -m cpu                                  the reference rows, launched locally
+  glmverify run -m h200 -n 4 --results out/h200         rows on H200, 4 workers (one row per worker)
+  glmverify run --endpoint http://gpu-box:8000 --row vllm-glm52-fp8-h200 -k tool
+  glmverify run --dry-run -m cpu                        print the pytest command only
+
+exit status: pytest's (0 all passed, 1 some check failed, 2 usage error, 5 nothing collected).
+"""
+
+PLAN_EPILOG = """\
+Nothing is launched: for every selected row the harness prints the exact launch command
+(docker run ... for container rows) with secrets shown as variable names.
+
+examples:
+  glmverify plan -m h200
+  glmverify plan -m "mi300x or mi355x" --matrix my-matrix.yaml
+"""
+
+MERGE_EPILOG = """\
+Each RESULTS is a matrix.json or a results directory holding one. Rules:
+  * a live result (verified/failed) beats a declared one (inferred/unsupported/not_run);
+  * files of the same run (workers, shards) are combined check by check;
+  * across runs the newest live result wins; older ones stay in the cell's "history";
+  * a failed result is never hidden by an equally old or older verified one;
+  * declared cells keep their basis; cells of matrix.yaml no input has are filled from it;
+  * rows and features unknown to matrix.yaml are kept and listed as warnings.
+DIR receives matrix.json, matrix.md, matrix.html and junit.xml.
+
+example:
+  glmverify merge results/20250101T0900Z runner-h200/matrix.json runner-mi300x --out release/
+"""
+
+REPORT_EPILOG = """\
+Re-renders matrix.md (pull requests, sign-off record), matrix.html (one self-contained page:
+grouped rows, coloured cells, drill-down to checks and evidence, figures) and junit.xml (one
+testcase per check) from DIR/matrix.json. matrix.json itself is never modified.
+
+example:
+  glmverify report results/latest && xdg-open results/latest/matrix.html
+"""
+
+SIGNOFF_EPILOG = """\
+--by NAME writes DIR/signoff.json: the signer, the UTC time, the sha256 and size of
+DIR/matrix.json and its cell counts per status, and refreshes matrix.md/matrix.html with the
+sign-off. --verify recomputes the sha256 and exits 1 if matrix.json changed after signing (or
+was never signed), 0 when it is the signed one.
+
+examples:
+  glmverify signoff --by "Jane Doe <jane@example.com>" --note "release 2025.1" release/
+  glmverify signoff --verify release/
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="glmverify", description=DESCRIPTION, formatter_class=_Formatter,
+                                allow_abbrev=False)
+    p.add_argument("--version", action="version", version=f"glmverify {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    run = sub.add_parser("run", help="run the conformance suites (wraps pytest)", formatter_class=_Formatter,
+                         description="Run the conformance suites on the selected matrix rows (pytest on suites/).",
+                         epilog=RUN_EPILOG, allow_abbrev=False)
+    sel = run.add_argument_group("selection")
+    sel.add_argument("-m", dest="markexpr", metavar="EXPR",
+                     help="marker expression: hardware (cpu, h200, mi300x, ...), e.g. -m h200 or -m 'h200 or b200'")
+    sel.add_argument("-k", dest="keyword", metavar="EXPR", help="only checks whose name matches EXPR (pytest -k)")
+    sel.add_argument("--suite", action="append", metavar="PATH",
+                     help="suite file or directory to run (repeatable; default: the suites/ directory)")
+    tgt = run.add_argument_group("target")
+    tgt.add_argument("--endpoint", metavar="URL", help="attach to a running OpenAI-compatible server instead of launching")
+    tgt.add_argument("--row", metavar="ID", help="the matrix row --endpoint stands for (default: the row serving its model)")
+    tgt.add_argument("--served-model", metavar="NAME", help="model name at --endpoint (default: first of /v1/models)")
+    tgt.add_argument("--engine", choices=["vllm", "sglang", "auto"], help="engine kind at --endpoint (default: probe)")
+    tgt.add_argument("--matrix", metavar="PATH", help="matrix.yaml to verify (default: the repository's)")
+    out = run.add_argument_group("output and parallelism")
+    out.add_argument("--results", metavar="DIR", help="results directory (default: results/<UTC time>/)")
+    out.add_argument("-n", dest="numprocesses", metavar="N",
+                     help="pytest-xdist workers (N, auto or logical); implies --dist loadgroup so a row's "
+                          "engine launches once, on one worker")
+    out.add_argument("--dry-run", action="store_true", help="print the pytest command instead of running it")
+
+    plan = sub.add_parser("plan", help="print the launch command of every selected row; launches nothing",
+                          formatter_class=_Formatter, epilog=PLAN_EPILOG, allow_abbrev=False,
+                          description="Print how each selected matrix row would be launched (pytest --plan -m EXPR).")
+    plan.add_argument("-m", dest="markexpr", metavar="EXPR", help="hardware marker expression, e.g. h200 (default: every row)")
+    plan.add_argument("--matrix", metavar="PATH", help="matrix.yaml to plan (default: the repository's)")
+    plan.add_argument("--suite", action="append", metavar="PATH", help="suite file or directory (default: suites/)")
+    plan.add_argument("--dry-run", action="store_true", help="print the pytest command instead of running it")
+
+    merge = sub.add_parser("merge", help="merge matrix.json files of several runners or runs into one",
+                           formatter_class=_Formatter, epilog=MERGE_EPILOG, allow_abbrev=False,
+                           description="Merge matrix.json files (one per runner, worker or re-run) into DIR/matrix.json.")
+    merge.add_argument("results", nargs="+", metavar="RESULTS", help="matrix.json files or results directories")
+    merge.add_argument("--out", required=True, metavar="DIR", help="directory for the merged matrix.json and reports")
+    merge.add_argument("--matrix", metavar="PATH",
+                       help="matrix.yaml naming the known rows and features (default: the repository's)")
+
+    rep = sub.add_parser("report", help="re-render matrix.md, matrix.html and junit.xml from a matrix.json",
+                         formatter_class=_Formatter, epilog=REPORT_EPILOG, allow_abbrev=False,
+                         description="Render the reports of a results directory (or a matrix.json file).")
+    rep.add_argument("dir", metavar="DIR", help="results directory holding matrix.json (or the file itself)")
+    rep.add_argument("--out", metavar="OUTDIR", help="write the reports here instead of next to matrix.json")
+
+    so = sub.add_parser("signoff", help="sign off a results directory, or verify its sign-off",
+                        formatter_class=_Formatter, epilog=SIGNOFF_EPILOG, allow_abbrev=False,
+                        description="Bind a signer and a UTC time to the exact bytes of DIR/matrix.json.")
+    mode = so.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--by", metavar="NAME", help="sign: the signer's name (and e-mail)")
+    mode.add_argument("--verify", action="store_true", help="check that matrix.json is the signed one (exit 1 if not)")
+    so.add_argument("--note", metavar="TEXT", help="a note kept in the sign-off (with --by)")
+    so.add_argument("dir", nargs="?", default=str(DEFAULT_DIR), metavar="DIR",
+                    help=f"results directory (default: {DEFAULT_DIR})")
+    return p
+
+
+# ---- run / plan -----------------------------------------------------------------------------------
+def _check_file(path: str | None, what: str) -> None:
+    if path is not None and not Path(path).is_file():
+        raise CLIError(f"{what} {path}: no such file")
+
+
+def _suite_paths(suites: list[str] | None) -> list[str]:
+    if suites:
+        for s in suites:
+            if not Path(s).exists():
+                raise CLIError(f"--suite {s}: no such file or directory")
+        return list(suites)
+    d = _suites_dir()
+    if not d.is_dir():
+        raise CLIError(f"no suites directory at {d}; pass --suite PATH")
+    return [str(d)]
+
+
+def pytest_args_for_run(ns: argparse.Namespace, extra: list[str]) -> list[str]:
+    """The pytest arguments of ``glmverify run`` (without the interpreter)."""
+    _check_file(ns.matrix, "--matrix")
+    if ns.endpoint and not ns.endpoint.startswith(("http://", "https://")):
+        raise CLIError(f"--endpoint must be an http(s) URL, got {ns.endpoint!r}")
+    if ns.row and not ns.endpoint:
+        raise CLIError("--row needs --endpoint (it names the row a running server stands for); "
+                       "to select rows to launch use -m HARDWARE or -k")
+    if ns.results and Path(ns.results).exists() and not Path(ns.results).is_dir():
+        raise CLIError(f"--results {ns.results}: exists and is not a directory")
+    args = _suite_paths(ns.suite)
+    for flag, value in (("-m", ns.markexpr), ("-k", ns.keyword), ("--endpoint", ns.endpoint), ("--row", ns.row),
+                        ("--served-model", ns.served_model), ("--engine", ns.engine), ("--matrix", ns.matrix),
+                        ("--results", ns.results)):
+        if value is not None:
+            args += [flag, value]
+    if ns.numprocesses is not None:
+        n = ns.numprocesses
+        if n not in ("auto", "logical") and not (n.isdigit() and int(n) >= 0):
+            raise CLIError(f"-n takes a number of workers, auto or logical, got {n!r}")
+        args += ["-n", n]
+        if not any(a == "--dist" or a.startswith("--dist=") for a in extra):
+            args += ["--dist", "loadgroup"]
+    return args + [a for a in extra if a != "--"]
+
+
+def pytest_args_for_plan(ns: argparse.Namespace, extra: list[str]) -> list[str]:
+    _check_file(ns.matrix, "--matrix")
+    args = _suite_paths(ns.suite) + ["--plan", "-q", "-p", "no:cacheprovider"]
+    if ns.markexpr:
+        args += ["-m", ns.markexpr]
+    if ns.matrix:
+        args += ["--matrix", ns.matrix]
+    return args + [a for a in extra if a != "--"]
+
+
+def _pytest(args: list[str], dry_run: bool) -> int:
+    if dry_run:
+        import shlex
+
+        print(shlex.join([sys.executable, "-m", "pytest", *args]))
+        return EXIT_OK
+    import pytest
+
+    return int(pytest.main(args))
+
+
+# ---- merge / report / signoff -------------------------------------------------------------------
+def _load_matrix(path: str | None):
+    from .matrix import DEFAULT_MATRIX, load
+
+    if path is None:
+        if not DEFAULT_MATRIX.is_file():
+            _warn(f"no matrix.yaml at {DEFAULT_MATRIX}: rows and features cannot be checked (pass --matrix)")
+            return None
+        return load(DEFAULT_MATRIX)
+    _check_file(path, "--matrix")
+    return load(path)
+
+
+def _summary(doc: dict) -> str:
+    from .report import status_counts
+
+    return ", ".join(f"{s} {n}" for s, n in status_counts(doc).items() if n)
+
+
+def cmd_merge(ns: argparse.Namespace) -> int:
+    from .merge import merge_files, resolve_document
+    from .report import write_reports
+    from .results import atomic_write
+
+    out = Path(ns.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out}: exists and is not a directory")
+    inputs = [resolve_document(p) for p in ns.results]  # DocumentError names a missing one
+    for given, f in zip(ns.results, inputs):
+        if f.resolve() == (out / "matrix.json").resolve():
+            raise CLIError(f"--out {out} would overwrite the input {given}; choose a new directory")
+    seen = set()
+    for given, f in zip(ns.results, inputs):
+        if f.resolve() in seen:
+            _warn(f"{given} is given more than once; it is merged once")
+        seen.add(f.resolve())
+    matrix = _load_matrix(ns.matrix)
+    unique = list({f.resolve(): g for g, f in zip(ns.results, inputs)}.values())
+    doc = merge_files(unique, matrix)
+    if (out / "signoff.json").exists():
+        _warn(f"{out / 'signoff.json'} signs the previous matrix.json; sign the merged one again")
+    atomic_write(out / "matrix.json", json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    written = write_reports(out, doc)
+    for w in doc.get("warnings", []):
+        _warn(w)
+    print(f"merged {len(unique)} file(s) into {out / 'matrix.json'}: {_summary(doc)}")
+    print("reports: " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from .merge import read_document
+    from .report import write_reports
+
+    f, _, doc = read_document(ns.dir)
+    out = Path(ns.out) if ns.out else f.parent
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out}: exists and is not a directory")
+    if ns.out and f.name != "matrix.json":
+        _warn(f"{f} is not named matrix.json: a sign-off of {out} would not cover it")
+    written = write_reports(out, doc)
+    for w in doc.get("warnings") or []:
+        _warn(w)
+    print(f"{f}: {_summary(doc)}")
+    print("reports: " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def cmd_signoff(ns: argparse.Namespace) -> int:
+    from . import signoff
+    from .merge import load_document
+    from .report import write_reports
+
+    d = Path(ns.dir)
+    if ns.verify:
+        if ns.note:
+            raise CLIError("--note goes with --by, not --verify")
+        v = signoff.verify(d)
+        if v.ok:
+            print(v.message)
+            return EXIT_OK
+        print(f"glmverify: sign-off FAILED: {v.message}", file=sys.stderr)
+        return EXIT_FAILED
+    record = signoff.sign(d, ns.by, ns.note)
+    try:
+        write_reports(d, load_document(d))  # matrix.md/html now carry the sign-off
+    except Exception as exc:  # noqa: BLE001 - the sign-off itself is written; say what is stale
+        _warn(f"signed, but the reports could not be refreshed: {exc}")
+    c = record["counts"]
+    print(f"signed off {d / 'matrix.json'} (sha256 {record['matrix_json']['sha256']}) "
+          f"by {record['signed_by']} at {record['signed_at']}: "
+          + ", ".join(f"{k} {v}" for k, v in c.items() if v))
+    if c.get("failed"):
+        _warn(f"the signed matrix has {c['failed']} failed cell(s)")
+    return EXIT_OK
+
+
+# ---- entry point ----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    from .matrix import MatrixError
+    from .merge import DocumentError
+    from .signoff import SignoffError
+
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        ns, extra = parser.parse_known_args(argv)
+        if ns.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        if extra and ns.command not in ("run", "plan"):
+            parser.parse_args(argv)  # argparse's own "unrecognized arguments" message, exit 2
+        if ns.command == "run":
+            return _pytest(pytest_args_for_run(ns, extra), ns.dry_run)
+        if ns.command == "plan":
+            return _pytest(pytest_args_for_plan(ns, extra), ns.dry_run)
+        return {"merge": cmd_merge, "report": cmd_report, "signoff": cmd_signoff}[ns.command](ns)
+    except (CLIError, DocumentError, SignoffError, MatrixError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:  # e.g. --out on a read-only file system
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _err(f"{where}{exc.strerror or exc}")
+        return EXIT_USAGE
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2), message already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - no tracebacks for users; GLMVERIFY_DEBUG shows them
+        if os.environ.get("GLMVERIFY_DEBUG"):
+            traceback.print_exc()
+        _err(f"internal error: {type(exc).__name__}: {exc} (set GLMVERIFY_DEBUG=1 for the traceback)")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Sign-off: bind a person and a UTC time to one exact matrix.json.
+
+``sign(DIR, by=NAME)`` writes DIR/signoff.json with the signer, the time, the sha256 and size of
+DIR/matrix.json and its counts per status. ``verify(DIR)`` recomputes the digest: any change
+to matrix.json after signing (a re-run, a re-merge, a hand edit) makes it fail. This is an
+integrity record, not a cryptographic signature: it proves *which* matrix was signed, not who
+signed it (the repository's commit of signoff.json does that).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .engines import utcnow
+from .matrix import STATUSES
+from .merge import MATRIX_JSON, DocumentError, parse_document
+from .results import atomic_write
+
+SIGNOFF_JSON = "signoff.json"
+SIGNOFF_SCHEMA = 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class SignoffError(ValueError):
+    """Bad input: missing directory or matrix.json, corrupt signoff.json, bad signer name."""
+
+
+@dataclass
+class Verification:
+    ok: bool
+    message: str
+    record: dict | None = None
+
+
+def counts(doc: dict) -> dict[str, int]:
+    out = {s: 0 for s in STATUSES}
+    for c in doc.get("cells", []):
+        out[c["status"]] = out.get(c["status"], 0) + 1
+    return out
+
+
+def _results_dir(path: str | Path) -> Path:
+    d = Path(path)
+    if not d.exists():
+        raise SignoffError(f"{d}: no such results directory")
+    if not d.is_dir():
+        raise SignoffError(f"{d}: not a directory (pass the results directory that holds {MATRIX_JSON})")
+    return d
+
+
+def _read_matrix(d: Path) -> tuple[bytes, dict]:
+    f = d / MATRIX_JSON
+    if not f.is_file():
+        raise SignoffError(f"{d}: no {MATRIX_JSON} to sign")
+    try:
+        raw = f.read_bytes()
+    except OSError as exc:
+        raise SignoffError(f"{f}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return raw, parse_document(raw, str(f))
+    except DocumentError as exc:
+        raise SignoffError(str(exc)) from None
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise SignoffError("--by needs the signer's name, e.g. --by 'Jane Doe <jane@example.com>'")
+    if _CONTROL.search(name):
+        raise SignoffError("--by must be one line of printable text")
+    if len(name) > 200:
+        raise SignoffError("--by is longer than 200 characters")
+    return name
+
+
+def sign(results_dir: str | Path, by: str, note: str | None = None) -> dict:
+    """Write DIR/signoff.json for the current DIR/matrix.json and return the record."""
+    d = _results_dir(results_dir)
+    by = check_name(by)
+    raw, doc = _read_matrix(d)
+    run = doc.get("run") or {}
+    record: dict[str, Any] = {
+        "schema": SIGNOFF_SCHEMA,
+        "signed_by": by,
+        "signed_at": utcnow(),
+        "matrix_json": {"file": MATRIX_JSON, "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)},
+        "run": {"id": run.get("id"), "started": run.get("started"), "finished": run.get("finished"),
+                "matrix": run.get("matrix"), "merged": bool(run.get("merged"))},
+        "counts": counts(doc),
+        "harness": f"glmverify {__version__}",
+    }
+    if note:
+        record["note"] = _CONTROL.sub(" ", note).strip()
+    previous = _load_record(d / SIGNOFF_JSON, missing_ok=True)
+    if previous:
+        record["supersedes"] = {k: previous.get(k) for k in ("signed_by", "signed_at")}
+        record["supersedes"]["sha256"] = (previous.get("matrix_json") or {}).get("sha256")
+    atomic_write(d / SIGNOFF_JSON, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    return record
+
+
+def _load_record(f: Path, missing_ok: bool = False) -> dict | None:
+    if not f.exists():
+        if missing_ok:
+            return None
+        raise FileNotFoundError(f)
+    try:
+        record = json.loads(f.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SignoffError(f"{f}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise SignoffError(f"{f}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except OSError as exc:
+        raise SignoffError(f"{f}: cannot read: {exc.strerror or exc}") from None
+    sha = (record.get("matrix_json") or {}).get("sha256") if isinstance(record, dict) else None
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise SignoffError(f"{f}: not a glmverify sign-off record (no matrix_json.sha256)")
+    return record
+
+
+def verify(results_dir: str | Path) -> Verification:
+    """Whether DIR/matrix.json is byte-for-byte the one signed in DIR/signoff.json."""
+    d = _results_dir(results_dir)
+    f = d / SIGNOFF_JSON
+    record = _load_record(f, missing_ok=True)
+    if record is None:
+        return Verification(False, f"{d}: not signed off (no {SIGNOFF_JSON}); sign with: glmverify signoff --by NAME {d}")
+    who = f"{record.get('signed_by')} at {record.get('signed_at')}"
+    signed = record["matrix_json"]["sha256"]
+    m = d / MATRIX_JSON
+    if not m.is_file():
+        return Verification(False, f"{m} is missing; it was signed off by {who} (sha256 {signed})", record)
+    raw = m.read_bytes()
+    now = hashlib.sha256(raw).hexdigest()
+    if now != signed:
+        msg = (f"{m} changed after sign-off: signed by {who} with sha256 {signed}, "
+               f"now sha256 {now}")
+        try:
+            cur = counts(parse_document(raw, str(m)))
+            was = record.get("counts") or {}
+            diff = [f"{s} {was.get(s, 0)}→{cur.get(s, 0)}" for s in cur if cur.get(s, 0) != was.get(s, 0)]
+            if diff:
+                msg += f"; cells: {', '.join(diff)}"
+        except DocumentError as exc:
+            msg += f"; and it is no longer a valid matrix: {exc}"
+        return Verification(False, msg + ". Review the matrix and sign it again.", record)
+    return Verification(True, f"{m}: sign-off OK: signed by {who}, sha256 {now}", record)

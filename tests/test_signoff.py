@@ -1,0 +1,98 @@
+"""Sign-off binds a signer, a UTC time and the sha256 of matrix.json; verify catches any change."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+
+from glmverify.signoff import SignoffError, sign, verify
+
+DOC = {"schema": 1, "run": {"id": "run-1", "started": "2025-01-01T00:00:00Z", "finished": "2025-01-01T01:00:00Z"},
+       "cells": [{"row": "r", "feature": "tool_calls", "status": "verified", "checks": [], "evidence": {}, "basis": "b"},
+                 {"row": "r", "feature": "context_1m", "status": "failed", "checks": [], "evidence": {}, "basis": "b"},
+                 {"row": "r", "feature": "non_think", "status": "inferred", "checks": [], "evidence": {}, "basis": "b"}]}
+
+
+@pytest.fixture
+def results(tmp_path):
+    (tmp_path / "matrix.json").write_text(json.dumps(DOC, indent=1) + "\n")
+    return tmp_path
+
+
+def test_sign_binds_signer_time_digest_and_counts(results):
+    rec = sign(results, "Jane Doe <jane@example.com>", note="release 2025.1")
+    on_disk = json.loads((results / "signoff.json").read_text())
+    assert on_disk == rec
+    assert rec["signed_by"] == "Jane Doe <jane@example.com>"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rec["signed_at"])
+    raw = (results / "matrix.json").read_bytes()
+    assert rec["matrix_json"] == {"file": "matrix.json", "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
+    assert rec["counts"] == {"verified": 1, "failed": 1, "inferred": 1, "unsupported": 0, "not_run": 0}
+    assert rec["run"]["id"] == "run-1" and rec["note"] == "release 2025.1"
+
+
+def test_verify_passes_then_fails_after_a_change(results):
+    sign(results, "Jane Doe")
+    v = verify(results)
+    assert v.ok and "sign-off OK" in v.message and "Jane Doe" in v.message
+    doc = json.loads((results / "matrix.json").read_text())
+    doc["cells"][1]["status"] = "verified"  # someone "fixes" a failure by hand
+    (results / "matrix.json").write_text(json.dumps(doc, indent=1) + "\n")
+    v = verify(results)
+    assert not v.ok
+    assert "changed after sign-off" in v.message and "Jane Doe" in v.message
+    assert "verified 1→2" in v.message and "failed 1→0" in v.message
+
+
+def test_even_a_whitespace_change_fails(results):
+    sign(results, "Jane Doe")
+    (results / "matrix.json").write_bytes((results / "matrix.json").read_bytes() + b"\n")
+    assert not verify(results).ok
+
+
+def test_resigning_records_what_it_supersedes(results):
+    first = sign(results, "Jane Doe")
+    (results / "matrix.json").write_text(json.dumps(DOC) + "\n")
+    second = sign(results, "John Roe")
+    assert verify(results).ok
+    assert second["supersedes"] == {"signed_by": "Jane Doe", "signed_at": first["signed_at"],
+                                    "sha256": first["matrix_json"]["sha256"]}
+
+
+def test_unsigned_or_deleted_matrix_fails_verification(results):
+    v = verify(results)
+    assert not v.ok and "not signed off" in v.message
+    sign(results, "Jane Doe")
+    (results / "matrix.json").unlink()
+    v = verify(results)
+    assert not v.ok and "missing" in v.message
+
+
+def test_bad_input_raises_signoff_error(tmp_path, results):
+    with pytest.raises(SignoffError, match="no such results directory"):
+        sign(tmp_path / "nope", "Jane")
+    with pytest.raises(SignoffError, match="no matrix.json to sign"):
+        sign(_empty_dir(tmp_path), "Jane")
+    for name in ("", "   ", "Jane\nDoe"):
+        with pytest.raises(SignoffError, match="--by"):
+            sign(results, name)
+    (results / "signoff.json").write_text("{not json")
+    with pytest.raises(SignoffError, match=r"signoff\.json: not valid JSON"):
+        verify(results)
+    (results / "signoff.json").write_text('{"signed_by": "x"}')
+    with pytest.raises(SignoffError, match="not a glmverify sign-off record"):
+        verify(results)
+
+
+def test_corrupt_matrix_json_cannot_be_signed(results):
+    (results / "matrix.json").write_text('{"cells": "nope"}')
+    with pytest.raises(SignoffError, match=r"matrix\.json: not a glmverify matrix.json"):
+        sign(results, "Jane")
+
+
+def _empty_dir(tmp_path):
+    d = tmp_path / "empty"
+    d.mkdir()
+    return d
