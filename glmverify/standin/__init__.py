@@ -1,0 +1,19 @@
+"""A stand-in for the GLM-5.2 *model* (never for the engine), so a real vLLM can be verified on CPU.
+
+Design:
+
+* ``build`` writes a tiny Hugging Face model directory: a 2-layer ``LlamaForCausalLM`` with
+  seeded random weights (head_dim 64, which vLLM's CPU backend accepts), a byte-level tokenizer
+  (256 byte tokens, no merges, so one byte is one token) plus GLM's special tokens as single added
+  tokens, GLM's end-of-turn ids in ``generation_config.json``, and a GLM-5.2-style chat template
+  (``chat_template.jinja``) written from the documented behaviour.
+* ``script.respond`` is pure Python: given the prompt rendered by that template, it returns the raw
+  text GLM-5.2 would generate (reasoning, ``</think>``, answer or compact ``<tool_call>`` blocks).
+* ``processor.GLMStandInProcessor`` is a vLLM v1 logits processor: for each request it decodes the
+  prompt, asks ``script.respond`` for the output, and forces that output token by token.
+
+The random weights never decide anything: the engine's real code paths (chat template rendering,
+scheduling, detokenisation, the ``glm45`` reasoning parser, the ``glm47`` tool parser, structured
+outputs, the OpenAI and Anthropic front ends) turn the scripted raw output into responses, so the
+suites test vLLM itself against GLM-5.2-shaped output.
+"""

@@ -1,0 +1,648 @@
+"""Unit tests of the GLM-5.2 stand-in: the model builder, the chat template, the script, the processor.
+
+The template is rendered the way vLLM renders it (transformers ``apply_chat_template`` on the
+built tokenizer); the script is fed those prompts. No server is started here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+jsonschema = pytest.importorskip("jsonschema")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+pytest.importorskip("numpy")
+
+from glmverify.standin import build as standin_build  # noqa: E402
+from glmverify.standin import script  # noqa: E402
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return standin_build.build(tmp_path_factory.mktemp("standin") / "model")
+
+
+@pytest.fixture(scope="module")
+def tok(model_dir):
+    return transformers.AutoTokenizer.from_pretrained(str(model_dir))
+
+
+@pytest.fixture
+def render(tok):
+    def _render(messages, *, tools=None, add_generation_prompt=True, **kwargs):
+        return tok.apply_chat_template(
+            messages, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs
+        )
+
+    return _render
+
+
+def user(text):
+    return [{"role": "user", "content": text}]
+
+
+def fn(name, parameters=None, description=""):
+    f = {"name": name, "description": description}
+    if parameters is not None:
+        f["parameters"] = parameters
+    return {"type": "function", "function": f}
+
+
+WEATHER = fn(
+    "get_weather",
+    {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        },
+        "required": ["city"],
+    },
+    "Weather forecast",
+)
+TIME = fn("get_time", {"type": "object", "properties": {}}, "Current time")
+ECHO = fn("echo_text", {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]})
+COMPLEX = fn(
+    "book_trip",
+    {
+        "type": "object",
+        "properties": {
+            "traveller": {"$ref": "#/$defs/person"},
+            "nights": {"type": "integer", "minimum": 2, "maximum": 14, "multipleOf": 2},
+            "budget": {"type": "number", "exclusiveMinimum": 100},
+            "refundable": {"type": "boolean"},
+            "cabin": {"enum": ["economy", "business"]},
+            "version": {"const": 3},
+            "notes": {"anyOf": [{"type": "null"}, {"type": "string", "minLength": 5}]},
+            "stops": {"type": "array", "items": {"type": "string"}, "minItems": 2, "uniqueItems": True},
+            "when": {"type": "string", "format": "date"},
+            "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "meta": {
+                "type": "object",
+                "properties": {"tags": {"type": "array", "items": {"type": "integer"}}, "source": {"type": "string"}},
+                "required": ["tags"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["traveller", "nights", "budget", "refundable", "cabin", "version", "notes", "stops", "when",
+                     "code", "meta"],
+        "additionalProperties": False,
+        "$defs": {
+            "person": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 18}},
+                "required": ["name", "age"],
+            }
+        },
+    },
+)
+
+_CALL_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
+_ARG_RE = re.compile(r"<arg_key>(.*?)</arg_key><arg_value>(.*?)</arg_value>", re.S)
+
+
+def parse_calls(text: str, tools: list[dict]) -> list[tuple[str, dict]]:
+    """Parse compact GLM calls the way vLLM's glm47 parser does (strings raw, other types JSON)."""
+    schemas = {t["function"]["name"]: t["function"].get("parameters") or {} for t in tools}
+    calls = []
+    for body in _CALL_RE.findall(text):
+        name = body.split("<arg_key>", 1)[0]
+        assert name == name.strip() and "\n" not in name, f"not the compact format: {body!r}"
+        props = schemas[name].get("properties", {})
+        args = {}
+        for key, raw in _ARG_RE.findall(body):
+            prop = props.get(key, {})
+            if prop.get("type") == "string":
+                args[key] = raw
+            else:  # typed: JSON; untyped (enum, anyOf): JSON when it parses, else the raw string
+                try:
+                    args[key] = json.loads(raw)
+                except ValueError:
+                    assert "type" not in prop, (key, raw)
+                    args[key] = raw
+        calls.append((name, args))
+    return calls
+
+
+def split_think(raw: str) -> tuple[str, str]:
+    assert raw.count("</think>") == 1, raw
+    reasoning, answer = raw.split("</think>")
+    return reasoning, answer
+
+
+# --------------------------------------------------------------------------- build
+
+
+def test_build_writes_a_llama_model_with_glm_eos(model_dir):
+    cfg = json.loads((model_dir / "config.json").read_text())
+    assert cfg["architectures"] == ["LlamaForCausalLM"]
+    assert cfg["hidden_size"] // cfg["num_attention_heads"] == cfg["head_dim"] == 64
+    assert cfg["num_hidden_layers"] == 2
+    assert cfg["max_position_embeddings"] >= 1_048_576
+    assert cfg["vocab_size"] == standin_build.VOCAB_SIZE
+    gen = json.loads((model_dir / "generation_config.json").read_text())
+    ids = standin_build.TOKEN_IDS
+    assert gen["eos_token_id"] == [ids["<|endoftext|>"], ids["<|user|>"], ids["<|observation|>"]]
+    header_len = int.from_bytes((model_dir / "model.safetensors").read_bytes()[:8], "little")
+    header = json.loads((model_dir / "model.safetensors").read_bytes()[8 : 8 + header_len])
+    assert header["lm_head.weight"]["shape"] == [cfg["vocab_size"], cfg["hidden_size"]]
+    assert header["model.layers.1.self_attn.k_proj.weight"]["dtype"] == "BF16"
+
+
+def test_build_is_idempotent_and_deterministic(model_dir, tmp_path):
+    stamp = model_dir / standin_build.STAMP_NAME
+    before = {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir()}
+    assert standin_build.build(model_dir) == model_dir
+    assert {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir()} == before
+    other = standin_build.build(tmp_path / "again")
+    for name in standin_build.FILES:
+        assert (other / name).read_bytes() == (model_dir / name).read_bytes(), name
+    assert json.loads(stamp.read_text())["hash"] == standin_build.build_hash()
+    # A different option is a different build.
+    small = standin_build.build(tmp_path / "small", max_position=4096)
+    assert json.loads((small / "config.json").read_text())["max_position_embeddings"] == 4096
+    assert not standin_build.is_built(small)
+
+
+def test_build_cli(tmp_path, capsys):
+    assert standin_build.main([str(tmp_path / "m"), "--max-position", "2048"]) == 0
+    assert "built" in capsys.readouterr().out
+    assert standin_build.main([str(tmp_path / "m"), "--max-position", "2048"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_tokenizer_is_byte_level_with_single_glm_tokens(tok):
+    assert len(tok) == standin_build.VOCAB_SIZE
+    text = "héllo 世界 \n\t"
+    assert len(tok.encode(text, add_special_tokens=False)) == len(text.encode("utf-8"))
+    for t in standin_build.TOKEN_IDS:
+        assert tok.encode(t, add_special_tokens=False) == [standin_build.TOKEN_IDS[t]], t
+    ids = tok.encode("<|user|>hi<|assistant|><think>r</think><tool_call>f</tool_call>", add_special_tokens=False)
+    assert tok.decode(ids) == "<|user|>hi<|assistant|><think>r</think><tool_call>f</tool_call>"
+    # Reasoning / tool tags survive skip_special_tokens (vLLM's parsers read them from text).
+    assert tok.decode(ids, skip_special_tokens=True) == "hi<think>r</think><tool_call>f</tool_call>"
+    assert tok.eos_token == "<|endoftext|>"
+
+
+# --------------------------------------------------------------------------- template
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "line"),
+    [
+        ({}, "Max"),
+        ({"reasoning_effort": "max"}, "Max"),
+        ({"reasoning_effort": "high"}, "High"),
+        ({"reasoning_effort": "low"}, "Max"),
+        ({"reasoning_effort": "medium"}, "Max"),
+        ({"reasoning_effort": "bogus"}, "Max"),
+        ({"reasoning_effort": None}, "Max"),
+        ({"enable_thinking": True, "reasoning_effort": "high"}, "High"),
+    ],
+)
+def test_effort_line(render, kwargs, line):
+    prompt = render(user("hi"), **kwargs)
+    assert prompt == f"[gMASK]<sop><|system|>Reasoning Effort: {line}<|user|>hi<|assistant|><think>"
+    assert script.parse_prompt(prompt).effort == line
+
+
+@pytest.mark.parametrize("effort", [None, "high", "max", "low"])
+def test_no_effort_line_and_nonthink_prompt_when_thinking_off(render, effort):
+    kwargs = {"enable_thinking": False}
+    if effort:
+        kwargs["reasoning_effort"] = effort
+    prompt = render(user("hi"), **kwargs)
+    assert prompt == "[gMASK]<sop><|user|>hi<|assistant|></think>"
+    assert "Reasoning Effort" not in prompt
+
+
+def test_thinking_kwarg_is_not_enable_thinking(render):
+    assert render(user("hi"), thinking=False).endswith("<|assistant|><think>")
+
+
+def test_tools_are_rendered_before_the_system_message(render):
+    msgs = [{"role": "system", "content": "You are terse."}, *user("hi")]
+    prompt = render(msgs, tools=[WEATHER, TIME])
+    effort = prompt.index("Reasoning Effort: Max")
+    tools = prompt.index("<tools>")
+    system = prompt.index("<|system|>You are terse.")
+    assert effort < tools < system < prompt.index("<|user|>hi")
+    assert "<tool_call>{function-name}<arg_key>{arg-key-1}</arg_key><arg_value>" in prompt
+    parsed = script.parse_prompt(prompt)
+    assert [t["name"] for t in parsed.tools] == ["get_weather", "get_time"]
+    assert parsed.tools[0]["parameters"] == WEATHER["function"]["parameters"]
+    assert [(t.role, t.text) for t in parsed.turns] == [("system", "You are terse."), ("user", "hi")]
+
+
+def test_no_generation_prompt(render):
+    assert render(user("hi"), add_generation_prompt=False).endswith("<|user|>hi")
+
+
+def test_history_tool_calls_observation_and_reasoning(render):
+    msgs = [
+        *user("weather in Paris?"),
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "reasoning_content": "need the tool",
+            "tool_calls": [
+                {"id": "a", "type": "function",
+                 "function": {"name": "get_weather", "arguments": {"city": " Paris ", "days": 2, "opts": {"x": [1]}}}},
+                {"id": "b", "type": "function", "function": {"name": "get_time", "arguments": {}}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "a", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "b", "content": "noon"},
+        {"role": "assistant", "content": "It is sunny at noon.", "reasoning_content": "summarise"},
+        *user("thanks"),
+    ]
+    prompt = render(msgs, tools=[WEATHER, TIME])
+    call = (
+        "<tool_call>get_weather<arg_key>city</arg_key><arg_value> Paris </arg_value>"
+        '<arg_key>days</arg_key><arg_value>2</arg_value><arg_key>opts</arg_key><arg_value>{"x": [1]}</arg_value>'
+        "</tool_call><tool_call>get_time</tool_call>"
+    )
+    assert "<|assistant|></think>Checking." + call in prompt
+    assert "<|observation|><tool_response>sunny</tool_response><tool_response>noon</tool_response>" in prompt
+    assert prompt.count("<|observation|>") == 1
+    # Reasoning of earlier turns is dropped by default ...
+    assert "need the tool" not in prompt and "summarise" not in prompt
+    # ... and kept with clear_thinking false.
+    kept = render(msgs, tools=[WEATHER, TIME], clear_thinking=False)
+    assert "<|assistant|><think>need the tool</think>Checking." in kept
+    assert "<|assistant|><think>summarise</think>It is sunny at noon." in kept
+    parsed = script.parse_prompt(prompt)
+    assert [t.role for t in parsed.turns] == ["user", "assistant", "tool", "assistant", "user"]
+    assert parsed.turns[2].tool_results == ["sunny", "noon"]
+
+
+def test_reasoning_of_the_current_tool_loop_is_kept(render):
+    msgs = [
+        *user("weather?"),
+        {"role": "assistant", "content": "", "reasoning_content": "loop thought",
+         "tool_calls": [{"id": "a", "type": "function", "function": {"name": "get_time", "arguments": {}}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "noon"},
+    ]
+    assert "<think>loop thought</think><tool_call>get_time</tool_call>" in render(msgs, tools=[TIME])
+
+
+# --------------------------------------------------------------------------- script: reasoning
+
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "Explain photosynthesis in two sentences.",
+    "Why is the sky blue?",
+    "Name three prime numbers bigger than ten.",
+    "How do vaccines train the immune system?",
+]
+
+
+def _reasoning_tokens(tok, render, q, **kwargs):
+    raw = script.respond(render(user(q), **kwargs))
+    reasoning, _ = split_think(raw)
+    return len(tok.encode(reasoning, add_special_tokens=False))
+
+
+def test_thinking_output_shape(render):
+    raw = script.respond(render(user("What is the capital of France?")))
+    reasoning, answer = split_think(raw)
+    assert reasoning and answer
+    assert "<think>" not in raw and "<tool_call>" not in raw
+    assert "capital" in answer and "France" in answer
+
+
+def test_reasoning_is_deterministic_and_max_about_three_times_high(tok, render):
+    high = [_reasoning_tokens(tok, render, q, reasoning_effort="high") for q in QUESTIONS]
+    maxi = [_reasoning_tokens(tok, render, q) for q in QUESTIONS]
+    assert maxi == [_reasoning_tokens(tok, render, q, reasoning_effort="max") for q in QUESTIONS]
+    assert maxi == [_reasoning_tokens(tok, render, q, reasoning_effort="low") for q in QUESTIONS]
+    for h, m in zip(high, maxi):
+        assert 2.5 <= m / h <= 3.5, (h, m)
+    assert len(set(high)) > 1, "reasoning length should depend on the prompt"
+    assert script.respond(render(user(QUESTIONS[0]))) == script.respond(render(user(QUESTIONS[0])))
+
+
+def test_non_think_has_no_reasoning(render):
+    raw = script.respond(render(user("Why is the sky blue?"), enable_thinking=False))
+    assert "</think>" not in raw and "<think>" not in raw
+    assert "sky" in raw
+
+
+# --------------------------------------------------------------------------- script: tools
+
+
+def _calls(render, text, tools, **kwargs):
+    raw = script.respond(render(user(text), tools=tools), **kwargs)
+    _, answer = split_think(raw)
+    return answer, parse_calls(answer, tools)
+
+
+def _assert_valid(calls, tools):
+    schemas = {t["function"]["name"]: t["function"].get("parameters") or {"type": "object"} for t in tools}
+    for name, args in calls:
+        jsonschema.validate(args, schemas[name])
+
+
+def test_named_tool_with_hinted_typed_arguments(render):
+    answer, calls = _calls(render, "What's the weather in city Paris for days 3 in fahrenheit? Use get_weather.",
+                           [WEATHER, TIME])
+    assert calls == [("get_weather", {"city": "Paris", "days": 3, "unit": "fahrenheit"})]
+    assert answer.startswith("I'll call get_weather")
+    assert answer.endswith("</tool_call>")
+    _assert_valid(calls, [WEATHER, TIME])
+
+
+def test_parallel_calls_in_order_of_mention(render):
+    _, calls = _calls(render, "First get_time, then get_weather for city Oslo.", [WEATHER, TIME])
+    assert [c[0] for c in calls] == ["get_time", "get_weather"]
+    assert calls[0] == ("get_time", {})
+    _assert_valid(calls, [WEATHER, TIME])
+
+
+def test_unnamed_tool_defaults_to_first_and_zero_arg_format(render):
+    _, calls = _calls(render, "Hello there", [TIME, WEATHER])
+    assert calls == [("get_time", {})]
+    raw = script.respond(render(user("Hello there"), tools=[TIME, WEATHER]))
+    assert raw.endswith("<tool_call>get_time</tool_call>")
+
+
+def test_tool_names_match_whole_words_only(render):
+    tools = [fn("get_weather_forecast", {"type": "object", "properties": {}}), WEATHER]
+    _, calls = _calls(render, "use get_weather_forecast", tools)
+    assert [c[0] for c in calls] == ["get_weather_forecast"]
+
+
+def test_complex_schema_arguments_validate(render):
+    for text in ["book_trip please", "book_trip with nights 4 and cabin business and code=\"OSL\""]:
+        _, calls = _calls(render, text, [COMPLEX])
+        assert len(calls) == 1
+        _assert_valid(calls, [COMPLEX])
+    assert calls[0][1]["nights"] == 4 and calls[0][1]["cabin"] == "business" and calls[0][1]["code"] == "OSL"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["  leading and trailing  ", "Grüße, 世界! ✓", "line one\nline two\n", "\ttab\t", "quote \" and \\ backslash", "42"],
+)
+def test_exact_string_convention(render, value):
+    text = f"Please call echo_text with text={json.dumps(value, ensure_ascii=False)} exactly."
+    _, calls = _calls(render, text, [ECHO])
+    assert calls == [("echo_text", {"text": value})]
+
+
+def test_invalid_hint_is_ignored(render):
+    _, calls = _calls(render, "get_weather for days 99 in city Rome", [WEATHER])
+    assert calls[0][1]["city"] == "Rome"
+    assert 1 <= calls[0][1]["days"] <= 7
+    _assert_valid(calls, [WEATHER])
+
+
+def test_tool_result_turn_answers_from_result(render):
+    msgs = [
+        *user("weather in city Paris? use get_weather"),
+        {"role": "assistant", "content": "",
+         "tool_calls": [{"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "Sunny, 21 C"},
+    ]
+    raw = script.respond(render(msgs, tools=[WEATHER]))
+    _, answer = split_think(raw)
+    assert answer == "The result is: Sunny, 21 C."
+    # Required tool choice keeps calling.
+    raw = script.respond(render(msgs, tools=[WEATHER]), tool_required=True, allowed_tools=["get_weather"])
+    assert split_think(raw)[1].startswith("<tool_call>get_weather")
+
+
+def test_required_and_named_tool_choice(render):
+    text = "weather for city Oslo, and get_time"
+    raw = script.respond(render(user(text), tools=[WEATHER, TIME]), tool_required=True, allowed_tools=["get_weather", "get_time"])
+    answer = split_think(raw)[1]
+    assert answer.startswith("<tool_call>"), "a grammar-forced answer has no preamble"
+    assert [c[0] for c in parse_calls(answer, [WEATHER, TIME])] == ["get_time"]
+    raw = script.respond(render(user(text), tools=[WEATHER, TIME]), tool_required=True, allowed_tools=["get_weather"],
+                         single_tool_call=True)
+    calls = parse_calls(split_think(raw)[1], [WEATHER, TIME])
+    assert calls == [("get_weather", {"city": "Oslo"})]
+    raw = script.respond(render(user("use get_weather and get_time"), tools=[WEATHER, TIME]), single_tool_call=True)
+    assert len(parse_calls(raw, [WEATHER, TIME])) == 1
+
+
+def test_tools_non_think(render):
+    raw = script.respond(render(user("get_time"), tools=[TIME], enable_thinking=False))
+    assert "</think>" not in raw and raw.endswith("<tool_call>get_time</tool_call>")
+
+
+# --------------------------------------------------------------------------- script: structured, needle, GSM8K
+
+
+def test_json_schema_output(render):
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0},
+                       "tags": {"type": "array", "items": {"type": "string"}}},
+        "required": ["name", "age"],
+    }
+    raw = script.respond(render(user('Make a person with name="Alice" and age 30')), json_schema=schema)
+    _, answer = split_think(raw)
+    assert "<" not in answer and " " not in answer.replace("Alice", "")
+    value = json.loads(answer)
+    jsonschema.validate(value, schema)
+    assert value["name"] == "Alice" and value["age"] == 30
+    free = script.respond(render(user("json please"), enable_thinking=False), json_schema={"type": "object"})
+    assert isinstance(json.loads(free), dict) and json.loads(free)
+
+
+def test_json_schema_wins_over_tools(render):
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    raw = script.respond(render(user("get_time"), tools=[TIME], enable_thinking=False), json_schema=schema)
+    assert json.loads(raw) == {"ok": True}
+
+
+def _haystack(needle: str) -> str:
+    filler = " ".join(f"Sentence {i} talks about rivers and stones." for i in range(200))
+    half = len(filler) // 2
+    return filler[:half] + " " + needle + " " + filler[half:]
+
+
+def test_needle(render):
+    needle = script.NEEDLE_TEMPLATE.format(passphrase="violet-anchor-5531")
+    prompt = render(user(_haystack(needle) + "\nWhat is the secret passphrase?"))
+    _, answer = split_think(script.respond(prompt))
+    assert "violet-anchor-5531" in answer
+    wrong = script.respond(prompt, faults=frozenset({"wrong_answers"}))
+    assert "violet-anchor-5531" not in wrong and "violet-anchor-553" in wrong
+    # No question about it: no passphrase in the answer.
+    assert "violet" not in split_think(script.respond(render(user(_haystack(needle) + "\nSummarise."))))[1]
+
+
+def test_needle_in_an_earlier_message(render):
+    msgs = [
+        {"role": "system", "content": _haystack(script.NEEDLE_TEMPLATE.format(passphrase="Red Kite.42"))},
+        *user("Tell me the passphrase."),
+    ]
+    raw = script.respond(render(msgs, enable_thinking=False))
+    assert raw == "The secret passphrase is Red Kite.42."
+
+
+@pytest.fixture
+def gsm8k_file(tmp_path, monkeypatch):
+    path = tmp_path / "test.jsonl"
+    rows = [
+        {"question": "Tom has 3 apples and buys 4 more. How many apples does he have?",
+         "answer": "Tom has 3 + 4 = <<3+4=7>>7 apples.\n#### 7"},
+        {"question": "A box holds 12 eggs. How many eggs are in 10 boxes?",
+         "answer": "10 * 12 = <<10*12=120>>120 eggs.\n#### 120"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    monkeypatch.setenv(script.GSM8K_ENV, str(path))
+    return rows
+
+
+def test_gsm8k_lookup_and_wrong_answers(render, gsm8k_file):
+    q = gsm8k_file[1]["question"]
+    reasoning, answer = split_think(script.respond(render(user(q + "\nThink step by step."))))
+    assert answer.endswith("The answer is 120.")
+    assert "10 * 12 = 120 eggs." in reasoning and "<<" not in reasoning
+    wrong = script.respond(render(user(q)), faults=frozenset({"wrong_answers"}))
+    assert wrong.endswith("The answer is 121.")
+    # Whitespace differences do not matter; an unknown question is not looked up.
+    assert script.respond(render(user("  A box holds 12 eggs.\nHow many eggs are in 10 boxes?  "),
+                                 enable_thinking=False)).endswith("The answer is 120.")
+    assert "The answer is" not in script.respond(render(user("How many eggs in 11 boxes?"), enable_thinking=False))
+
+
+def test_gsm8k_default_path_is_next_to_the_repo(monkeypatch):
+    monkeypatch.delenv(script.GSM8K_ENV, raising=False)
+    repo_root = Path(script.__file__).resolve().parents[2]
+    assert script.gsm8k_path() == repo_root.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+    if not script.gsm8k_path().is_file():
+        pytest.skip("the shared GSM8K test set is not on this machine")
+    first = json.loads(script.gsm8k_path().read_text().splitlines()[0])
+    found = script.gsm8k_lookup(first["question"])
+    assert found is not None and found[1] == first["answer"].split("####")[-1].strip().replace(",", "")
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_fault_names_parse():
+    assert script.parse_faults(" wrong_answers, skip_think_end ,,") == {"wrong_answers", "skip_think_end"}
+    assert script.parse_faults(None) == frozenset()
+    assert {"wrong_answers", "skip_think_end", "script_canary", "ignore_effort"} <= script.FAULTS
+
+
+def test_fault_skip_think_end(render):
+    raw = script.respond(render(user("Why is the sky blue?")), faults=frozenset({"skip_think_end"}))
+    assert "</think>" not in raw and "sky blue" in raw
+
+
+def test_fault_script_canary(render):
+    raw = script.respond(render(user("hi there")), faults=frozenset({"script_canary"}))
+    assert split_think(raw)[1].endswith(script.CANARY)
+    raw = script.respond(render(user("get_time"), tools=[TIME]), faults=frozenset({"script_canary"}))
+    assert script.CANARY in split_think(raw)[1] and raw.endswith("<tool_call>get_time</tool_call>")
+    # Never inside grammar-constrained output.
+    raw = script.respond(render(user("x"), enable_thinking=False), json_schema={"type": "object"},
+                         faults=frozenset({"script_canary"}))
+    assert script.CANARY not in raw
+
+
+def test_fault_ignore_effort(tok, render):
+    q = "Why is the sky blue?"
+    high = script.respond(render(user(q), reasoning_effort="high"), faults=frozenset({"ignore_effort"}))
+    assert high == script.respond(render(user(q)), faults=frozenset({"ignore_effort"}))
+    assert len(high) > len(script.respond(render(user(q), reasoning_effort="high")))
+
+
+def test_fault_empty_reasoning_and_no_tool_call_and_strip(render):
+    assert script.respond(render(user("hi")), faults=frozenset({"empty_reasoning"})).startswith("</think>")
+    raw = script.respond(render(user("get_time"), tools=[TIME]), faults=frozenset({"no_tool_call"}))
+    assert "<tool_call>" not in raw
+    raw = script.respond(render(user("get_time"), tools=[TIME]), faults=frozenset({"no_tool_call"}), tool_required=True,
+                         allowed_tools=["get_time"])
+    assert "<tool_call>get_time</tool_call>" in raw
+    raw = script.respond(render(user('echo_text text="  x  "'), tools=[ECHO]), faults=frozenset({"strip_arg_whitespace"}))
+    assert parse_calls(raw, [ECHO]) == [("echo_text", {"text": "x"})]
+
+
+# --------------------------------------------------------------------------- processor (no server)
+
+
+def test_processor_forces_the_script_through_batch_changes(model_dir, render):
+    pytest.importorskip("vllm")
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from vllm import SamplingParams
+    from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
+
+    from glmverify.standin.processor import GLMStandInProcessor
+
+    cfg = SimpleNamespace(model_config=SimpleNamespace(tokenizer=str(model_dir), model=str(model_dir)))
+    proc = GLMStandInProcessor(cfg, torch.device("cpu"), False)
+    tok = proc.tokenizer
+    prompts = [render(user("Why is the sky blue?")), render(user("get_time please"), tools=[TIME]),
+               render(user("hello"), enable_thinking=False)]
+    want = [script.respond(p) for p in prompts]
+    outs: list[list[int]] = [[], [], []]
+    params = SamplingParams(max_tokens=4096)
+    added = [(i, params, tok.encode(p, add_special_tokens=False).ids, outs[i]) for i, p in enumerate(prompts)]
+    proc.update_state(BatchUpdate(batch_size=3, removed=[], added=added, moved=[]))
+    slot = {0: 0, 1: 1, 2: 2}  # request -> batch row
+    done: set[int] = set()
+    step = 0
+    while len(done) < 3:
+        step += 1
+        if step == 5:  # rows 0 and 2 swap
+            proc.update_state(BatchUpdate(batch_size=3, removed=[], added=[], moved=[(0, 2, MoveDirectionality.SWAP)]))
+            slot[0], slot[2] = 2, 0
+        proc.update_state(None)
+        logits = torch.randn(3, proc.tokenizer.get_vocab_size())
+        logits = proc.apply(logits)
+        for req, row in list(slot.items()):
+            finite = torch.isfinite(logits[row]).nonzero().flatten().tolist()
+            assert len(finite) == 1
+            outs[req].append(finite[0])
+            if finite[0] in (proc.end_answer, proc.end_tools):
+                done.add(req)
+                del slot[req]
+                proc.update_state(BatchUpdate(batch_size=len(slot), removed=[row], added=[], moved=[]))
+                if slot:  # condense: move the last row into the hole, as vLLM does
+                    last_req = max(slot, key=slot.get)
+                    if slot[last_req] > row:
+                        proc.update_state(BatchUpdate(batch_size=len(slot), removed=[], added=[],
+                                                      moved=[(slot[last_req], row, MoveDirectionality.UNIDIRECTIONAL)]))
+                        slot[last_req] = row
+    for i in range(3):
+        assert tok.decode(outs[i][:-1], skip_special_tokens=False) == want[i]
+    assert outs[1][-1] == proc.end_tools and outs[0][-1] == proc.end_answer
+
+
+def test_processor_reads_structural_tags():
+    pytest.importorskip("vllm")
+    from glmverify.standin.processor import tool_constraint
+
+    def tag(name, content=None):
+        return {"type": "tag", "begin": f"<tool_call>{name}", "content": content or {"type": "any_text"},
+                "end": "</tool_call>"}
+
+    required = {"type": "structural_tag", "format": {"type": "tags_with_separator", "tags": [tag("a"), tag("b")],
+                                                       "separator": "", "at_least_one": True, "stop_after_first": False}}
+    assert tool_constraint(json.dumps(required)) == (True, ["a", "b"], False)
+    named = {"type": "structural_tag", "format": {"type": "tags_with_separator", "tags": [tag("b")], "separator": "",
+                                                    "at_least_one": True, "stop_after_first": True}}
+    assert tool_constraint(named) == (True, ["b"], True)
+    strict_named = {"type": "structural_tag", "format": tag("b", {"type": "json_schema", "json_schema": {}})}
+    assert tool_constraint(strict_named) == (True, ["b"], True)
+    auto = {"type": "structural_tag", "format": {"type": "triggered_tags", "triggers": ["<tool_call>"],
+                                                   "tags": [tag("a")], "at_least_one": False, "stop_after_first": True}}
+    assert tool_constraint(auto) == (False, ["a"], True)
+    assert tool_constraint(None) == (False, None, False)
+    assert tool_constraint(json.dumps({"type": "structural_tag", "format": {"type": "any_text"}})) == (False, None, False)
