@@ -31,7 +31,7 @@ standin: setup
 	$(PY) -m glmverify.standin.build build/standin-model
 
 verify: standin
-	$(PY) -m pytest suites -m cpu -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest suites -m "cpu or parsers" -p no:cacheprovider $(PYTEST_ARGS)
 
 test: standin
 	$(PY) -m pytest tests -p no:cacheprovider -ra $(PYTEST_ARGS)

@@ -45,6 +45,8 @@ class ChatResult:
     events: int = 0
     request: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
+    status: int | None = None  # HTTP status when the engine refused the request
+    error: str | None = None   # transport or HTTP error, instead of raising out of a batch
 
     @property
     def completion_tokens(self) -> int | None:
@@ -74,6 +76,8 @@ class ChatResult:
             "usage": self.usage,
             "problems": self.problems[:10],
             "events": self.events,
+            "status": self.status,
+            "error": self.error,
         }
 
 
@@ -256,10 +260,28 @@ class Chat:
         return body
 
     async def acomplete(self, client, req: dict) -> ChatResult:
+        """One request; HTTP and transport errors come back in ``error``/``status``, never raised,
+        so one bad answer fails its check with a message instead of aborting the batch."""
+        import openai
+
         body = self.body(**req)
+        t0 = time.monotonic()
+        try:
+            res = await self._send(client, body)
+        except openai.APIStatusError as exc:
+            res = ChatResult(stream=self.stream, request=body, status=exc.status_code,
+                             error=f"HTTP {exc.status_code}: {str(exc.message)[:300]}")
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            res = ChatResult(stream=self.stream, request=body, error=f"{type(exc).__name__}: {exc}"[:300])
+        except ValueError as exc:  # malformed payloads the SDK could not decode
+            res = ChatResult(stream=self.stream, request=body, error=f"undecodable response: {exc}"[:300])
+        res.elapsed = time.monotonic() - t0
+        self.log.append({"request": _clip_request(body), "response": res.excerpt()})
+        return res
+
+    async def _send(self, client, body: dict) -> ChatResult:
         extra = {k: v for k, v in body.items() if k not in _SDK_ARGS}
         known = {k: v for k, v in body.items() if k in _SDK_ARGS}
-        t0 = time.monotonic()
         if not self.stream:
             raw = await client.chat.completions.with_raw_response.create(**known, extra_body=extra or None)
             text = raw.http_response.text
@@ -282,8 +304,6 @@ class Chat:
                         asm.res.problems.append(f"stream did not end after {asm.res.events} events")
                         break
             res = asm.result()
-        res.elapsed = time.monotonic() - t0
-        self.log.append({"request": _clip_request(body), "response": res.excerpt()})
         return res
 
     def many(self, requests: Iterable[dict]) -> list[ChatResult]:

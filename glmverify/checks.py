@@ -15,6 +15,7 @@ def expect(cond: bool, msg: str) -> None:
 
 
 def no_problems(res: ChatResult, what: str = "response") -> None:
+    expect(res.error is None, f"{what}: request failed: {res.error}")
     expect(not res.problems, f"{what}: protocol defects: {res.problems[:5]}")
 
 

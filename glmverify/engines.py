@@ -223,7 +223,8 @@ class ProcessEngine(EngineServer):
 
     def _launch(self) -> None:
         env = {**os.environ, **self.env}
-        cmd = [c.format(port=self.port, host=self.host) for c in self.command]
+        # plain replacement, not str.format: JSON arguments (--speculative-config) contain braces
+        cmd = [c.replace("{port}", str(self.port)).replace("{host}", self.host) for c in self.command]
         self.base_url = f"http://{self.host}:{self.port}"
         self.proc = subprocess.Popen(
             cmd, env=env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -20,7 +20,7 @@ import pytest
 from . import hardware
 from .engines import EngineStartupError, install_signal_cleanup, utcnow
 from .matrix import DEFAULT_MATRIX, FEATURES, REPO_ROOT, Matrix, MatrixError, load
-from .results import PROPERTY_KEY, CheckRecord, Recorder
+from .results import PARSER_PROPERTY, PROPERTY_KEY, CheckRecord, Recorder
 from .session import (LiveEngine, Options, default_results_dir, new_run_id, point_latest,
                       row_for_endpoint, run_info, start_engine)
 
@@ -180,6 +180,9 @@ class ResultsRecorderPlugin:
             if key == f"{PROPERTY_KEY}.{report.when}":
                 self.activate()
                 self.recorder.add(CheckRecord.from_json(value))
+            elif key == PARSER_PROPERTY and report.when == "call":
+                self.activate()
+                self.recorder.add_parsers(value)
 
     def pytest_keyboard_interrupt(self, excinfo) -> None:
         self.interrupted = True

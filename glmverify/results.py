@@ -27,6 +27,8 @@ from .matrix import FEATURES, Matrix, Row
 
 SCHEMA_VERSION = 1
 PROPERTY_KEY = "glmverify.check"
+PARSER_PROPERTY = "glmverify.parsers"
+PARSER_FEATURES = ("reasoning_split", "non_think", "tool_calls")
 MAX_DETAIL = 4000
 
 
@@ -112,6 +114,7 @@ class Recorder:
         self._checks: dict[tuple[str, str], dict[str, dict]] = {}
         self._engines: dict[str, dict] = {}
         self._launch_ids: dict[str, set[str]] = {}
+        self._parsers: dict[tuple[str, str], dict] = {}
         self._lock = threading.Lock()
 
     def select_rows(self, row_ids: list[str]) -> None:
@@ -136,6 +139,31 @@ class Recorder:
                 self._launch_ids.setdefault(rec.row, set()).add(rec.launch_id)
                 self.run["launches"] = {r: len(ids) for r, ids in sorted(self._launch_ids.items())}
             self.write()
+
+    def add_parsers(self, result: dict) -> None:
+        """Parser-conformance evidence for rows: a basis for inferred cells, never a live verdict."""
+        with self._lock:
+            for row in result.get("rows", []):
+                for feature, summ in result.get("features", {}).items():
+                    self._parsers[(row["id"], feature)] = {
+                        **{k: result[k] for k in ("engine", "version", "reasoning_parser", "tool_parser", "chunkings")},
+                        "row_engine_version": row.get("engine_version"), **summ}
+            self.write()
+
+    @staticmethod
+    def parser_basis(p: dict) -> str:
+        ns, st = p["nonstream"], p["stream"]
+        own = p.get("row_engine_version")
+        note = "" if own == p["version"] else f" (row's engine version {own or 'unknown'}; checked against {p['version']})"
+        text = (f"parsers of {p['engine']} {p['version']} (reasoning {p['reasoning_parser']}, tools {p['tool_parser']}){note} "
+                f"on GLM-5.2 raw outputs: non-stream {ns[0]}/{ns[1]}, stream {st[0]}/{st[1]} "
+                f"({p['chunkings']} seeded chunkings each)")
+        if p["failing"]:
+            ids = sorted({f["id"] for f in p["failing"]})
+            text += f"; FAILING: {', '.join(ids)}"
+        else:
+            text += "; all pass"
+        return text
 
     # ---- output -------------------------------------------------------------------------------
     def cells(self) -> list[dict]:
@@ -164,6 +192,10 @@ class Recorder:
         else:
             basis = declared.basis
         evidence: dict[str, Any] = {}
+        parsers = self._parsers.get((row.id, feature))
+        if parsers and status == "inferred":
+            basis = f"{basis}; {self.parser_basis(parsers)}"
+            evidence["parsers"] = parsers
         if checks:
             evidence["engine"] = self._engines.get(row.id, {})
             evidence["checks"] = {c["id"]: c["evidence"] for c in checks if c["evidence"]}

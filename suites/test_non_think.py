@@ -60,14 +60,31 @@ def test_tools_still_parsed(chat, engine, evidence):
 
 
 def test_wrong_variable_recorded(chat_nonstream, engine, evidence):
-    """``thinking: false`` is not the GLM-5.2 switch: reasoning must still be produced."""
+    """``thinking: false`` is not the GLM-5.2 switch: the model must still think.
+
+    Judged by what the model generated (completion tokens against the real switch), not by where
+    the engine put it: vLLM 0.32's GLM parser reads ``thinking`` and stops splitting while the
+    template (reading ``enable_thinking``) keeps thinking on, so the reasoning leaks into content.
+    That leak is recorded in the evidence.
+    """
     wrong = engine.profile.wrong_thinking_variables
     if not wrong:
         pytest.skip("profile lists no wrong thinking variables")
-    results = chat_nonstream.many(
-        {"messages": [{"role": "user", "content": PROMPTS[0]}], "chat_template_kwargs": {v: False}} for v in wrong)
-    observed = {v: bool(r.reasoning) for v, r in zip(wrong, results)}
-    evidence.add(wrong_variable_keeps_thinking=observed)
-    for v, thinking in observed.items():
-        expect(thinking, f"chat_template_kwargs {{{v!r}: false}} turned thinking off: the template reads {v!r}, "
-                         f"not {engine.profile.thinking_variable!r}")
+    msgs = [{"role": "user", "content": PROMPTS[0]}]
+    reqs = [{"messages": msgs}, {"messages": msgs, **_off(engine)}]
+    reqs += [{"messages": msgs, "chat_template_kwargs": {v: False}} for v in wrong]
+    on, off, *rest = chat_nonstream.many(reqs)
+    for r in (on, off, *rest):
+        no_problems(r)
+    observed = {}
+    for v, r in zip(wrong, rest):
+        still_thinking = (r.completion_tokens or 0) > 2 * (off.completion_tokens or 0) or bool(r.reasoning)
+        leaked = bool(not r.reasoning and still_thinking)
+        observed[v] = {"still_thinking": still_thinking, "completion_tokens": r.completion_tokens,
+                       "reasoning_in_field": bool(r.reasoning), "reasoning_leaked_into_content": leaked,
+                       "content_head": (r.content or "")[:160]}
+    evidence.add(wrong_variables=observed, on_tokens=on.completion_tokens, off_tokens=off.completion_tokens)
+    for v, o in observed.items():
+        expect(o["still_thinking"], f"chat_template_kwargs {{{v!r}: false}} turned thinking off "
+                                    f"({o['completion_tokens']} tokens vs {off.completion_tokens} with "
+                                    f"{engine.profile.thinking_variable}: false): the template reads {v!r}")
