@@ -46,3 +46,26 @@ def missing(hardware: str, needed: int) -> str | None:
     if have < needed:
         return f"needs {needed} {kind}(s) for {hardware}, this host has {have}"
     return None
+
+
+def nvidia_details() -> dict:
+    """Driver version, CUDA version and GPU names from nvidia-smi, for the evidence (empty without it).
+
+    The CUDA version matters for the image choice: the seed's ``vllm/vllm-openai:glm52`` targets
+    current drivers, ``:glm52-cu129`` hosts on CUDA 12.x.
+    """
+    if not shutil.which("nvidia-smi"):
+        return {}
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout
+        head = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    gpus = [dict(zip(("name", "driver", "memory"), (p.strip() for p in line.split(","))))
+            for line in out.splitlines() if line.strip()]
+    cuda = None
+    for token in head.split("CUDA Version:")[1:2]:
+        cuda = token.split()[0] if token.split() else None
+    return {"gpus": [g.get("name") for g in gpus], "driver": gpus[0].get("driver") if gpus else None,
+            "cuda": cuda, "memory": gpus[0].get("memory") if gpus else None}

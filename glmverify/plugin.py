@@ -86,6 +86,7 @@ def _options(config: pytest.Config, run_id: str) -> Options:
         gsm8k_sha256=config.getoption("gsm8k_sha256"),
         plan=config.getoption("plan"),
         explicit_results=bool(config.getoption("results")),
+        run_id=run_id,
     )
 
 

@@ -41,6 +41,7 @@ class Options:
     gsm8k_sha256: str | None = None
     plan: bool = False
     explicit_results: bool = False
+    run_id: str | None = None
 
 
 def new_run_id() -> str:

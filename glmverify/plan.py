@@ -1,0 +1,120 @@
+"""Plans: what a row would launch, printed without Docker or a GPU (``pytest --plan``).
+
+A container row's plan is the ``docker run`` command of its ``ContainerSpec`` -- the same object the
+launcher hands to the docker SDK -- so the plan is what would run. An attach-only row's plan says
+what the cluster must deploy (nodes, container, per-node commands) and the pytest line that
+verifies the result. A process row (the reference engine) prints its command line.
+"""
+from __future__ import annotations
+
+import shlex
+import textwrap
+
+from .matrix import Row
+
+PLAN_RUN_ID = "plan"
+
+
+def _header(row: Row) -> list[str]:
+    src = row.source
+    lines = [
+        f"# ---- {row.id}: {row.engine}"
+        + (f" {row.engine_version}" if row.engine_version else "")
+        + f" on {row.accelerators or 0}x {row.hardware} ({row.launch['launcher']})",
+        f"# model {row.model}, served as {row.served_model}",
+        f"# source: seed {src.get('seed')}" + (f", section '{src['section']}'" if src.get("section") else ""),
+    ]
+    if not row.image_known:
+        from .containers import image_override_var
+
+        lines.append(f"# image: the seed leaves the tag unknown; {row.image} is a placeholder "
+                     f"(set {image_override_var(row.id)}=<image> to use yours)")
+    return lines
+
+
+def _wrap_comment(text: str, prefix: str = "# ") -> list[str]:
+    wrapped = textwrap.wrap(" ".join(text.split()), 100 - len(prefix))
+    cont = "#" + " " * (len(prefix) - 1)
+    return [(prefix if i == 0 else cont) + ln for i, ln in enumerate(wrapped)]
+
+
+def _pytest_line(row: Row, url: str) -> str:
+    return f"pytest suites --endpoint {url} --row {row.id}"
+
+
+def plan_spec(row: Row):
+    """The ``ContainerSpec`` a plan prints: the launcher's, with a fixed run id and name."""
+    from .containers import ContainerSpec
+
+    return ContainerSpec.from_row(row, PLAN_RUN_ID, launch_id=row.id)
+
+
+def plan_argv(row: Row) -> list[str]:
+    """The ``docker run`` argv of a container row's plan."""
+    return plan_spec(row).docker_run_argv()
+
+
+def render_container(row: Row) -> str:
+
+    spec = plan_spec(row)
+    out = _header(row)
+    if spec.build:
+        out.append(f"# image built locally: {spec.build}/build.sh (idempotent)")
+    else:
+        out.append("# image pulled from its registry on first launch")
+    if spec.secret_env:
+        out.append(f"# from the host environment (never recorded): {', '.join(spec.secret_env)}")
+    timeout = row.launch.get("startup_timeout")
+    out.append(f"# startup timeout {timeout or 'default'} s; ready when GET {spec.health_path} answers 200")
+    out.append(spec.shell_command())
+    out.append(f"# port: docker port {spec.name} {spec.port}/tcp; logs: docker logs -f {spec.name}; "
+               f"remove: docker rm -f {spec.name} (or python -m glmverify.containers reap {spec.run_id})")
+    out.append(f"# then: {_pytest_line(row, 'http://127.0.0.1:<published port>')}"
+               f"  (or let pytest launch it: pytest suites -m {row.hardware})")
+    return "\n".join(out)
+
+
+def render_attach(row: Row) -> str:
+    launch = row.launch
+    att = launch.get("attach") or {}
+    nodes = att.get("nodes", 1)
+    out = _header(row)
+    out.append(f"# attach-only: a {nodes}-node deployment made by the cluster's own tooling; the harness never launches it")
+    out.append(f"# image: {row.image}")
+    for i, step in enumerate(att.get("deploy", []), 1):
+        out += _wrap_comment(step, f"# {i}. ")
+    src = row.source
+    if src.get("docker"):
+        out.append("# container on each node (seed):")
+        out += [ln for ln in src["docker"].splitlines()]
+    if src.get("command"):
+        out.append("# serve command (seed, verbatim):")
+        out += [ln for ln in src["command"].splitlines()]
+    else:
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in launch.get("env", {}).items())
+        argv = list(launch.get("command", [])) + list(launch.get("args", []))
+        out.append("# serve command (node 0; flags inferred where the seed gives none):")
+        out.append((env + " " if env else "") + " ".join(shlex.quote(a) for a in argv))
+    url = att.get("endpoint", "http://<host>:<port>")
+    out.append("# then verify it from any host that reaches the endpoint:")
+    out.append(_pytest_line(row, url))
+    return "\n".join(out)
+
+
+def render_process(row: Row) -> str:
+    out = _header(row)
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in row.launch.get("env", {}).items())
+    argv = list(row.launch.get("command", [])) + list(row.launch.get("args", []))
+    out.append("# a local process (no container); placeholders are filled at launch")
+    out.append((env + " " if env else "") + " ".join(shlex.quote(a) for a in argv))
+    return "\n".join(out)
+
+
+def render_plan(row: Row) -> str:
+    """The plan for one row, as text (no Docker, no GPU, nothing built or launched)."""
+    launcher = row.launcher
+    if launcher == "container":
+        return render_container(row)
+    if launcher == "attach":
+        return render_attach(row)
+    return render_process(row)
