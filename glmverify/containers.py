@@ -318,7 +318,7 @@ class ContainerSpec:
 
 def _placeholders(row: Row, port: int, build: bool) -> dict[str, str]:
     subs = {"host": "0.0.0.0", "port": str(port), "served_model": row.served_model, "model": row.model,
-            "repo": str(REPO_ROOT), "python": "python3"}
+            "repo": str(REPO_ROOT), "python": "python3", "shared": str(REPO_ROOT.parent / "shared")}
     used = " ".join([*row.launch.get("args", []), *row.launch.get("volumes", []),
                      *row.launch.get("env", {}).values()])
     if "{standin_model}" in used:

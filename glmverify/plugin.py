@@ -290,7 +290,10 @@ def engine(request, glm_state: RunState) -> LiveEngine:
             why = docker_unavailable()
             if why:
                 pytest.skip(f"{row.id}: {why}")
-    glm_state.progress(f"{row.id}: starting {row.engine} ({row.image}, launcher {row.launcher})")
+    if glm_state.opts.endpoint:
+        glm_state.progress(f"{row.id}: attaching to {glm_state.opts.endpoint}")
+    else:
+        glm_state.progress(f"{row.id}: starting {row.engine} ({row.image}, launcher {row.launcher})")
     t0 = time.monotonic()
     live = start_engine(row, glm_state.opts, glm_state.opts.results_dir / "logs", glm_state.progress)
     glm_state.progress(f"{row.id}: ready in {time.monotonic() - t0:.0f}s (engine {live.evidence.get('engine_version')})")

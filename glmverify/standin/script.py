@@ -237,11 +237,11 @@ def _effort_is_high(p: Prompt, faults: frozenset[str]) -> bool:
 
 
 def _base_units(focus: str, kind: str) -> list[str]:
-    """k (3-5) deterministic sentences about ``focus``."""
+    """k (2-3) deterministic sentences about ``focus`` (short: CPU decoding time is the CI budget)."""
     rng = random.Random(_seed(kind, focus))
     words = _words(focus) or ["the request"]
     topic = " ".join(words[:6])
-    k = 3 + rng.randrange(3)
+    k = 2 + rng.randrange(2)
     pool = [
         "I need to think about {w} here.",
         "The key detail seems to be {w}.",

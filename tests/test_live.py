@@ -1,0 +1,109 @@
+"""The whole product against the real reference engine (vLLM on CPU): what `make verify` promises.
+
+* launch mode, the way a GPU runner runs (``pytest suites -m "cpu or parsers" -n 3 --dist
+  loadgroup``): every reference-row cell the rows serve is verified, each row's engine launched
+  exactly once across xdist workers, the GPU rows inferred with their basis (the SGLang rows'
+  parsing cells backed by SGLang's own parsers), the reference *container* row through the same
+  container launcher as GPU images when Docker is available;
+* attach mode: ``pytest suites --endpoint URL --results DIR`` against an engine started by hand
+  writes matrix.json in the documented shape.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from glmverify.containers import docker_unavailable
+from glmverify.matrix import FEATURES, load
+from glmverify.session import Options, make_server
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.live
+CELL_KEYS = {"row", "engine", "image", "hardware", "feature", "status", "basis", "checks", "evidence"}
+
+
+def run_suites(args: list[str], results: Path, timeout: float = 3000) -> tuple[int, str, dict]:
+    proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-q",
+                           "--results", str(results), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout[-6000:] + proc.stderr[-3000:]
+    doc = json.loads((results / "matrix.json").read_text())
+    return proc.returncode, out, doc
+
+
+def cells(doc, row):
+    return {c["feature"]: c for c in doc["cells"] if c["row"] == row}
+
+
+def failures(doc, rows):
+    return {(c["row"], c["feature"]): [k for k in c["checks"] if k["outcome"] not in ("passed", "skipped")]
+            for c in doc["cells"] if c["row"] in rows and c["status"] == "failed"}
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    results = tmp_path_factory.mktemp("verify")
+    rc, out, doc = run_suites(["-m", "cpu or parsers", "-n", "3", "--dist", "loadgroup"], results)
+    return rc, out, doc, results
+
+
+def test_reference_rows_verified(launched):
+    rc, out, doc, _ = launched
+    matrix = load()
+    rows = ["reference", "reference-ngram"] + ([] if docker_unavailable() else ["reference-container"])
+    assert not failures(doc, rows), f"{failures(doc, rows)}\n{out}"
+    for rid in rows:
+        row = matrix.row(rid)
+        got = cells(doc, rid)
+        for feature in FEATURES:
+            want = "unsupported" if not row.serves(feature) else "verified"
+            assert got[feature]["status"] == want, (rid, feature, got[feature]["status"], got[feature]["basis"], out)
+            if want == "verified":
+                ev = got[feature]["evidence"]["engine"]
+                assert ev["engine_version"] == "0.32.0" and ev["max_model_len"] and ev["server_args"], ev
+    assert rc == 0, out
+
+
+def test_each_row_launched_once_across_workers(launched):
+    _, out, doc, _ = launched
+    launches = doc["run"]["launches"]
+    assert launches.get("reference") == 1 and launches.get("reference-ngram") == 1, launches
+    if not docker_unavailable():
+        assert launches.get("reference-container") == 1, launches
+    assert all(n == 1 for n in launches.values()), launches
+
+
+def test_gpu_rows_inferred_with_basis(launched):
+    _, _, doc, results = launched
+    gpu = [c for c in doc["cells"] if c["hardware"] not in ("cpu", None)]
+    assert gpu and all(c["status"] in ("inferred", "unsupported", "not_run") for c in gpu)
+    assert all(c["basis"] for c in gpu)
+    sglang_tools = [c for c in gpu if c["engine"] == "sglang" and c["feature"] == "tool_calls" and c["status"] == "inferred"]
+    assert sglang_tools and all("parsers of sglang 0.5.23" in c["basis"] for c in sglang_tools), sglang_tools[0]["basis"]
+    for name in ("matrix.json", "matrix.md", "matrix.html", "junit.xml"):
+        assert (results / name).is_file(), name
+
+
+def test_attach_to_engine_started_by_hand(tmp_path):
+    """Done-when: ``pytest suites --endpoint URL --results DIR`` writes DIR/matrix.json."""
+    row = load().row("reference")
+    opts = Options(matrix_path=REPO / "matrix.yaml", results_dir=tmp_path)
+    with make_server(row, opts, tmp_path / "logs") as server:
+        rc, out, doc = run_suites(["suites/test_reasoning_split.py", "suites/test_tool_calls.py",
+                                   "--endpoint", server.base_url], tmp_path / "attach", timeout=900)
+    assert rc == 0, out
+    assert doc["schema"] == 1 and doc["run"]["endpoint"] == server.base_url
+    got = cells(doc, "reference")  # no --row: the row serving glm-5.2-ref
+    assert got["reasoning_split"]["status"] == "verified" and got["tool_calls"]["status"] == "verified"
+    assert got["effort_levels"]["status"] == "not_run"
+    for c in doc["cells"]:
+        assert CELL_KEYS <= set(c)
+        for chk in c["checks"]:
+            assert {"id", "outcome", "detail"} <= set(chk)
+    ev = got["tool_calls"]["evidence"]
+    assert ev["engine"]["engine_version"] == "0.32.0" and ev["engine"]["max_model_len"] == 16384
+    assert ev["checks"] and any("exchange" in e for e in ev["checks"].values())
