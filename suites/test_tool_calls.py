@@ -82,6 +82,14 @@ def test_choice_none(chat, evidence):
     expect(bool(res.content and res.content.strip()), f"tool_choice none: expected a text answer, got {res.content!r}")
 
 
+def answered(res, tool_result: str) -> list[dict]:
+    """The assistant turn that made ``res``'s single call, and the tool's result for it."""
+    call = res.tool_calls[0]
+    return [{"role": "assistant", "content": res.content or "", "tool_calls": [
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}]},
+            {"role": "tool", "tool_call_id": call.id, "content": tool_result}]
+
+
 def test_round_trip(chat, evidence):
     """Three turns: call → tool result → second call → tool result → final answer using both."""
     tools = _tools(["calculator", "get_weather"])
@@ -91,24 +99,14 @@ def test_round_trip(chat, evidence):
     expect(len(first.tool_calls) == 1 and first.tool_calls[0].name == "calculator",
            f"turn 1: expected one calculator call, got {[t.name for t in first.tool_calls]} / content {first.content!r:.200}")
     validate_calls(first, ["calculator", "get_weather"])
-    call = first.tool_calls[0]
-    messages += [
-        {"role": "assistant", "content": first.content or "", "tool_calls": [
-            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}]},
-        {"role": "tool", "tool_call_id": call.id, "content": "391"},
-        {"role": "user", "content": "Thanks. Now use get_weather with city Berlin and days 2."},
-    ]
+    messages += answered(first, "391") + [
+        {"role": "user", "content": "Thanks. Now use get_weather with city Berlin and days 2."}]
     second = chat.one(messages=messages, tools=tools, tool_choice="auto")
     no_problems(second)
     expect(len(second.tool_calls) == 1 and second.tool_calls[0].name == "get_weather",
            f"turn 2: expected one get_weather call, got {[t.name for t in second.tool_calls]} / content {second.content!r:.200}")
     validate_calls(second, ["calculator", "get_weather"])
-    call2 = second.tool_calls[0]
-    messages += [
-        {"role": "assistant", "content": second.content or "", "tool_calls": [
-            {"id": call2.id, "type": "function", "function": {"name": call2.name, "arguments": call2.arguments}}]},
-        {"role": "tool", "tool_call_id": call2.id, "content": "Berlin: sunny, 21 C"},
-    ]
+    messages += answered(second, "Berlin: sunny, 21 C")
     final = chat.one(messages=messages, tools=tools, tool_choice="auto")
     evidence.add(turns=chat.log)
     no_problems(final)
