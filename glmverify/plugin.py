@@ -148,6 +148,10 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(XdistBridge(run_id, opts), "glmverify-xdist")
 
 
+def session_collect_only(opts: Options) -> bool:
+    return getattr(opts, "collect_only", False)
+
+
 class XdistBridge:
     """Controller side of pytest-xdist: hands the run id and results dir to every worker."""
 
@@ -189,10 +193,11 @@ class ResultsRecorderPlugin:
         self.interrupted = True
 
     @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items) -> None:
+    def pytest_collection_modifyitems(self, config, items) -> None:
+        self.opts.collect_only = bool(config.option.collectonly)
         rows = [it.callspec.params["engine"] for it in items if hasattr(it, "callspec") and "engine" in it.callspec.params]
         self.recorder.select_rows(rows)
-        if rows or self.opts.explicit_results:
+        if (rows or self.opts.explicit_results) and not session_collect_only(self.opts):
             self.activate()
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:

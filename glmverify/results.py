@@ -132,6 +132,7 @@ class Recorder:
                 "time": rec.time,
                 "duration": rec.duration,
                 "evidence": sanitize(rec.evidence),
+                "launch_id": rec.launch_id,
             }
             if rec.engine:
                 self._engines[rec.row] = sanitize(rec.engine)
@@ -208,7 +209,7 @@ class Recorder:
             "status": status,
             "declared": declared.status,
             "basis": basis,
-            "checks": [{k: c[k] for k in ("id", "outcome", "detail", "time", "duration")} for c in checks],
+            "checks": [{k: c[k] for k in ("id", "outcome", "detail", "time", "duration", "launch_id")} for c in checks],
             "evidence": evidence,
         }
 

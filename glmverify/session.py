@@ -42,6 +42,7 @@ class Options:
     plan: bool = False
     explicit_results: bool = False
     run_id: str | None = None
+    collect_only: bool = False
 
 
 def new_run_id() -> str:
@@ -197,7 +198,8 @@ def start_engine(row: Row, opts: Options, log_dir: Path,
                               timeout=opts.request_timeout)
         client.probe()
         live = LiveEngine(row=row, server=server, client=client, launch_id=uuid.uuid4().hex[:12], options=opts)
-        live.evidence = engine_evidence(row, server, client)
+        live.evidence = {**engine_evidence(row, server, client), "launch_id": live.launch_id,
+                         "harness_pid": os.getpid()}
         return live
     except BaseException:
         server.stop()
