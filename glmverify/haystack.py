@@ -1,9 +1,11 @@
 """Needle-in-a-haystack prompts sized with the engine's own tokenizer in a bounded number of calls.
 
 Sizing never re-tokenizes the growing prompt in a loop: one call measures the fixed overhead
-(template + question + needles), one measures a block of filler units (tokens per unit without
-boundary noise), one measures the assembled prompt, and at most one correction follows. Each call
-is linear in the prompt, so a 1,048,576-token haystack costs four tokenizer passes.
+(template + question + needles) and two measure a block of filler units (tokens per unit, boundary
+effects included), which sizes the prompt by arithmetic. With ``exact=True`` one call measures the
+assembled prompt and at most one correction follows; each call is linear in the prompt. With
+``exact=False`` only the three small calls are made and the engine's own ``usage.prompt_tokens``
+on the real request is the measurement (tokenizing 1M tokens costs tens of seconds on a CPU).
 """
 from __future__ import annotations
 
@@ -36,15 +38,22 @@ def _messages(units: int, needles: list[tuple[float, str]]) -> list[dict]:
 
 
 def build(count: Callable[[list[dict]], int], target_tokens: int,
-          needles: list[tuple[float, str]] = ()) -> Haystack:
-    """A prompt of at most ``target_tokens`` (and within one filler unit of it) with needles at depths."""
+          needles: list[tuple[float, str]] = (), exact: bool = True, margin: float = 0.004) -> Haystack:
+    """A prompt of at most ``target_tokens`` (and within one filler unit of it) with needles at depths.
+
+    ``exact=False`` aims ``margin`` below the target and returns the estimated size.
+    """
     needles = list(needles)
     calls = 0
     base = count(_messages(0, needles)); calls += 1
     block = count(_messages(UNITS_PER_PROBE, [])) - count(_messages(0, [])); calls += 2
     per_unit = max(block / UNITS_PER_PROBE, 1e-6)
-    units = max(0, math.floor((target_tokens - base) / per_unit))
+    aim = target_tokens if exact else math.floor(target_tokens * (1 - margin))
+    units = max(0, math.floor((aim - base) / per_unit))
     msgs = _messages(units, needles)
+    if not exact:
+        return Haystack(messages=msgs, tokens=base + round(units * per_unit), target=target_tokens,
+                        needles=[{"depth": d, "sentence": s} for d, s in needles], tokenize_calls=calls)
     total = count(msgs); calls += 1
     if total > target_tokens or target_tokens - total > 2 * per_unit:
         units = max(0, units + math.floor((target_tokens - total) / per_unit))

@@ -52,6 +52,11 @@ def test_haystack_sizing_is_bounded_and_tight():
         assert hs.tokens <= target and hs.tokens >= 0.98 * target, (target, hs.tokens)
         assert hs.tokenize_calls == len(calls) <= 6
         assert "The secret passphrase is x." in hs.messages[0]["content"]
+        calls.clear()
+        est = haystack.build(count, target, [(0.5, haystack.NEEDLE.format(value="x"))], exact=False)
+        real = count(est.messages)
+        assert len(calls) == 4 and est.tokenize_calls == 3  # three small sizing calls + our check
+        assert 0.98 * target <= real <= target and abs(real - est.tokens) <= 2, (target, real, est.tokens)
 
 
 def _mtp_module():
