@@ -31,12 +31,14 @@ def test_gsm8k(engine, chat_nonstream, sample, thinking, evidence):
         {"messages": [{"role": "user", "content": f"{q['question']}\n\n{INSTRUCTION}"}],
          "max_tokens": 4096, **extra} for q in sample)
     score = gsm8k.score(sample, [r.content for r in results])
+    errors = [{"id": q["id"], "error": r.error} for q, r in zip(sample, results) if r.error]
     wrong = [{"id": w["id"], "expected": w["expected"], "got": w["got"]} for w in score["items"] if not w["correct"]][:10]
     evidence.add(thinking=thinking, n=score["n"], correct=score["correct"], accuracy=score["accuracy"],
                  wilson_lower=score["wilson_lower"], invalid_rate=score["invalid_rate"], threshold=threshold,
-                 seed=sample.seed, sample_ids=[q["id"] for q in sample][:20], wrong=wrong,
+                 request_errors=len(errors), first_errors=errors[:3], seed=sample.seed, sample_ids=[q["id"] for q in sample][:20], wrong=wrong,
                  example=chat_nonstream.log[0])
     expect(score["wilson_lower"] >= threshold,
            f"GSM8K accuracy {score['accuracy']:.3f} on {score['n']} (Wilson 95% lower bound "
-           f"{score['wilson_lower']:.3f}) below the threshold {threshold}; invalid answers {score['invalid_rate']:.1%}; "
+           f"{score['wilson_lower']:.3f}) below the threshold {threshold}; invalid answers {score['invalid_rate']:.1%} "
+           f"({len(errors)} failed requests, first: {errors[:2]}); "
            f"first wrong: {wrong[:3]}")
