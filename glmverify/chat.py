@@ -117,8 +117,18 @@ def parse_completion(body: Any, request: dict | None = None) -> ChatResult:
         content = str(content)
     res.content = content
     res.reasoning = _reasoning_of(msg, res)
-    for i, tc in enumerate(msg.get("tool_calls") or []):
-        fn = _get(tc, "function") or {}
+    calls = msg.get("tool_calls") or []
+    if not isinstance(calls, list):
+        res.problems.append(f"tool_calls is {type(calls).__name__}, not a list")
+        calls = []
+    for i, tc in enumerate(calls):
+        if not isinstance(tc, dict):
+            res.problems.append(f"tool_calls[{i}] is {type(tc).__name__}, not an object")
+            continue
+        fn = tc.get("function") or {}
+        if not isinstance(fn, dict):
+            res.problems.append(f"tool_calls[{i}].function is {type(fn).__name__}, not an object")
+            fn = {}
         args = fn.get("arguments")
         if not isinstance(args, str):
             res.problems.append(f"tool_calls[{i}].function.arguments is {type(args).__name__}, not a JSON string")
@@ -127,7 +137,14 @@ def parse_completion(body: Any, request: dict | None = None) -> ChatResult:
             res.problems.append(f"tool_calls[{i}].type is {tc.get('type')!r}")
         res.tool_calls.append(ToolCall(tc.get("id"), fn.get("name"), args))
     res.finish_reason = choice.get("finish_reason")
-    res.usage = body.get("usage") or {}
+    if res.finish_reason is not None and not isinstance(res.finish_reason, str):
+        res.problems.append(f"finish_reason is {type(res.finish_reason).__name__}, not a string")
+        res.finish_reason = str(res.finish_reason)
+    usage = body.get("usage") or {}
+    if not isinstance(usage, dict):
+        res.problems.append(f"usage is {type(usage).__name__}, not an object")
+        usage = {}
+    res.usage = usage
     res.events = 1
     return res
 
@@ -179,11 +196,21 @@ class StreamAssembler:
             r.problems.append(f"error event in stream: {str(chunk['error'])[:200]}")
         if isinstance(chunk.get("usage"), dict) and chunk["usage"]:
             r.usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
+        choices = chunk.get("choices") or []
+        if not isinstance(choices, list):
+            r.problems.append(f"choices is {type(choices).__name__}, not a list in event {r.events}")
+            choices = []
+        for choice in choices:
             if not isinstance(choice, dict):
                 r.problems.append("choice is not an object")
                 continue
             delta = choice.get("delta") or {}
+            if not isinstance(delta, dict):
+                r.problems.append(f"delta is {type(delta).__name__}, not an object in event {r.events}")
+                continue
+            for name in ("content", *REASONING_FIELDS):
+                if delta.get(name) is not None and not isinstance(delta.get(name), str):
+                    r.problems.append(f"delta.{name} is {type(delta[name]).__name__}, not a string in event {r.events}")
             if self._finished and (delta.get("content") or delta.get("tool_calls") or any(delta.get(f) for f in REASONING_FIELDS)):
                 r.problems.append(f"delta after finish_reason in event {r.events}")
             for name in REASONING_FIELDS:
@@ -202,8 +229,15 @@ class StreamAssembler:
             if isinstance(c, str) and c:
                 self._seen_content = True
                 self._content.append(c)
-            for tc in delta.get("tool_calls") or []:
+            calls = delta.get("tool_calls") or []
+            if not isinstance(calls, list):
+                r.problems.append(f"delta.tool_calls is {type(calls).__name__}, not a list in event {r.events}")
+                calls = []
+            for tc in calls:
                 self._seen_tool = True
+                if not isinstance(tc, dict):
+                    r.problems.append(f"tool call delta is {type(tc).__name__}, not an object in event {r.events}")
+                    continue
                 idx = tc.get("index")
                 if not isinstance(idx, int):
                     r.problems.append(f"tool call delta without an integer index in event {r.events}")
@@ -216,6 +250,9 @@ class StreamAssembler:
                         r.problems.append(f"tool call {idx}: id sent twice")
                     slot["id"] = tc["id"]
                 fn = tc.get("function") or {}
+                if not isinstance(fn, dict):
+                    r.problems.append(f"tool call {idx}: function is {type(fn).__name__}, not an object")
+                    fn = {}
                 if fn.get("name"):
                     if slot["name"] is not None:
                         r.problems.append(f"tool call {idx}: name sent twice ({slot['name']!r}, {fn['name']!r})")
@@ -225,6 +262,9 @@ class StreamAssembler:
                         r.problems.append(f"tool call {idx}: argument fragment is not a string")
                     else:
                         slot["args"].append(fn["arguments"])
+            if choice.get("finish_reason") is not None and not isinstance(choice["finish_reason"], str):
+                r.problems.append(f"finish_reason is {type(choice['finish_reason']).__name__}, not a string")
+                choice = {**choice, "finish_reason": str(choice["finish_reason"])}
             if choice.get("finish_reason"):
                 if self._finished and choice["finish_reason"] != r.finish_reason:
                     r.problems.append("finish_reason sent twice with different values")
@@ -266,8 +306,15 @@ class Chat:
 
         body = self.body(**req)
         t0 = time.monotonic()
+        # the SDK's timeout bounds each read, not the request: an engine that drips bytes forever
+        # would hold the run; a total deadline bounds it (non-stream: the read timeout, which a
+        # conforming non-stream answer already has to meet; streams: MAX_STREAM_SECONDS)
+        deadline = (MAX_STREAM_SECONDS if self.stream else 0) + self.timeout + 5
         try:
-            res = await self._send(client, body)
+            res = await asyncio.wait_for(self._send(client, body), deadline)
+        except asyncio.TimeoutError:
+            res = ChatResult(stream=self.stream, request=body,
+                             error=f"no complete response within {deadline:.0f}s (request deadline; the engine kept the connection open)")
         except openai.APIStatusError as exc:
             res = ChatResult(stream=self.stream, request=body, status=exc.status_code,
                              error=f"HTTP {exc.status_code}: {str(exc.message)[:300]}")
@@ -275,6 +322,9 @@ class Chat:
             res = ChatResult(stream=self.stream, request=body, error=f"{type(exc).__name__}: {exc}"[:300])
         except ValueError as exc:  # malformed payloads the SDK could not decode
             res = ChatResult(stream=self.stream, request=body, error=f"undecodable response: {exc}"[:300])
+        except Exception as exc:  # noqa: BLE001 - e.g. httpx timeouts while iterating a stream
+            res = ChatResult(stream=self.stream, request=body,
+                             error=f"transport error while reading the response: {type(exc).__name__}: {exc or '(no message)'}"[:300])
         res.elapsed = time.monotonic() - t0
         self.log.append({"request": _clip_request(body), "response": res.excerpt()})
         return res

@@ -88,13 +88,21 @@ def collect_stream(client, **kw) -> dict:
 
 
 def nonstream(client, **kw) -> dict:
-    msg = client.messages.create(**kw)
+    """Parsed strictly from the raw body: the SDK hands back a str for a non-JSON body and an
+    unvalidated model for JSON of the wrong shape, which would crash instead of failing the check."""
+    raw = client.messages.with_raw_response.create(**kw)
+    try:
+        body = json.loads(raw.http_response.text)
+    except ValueError:
+        raise AssertionError(f"/v1/messages: response is not JSON: {raw.http_response.text[:200]!r}") from None
+    content = body.get("content") if isinstance(body, dict) else None
+    expect(isinstance(content, list), f"/v1/messages: content is {type(content).__name__}, not a list of blocks: {str(body)[:300]}")
     blocks = []
-    for b in msg.content:
-        d = b.model_dump()
+    for i, d in enumerate(content):
+        expect(isinstance(d, dict) and isinstance(d.get("type"), str), f"/v1/messages: content[{i}] is not a typed block: {str(d)[:200]}")
         blocks.append({"type": d["type"], "text": d.get("text", ""), "thinking": d.get("thinking", ""),
                        "name": d.get("name"), "id": d.get("id"), "input": d.get("input")})
-    return {"blocks": blocks, "stop_reason": msg.stop_reason, "problems": [], "events": None}
+    return {"blocks": blocks, "stop_reason": body.get("stop_reason"), "problems": [], "events": None}
 
 
 def send(engine, stream: bool, **kw) -> dict:
