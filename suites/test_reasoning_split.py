@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from glmverify.chat import Chat
 from glmverify.checks import expect, split_ok
 
 pytestmark = pytest.mark.feature("reasoning_split")
@@ -45,3 +46,22 @@ def test_multi_turn_reasoning_sent_back(chat, evidence):
     evidence.add(turns=chat.log)
     split_ok(second)
     expect(second.finish_reason == "stop", f"turn 2: expected finish_reason 'stop', got {second.finish_reason!r}")
+
+
+def test_stream_matches_nonstream(chat_nonstream, engine, evidence):
+    """On a row whose greedy output is reproducible, the reassembled stream equals the non-stream
+    answer: a dropped, duplicated or re-split delta changes the text even when every chunk is valid."""
+    if not engine.row.expect.get("deterministic"):
+        pytest.skip(f"{engine.row.id}: greedy output not declared reproducible (expect.deterministic)")
+    req = {"messages": [{"role": "user", "content": PROMPTS[1]}]}
+    plain = chat_nonstream.one(**req)
+    streamed = Chat(engine, stream=True, timeout=chat_nonstream.timeout).one(**req)
+    evidence.add(nonstream=plain.excerpt(200), stream=streamed.excerpt(200))
+    split_ok(plain)
+    split_ok(streamed)
+    for field in ("reasoning", "content"):
+        a, b = getattr(plain, field), getattr(streamed, field)
+        if a != b:
+            at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            raise AssertionError(f"stream {field} differs from non-stream at char {at}: "
+                                 f"{a[max(0, at - 20):at + 20]!r} vs {b[max(0, at - 20):at + 20]!r}")
