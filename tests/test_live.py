@@ -80,6 +80,17 @@ def test_each_row_launched_once_across_workers(launched):
     assert all(n == 1 for n in launches.values()), launches
 
 
+def test_no_container_of_the_run_left(launched):
+    if docker_unavailable():
+        pytest.skip(docker_unavailable())
+    _, _, doc, _ = launched
+    from glmverify.containers import RUN_LABEL
+
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={RUN_LABEL}={doc['run']['id']}"],
+                          capture_output=True, text=True, timeout=60).stdout.split()
+    assert left == [], f"containers of run {doc['run']['id']} left behind: {left}"
+
+
 def test_gpu_rows_inferred_with_basis(launched):
     _, _, doc, results = launched
     gpu = [c for c in doc["cells"] if c["hardware"] not in ("cpu", None)]
