@@ -311,7 +311,14 @@ class Chat:
         # conforming non-stream answer already has to meet; streams: MAX_STREAM_SECONDS)
         deadline = (MAX_STREAM_SECONDS if self.stream else 0) + self.timeout + 5
         try:
-            res = await asyncio.wait_for(self._send(client, body), deadline)
+            try:
+                res = await asyncio.wait_for(self._send(client, body), deadline)
+            except openai.APIConnectionError as exc:
+                if isinstance(exc, openai.APITimeoutError):
+                    raise
+                # a pooled keep-alive connection closed before any answer (seen under CPU load):
+                # one fresh attempt; timeouts and HTTP errors are never retried
+                res = await asyncio.wait_for(self._send(client, body), deadline)
         except asyncio.TimeoutError:
             res = ChatResult(stream=self.stream, request=body,
                              error=f"no complete response within {deadline:.0f}s (request deadline; the engine kept the connection open)")
