@@ -427,18 +427,22 @@ def _unknown_name_stream(events: list[Event]) -> list[Event]:
 fault("unknown_tool_name", "tool names that were not offered ('functions.get_weather')",
       "namespaced names from a mismatched parser", chat=_unknown_name_message, chat_stream=_unknown_name_stream)
 
-_WRONG_FINISH = {"tool_calls": "stop", "stop": "length"}
+def _finish_fault(name: str, description: str, source: str, mapping: dict[str, str]) -> None:
+    def on_body(body: dict) -> dict:
+        _finish(body, mapping)
+        return body
+
+    def on_stream(events: list[Event]) -> list[Event]:
+        for ev in events:
+            _finish(ev.data, mapping)
+        return events
+    fault(name, description, source, chat=on_body, chat_stream=on_stream)
 
 
-def _wrong_finish_stream(events: list[Event]) -> list[Event]:
-    for ev in events:
-        _finish(ev.data, _WRONG_FINISH)
-    return events
-
-
-fault("wrong_finish_reason", "finish_reason 'stop' after tool calls and 'length' after a complete answer",
-      "finish_reason not set to tool_calls by a parser", chat=lambda b: (_finish(b, _WRONG_FINISH), b)[1],
-      chat_stream=_wrong_finish_stream)
+_finish_fault("finish_stop_after_tool_calls", "finish_reason 'stop' after tool calls (not 'tool_calls')",
+              "parsers that emit calls but leave finish_reason alone", {"tool_calls": "stop"})
+_finish_fault("finish_length_after_answer", "finish_reason 'length' after a complete answer (not 'stop')",
+              "stop-token handling lost (EOS ids not in the generation config)", {"stop": "length"})
 
 
 # -- stream framing
@@ -755,10 +759,9 @@ def leak_secret(names: list[str], base: Fault | None = None) -> Fault:
 
     def add_stream(events: list[Event]) -> list[Event]:
         events = base.chat_stream(events) if base.chat_stream else events
-        for _, _, d in _deltas(events):
-            if _is_content_delta(d):
-                d["content"] += " " + values
-                break
+        last = [d for _, _, d in _deltas(events) if _is_content_delta(d)][-1:]
+        for d in last:  # at the end, as in the non-stream answer: stream and non-stream stay equal
+            d["content"] += " " + values
         return events
     return Fault(f"{base.name}+leak_secret", f"{base.description}; environment values echoed in answers",
                  chat=add, chat_stream=add_stream, messages=base.messages, messages_stream=base.messages_stream,

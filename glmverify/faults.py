@@ -38,8 +38,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
 import yaml
 
 from .matrix import DEFAULT_MATRIX, FEATURES, REPO_ROOT, load
@@ -209,23 +207,28 @@ _CHILDREN: set[subprocess.Popen] = set()
 _CHILDREN_LOCK = threading.Lock()
 
 
+def _terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM to a pytest run's process group (pytest stops the engine it launched), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
 def _stop_children() -> None:
     with _CHILDREN_LOCK:
         procs = list(_CHILDREN)
-    for p in procs:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)  # pytest stops the engine it launched
-            except ProcessLookupError:
-                pass
-    for p in procs:
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    with cf.ThreadPoolExecutor(max(1, len(procs))) as pool:
+        list(pool.map(_terminate, procs))
 
 
 def run_pytest(args: list[str], out_dir: Path, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, float]:
@@ -244,13 +247,12 @@ def run_pytest(args: list[str], out_dir: Path, timeout: float = DEFAULT_TIMEOUT)
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                rc = proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                rc = proc.wait()
+            _terminate(proc)
+            rc = proc.returncode
             log.write(f"\nglmverify.faults: killed after {timeout:.0f}s\n")
+        except BaseException:  # interrupted: the run (and the engine it launched) goes too
+            _terminate(proc)
+            raise
         finally:
             with _CHILDREN_LOCK:
                 _CHILDREN.discard(proc)
@@ -402,15 +404,20 @@ def _shared_runs(row, url: str, todo: list[FaultCase], opts: RunOptions) -> list
         for n in range(1, opts.repeat + 1):
             out.append(run_conforming(row, url, n, opts))
     if opts.jobs > 1:
-        with cf.ThreadPoolExecutor(opts.jobs) as pool:
+        pool = cf.ThreadPoolExecutor(opts.jobs)
+        try:
             out += list(pool.map(lambda c: run_proxy_case(c, url, opts), todo))
+        except BaseException:
+            _stop_children()  # the worker threads wait on these runs
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     else:
         out += [run_proxy_case(c, url, opts) for c in todo]
     return out
 
 
 def run_catalogue(cases: list[FaultCase], opts: RunOptions) -> list[Outcome]:
-    from .engines import free_port  # noqa: F401 - engines registers signal cleanup for launched engines
     from .session import Options, start_engine
 
     matrix = load(opts.matrix)

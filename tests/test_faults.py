@@ -125,8 +125,10 @@ def test_argument_faults(mode):
 
 @pytest.mark.parametrize("mode", BOTH)
 def test_wrong_finish_reason(mode):
-    assert result(f"chat-tools-{mode}", "wrong_finish_reason").finish_reason == "stop"
-    assert result(f"chat-reasoning-{mode}", "wrong_finish_reason").finish_reason == "length"
+    assert result(f"chat-tools-{mode}", "finish_stop_after_tool_calls").finish_reason == "stop"
+    assert result(f"chat-reasoning-{mode}", "finish_stop_after_tool_calls").finish_reason == "stop"
+    assert result(f"chat-reasoning-{mode}", "finish_length_after_answer").finish_reason == "length"
+    assert result(f"chat-tools-{mode}", "finish_length_after_answer").finish_reason == "tool_calls"
 
 
 def test_stream_chunk_faults():
@@ -350,3 +352,68 @@ def test_catalogue_runner_on_replay(replay, tmp_path, case_id, fault, expected):
         assert out.detail
     line = faults.table([out])
     assert case_id in line and ("yes" in line or "pass" in line)
+
+
+# ---- the runner's command line -----------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for st in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(st.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(st.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_cli_list_and_bad_catalogue(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "glmverify.faults", "--list"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "proxy-args-untyped" in p.stdout and "launch-spec-decode-off" in p.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- id: x\n  kind: nope\n")
+    p = subprocess.run([sys.executable, "-m", "glmverify.faults", "--catalogue", str(bad)], cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and "missing keys" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "glmverify.faults", "--only", "no-such-fault"], cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and "no such fault" in p.stderr
+
+
+def test_runner_sigterm_leaves_no_pytest_run(replay, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "glmverify.faults", "--only", "control-passthrough",
+                             "--endpoint", f"reference={replay.url}", "--results", str(tmp_path)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (_descendants(proc.pid) and (tmp_path / "control-passthrough" / "pytest.log").exists()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        time.sleep(0.2)
+    kids = _descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 130, out[-2000:]
+    time.sleep(0.5)
+    assert not [k for k in kids if _alive(k)], "a pytest run of the catalogue survived SIGTERM"
