@@ -5,6 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.glmverify-installed
 PYTEST_ARGS ?=
+# the issue's bar: every suite three times on the conforming engine, then every fault
+FAULTS_ARGS ?= --repeat 3 --jobs 2
 
 .PHONY: help setup standin images verify test faults bench plan clean
 
@@ -41,7 +43,7 @@ test: standin
 	$(PY) -m pytest tests -p no:cacheprovider -ra $(PYTEST_ARGS)
 
 faults: standin
-	$(PY) -m glmverify.faults
+	$(PY) -m glmverify.faults $(FAULTS_ARGS)
 
 bench: standin
 	$(PY) bench/run.py

@@ -51,7 +51,14 @@ class EngineStartupError(RuntimeError):
 
 
 class Redactor:
-    """Replaces secret values with ``***``; registered once per run, applied to all log text."""
+    """Replaces secret values with ``***``; registered once per run, applied to all log text.
+
+    Messages and evidence are clipped before they reach the recorder, and a clip can cut a secret:
+    so any run of ``FRAGMENT`` or more characters of a secret (its head before a clip, its tail
+    after one) is replaced too, not only the whole value.
+    """
+
+    FRAGMENT = 8
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
@@ -61,9 +68,31 @@ class Redactor:
             self._secrets.add(value)
 
     def __call__(self, text: str) -> str:
-        for s in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(s, "***")
-        return text
+        if not self._secrets or not text:
+            return text
+        hit = bytearray(len(text))  # 1 where a character belongs to a secret or a fragment of one
+        for s in self._secrets:
+            w = min(self.FRAGMENT, len(s))
+            for i in range(len(s) - w + 1):
+                part = s[i:i + w]
+                at = text.find(part)
+                while at != -1:
+                    hit[at:at + w] = b"\1" * w
+                    at = text.find(part, at + 1)
+        if not any(hit):
+            return text
+        out, i = [], 0
+        while i < len(text):
+            if hit[i]:
+                while i < len(text) and hit[i]:
+                    i += 1
+                out.append("***")
+            else:
+                j = hit.find(1, i)
+                j = len(text) if j == -1 else j
+                out.append(text[i:j])
+                i = j
+        return "".join(out)
 
 
 REDACT = Redactor()

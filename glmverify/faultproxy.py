@@ -15,7 +15,11 @@ Kinds of fault (hooks of ``Fault``):
 * ``request``: rewrite the request before it is forwarded (e.g. ask the GLM-5.2 stand-in for one
   of its scripted faults through ``vllm_xargs``, so no relaunch is needed);
 * ``respond``: replace the engine entirely (garbage bodies, never-ending streams, a hang), for
-  the harness's own reliability tests.
+  the harness's own reliability tests;
+* ``error``: rewrite a non-200 answer (status and body);
+* ``when``: a predicate on the request body; the fault's request and answer rewrites apply only to
+  requests it accepts (a defect that shows only on multi-turn, thinking-off or ``tool_choice:
+  none`` requests).
 
 Several proxies can front the same engine; each runs its own event loop in a daemon thread.
 ``python -m glmverify.faultproxy serve --upstream URL --fault NAME`` runs one in the foreground,
@@ -215,6 +219,12 @@ class Fault:
     metrics: Callable[[str, dict], str] | None = None
     request: Callable[[str, dict], dict] | None = None
     respond: Callable[["_Ctx"], Awaitable[Any]] | None = None
+    error: Callable[[int, str], tuple[int, str]] | None = None
+    when: Callable[[dict], bool] | None = None
+
+    def applies(self, body: Any) -> bool:
+        """Whether this fault's rewrites apply to a request with ``body`` (parsed JSON or None)."""
+        return self.when is None or (isinstance(body, dict) and bool(self.when(body)))
 
     def touches(self, kind: str, stream: bool) -> bool:
         hook = {("chat", False): self.chat, ("chat", True): self.chat_stream,
@@ -371,6 +381,74 @@ def _markup_stream(events: list[Event]) -> list[Event]:
 fault("tool_markup_in_content", "tool calls left as raw GLM <tool_call> markup in content, no tool_calls",
       "SGLang #19910 (wrong parser), #30925; vLLM #48095",
       chat=_markup_message, chat_stream=_markup_stream)
+
+
+# -- defects that show only on some requests (``when``)
+def _thinking_off(body: dict) -> bool:
+    kwargs = body.get("chat_template_kwargs") or {}
+    return isinstance(kwargs, dict) and kwargs.get("enable_thinking") is False
+
+
+def _tool_choice_none(body: dict) -> bool:
+    return body.get("tool_choice") == "none"
+
+
+def _has_history(body: dict) -> bool:
+    return any(isinstance(m, dict) and m.get("role") == "assistant" for m in body.get("messages") or [])
+
+
+def _has_tool_results(body: dict) -> bool:
+    return any(isinstance(m, dict) and m.get("role") == "tool" for m in body.get("messages") or [])
+
+
+fault("tools_markup_thinking_off", "with enable_thinking false, tool calls left as raw markup in content",
+      "vLLM #54744, vllm-ascend #12398 (parsing lost with thinking off)",
+      chat=_markup_message, chat_stream=_markup_stream, when=lambda b: _thinking_off(b) and bool(b.get("tools")))
+fault("tool_choice_none_ignored", "tool_choice none: the model still calls, the call left as raw markup in content",
+      "SGLang #30925", request=lambda path, b: {**b, "tool_choice": "auto"},
+      chat=_markup_message, chat_stream=_markup_stream, when=_tool_choice_none)
+fault("tool_results_emptied", "tool results sent back (role tool) reach the model as empty blocks",
+      "vLLM #39614 (tool results replaced by an empty block)",
+      request=lambda path, b: {**b, "messages": [{**m, "content": ""} if isinstance(m, dict) and m.get("role") == "tool"
+                                                 else m for m in b.get("messages") or []]},
+      when=_has_tool_results)
+
+
+def _merge_reasoning_message(m: dict) -> None:
+    reasoning = next((m.pop(f) for f in REASONING_FIELDS if f in m), None)
+    if reasoning:
+        m["content"] = reasoning + "</think>" + (m.get("content") or "")
+
+
+def _merge_reasoning_stream(events: list[Event]) -> list[Event]:
+    closed = False
+    for _, _, d in _deltas(events):
+        field = next((f for f in REASONING_FIELDS if d.get(f)), None)
+        if field:
+            d["content"] = d.pop(field)
+        elif _is_content_delta(d) and not closed:
+            d["content"] = "</think>" + d["content"]
+            closed = True
+        for f in REASONING_FIELDS:
+            d.pop(f, None)
+    return events
+
+
+fault("multi_turn_unsplit", "after an assistant turn, reasoning no longer split: it lands in content with </think>",
+      "vLLM #27703, SGLang #9489 (multi-turn breaking after turn 2)",
+      chat=_on_message(_merge_reasoning_message), chat_stream=_merge_reasoning_stream, when=_has_history)
+
+
+def _overlong_500(status: int, text: str) -> tuple[int, str]:
+    if status == 400 and any(k in text.lower() for k in ("maximum context length", "max_model_len",
+                                                         "maximum model length", "too long")):
+        return 500, json.dumps({"error": {"message": "Internal Server Error", "type": "InternalServerError",
+                                          "code": 500}})
+    return status, text
+
+
+fault("over_limit_500", "a prompt over the context limit answered with HTTP 500 instead of a 4xx",
+      "prompt length checked inside the engine core instead of at the API server", error=_overlong_500)
 
 
 # -- tool-call arguments and names
@@ -765,7 +843,8 @@ def leak_secret(names: list[str], base: Fault | None = None) -> Fault:
         return events
     return Fault(f"{base.name}+leak_secret", f"{base.description}; environment values echoed in answers",
                  chat=add, chat_stream=add_stream, messages=base.messages, messages_stream=base.messages_stream,
-                 metrics=base.metrics, request=base.request, respond=base.respond)
+                 metrics=base.metrics, request=base.request, respond=base.respond, error=base.error,
+                 when=base.when)
 
 
 def proxy_row(row: dict, row_id: str, upstream: str, fault: str = "control_passthrough",
@@ -909,7 +988,8 @@ class FaultProxy:
             if resp is not None:
                 self.stats["mutated"] += 1
                 return resp
-        if f.request is not None and kind == "chat" and isinstance(body, dict):
+        applies = f.applies(body) if kind in ("chat", "messages") else f.when is None
+        if f.request is not None and kind == "chat" and isinstance(body, dict) and applies:
             body = f.request(request.path, body)
             raw = json.dumps(body).encode()
             self.stats["mutated"] += 1
@@ -922,7 +1002,13 @@ class FaultProxy:
             return web.Response(status=502, text=f"fault proxy: upstream unreachable: {exc}")
         async with up:
             out_headers = {k: v for k, v in up.headers.items() if k.lower() not in HOP_HEADERS}
-            if up.status != 200 or not f.touches(kind, stream):
+            if up.status != 200 and f.error is not None and applies:
+                text = (await up.read()).decode("utf-8", errors="replace")
+                status, new = f.error(up.status, text)
+                if (status, new) != (up.status, text):
+                    self.stats["mutated"] += 1
+                return web.Response(status=status, body=new.encode(), headers=out_headers)
+            if up.status != 200 or not applies or not f.touches(kind, stream):
                 resp = web.StreamResponse(status=up.status, headers=out_headers)
                 await resp.prepare(request)
                 async for chunk in up.content.iter_any():

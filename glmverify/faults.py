@@ -5,7 +5,7 @@ prints a table: fault, the features that must come out ``failed``, what was obse
 not. It exits non-zero unless every fault is detected, every control passes and the conforming
 runs have no failure.
 
-How each kind runs (one engine of ours at a time):
+How each kind runs (``--jobs N``: N entries at a time):
 
 * ``proxy`` and ``standin``: ONE launch of the row's conforming engine (``glmverify.session.
   start_engine``), shared by every entry of that row: each entry gets its own
@@ -15,6 +15,11 @@ How each kind runs (one engine of ours at a time):
 * ``launch``: a one-row matrix derived from the entry's row (arguments dropped or set, env, a chat
   template variant written to a temp dir) and ``pytest <modules> --matrix TMP -m cpu``: the plugin
   launches the misconfigured engine, as in a real run.
+
+Each entry may name the ``checks`` (suite functions) that must fail; the run is then narrowed to
+them (``-k``). Over the whole catalogue, every check function of every suite the reference rows
+serve must be seen failing under some fault (the coverage lines under the table): a check no fault
+can fail is reported, and fails the run.
 
 Results go to ``--results DIR`` (default ``results/faults-<UTC time>/``): one sub-directory per run
 (``matrix.json``, ``pytest.log``, engine logs), plus ``faults.json`` and ``faults.md`` (the table).
@@ -47,8 +52,8 @@ RECORDINGS = REPO_ROOT / "fixtures" / "faultproxy_recordings.jsonl.gz"
 SUITES = REPO_ROOT / "suites"
 TEMPLATE = Path(__file__).resolve().parent / "standin" / "chat_template.jinja"
 KINDS = ("proxy", "standin", "launch")
-CASE_KEYS = {"id", "kind", "row", "suites", "expect_failed", "fault", "standin", "drop_args", "set_args", "env",
-             "chat_template", "select", "source", "why"}
+CASE_KEYS = {"id", "kind", "row", "suites", "expect_failed", "checks", "fault", "standin", "drop_args", "set_args",
+             "env", "chat_template", "select", "source", "why"}
 DEFAULT_TIMEOUT = 1800.0
 
 
@@ -69,6 +74,7 @@ class FaultCase:
     set_args: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     chat_template: str | None = None
+    checks: list[str] = field(default_factory=list)  # suite functions that must fail (the run is narrowed to them)
     select: str | None = None  # a pytest -k expression narrowing the checks run (controls only)
     source: str = ""
     why: str = ""
@@ -79,6 +85,21 @@ class FaultCase:
 
     def modules(self) -> list[str]:
         return [str(SUITES / f"test_{s}.py") for s in self.suites]
+
+
+def suite_checks(features) -> dict[str, str]:
+    """``feature::function`` -> feature, for every check function (``def test_*``) of the features' suites."""
+    import ast
+
+    out = {}
+    for feat in features:
+        path = SUITES / f"test_{feat}.py"
+        if not path.is_file():
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
+                out[f"{feat}::{node.name}"] = feat
+    return out
 
 
 # ---- chat template variants ------------------------------------------------------------------------
@@ -147,7 +168,14 @@ def load_catalogue(path: Path | str = CATALOGUE, matrix_path: Path | str = DEFAU
         if case.kind == "launch" and not (case.drop_args or case.set_args or case.env or case.chat_template):
             errors.append(f"{where}: a launch fault must change something (drop_args, set_args, env, chat_template)")
         if case.select and case.expect_failed:
-            errors.append(f"{where}: select is for controls only: a fault must face every check of its suites")
+            errors.append(f"{where}: select is for controls only (a fault names its checks instead)")
+        if case.checks:
+            known = {k.split("::")[1] for k in suite_checks(case.suites)}
+            if not case.expect_failed:
+                errors.append(f"{where}: checks are for faults (what must fail); a control narrows with select")
+            for name in case.checks:
+                if name not in known:
+                    errors.append(f"{where}: no check {name!r} in the suites {case.suites}")
         if case.chat_template is not None and case.chat_template not in TEMPLATES:
             errors.append(f"{where}: unknown chat_template {case.chat_template!r} ({', '.join(TEMPLATES)})")
         cases.append(case)
@@ -274,7 +302,8 @@ def observe(results_dir: Path, row: str) -> dict[str, dict]:
         if bad:
             detail = f"{bad[0]['id']}: {bad[0].get('detail', '')}"
         out[c["feature"]] = {"status": c["status"], "detail": " ".join(detail.split())[:400],
-                             "checks": len(c.get("checks", []))}
+                             "checks": len(c.get("checks", [])),
+                             "failed": sorted({f"{c['feature']}::{k['id'].split('[')[0]}" for k in bad})}
     return out
 
 
@@ -291,6 +320,7 @@ class Outcome:
     exit_code: int | None = None
     mutated: str = ""
     results: str = ""
+    failed_checks: list[str] = field(default_factory=list)  # feature::function seen failing
 
     @property
     def verdict(self) -> str:
@@ -304,20 +334,25 @@ class Outcome:
 
 
 def judge(case_id: str, kind: str, row: str, expect_failed: list[str], features: list[str], seen: dict[str, dict],
-          rc: int, seconds: float, results: Path) -> Outcome:
-    """Detected: every expected feature ``failed``. A control or conforming run: no feature failed and
-    every feature run has a live status (verified, or unsupported/skipped by the row)."""
+          rc: int, seconds: float, results: Path, checks: list[str] = ()) -> Outcome:
+    """Detected: every expected feature ``failed`` (and every named check among the failing ones). A
+    control or conforming run: no feature failed and every feature run has a live status (verified,
+    or unsupported/skipped by the row)."""
     observed = {f: seen.get(f, {}).get("status", "absent") for f in features}
+    failed = sorted({k for f in features for k in seen.get(f, {}).get("failed", [])})
     if expect_failed:
-        detected = all(observed.get(f) == "failed" for f in expect_failed)
+        missing = [c for c in checks if not any(k.endswith("::" + c) for k in failed)]
+        detected = all(observed.get(f) == "failed" for f in expect_failed) and not missing
         detail = next((seen[f]["detail"] for f in expect_failed if seen.get(f, {}).get("detail")), "")
+        if missing:
+            detail = f"named checks did not fail: {missing}; " + detail
     else:
         detected = bool(observed) and all(s in ("verified", "unsupported") for s in observed.values())
         detail = next((f"{f}: {seen[f]['detail']}" for f in features if seen.get(f, {}).get("detail")), "")
     if "_error" in seen:
         detail = f"{seen['_error']['status']}: {seen['_error']['detail']}"
     return Outcome(case_id, kind, row, list(expect_failed), observed, detected, round(seconds, 1), detail, rc,
-                   results=str(results))
+                   results=str(results), failed_checks=failed)
 
 
 # ---- the runner -------------------------------------------------------------------------------------------
@@ -343,8 +378,11 @@ def _fault_args(case: FaultCase, opts: RunOptions) -> list[str]:
     args = ["--accuracy-samples", str(opts.accuracy_samples)]
     if case.select:
         args += ["-k", case.select]
-    # stop at the first failure when that cannot hide an expected one (one feature expected, only it run)
-    if opts.stop_early and len(case.expect_failed) == 1 and case.suites == case.expect_failed:
+    if case.checks:
+        args += ["-k", " or ".join(case.checks)]
+    # stop at the first failure when that cannot hide an expected one (one feature expected, only it
+    # run, at most one named check)
+    if opts.stop_early and len(case.expect_failed) == 1 and case.suites == case.expect_failed and len(case.checks) <= 1:
         args.append("-x")
     return args
 
@@ -377,7 +415,8 @@ def run_proxy_case(case: FaultCase, upstream: str, opts: RunOptions) -> Outcome:
         rc, secs = run_pytest([*case.modules(), "--endpoint", proxy.url, "--row", case.row, "--matrix", str(opts.matrix),
                                *_fault_args(case, opts)], out_dir, opts.timeout)
         stats = dict(proxy.stats)
-    o = judge(case.id, case.kind, case.row, case.expect_failed, case.suites, observe(out_dir, case.row), rc, secs, out_dir)
+    o = judge(case.id, case.kind, case.row, case.expect_failed, case.suites, observe(out_dir, case.row), rc, secs, out_dir,
+              case.checks)
     o.mutated = f"{stats.get('mutated', 0)}/{stats.get('requests', 0)}"
     _progress(f"{case.id}: {o.word} {o.observed} in {secs:.0f}s")
     return o
@@ -393,7 +432,8 @@ def run_launch_case(case: FaultCase, opts: RunOptions) -> Outcome:
         _progress(f"{case.id}: launching row {case.row} misconfigured -> {', '.join(case.suites)}")
         rc, secs = run_pytest([*case.modules(), "--matrix", str(mpath), "-m", "cpu", *_fault_args(case, opts)],
                               out_dir, opts.timeout)
-    o = judge(case.id, case.kind, case.row, case.expect_failed, case.suites, observe(out_dir, case.id), rc, secs, out_dir)
+    o = judge(case.id, case.kind, case.row, case.expect_failed, case.suites, observe(out_dir, case.id), rc, secs, out_dir,
+              case.checks)
     _progress(f"{case.id}: {o.word} {o.observed} in {secs:.0f}s")
     return o
 
@@ -403,18 +443,21 @@ def _shared_runs(row, url: str, todo: list[FaultCase], opts: RunOptions) -> list
     if opts.conforming:
         for n in range(1, opts.repeat + 1):
             out.append(run_conforming(row, url, n, opts))
-    if opts.jobs > 1:
-        pool = cf.ThreadPoolExecutor(opts.jobs)
-        try:
-            out += list(pool.map(lambda c: run_proxy_case(c, url, opts), todo))
-        except BaseException:
-            _stop_children()  # the worker threads wait on these runs
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    else:
-        out += [run_proxy_case(c, url, opts) for c in todo]
-    return out
+    return out + _pooled(lambda c: run_proxy_case(c, url, opts), todo, opts.jobs)
+
+
+def _pooled(fn, cases: list[FaultCase], jobs: int) -> list[Outcome]:
+    """``fn`` over ``cases``, ``jobs`` at a time (each a pytest run; launch entries each start an engine)."""
+    if jobs <= 1:
+        return [fn(c) for c in cases]
+    pool = cf.ThreadPoolExecutor(jobs)
+    try:
+        return list(pool.map(fn, cases))
+    except BaseException:
+        _stop_children()  # the worker threads wait on these runs
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_catalogue(cases: list[FaultCase], opts: RunOptions) -> list[Outcome]:
@@ -451,8 +494,7 @@ def run_catalogue(cases: list[FaultCase], opts: RunOptions) -> list[Outcome]:
         finally:
             live.server.stop()
             _progress(f"{row_id}: engine stopped")
-    for case in launched:
-        outcomes.append(run_launch_case(case, opts))
+    outcomes += _pooled(lambda c: run_launch_case(c, opts), launched, opts.jobs)
     order = {c.id: i for i, c in enumerate(cases)}
     return sorted(outcomes, key=lambda o: (o.kind != "conforming", order.get(o.id, -1)))
 
@@ -464,6 +506,8 @@ def table(outcomes: list[Outcome]) -> str:
     for o in outcomes:
         expected = ", ".join(o.expect_failed) or "(none)"
         observed = ", ".join(f"{f}={s}" for f, s in o.observed.items()) or "-"
+        if not o.expect_failed and o.observed and set(o.observed.values()) == {"verified"}:
+            observed = f"all {len(o.observed)} verified"  # a conforming run's features, in one word
         verdict = o.verdict
         rows.append((o.id, o.kind, expected, observed, verdict, f"{o.seconds:.0f}", o.mutated or "-", o.detail[:110]))
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head) - 1)]
@@ -485,15 +529,38 @@ def markdown(outcomes: list[Outcome]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary(outcomes: list[Outcome]) -> tuple[bool, str]:
+def coverage(outcomes: list[Outcome], features) -> dict[str, list[str]]:
+    """``feature::function`` of every check of ``features`` -> the detected faults seen failing it."""
+    cov: dict[str, list[str]] = {k: [] for k in suite_checks(features)}
+    for o in outcomes:
+        if o.expect_failed and o.detected:
+            for k in o.failed_checks:
+                if k in cov:
+                    cov[k].append(o.id)
+    return cov
+
+
+def coverage_text(cov: dict[str, list[str]]) -> str:
+    width = max((len(k) for k in cov), default=10)
+    return "\n".join(f"{k.ljust(width)}  {', '.join(v) if v else 'NEVER SEEN FAILING'}" for k, v in cov.items())
+
+
+def summary(outcomes: list[Outcome], cov: dict[str, list[str]] | None = None) -> tuple[bool, str]:
+    """Every fault detected, every control and conforming run passing, and (given ``cov``) every
+    check seen failing under some fault."""
     faults = [o for o in outcomes if o.expect_failed]
     controls = [o for o in outcomes if not o.expect_failed]
     found = sum(o.detected for o in faults)
     ok_controls = sum(o.detected for o in controls)
     ok = found == len(faults) and ok_controls == len(controls)
     pct = 100.0 * found / len(faults) if faults else 100.0
-    return ok, (f"faults detected: {found}/{len(faults)} ({pct:.0f}%); controls and conforming runs passing: "
-                f"{ok_controls}/{len(controls)}")
+    line = (f"faults detected: {found}/{len(faults)} ({pct:.0f}%); controls and conforming runs passing: "
+            f"{ok_controls}/{len(controls)}")
+    if cov is not None:
+        shown = sum(bool(v) for v in cov.values())
+        ok = ok and shown == len(cov)
+        line += f"; checks seen failing: {shown}/{len(cov)}"
+    return ok, line
 
 
 # ---- recordings for tests/test_faults.py ----------------------------------------------------------------
@@ -583,9 +650,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", default=[], metavar="ID",
                     help="run only these entries (comma separated, repeatable; a trailing * matches a prefix)")
     ap.add_argument("--kind", action="append", default=[], choices=KINDS, help="run only entries of this kind")
-    ap.add_argument("--repeat", type=int, default=1, help="conforming runs per reference row (default 1; the issue asks 3)")
+    ap.add_argument("--repeat", type=int, default=1, help="conforming runs per reference row (default 1; `make faults` asks 3: none may fail)")
     ap.add_argument("--no-conforming", action="store_true", help="skip the conforming runs")
-    ap.add_argument("--jobs", type=int, default=1, help="proxy entries run at once against the shared engine (default 1)")
+    ap.add_argument("--jobs", type=int, default=1, help="entries run at once: proxy entries against the shared engine, launch entries each with "
+                         "its own engine (default 1)")
     ap.add_argument("--accuracy-samples", type=int, default=8, help="GSM8K questions per fault run (default 8)")
     ap.add_argument("--standin-via", choices=["request", "launch"], default="request",
                     help="stand-in faults: per request through the proxy (default) or a launch with GLM_STANDIN_FAULTS")
@@ -639,11 +707,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _stop_children()
     total = time.monotonic() - t0
-    ok, line = summary(outcomes)
-    text = table(outcomes)
+    # coverage is a property of the whole catalogue: judged only when every entry ran
+    whole = not only and not a.kind
+    served = [f for f in FEATURES if any(load(opts.matrix).row(r).serves(f) for r in ("reference", "reference-ngram"))]
+    cov = coverage(outcomes, served) if whole else None
+    ok, line = summary(outcomes, cov)
+    text = table(outcomes) + ("\n\nchecks and the faults seen failing them:\n" + coverage_text(cov) if cov else "")
     (opts.results / "faults.json").write_text(json.dumps(
-        {"ok": ok, "seconds": round(total, 1), "summary": line, "outcomes": [asdict(o) for o in outcomes]}, indent=1) + "\n")
-    (opts.results / "faults.md").write_text(markdown(outcomes) + f"\n{line}; total {total / 60:.1f} min\n")
+        {"ok": ok, "seconds": round(total, 1), "summary": line, "outcomes": [asdict(o) for o in outcomes],
+         "coverage": cov}, indent=1) + "\n")
+    cov_md = ("\n| check | faults seen failing it |\n|---|---|\n"
+              + "".join(f"| {k} | {', '.join(v) or '**never**'} |\n" for k, v in cov.items())) if cov else ""
+    (opts.results / "faults.md").write_text(markdown(outcomes) + cov_md + f"\n{line}; total {total / 60:.1f} min\n")
     print()
     print(text)
     print()

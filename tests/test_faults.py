@@ -131,6 +131,73 @@ def test_wrong_finish_reason(mode):
     assert result(f"chat-tools-{mode}", "finish_length_after_answer").finish_reason == "tool_calls"
 
 
+THINK_OFF = {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [TOOLS["get_weather"]],
+             "chat_template_kwargs": {"enable_thinking": False}}
+
+
+@pytest.mark.parametrize("mode", BOTH)
+def test_faults_scoped_to_some_requests(mode):
+    # thinking off with tools: the calls become raw markup; other requests are left alone
+    f = fp.FAULTS["tools_markup_thinking_off"]
+    assert f.applies(THINK_OFF) and not f.applies(REC[f"chat-tools-{mode}"]["request"])
+    got = result(f"chat-tools-{mode}", f)
+    assert not got.tool_calls and "<tool_call>" in got.content and got.finish_reason == "stop"
+    # tool_choice none: forwarded as auto, the call left as markup
+    f = fp.FAULTS["tool_choice_none_ignored"]
+    none = {**THINK_OFF, "tool_choice": "none"}
+    assert f.applies(none) and not f.applies(REC[f"chat-tools-{mode}"]["request"])
+    assert f.request("/v1/chat/completions", none)["tool_choice"] == "auto"
+    # multi-turn: reasoning merged into content behind </think>
+    f = fp.FAULTS["multi_turn_unsplit"]
+    history = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                            {"role": "user", "content": "c"}]}
+    assert f.applies(history) and not f.applies(REC[f"chat-reasoning-{mode}"]["request"])
+    base, got = result(f"chat-reasoning-{mode}"), result(f"chat-reasoning-{mode}", f)
+    assert not got.reasoning and got.content == base.reasoning + "</think>" + base.content
+
+
+def test_tool_results_emptied_and_over_limit_500():
+    f = fp.FAULTS["tool_results_emptied"]
+    body = {"messages": [{"role": "user", "content": "a"}, {"role": "tool", "tool_call_id": "1", "content": "391"}]}
+    assert f.applies(body) and not f.applies({"messages": [{"role": "user", "content": "a"}]})
+    out = f.request("/v1/chat/completions", body)
+    assert out["messages"][1] == {"role": "tool", "tool_call_id": "1", "content": ""} and body["messages"][1]["content"] == "391"
+    f = fp.FAULTS["over_limit_500"]
+    msg = json.dumps({"error": {"message": "This model's maximum context length is 16384 tokens. However, ..."}})
+    assert f.error(400, msg)[0] == 500
+    assert f.error(400, '{"error": {"message": "tools must be a list"}}')[0] == 400
+
+
+def test_when_scopes_the_proxy_over_http(replay):
+    with fp.FaultProxy(replay.url, "tools_markup_thinking_off") as proxy:
+        plain = httpx.post(proxy.url + "/v1/chat/completions", json={"model": "m", "tools": [TOOLS["get_weather"]], "messages": []})
+        assert parse_completion(plain.json()).tool_calls and proxy.stats["mutated"] == 0
+        off = httpx.post(proxy.url + "/v1/chat/completions", json=THINK_OFF)
+        assert not parse_completion(off.json()).tool_calls and proxy.stats["mutated"] == 1
+
+
+def test_coverage_lists_checks_no_fault_failed():
+    def o(i, failed, detected=True):
+        return faults.Outcome(i, "proxy", "reference", ["context_1m"], detected=detected, failed_checks=failed)
+    cov = faults.coverage([o("a", ["context_1m::test_needles"]), o("b", ["context_1m::test_max_model_len"], False)],
+                          ["context_1m"])
+    assert cov == {"context_1m::test_max_model_len": [], "context_1m::test_needles": ["a"],
+                   "context_1m::test_over_limit_rejected": []}
+    ok, line = faults.summary([o("a", ["context_1m::test_needles"])], cov)
+    assert not ok and "checks seen failing: 1/3" in line
+    assert "NEVER SEEN FAILING" in faults.coverage_text(cov)
+
+
+def test_catalogue_names_real_checks(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text(yaml.safe_dump([{"id": "x", "kind": "proxy", "fault": "over_limit_500", "row": "reference",
+                                    "suites": ["context_1m"], "expect_failed": ["context_1m"], "checks": ["test_nope"]}]))
+    with pytest.raises(faults.CatalogueError, match="no check 'test_nope'"):
+        faults.load_catalogue(bad)
+    named = {n for c in faults.load_catalogue() for n in c.checks}
+    assert {"test_multi_turn_reasoning_sent_back", "test_over_limit_rejected", "test_choice_none"} <= named
+
+
 def test_stream_chunk_faults():
     base = result("chat-tools-stream")
     dropped = result("chat-tools-stream", "stream_chunk_dropped")
