@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from . import hardware
-from .engines import EngineStartupError, install_signal_cleanup, utcnow
+from .engines import REDACT, EngineStartupError, install_signal_cleanup, utcnow
 from .matrix import DEFAULT_MATRIX, FEATURES, REPO_ROOT, Matrix, MatrixError, load
 from .results import PARSER_PROPERTY, PROPERTY_KEY, CheckRecord, Recorder
 from .session import (LiveEngine, Options, default_results_dir, new_run_id, point_latest,
@@ -339,9 +339,20 @@ def _check_id(item) -> str:
     return item.originalname + (f"[{rest}]" if rest else "")
 
 
+def _redact_report(report) -> None:
+    """pytest's own failure text and captured output go to terminals, CI logs and JUnit: secrets out."""
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        clean = REDACT(text)
+        if clean != text:
+            report.longrepr = clean
+    report.sections = [(name, REDACT(body)) for name, body in report.sections]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
+    _redact_report(report)
     cs = getattr(item, "callspec", None)
     feature = _feature_of(item)
     if cs is None or "engine" not in cs.params or feature is None or report.when == "teardown":
