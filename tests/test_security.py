@@ -35,16 +35,12 @@ from glmverify.matrix import DEFAULT_MATRIX, load
 from glmverify.report import write_reports
 from glmverify.session import Options, start_engine
 from glmverify.standin.script import CANARY
+from helpers.procs import HAVE_VLLM
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = REPO / "suites"
 pytestmark = pytest.mark.live
 
-try:
-    import vllm  # noqa: F401
-    HAVE_VLLM = True
-except Exception:  # noqa: BLE001
-    HAVE_VLLM = False
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome",
                                                         "google-chrome-stable")) if p), None)
 

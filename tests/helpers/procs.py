@@ -1,0 +1,36 @@
+"""Process helpers for the project's own tests: what a run left alive, read from /proc."""
+from __future__ import annotations
+
+from pathlib import Path
+
+try:
+    import vllm  # noqa: F401
+    HAVE_VLLM = True
+except Exception:  # noqa: BLE001 - any import failure means the reference engine cannot run here
+    HAVE_VLLM = False
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc's PPid links)."""
+    children: dict[int, list[int]] = {}
+    for st in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(st.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(st.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
