@@ -28,6 +28,7 @@ import pytest
 from glmverify import containers
 from glmverify.containers import LAUNCH_LABEL, RUN_LABEL, EngineContainer, reap
 from glmverify.engines import EngineStartupError, HttpReadiness
+from helpers.procs import default_sigint
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "glmverify/debian-minbase:bookworm"
@@ -160,7 +161,7 @@ def test_killed_pytest_run_leaves_no_container(base_image, run_id, tmp_path, whe
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "glmverify.plugin", "-p", "no:cacheprovider", "-q", "-s",
          "--results", str(tmp_path / "results"), "--rootdir", str(tmp_path), str(tmp_path / "test_child.py")],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

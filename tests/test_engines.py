@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from glmverify.engines import EngineStartupError, HttpReadiness, ProcessEngine, free_port
+from helpers.procs import default_sigint
 
 HELPER = Path(__file__).parent / "helpers" / "slow_server.py"
 REPO = Path(__file__).resolve().parent.parent
@@ -87,7 +88,8 @@ def test_signal_to_pytest_leaves_no_engine(tmp_path, sig):
     """))
     proc = subprocess.Popen([sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
                              "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml")],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.monotonic() + 60
     while not (tmp_path / "ready").exists():
         assert proc.poll() is None, proc.stdout.read()

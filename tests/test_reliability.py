@@ -35,7 +35,7 @@ import yaml
 from glmverify import faultproxy as fp
 from glmverify.matrix import DEFAULT_MATRIX, load
 from glmverify.session import Options, start_engine
-from helpers.procs import HAVE_VLLM, alive, descendants
+from helpers.procs import HAVE_VLLM, alive, default_sigint, descendants
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = REPO / "suites"
@@ -72,7 +72,7 @@ def run(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess
 
 def start(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(pytest_cmd(*args), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, preexec_fn=default_sigint)
 
 
 def doc(results: Path) -> dict:

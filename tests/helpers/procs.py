@@ -1,6 +1,7 @@
 """Process helpers for the project's own tests: what a run left alive, read from /proc."""
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 try:
@@ -34,3 +35,10 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a background job (``cmd &``,
+    nohup) starts with SIGINT ignored and its children inherit that, so Python would never raise
+    KeyboardInterrupt; restore the default, as at a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
