@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import dataclasses
 import json
 import os
 import sys
@@ -393,12 +394,9 @@ def _tool_choice_none(body: dict) -> bool:
     return body.get("tool_choice") == "none"
 
 
-def _has_history(body: dict) -> bool:
-    return any(isinstance(m, dict) and m.get("role") == "assistant" for m in body.get("messages") or [])
-
-
-def _has_tool_results(body: dict) -> bool:
-    return any(isinstance(m, dict) and m.get("role") == "tool" for m in body.get("messages") or [])
+def _has_role(role: str) -> Callable[[dict], bool]:
+    """A request predicate: some message of ``role`` (an earlier assistant turn, a tool result)."""
+    return lambda body: any(isinstance(m, dict) and m.get("role") == role for m in body.get("messages") or [])
 
 
 fault("tools_markup_thinking_off", "with enable_thinking false, tool calls left as raw markup in content",
@@ -411,7 +409,7 @@ fault("tool_results_emptied", "tool results sent back (role tool) reach the mode
       "vLLM #39614 (tool results replaced by an empty block)",
       request=lambda path, b: {**b, "messages": [{**m, "content": ""} if isinstance(m, dict) and m.get("role") == "tool"
                                                  else m for m in b.get("messages") or []]},
-      when=_has_tool_results)
+      when=_has_role("tool"))
 
 
 def _merge_reasoning_message(m: dict) -> None:
@@ -436,7 +434,7 @@ def _merge_reasoning_stream(events: list[Event]) -> list[Event]:
 
 fault("multi_turn_unsplit", "after an assistant turn, reasoning no longer split: it lands in content with </think>",
       "vLLM #27703, SGLang #9489 (multi-turn breaking after turn 2)",
-      chat=_on_message(_merge_reasoning_message), chat_stream=_merge_reasoning_stream, when=_has_history)
+      chat=_on_message(_merge_reasoning_message), chat_stream=_merge_reasoning_stream, when=_has_role("assistant"))
 
 
 def _overlong_500(status: int, text: str) -> tuple[int, str]:
@@ -841,10 +839,9 @@ def leak_secret(names: list[str], base: Fault | None = None) -> Fault:
         for d in last:  # at the end, as in the non-stream answer: stream and non-stream stay equal
             d["content"] += " " + values
         return events
-    return Fault(f"{base.name}+leak_secret", f"{base.description}; environment values echoed in answers",
-                 chat=add, chat_stream=add_stream, messages=base.messages, messages_stream=base.messages_stream,
-                 metrics=base.metrics, request=base.request, respond=base.respond, error=base.error,
-                 when=base.when)
+    return dataclasses.replace(base, name=f"{base.name}+leak_secret",
+                               description=f"{base.description}; environment values echoed in answers",
+                               chat=add, chat_stream=add_stream)
 
 
 def proxy_row(row: dict, row_id: str, upstream: str, fault: str = "control_passthrough",

@@ -52,6 +52,7 @@ RECORDINGS = REPO_ROOT / "fixtures" / "faultproxy_recordings.jsonl.gz"
 SUITES = REPO_ROOT / "suites"
 TEMPLATE = Path(__file__).resolve().parent / "standin" / "chat_template.jinja"
 KINDS = ("proxy", "standin", "launch")
+REFERENCE_ROWS = ("reference", "reference-ngram")  # the conforming engines: repeated runs, check coverage
 CASE_KEYS = {"id", "kind", "row", "suites", "expect_failed", "checks", "fault", "standin", "drop_args", "set_args",
              "env", "chat_template", "select", "source", "why"}
 DEFAULT_TIMEOUT = 1800.0
@@ -467,7 +468,7 @@ def run_catalogue(cases: list[FaultCase], opts: RunOptions) -> list[Outcome]:
     outcomes: list[Outcome] = []
     shared = [c for c in cases if c.kind == "proxy" or (c.kind == "standin" and opts.standin_via == "request")]
     launched = [c for c in cases if c not in shared]
-    rows = list(dict.fromkeys([c.row for c in shared] + (["reference", "reference-ngram"] if opts.conforming else [])))
+    rows = list(dict.fromkeys([c.row for c in shared] + (list(REFERENCE_ROWS) if opts.conforming else [])))
     for row_id in rows:
         row = matrix.row(row_id)
         todo = [c for c in shared if c.row == row_id]
@@ -689,8 +690,10 @@ def main(argv: list[str] | None = None) -> int:
         for c in cases:
             print(f"{c.id:40s} {c.kind:8s} {c.row:16s} {','.join(c.expect_failed) or '(control)':35s} {c.why}")
         return 0
+    # the whole catalogue: conforming runs and check coverage belong to it, not to a selection
+    whole = not only and not a.kind
     results = a.results or REPO_ROOT / "results" / ("faults-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
-    opts = RunOptions(results=results.resolve(), repeat=a.repeat, conforming=not a.no_conforming and not only and not a.kind,
+    opts = RunOptions(results=results.resolve(), repeat=a.repeat, conforming=not a.no_conforming and whole,
                       jobs=a.jobs, accuracy_samples=a.accuracy_samples, standin_via=a.standin_via, timeout=a.timeout,
                       matrix=a.matrix.resolve(), stop_early=not a.full, endpoints=endpoints)
     opts.results.mkdir(parents=True, exist_ok=True)
@@ -701,16 +704,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcomes = run_catalogue(cases, opts)
     except KeyboardInterrupt:
-        _stop_children()
         print("glmverify.faults: interrupted", file=sys.stderr)
         return 130
     finally:
         _stop_children()
     total = time.monotonic() - t0
-    # coverage is a property of the whole catalogue: judged only when every entry ran
-    whole = not only and not a.kind
-    served = [f for f in FEATURES if any(load(opts.matrix).row(r).serves(f) for r in ("reference", "reference-ngram"))]
-    cov = coverage(outcomes, served) if whole else None
+    matrix = load(opts.matrix)
+    served = {f for r in REFERENCE_ROWS for f in conforming_suites(matrix.row(r))}
+    cov = coverage(outcomes, [f for f in FEATURES if f in served]) if whole else None
     ok, line = summary(outcomes, cov)
     text = table(outcomes) + ("\n\nchecks and the faults seen failing them:\n" + coverage_text(cov) if cov else "")
     (opts.results / "faults.json").write_text(json.dumps(
