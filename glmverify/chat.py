@@ -49,6 +49,11 @@ class ChatResult:
     error: str | None = None   # transport or HTTP error, instead of raising out of a batch
 
     @property
+    def truncated(self) -> bool:
+        """Cut by max_tokens (or the context): not an ordinary answer, never scored as one."""
+        return self.finish_reason == "length"
+
+    @property
     def completion_tokens(self) -> int | None:
         v = self.usage.get("completion_tokens")
         return int(v) if isinstance(v, (int, float)) else None
@@ -73,6 +78,7 @@ class ChatResult:
             "content": cut(self.content),
             "tool_calls": [{"id": t.id, "name": t.name, "arguments": cut(t.arguments)} for t in self.tool_calls],
             "finish_reason": self.finish_reason,
+            "truncated": self.truncated,
             "usage": self.usage,
             "problems": self.problems[:10],
             "events": self.events,
@@ -294,10 +300,12 @@ class Chat:
         self.log: list[dict[str, Any]] = []
 
     def body(self, **req) -> dict:
-        body = {"model": self.live.model, **req}
-        body.setdefault("max_tokens", 1024)
-        body.setdefault("temperature", 0)
-        return body
+        """A request as the guides send it: the profile's defaults (max_tokens large enough for Max
+        reasoning; no sampling fields, so the engine applies the checkpoint's generation config)
+        under what the check sets. A check that needs identity sets ``seed`` and says why."""
+        profile = getattr(getattr(self.live, "row", None), "profile", None)
+        defaults = profile.request_defaults() if profile is not None else {"max_tokens": 8192}
+        return {"model": self.live.model, **defaults, **req}
 
     async def acomplete(self, client, req: dict) -> ChatResult:
         """One request; HTTP and transport errors come back in ``error``/``status``, never raised,

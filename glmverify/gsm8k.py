@@ -71,10 +71,14 @@ def extract(content: str | None) -> str | None:
     return normalize(nums[-1]) if nums else None
 
 
-def sample(items: list[dict], n: int, seed: int) -> Sample:
-    """The same questions for every row: a seeded choice over the whole set (n=0: all)."""
+def sample(items: list[dict], n: int, seed: int, shuffle: bool = False) -> Sample:
+    """The same questions for every row: a seeded choice over the whole set (n=0: all; with
+    ``shuffle`` the whole set comes in a seeded order, so a sequential draw takes a random prefix)."""
     rng = random.Random(seed)
-    chosen = items if n == 0 or n >= len(items) else rng.sample(items, n)
+    if shuffle:
+        chosen = rng.sample(items, len(items))[: (n or len(items))]
+    else:
+        chosen = items if n == 0 or n >= len(items) else rng.sample(items, n)
     s = Sample(chosen)
     s.seed = seed
     return s

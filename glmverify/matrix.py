@@ -28,7 +28,7 @@ FEATURES: tuple[str, ...] = (
     "accuracy_smoke",
     "anthropic_messages",
 )
-STATUSES: tuple[str, ...] = ("verified", "failed", "inferred", "unsupported", "not_run")
+STATUSES: tuple[str, ...] = ("verified", "failed", "inconclusive", "inferred", "unsupported", "not_run")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MATRIX = REPO_ROOT / "matrix.yaml"
@@ -77,6 +77,15 @@ class Profile:
     thinking_default: bool
     wrong_thinking_variables: tuple[str, ...]
     effort: EffortProfile
+    # how the guides send requests: sampling fields ({} = the engine's generation config) and max_tokens
+    sampling: dict[str, Any] = field(default_factory=dict)
+    max_tokens: int = 8192
+    # targets of the statistical decisions (glmverify.policy reads them)
+    verdicts: dict[str, Any] = field(default_factory=dict)
+
+    def request_defaults(self) -> dict[str, Any]:
+        """Fields every chat request carries unless the check sets them (and says why)."""
+        return {"max_tokens": self.max_tokens, **self.sampling}
 
 
 @dataclass(frozen=True)
@@ -177,6 +186,9 @@ def _profile(name: str, d: dict) -> Profile:
         thinking_variable=d["thinking_variable"],
         thinking_default=d.get("thinking_default", True),
         wrong_thinking_variables=tuple(d.get("wrong_thinking_variables", ())),
+        sampling=dict((d.get("requests") or {}).get("sampling") or {}),
+        max_tokens=int((d.get("requests") or {}).get("max_tokens", 8192)),
+        verdicts=dict(d.get("verdicts") or {}),
         effort=EffortProfile(
             variable=e["variable"],
             default=e["default"],

@@ -37,7 +37,7 @@ from .engines import utcnow
 from .matrix import STATUSES, Matrix
 from .results import SCHEMA_VERSION, cell_status
 
-LIVE = ("verified", "failed")
+LIVE = ("verified", "failed", "inconclusive")
 DECLARED = ("inferred", "unsupported", "not_run")
 MATRIX_JSON = "matrix.json"
 
@@ -235,10 +235,12 @@ def _combine_same_run(cands: list[Candidate]) -> Candidate:
     declared = newest.cell.get("declared") or "not_run"
     status = cell_status(list(checks.values()), declared) if checks else None
     if status not in LIVE:  # live cells without (live) checks: keep the worst live status
-        status = "failed" if any(c.status == "failed" for c in cands) else "verified"
+        status = next((s for s in ("failed", "inconclusive") if any(c.status == s for c in cands)), "verified")
     n_fail = sum(c.get("outcome") in ("failed", "error") for c in checks.values())
     n_pass = sum(c.get("outcome") == "passed" for c in checks.values())
+    n_open = sum(c.get("outcome") == "inconclusive" for c in checks.values())
     basis = (f"live run {newest.run_id}: {n_fail} check(s) failed" if status == "failed"
+             else f"live run {newest.run_id}: {n_open} check(s) inconclusive (not verified)" if status == "inconclusive"
              else f"live run {newest.run_id}: {n_pass} check(s) passed")
     basis += f" (combined from {len({c.source for c in cands})} result files)"
     cell = dict(newest.cell)

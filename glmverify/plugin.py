@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from . import hardware
+from .checks import Inconclusive
 from .engines import REDACT, EngineStartupError, install_signal_cleanup, utcnow
 from .matrix import DEFAULT_MATRIX, FEATURES, REPO_ROOT, Matrix, MatrixError, load
 from .results import PARSER_PROPERTY, PROPERTY_KEY, CheckRecord, Recorder
@@ -44,7 +45,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--request-timeout", type=float, default=120.0, help="seconds before one request fails (default 120)")
     g.addoption("--startup-timeout", type=float, default=None,
                 help="seconds an engine may take to become healthy (default: the row's, else 3600)")
-    g.addoption("--accuracy-samples", type=int, default=64, help="GSM8K questions per accuracy run (default 64; 0 = all)")
+    g.addoption("--accuracy-samples", type=int, default=64,
+                help="GSM8K questions in the first round of the sequential accuracy decision (default 64; 0 = all)")
+    g.addoption("--accuracy-max", type=int, default=0,
+                help="most GSM8K questions the decision may draw before it ends inconclusive (default 0 = all 1,319)")
     g.addoption("--accuracy-seed", type=int, default=1234, help="seed of the GSM8K sample (same for every row)")
     g.addoption("--gsm8k", default=None, metavar="PATH_OR_URL",
                 help="GSM8K test.jsonl (default: ../shared/data/gsm8k/test.jsonl beside the repo)")
@@ -66,6 +70,8 @@ def _options(config: pytest.Config, run_id: str) -> Options:
         bad("--request-timeout must be positive")
     if config.getoption("accuracy_samples") < 0:
         bad("--accuracy-samples must be >= 0")
+    if config.getoption("accuracy_max") < 0:
+        bad("--accuracy-max must be >= 0")
     results = config.getoption("results")
     if "workerinput" in config.__dict__:
         results = config.workerinput["glmverify_results"]
@@ -81,6 +87,7 @@ def _options(config: pytest.Config, run_id: str) -> Options:
         request_timeout=config.getoption("request_timeout"),
         startup_timeout=config.getoption("startup_timeout"),
         accuracy_samples=config.getoption("accuracy_samples"),
+        accuracy_max=config.getoption("accuracy_max"),
         accuracy_seed=config.getoption("accuracy_seed"),
         gsm8k=config.getoption("gsm8k"),
         gsm8k_sha256=config.getoption("gsm8k_sha256"),
@@ -363,6 +370,9 @@ def pytest_runtest_makereport(item, call):
         if report.skipped:
             outcome = "skipped"
             detail = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            if call.excinfo is not None and call.excinfo.errisinstance(Inconclusive):
+                outcome = "inconclusive"
+                detail = detail.removeprefix("Skipped: ")
         elif report.failed:
             outcome = "failed" if report.when == "call" else "error"
             exc = call.excinfo

@@ -30,13 +30,14 @@ from typing import Any
 from . import __version__
 from .results import atomic_write
 
-STATUS_ORDER = ("verified", "failed", "inferred", "unsupported", "not_run")
-SYMBOL = {"verified": "✅ verified", "failed": "❌ failed", "inferred": "◐ inferred",
+STATUS_ORDER = ("verified", "failed", "inconclusive", "inferred", "unsupported", "not_run")
+SYMBOL = {"verified": "✅ verified", "failed": "❌ failed", "inconclusive": "❓ inconclusive", "inferred": "◐ inferred",
           "unsupported": "— unsupported", "not_run": "· not_run"}
-GLYPH = {"verified": "✓", "failed": "✗", "inferred": "◐", "unsupported": "—", "not_run": "·"}
+GLYPH = {"verified": "✓", "failed": "✗", "inconclusive": "?", "inferred": "◐", "unsupported": "—", "not_run": "·"}
 MEANING = {
     "verified": "checks passed against a live engine, none failed",
     "failed": "at least one check failed live (or the engine did not start)",
+    "inconclusive": "ran live, but a statistical check spent its sample budget without deciding: not verified",
     "inferred": "claimed by a recipe or guide, not run; see its basis",
     "unsupported": "not offered by this row; see its basis",
     "not_run": "no live result and no declaration",
@@ -137,10 +138,29 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%" if x <= 1.0 else f"{x:g}"
 
 
+def decisions(cell: dict) -> list[dict]:
+    """The statistical decisions recorded by the cell's checks (``verdicts.Decision.evidence``)."""
+    out = []
+    for ev in ((cell.get("evidence") or {}).get("checks") or {}).values():
+        if isinstance(ev, dict) and isinstance(ev.get("decisions"), list):
+            out += [d for d in ev["decisions"] if isinstance(d, dict)]
+    return out
+
+
+def decision_text(d: dict) -> str:
+    """``quantity: 0.97 [0.93, 1] n=128 alpha 0.0017 -> verified`` (plain text)."""
+    def num(x):
+        v = _num(x)
+        return "n/a" if v is None else f"{v:.3g}"
+    lo, hi = (list(d.get("interval") or []) + [None, None])[:2]
+    return (f"{d.get('rule')}: {num(d.get('estimate'))} [{num(lo)}, {num(hi)}] n={d.get('n')} "
+            f"α={num(d.get('alpha'))} → {d.get('status')}")
+
+
 def key_figures(cell: dict) -> list[str]:
     """Short plain-text figures of a cell (escape before use)."""
     f = cell.get("feature")
-    out: list[str] = []
+    out: list[str] = [decision_text(d) for d in decisions(cell)]
     if f == "mtp_accept_length":
         a = accept_length(cell)
         if a is not None:
@@ -560,6 +580,7 @@ td.cell > details[open] { width: 400px; }
 .oc-passed { color: #1a7f37; } .oc-failed, .oc-error { color: #cf222e; } .oc-skipped { color: #9a6700; }
 .st-verified { background: #dafbe1; border-color: #1a7f37; color: #0f5323; }
 .st-failed { background: #ffebe9; border-color: #cf222e; color: #82071e; }
+.st-inconclusive { background: #fbefff; border-color: #8250df; color: #512a97; }
 .st-inferred { background: #fff8c5; border-color: #bf8700; color: #6b4700; }
 .st-unsupported { background: #eaeef2; border-color: #8c959f; color: #424a53; }
 .st-not_run { background: #ffffff; border-color: #afb8c1; border-style: dashed; color: #59636e; }

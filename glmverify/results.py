@@ -6,7 +6,8 @@ xdist workers to the controller inside ``report.user_properties``, so exactly on
 
 Cell status rules:
 * ``failed``   any check of the feature failed live (including an engine that failed to start);
-* ``verified`` at least one check passed live and none failed;
+* ``inconclusive`` none failed, but a statistical check spent its sample budget undecided;
+* ``verified`` at least one check passed live and none failed or ended inconclusive;
 * otherwise the row's declared status (``inferred``/``unsupported``) with its basis, or ``not_run``.
 
 matrix.json is rewritten (write to a temp file, fsync, rename) after every record, so an
@@ -37,7 +38,7 @@ class CheckRecord:
     row: str
     feature: str
     id: str
-    outcome: str  # passed | failed | skipped | error
+    outcome: str  # passed | failed | inconclusive | skipped | error
     detail: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
     engine: dict[str, Any] = field(default_factory=dict)  # launch evidence of the engine used
@@ -79,6 +80,8 @@ def cell_status(checks: list[dict], declared_status: str) -> str:
     outcomes = [c["outcome"] for c in checks]
     if any(o in ("failed", "error") for o in outcomes):
         return "failed"
+    if any(o == "inconclusive" for o in outcomes):
+        return "inconclusive"  # a decision ran out of samples: not verified, not failed
     if any(o == "passed" for o in outcomes):
         return "verified"
     return declared_status
@@ -188,6 +191,9 @@ class Recorder:
             basis = f"live run {self.run.get('id')}: {sum(c['outcome'] == 'passed' for c in checks)} check(s) passed"
         elif status == "failed":
             basis = f"live run {self.run.get('id')}: {sum(c['outcome'] in ('failed', 'error') for c in checks)} check(s) failed"
+        elif status == "inconclusive":
+            basis = (f"live run {self.run.get('id')}: {sum(c['outcome'] == 'inconclusive' for c in checks)} check(s) "
+                     "spent their sample budget without a decision (not verified)")
         elif checks:
             basis = f"checks skipped in run {self.run.get('id')}; declared: {declared.basis}"
         else:

@@ -36,6 +36,7 @@ class Options:
     request_timeout: float = 120.0
     startup_timeout: float | None = None
     accuracy_samples: int = 64
+    accuracy_max: int = 0  # 0: the whole test set
     accuracy_seed: int = 1234
     gsm8k: str | None = None
     gsm8k_sha256: str | None = None

@@ -1,16 +1,23 @@
-"""accuracy_smoke: GSM8K through chat completions, scored by the Wilson lower bound.
+"""accuracy_smoke: GSM8K through chat completions, decided sequentially with stated error rates.
 
-The sample (size and seed are options) is the same for every row so rows compare. The answer is
-taken from ``content`` only (never from reasoning): an engine that leaves the answer in the
-reasoning field scores it as invalid. A cell verifies when the 95% Wilson lower bound of the
-accuracy reaches the row's threshold; the invalid-answer rate is reported.
+Questions come in a seeded order of the whole test set (the same for every row, so rows compare).
+The answer is taken from ``content`` only (never from reasoning): an engine that leaves the answer
+in the reasoning field scores it as invalid. Requests are sent as the guides send them (no
+sampling fields; the profile's max_tokens), so a healthy sampling deployment still misses a few.
+
+The decision (``policy.accuracy_rule``): verified once the accuracy is confidently at or above the
+mode's bar (expected - tolerance, from the profile, thinking on and off apart), failed once it is
+confidently below it; otherwise more questions are drawn (doubling from ``--accuracy-samples`` up
+to ``--accuracy-max``, default the whole 1,319) and the cell ends inconclusive. Requests that
+error or are cut by max_tokens count as wrong and are reported apart.
 """
 from __future__ import annotations
 
 import pytest
 
-from glmverify import gsm8k
-from glmverify.checks import expect
+from glmverify import gsm8k, policy
+from glmverify.checks import conclude
+from glmverify.verdicts import run_sequential
 
 pytestmark = pytest.mark.feature("accuracy_smoke")
 
@@ -18,27 +25,51 @@ INSTRUCTION = "Solve the problem. End your answer with 'The answer is N.' where 
 
 
 @pytest.fixture(scope="module")
-def sample(options):
-    return gsm8k.sample(gsm8k.load(options.gsm8k, options.gsm8k_sha256), options.accuracy_samples, options.accuracy_seed)
+def questions(options):
+    return gsm8k.sample(gsm8k.load(options.gsm8k, options.gsm8k_sha256), 0, options.accuracy_seed, shuffle=True)
 
 
 @pytest.mark.parametrize("thinking", [True, False], ids=["think", "nonthink"])
-def test_gsm8k(engine, chat_nonstream, sample, thinking, evidence):
-    threshold = engine.row.expect.get("accuracy")
-    expect(threshold is not None, f"row {engine.row.id} declares no accuracy threshold")
+def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
+    rendered = policy.rendered_prompt(engine.client.engine)
+    rule = policy.accuracy_rule(engine.row, thinking, rendered, options.accuracy_samples or len(questions),
+                                options.accuracy_max or len(questions))
     extra = {} if thinking else {"chat_template_kwargs": {engine.profile.thinking_variable: False}}
-    results = chat_nonstream.many(
-        {"messages": [{"role": "user", "content": f"{q['question']}\n\n{INSTRUCTION}"}],
-         "max_tokens": 4096, **extra} for q in sample)
-    score = gsm8k.score(sample, [r.content for r in results])
-    errors = [{"id": q["id"], "error": r.error} for q, r in zip(sample, results) if r.error]
-    wrong = [{"id": w["id"], "expected": w["expected"], "got": w["got"]} for w in score["items"] if not w["correct"]][:10]
-    evidence.add(thinking=thinking, n=score["n"], correct=score["correct"], accuracy=score["accuracy"],
-                 wilson_lower=score["wilson_lower"], invalid_rate=score["invalid_rate"], threshold=threshold,
-                 request_errors=len(errors), first_errors=errors[:3], seed=sample.seed, sample_ids=[q["id"] for q in sample][:20], wrong=wrong,
-                 example=chat_nonstream.log[0])
-    expect(score["wilson_lower"] >= threshold,
-           f"GSM8K accuracy {score['accuracy']:.3f} on {score['n']} (Wilson 95% lower bound "
-           f"{score['wilson_lower']:.3f}) below the threshold {threshold}; invalid answers {score['invalid_rate']:.1%} "
-           f"({len(errors)} failed requests, first: {errors[:2]}); "
-           f"first wrong: {wrong[:3]}")
+    tally = {"correct": 0, "wrong": 0, "invalid": 0, "truncated": 0, "request_errors": 0}
+    wrong, errors, truncated = [], [], []
+    asked: list[str] = []
+
+    def draw(k: int):
+        batch = questions[len(asked):len(asked) + k]
+        asked.extend(q["id"] for q in batch)
+        results = chat_nonstream.many(
+            {"messages": [{"role": "user", "content": f"{q['question']}\n\n{INSTRUCTION}"}], **extra} for q in batch)
+        outcomes = []
+        for q, r in zip(batch, results):
+            if r.error or r.problems:
+                tally["request_errors"] += 1
+                errors.append({"id": q["id"], "error": r.error or r.problems[:2]})
+                outcomes.append(False)
+            elif r.truncated:
+                tally["truncated"] += 1
+                truncated.append({"id": q["id"], "completion_tokens": r.completion_tokens})
+                outcomes.append(False)
+            else:
+                got = gsm8k.extract(r.content)
+                ok = got == q["answer"]
+                tally["correct" if ok else ("wrong" if got is not None else "invalid")] += 1
+                if not ok:
+                    wrong.append({"id": q["id"], "expected": q["answer"], "got": got})
+                outcomes.append(ok)
+        return outcomes, len(batch)
+
+    decision, outcomes = run_sequential(rule, draw)
+    evidence.add(thinking=thinking, n=decision.n, accuracy=decision.estimate, bar=rule.verify_bound,
+                 **tally, first_wrong=wrong[:10], first_errors=errors[:3], first_truncated=truncated[:3],
+                 seed=options.accuracy_seed, sample_ids=asked[:20],
+                 max_tokens=engine.profile.max_tokens, example=chat_nonstream.log[0] if chat_nonstream.log else None)
+    conclude(decision, evidence=evidence,
+             context=(f"thinking {'on' if thinking else 'off'}: {tally['correct']}/{decision.n} correct, "
+                      f"{tally['wrong']} wrong, {tally['invalid']} without an answer in content, "
+                      f"{tally['truncated']} cut by max_tokens, {tally['request_errors']} failed requests"
+                      + (f" (first: {errors[:2]})" if errors else "") + (f"; first wrong: {wrong[:3]}" if wrong else "")))

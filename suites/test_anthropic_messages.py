@@ -108,7 +108,7 @@ def nonstream(client, **kw) -> dict:
 def send(engine, stream: bool, **kw) -> dict:
     client = engine.client.anthropic()
     kw.setdefault("model", engine.model)
-    kw.setdefault("max_tokens", 1024)
+    kw.setdefault("max_tokens", engine.profile.max_tokens)  # as the chat suites: room for Max reasoning
     return collect_stream(client, **kw) if stream else nonstream(client, **kw)
 
 

@@ -8,16 +8,19 @@ Two kinds of check, each through both channels (``chat_template_kwargs.reasoning
 top-level OpenAI ``reasoning_effort``):
 * rendered: where the engine exposes the rendered prompt (vLLM ``/tokenize``), the system line
   for omitted and every probe value, and no line with thinking off;
-* behaviour, everywhere: over a set of prompts, reasoning tokens at each lowered level are fewer
-  than at the default level, and values that fall through reason like the default.
+* behaviour, everywhere: a sequential, paired-by-prompt decision (``glmverify.policy``) that each
+  lowered level reasons less than the default, sampled as the guides send requests; where the
+  rendered prompt is not visible, also that values falling through reason like the default.
 """
 from __future__ import annotations
 
-import statistics
+import math
 
 import pytest
 
-from glmverify.checks import expect, no_problems
+from glmverify import gsm8k, policy
+from glmverify.checks import conclude, expect, no_problems
+from glmverify.verdicts import run_sequential
 
 pytestmark = pytest.mark.feature("effort_levels")
 
@@ -112,51 +115,93 @@ def test_rendered_system_line(engine, channel, evidence):
     evidence.add(channel=channel, rendered_lines=seen)
 
 
-def _reasoning_tokens(engine, results) -> list[int]:
-    counts = []
-    for r in results:
-        no_problems(r)
-        n = r.reasoning_tokens
-        if n is None and r.reasoning and engine.client.engine == "vllm":
-            n = engine.client.tokenize(prompt=r.reasoning, add_special_tokens=False)["count"]
-        if n is None:
-            n = len((r.reasoning or "").split())
-        counts.append(int(n))
-    return counts
+def reasoning_tokens(engine, r) -> int:
+    """Reasoning length of one answer: ``usage`` reasoning tokens where the engine reports them,
+    else the reasoning text through the engine's tokenizer (vLLM ``/tokenize``), else completion tokens."""
+    n = r.reasoning_tokens
+    if n is None and r.reasoning and policy.rendered_prompt(engine.client.engine):
+        n = engine.client.tokenize(prompt=r.reasoning, add_special_tokens=False)["count"]
+    if n is None:
+        n = r.completion_tokens or 0
+    return int(n)
 
 
-def test_behaviour(chat_nonstream, engine, channel, evidence):
+class _Rejected(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def effort_prompts(options) -> list[str]:
+    """Reasoning prompts (GSM8K questions, a seeded order apart from the accuracy sample's)."""
+    items = gsm8k.sample(gsm8k.load(options.gsm8k, options.gsm8k_sha256), max(policy.EFFORT_LOOKS), options.accuracy_seed + 1,
+                         shuffle=True)
+    return [q["question"] for q in items]
+
+
+def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
+    """Paired by prompt: each prompt is sent at the default level and at the probed value; the
+    decision is on the geometric mean of the per-prompt reasoning-token ratios (``policy``).
+
+    Lowered levels must reason less than the default. Where the rendered prompt is not visible
+    (SGLang), every value that falls through must also reason like the default (equivalence
+    margin); where it is (vLLM), ``test_rendered_system_line`` proves fall-through exactly."""
     eff = engine.profile.effort
-    values = [None, *eff.probe_values]
-    reqs = [{"messages": [{"role": "user", "content": p}], **_effort_fields(engine, v, channel)}
-            for v in values for p in PROMPTS]
-    results = chat_nonstream.many(reqs)
-    per_value: dict[str, list[int]] = {}
-    rejected = {}
-    for i, v in enumerate(values):
-        batch = results[i * len(PROMPTS):(i + 1) * len(PROMPTS)]
-        if all(_rejected(channel, r.status) for r in batch):
-            rejected[str(v)] = batch[0].error
+    rendered = policy.rendered_prompt(engine.client.engine)
+    targets = [(lv, policy.effort_rule(engine.row, lv, rendered, channel)) for lv in eff.lowered_levels]
+    if not rendered:
+        targets += [(v, policy.fallthrough_rule(engine.row, v, rendered, channel))
+                    for v in eff.probe_values if eff.resolve(v) == eff.default]
+    baseline: dict[int, int | None] = {}   # prompt index -> default-level tokens (None: truncated)
+    tokens: dict[str, list] = {"default": []}
+    rejected: dict[str, str] = {}
+    decisions = []
+
+    def ask(reqs):
+        results = chat_nonstream.many(reqs)
+        return results
+
+    for value, rule in targets:
+        pos = 0
+        tokens[value] = []
+
+        def draw(k: int, value=value):
+            nonlocal pos
+            idx = list(range(pos, min(pos + k, len(effort_prompts))))
+            pos += k
+            need = [i for i in idx if i not in baseline]
+            reqs = [{"messages": [{"role": "user", "content": effort_prompts[i]}], **_effort_fields(engine, None, channel)}
+                    for i in need]
+            reqs += [{"messages": [{"role": "user", "content": effort_prompts[i]}], **_effort_fields(engine, value, channel)}
+                     for i in idx]
+            results = ask(reqs)
+            base, probed = results[:len(need)], results[len(need):]
+            if probed and all(_rejected(channel, r.status) for r in probed):
+                raise _Rejected(probed[0].error)
+            for i, r in zip(need, base):
+                no_problems(r, f"default effort, prompt {i}")
+                baseline[i] = None if r.truncated else reasoning_tokens(engine, r)
+                tokens["default"].append(baseline[i])
+            samples = []
+            for i, r in zip(idx, probed):
+                no_problems(r, f"{channel} reasoning_effort={value!r}, prompt {i}")
+                t = None if r.truncated else reasoning_tokens(engine, r)
+                tokens[value].append(t)
+                if t is None or baseline[i] is None:
+                    continue  # cut by max_tokens: excluded from the ratio, counted in the decision
+                samples.append(math.log(max(t, 1) / max(baseline[i], 1)))
+            return samples, len(need) + len(idx)
+
+        try:
+            decision, _ = run_sequential(rule, draw)
+        except _Rejected as exc:
+            rejected[value] = str(exc)
             continue
-        per_value[str(v)] = _reasoning_tokens(engine, batch)
-    values = [v for v in values if str(v) not in rejected]
-    default_counts = per_value["None"]
-    base = statistics.mean(default_counts)
-    limit = engine.row.expect.get("effort_ratio_max", 0.9)
-    ratios = {v: round(statistics.mean(c) / base, 3) if base else None for v, c in per_value.items()}
-    by_level: dict[str, list[int]] = {}
-    for v in values:
-        by_level.setdefault(eff.resolve(v), []).extend(per_value[str(v)])
-    evidence.add(channel=channel, n_prompts=len(PROMPTS), reasoning_tokens=per_value, ratio_to_default=ratios,
-                 reasoning_tokens_by_level={lv: c for lv, c in by_level.items()},
-                 ratio=ratios.get("high"), limit=limit, rejected=rejected)
-    expect(base > 0, f"no reasoning at the default effort: {default_counts}")
-    for v in values[1:]:
-        level = eff.resolve(v)
-        r = ratios[str(v)]
-        if level == eff.default:
-            expect(r >= limit, f"{channel} reasoning_effort={v!r} should fall through to {eff.default} "
-                               f"but reasoned {r:.2f}x the default ({per_value[str(v)]} vs {default_counts})")
-        else:
-            expect(r < limit, f"{channel} reasoning_effort={v!r} ({level}) should reason less than "
-                              f"{eff.default}: ratio {r:.2f}, expected < {limit} ({per_value[str(v)]} vs {default_counts})")
+        decisions.append(decision)
+    evidence.add(channel=channel, reasoning_tokens={k: v[:64] for k, v in tokens.items()}, rejected=rejected,
+                 ratio=next((d.estimate for d in decisions if d.rule.endswith(f":{eff.lowered_levels[0]}]")), None)
+                 if eff.lowered_levels else None,
+                 example=chat_nonstream.log[0] if chat_nonstream.log else None)
+    expect(any(t for t in tokens["default"]), f"no reasoning at the default effort: {tokens['default'][:10]}")
+    for lv in eff.lowered_levels:
+        expect(lv not in rejected, f"{channel} reasoning_effort={lv!r} was rejected: {rejected.get(lv)}")
+    conclude(*decisions, evidence=evidence, context=f"{channel} channel")

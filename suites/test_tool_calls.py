@@ -72,6 +72,25 @@ def test_case(chat, case, evidence):
     expect(len(set(ids)) == len(ids), f"tool call ids not unique: {ids}")
 
 
+def test_stream_matches_nonstream(chat_nonstream, engine, evidence):
+    """Every tool case, streamed and not: same tool names, arguments equal as JSON, same finish
+    reason (structure, not text: it holds under sampling)."""
+    from glmverify.chat import Chat
+    from glmverify.checks import structure_differences
+
+    streaming = Chat(engine, stream=True, concurrency=chat_nonstream.concurrency, timeout=chat_nonstream.timeout)
+    reqs = [{"messages": [{"role": "user", "content": c["prompt"]}], "tools": _tools(c["tools"]),
+             "tool_choice": c["tool_choice"]} for c in CASES]
+    plain, streamed = chat_nonstream.many(reqs), streaming.many(reqs)
+    diffs = []
+    for c, a, b in zip(CASES, plain, streamed):
+        no_problems(a, f"{c['id']} non-stream")
+        no_problems(b, f"{c['id']} stream")
+        diffs += [f"{c['id']}: {d}" for d in structure_differences(a, b)]
+    evidence.add(cases=len(CASES), structure_differences=diffs)
+    expect(not diffs, f"stream and non-stream tool calls differ: {diffs[:5]}")
+
+
 def test_choice_none(chat, evidence):
     res = chat.one(messages=[{"role": "user", "content": "Use get_weather with city Paris and days 3."}],
                    tools=_tools(["get_weather", "get_time"]), tool_choice="none")

@@ -7,7 +7,9 @@ built tokenizer); the script is fed those prompts. No server is started here.
 from __future__ import annotations
 
 import json
+import random
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -572,11 +574,200 @@ def test_fault_empty_reasoning_and_no_tool_call_and_strip(render):
     assert parse_calls(raw, [ECHO]) == [("echo_text", {"text": "x"})]
 
 
+# --------------------------------------------------------------------------- script: sampling
+
+Sampling = script.Sampling
+
+
+def _sampled(seed: int) -> script.Sampling:
+    return Sampling(random.Random(seed))
+
+
+def _reasoning_chars(raw: str) -> int:
+    return len(split_think(raw)[0])
+
+
+def test_sampling_none_is_the_scripted_output(render):
+    for q in QUESTIONS:
+        prompt = render(user(q))
+        want = script.respond(prompt)
+        assert script.respond(prompt, sampling=None) == want
+        assert script.respond(prompt, sampling=Sampling()) == want  # no rng, not greedy: scripted
+        assert script.generate(prompt) == script.Response(want)
+
+
+def test_sampled_reasoning_varies_per_request_and_stays_plain(render):
+    prompt = render(user(QUESTIONS[1]))
+    raws = [script.respond(prompt, sampling=_sampled(i)) for i in range(40)]
+    assert len({_reasoning_chars(r) for r in raws}) > 10, "reasoning length should vary request to request"
+    assert script.respond(prompt, sampling=_sampled(3)) == raws[3], "same rng seed, same output"
+    answer = split_think(script.respond(prompt))[1]
+    for raw in raws:
+        reasoning, sampled_answer = split_think(raw)
+        assert "<" not in reasoning and ">" not in reasoning and "\n" not in reasoning
+        assert reasoning.startswith("The user is asking about")
+        assert sampled_answer.startswith(answer)  # plus, at most, one closing sentence
+        assert len(sampled_answer) - len(answer) < 60
+
+
+def test_sampled_max_reasoning_is_about_twice_high_and_overlaps(render):
+    high: list[int] = []
+    maxi: list[int] = []
+    for q in QUESTIONS:
+        for i in range(200):
+            high.append(_reasoning_chars(script.respond(render(user(q), reasoning_effort="high"), sampling=_sampled(i))))
+            maxi.append(_reasoning_chars(script.respond(render(user(q)), sampling=_sampled(10_000 + i))))
+    ratio = statistics.mean(high) / statistics.mean(maxi)
+    assert 0.4 <= ratio <= 0.6, ratio
+    assert max(high) > min(maxi), "the High and Max distributions should overlap"
+    assert 150 <= statistics.mean(maxi) <= 700, statistics.mean(maxi)  # modest: CPU decode time
+    # ignore_effort: High draws from the Max distribution.
+    ignored = [_reasoning_chars(script.respond(render(user(q), reasoning_effort="high"), sampling=_sampled(i),
+                                               faults=frozenset({"ignore_effort"})))
+               for q in QUESTIONS for i in range(200)]
+    assert 0.85 <= statistics.mean(ignored) / statistics.mean(maxi) <= 1.15
+
+
+def test_sampled_keeps_calls_json_needle_and_tool_results(render):
+    tool_prompt = render(user("What's the weather in city Paris for days 3? Use get_weather and get_time."),
+                         tools=[WEATHER, TIME])
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    json_prompt = render(user('Make a person with name="Alice"'))
+    needle_prompt = render(user(_haystack(script.NEEDLE_TEMPLATE.format(passphrase="teal-otter-77"))
+                                + "\nWhat is the secret passphrase?"))
+    msgs = [
+        *user("weather in city Paris? use get_weather"),
+        {"role": "assistant", "content": "",
+         "tool_calls": [{"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "Sunny, 21 C"},
+    ]
+    result_prompt = render(msgs, tools=[WEATHER])
+    cases = [(tool_prompt, {}), (json_prompt, {"json_schema": schema}), (needle_prompt, {}), (result_prompt, {}),
+             (tool_prompt, {"tool_required": True, "allowed_tools": ["get_time"]})]
+    for prompt, kwargs in cases:
+        want = split_think(script.respond(prompt, **kwargs))[1]
+        lengths = set()
+        for i in range(20):
+            reasoning, answer = split_think(script.respond(prompt, sampling=_sampled(i), **kwargs))
+            assert answer == want
+            lengths.add(len(reasoning))
+        assert len(lengths) > 3
+    off = render(user("get_time please"), tools=[TIME], enable_thinking=False)
+    assert {script.respond(off, sampling=_sampled(i)) for i in range(10)} == {script.respond(off)}
+
+
+@pytest.fixture
+def gsm8k_many(tmp_path, monkeypatch):
+    """200 distinct questions (question i: i + 7)."""
+    path = tmp_path / "many.jsonl"
+    rows = [{"question": f"Sam has {i} marbles and finds 7 more in box {i}. How many marbles does Sam have?",
+             "answer": f"Sam has {i} + 7 = <<{i}+7={i + 7}>>{i + 7} marbles.\n#### {i + 7}"} for i in range(200)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    monkeypatch.setenv(script.GSM8K_ENV, str(path))
+    return rows
+
+
+def _gsm8k_wrong_rate(render, gsm8k_file, n=2000, faults=frozenset(), **kwargs) -> float:
+    prompt = render(user(gsm8k_file[1]["question"]), **kwargs)
+    wrong = 0
+    for i in range(n):
+        raw = script.respond(prompt, sampling=_sampled(i), faults=faults)
+        assert raw.endswith(("The answer is 120.", "The answer is 121."))
+        wrong += raw.endswith("The answer is 121.")
+    return wrong / n
+
+
+def test_sampled_gsm8k_wrong_rates(render, gsm8k_file):
+    assert script.P_WRONG_THINK == 0.03 and script.P_WRONG_NONTHINK == 0.06
+    assert 0.018 <= _gsm8k_wrong_rate(render, gsm8k_file) <= 0.045
+    assert 0.04 <= _gsm8k_wrong_rate(render, gsm8k_file, enable_thinking=False) <= 0.085
+    assert 0.17 <= _gsm8k_wrong_rate(render, gsm8k_file, faults=frozenset({"low_accuracy"})) <= 0.23
+    assert _gsm8k_wrong_rate(render, gsm8k_file, n=50, faults=frozenset({"wrong_answers"})) == 1.0
+    # The gold rationale scales with effort like any reasoning.
+    q = gsm8k_file[1]["question"]
+    high = [_reasoning_chars(script.respond(render(user(q), reasoning_effort="high"), sampling=_sampled(i)))
+            for i in range(300)]
+    maxi = [_reasoning_chars(script.respond(render(user(q)), sampling=_sampled(i))) for i in range(300)]
+    assert 0.4 <= statistics.mean(high) / statistics.mean(maxi) <= 0.6
+    assert all("10 * 12 = 120 eggs." in split_think(script.respond(render(user(q)), sampling=_sampled(i)))[0]
+               for i in range(20))
+
+
+def test_low_accuracy_without_sampling_misses_every_fifth_question(render, gsm8k_many):
+    faults = frozenset({"low_accuracy"})
+    wrong = 0
+    for row in gsm8k_many:
+        gold = row["answer"].split("#### ")[1]
+        prompt = render(user(row["question"]))
+        raw = script.respond(prompt, faults=faults)
+        greedy = script.generate(prompt, faults=faults, sampling=Sampling(greedy=True))
+        assert greedy.loop or greedy.text == raw  # greedy is the scripted output (unless it loops)
+        assert script.respond(prompt).endswith(f"The answer is {gold}.")
+        wrong += not raw.endswith(f"The answer is {gold}.")
+    assert 0.12 <= wrong / len(gsm8k_many) <= 0.28, wrong
+
+
+def test_greedy_is_scripted_but_loops_on_a_fifth_of_thinking_prompts(render):
+    greedy = Sampling(greedy=True)
+    loops = 0
+    prompts = [render(user(f"Question {i}: what do rivers {i} and stones {i * 3} have in common?")) for i in range(300)]
+    for prompt in prompts:
+        resp = script.generate(prompt, sampling=greedy)
+        assert script.generate(prompt, sampling=greedy) == resp, "greedy is deterministic"
+        if resp.loop is None:
+            assert resp.text == script.respond(prompt)
+            continue
+        loops += 1
+        scripted = split_think(script.respond(prompt))[0]
+        assert "</think>" not in resp.text and scripted.startswith(resp.text)
+        assert resp.loop.startswith(" ") and resp.text.endswith(resp.loop[1:])  # the last sentence again
+        assert script.respond(prompt, sampling=greedy) == resp.text
+    assert 0.12 <= loops / len(prompts) <= 0.28, loops
+    for prompt in prompts[:100]:
+        nonthink = prompt.replace("<|system|>Reasoning Effort: Max", "").replace("<|assistant|><think>",
+                                                                               "<|assistant|></think>")
+        assert script.generate(nonthink, sampling=greedy) == script.Response(script.respond(nonthink))
+
+
+def test_fault_ignore_thinking_off(render):
+    faults = frozenset({"ignore_thinking_off"})
+    q = QUESTIONS[4]
+    on = script.respond(render(user(q)))
+    off = script.respond(render(user(q), enable_thinking=False), faults=faults)
+    assert "<" not in off and ">" not in off
+    assert off.endswith(script.respond(render(user(q), enable_thinking=False)))
+    assert abs(len(off) - len(on)) <= 10, (len(off), len(on))
+    # Sampled: as long as thinking on, on average.
+    off_lens = [len(script.respond(render(user(q), enable_thinking=False), faults=faults, sampling=_sampled(i)))
+                for i in range(200)]
+    on_lens = [len(script.respond(render(user(q)), sampling=_sampled(1000 + i))) for i in range(200)]
+    assert 0.85 <= statistics.mean(off_lens) / statistics.mean(on_lens) <= 1.15
+    # Never inside a grammar-constrained answer.
+    raw = script.respond(render(user("x"), enable_thinking=False), json_schema={"type": "object"}, faults=faults)
+    assert json.loads(raw)
+
+
+def test_sampling_settings():
+    assert script.SAMPLING_ENV == "GLM_STANDIN_SAMPLING" and script.SEED_ENV == "GLM_STANDIN_SEED"
+    assert script.sampling_enabled(None) and script.sampling_enabled("on") and not script.sampling_enabled("off")
+    with pytest.raises(ValueError):
+        script.sampling_enabled("maybe")
+    assert script.engine_seed("42") == 42
+    assert script.engine_seed(None) != script.engine_seed(None)
+    with pytest.raises(ValueError):
+        script.engine_seed("x")
+    a, b = script.request_rng(7, "p"), script.request_rng(7, "p")
+    assert a.random() == b.random()
+    assert script.request_rng(7, "p").random() != script.request_rng(8, "p").random()
+    assert {"low_accuracy", "ignore_thinking_off"} <= script.FAULTS
+
+
 # --------------------------------------------------------------------------- processor (no server)
 
 
-def test_processor_forces_the_script_through_batch_changes(model_dir, render):
+def test_processor_forces_the_script_through_batch_changes(model_dir, render, monkeypatch):
     pytest.importorskip("vllm")
+    monkeypatch.setenv(script.SAMPLING_ENV, "off")  # exact scripted output at any temperature
     torch = pytest.importorskip("torch")
     from types import SimpleNamespace
 
@@ -623,6 +814,89 @@ def test_processor_forces_the_script_through_batch_changes(model_dir, render):
     for i in range(3):
         assert tok.decode(outs[i][:-1], skip_special_tokens=False) == want[i]
     assert outs[1][-1] == proc.end_tools and outs[0][-1] == proc.end_answer
+
+
+def _processor(model_dir, monkeypatch, **env):
+    import torch
+
+    from glmverify.standin.processor import GLMStandInProcessor
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(model_config=SimpleNamespace(tokenizer=str(model_dir), model=str(model_dir)))
+    return GLMStandInProcessor(cfg, torch.device("cpu"), False)
+
+
+def _decode_one(proc, prompt: str, params, max_steps: int) -> list[int]:
+    """One request alone in the batch (row 0), decoded until end of turn or ``max_steps`` tokens."""
+    import torch
+    from vllm.v1.sample.logits_processor import BatchUpdate
+
+    out: list[int] = []
+    ids = proc.tokenizer.encode(prompt, add_special_tokens=False).ids
+    proc.update_state(BatchUpdate(batch_size=1, removed=[], added=[(0, params, ids, out)], moved=[]))
+    while len(out) < max_steps:
+        logits = proc.apply(torch.zeros(1, proc.tokenizer.get_vocab_size()))
+        finite = torch.isfinite(logits[0]).nonzero().flatten().tolist()
+        assert len(finite) == 1
+        out.append(finite[0])
+        if finite[0] in (proc.end_answer, proc.end_tools):
+            break
+    proc.update_state(BatchUpdate(batch_size=0, removed=[0], added=[], moved=[]))
+    return out
+
+
+def test_processor_greedy_loops_until_max_tokens(model_dir, render, monkeypatch):
+    pytest.importorskip("vllm")
+    from vllm import SamplingParams
+
+    proc = _processor(model_dir, monkeypatch, **{script.SEED_ENV: "1234"})
+    greedy_params = SamplingParams(temperature=0.0, max_tokens=4096)
+    greedy = Sampling(greedy=True)
+    prompts = [render(user(f"Question {i}: what do rivers {i} and stones {i * 3} have in common?")) for i in range(40)]
+    looping = next(p for p in prompts if script.generate(p, sampling=greedy).loop)
+    plain = next(p for p in prompts if not script.generate(p, sampling=greedy).loop)
+    resp = script.generate(looping, sampling=greedy)
+    n = len(resp.text) + 5 * len(resp.loop) + 3  # ASCII: one token per character
+    out = _decode_one(proc, looping, greedy_params, n)
+    assert len(out) == n and proc.end_answer not in out and proc.end_tools not in out
+    assert proc.tokenizer.decode(out, skip_special_tokens=False) == (resp.text + resp.loop * 6)[:n]
+    out = _decode_one(proc, plain, greedy_params, 5000)
+    assert proc.tokenizer.decode(out[:-1], skip_special_tokens=False) == script.respond(plain)
+    assert out[-1] == proc.end_answer
+    # Sampling off: the scripted output at temperature 0 too; no loop.
+    off = _processor(model_dir, monkeypatch, **{script.SAMPLING_ENV: "off"})
+    out = _decode_one(off, looping, greedy_params, 5000)
+    assert off.tokenizer.decode(out[:-1], skip_special_tokens=False) == script.respond(looping)
+
+
+def test_processor_sampled_requests(model_dir, render, monkeypatch):
+    pytest.importorskip("vllm")
+    from vllm import SamplingParams
+
+    proc = _processor(model_dir, monkeypatch, **{script.SEED_ENV: "1234"})
+    prompt = render(user(QUESTIONS[1]))
+    # A seeded request is reproducible: the rng comes from (seed, prompt).
+    seeded = SamplingParams(seed=7, max_tokens=4096)
+    first = _decode_one(proc, prompt, seeded, 5000)
+    assert _decode_one(proc, prompt, seeded, 5000) == first
+    want = script.respond(prompt, sampling=Sampling(script.request_rng(7, prompt)))
+    assert proc.tokenizer.decode(first[:-1], skip_special_tokens=False) == want
+    # Unseeded requests vary, and the engine seed reproduces the sequence.
+    params = SamplingParams(max_tokens=4096)
+    runs = [_decode_one(proc, prompt, params, 5000) for _ in range(6)]
+    assert len({tuple(r) for r in runs}) > 1
+    again = _processor(model_dir, monkeypatch, **{script.SEED_ENV: "1234"})
+    assert [_decode_one(again, prompt, params, 5000) for _ in range(6)] == runs
+    # Per-request faults reach the new faults too.
+    nonthink = render(user(QUESTIONS[1]), enable_thinking=False)
+    faulty = SamplingParams(temperature=0.0, max_tokens=4096, extra_args={"glm_standin_faults": "ignore_thinking_off"})
+    out = _decode_one(proc, nonthink, faulty, 5000)
+    want = script.respond(nonthink, faults=frozenset({"ignore_thinking_off"}))
+    assert proc.tokenizer.decode(out[:-1], skip_special_tokens=False) == want
+    assert len(want) > 2 * len(script.respond(nonthink))
 
 
 def test_processor_reads_structural_tags():

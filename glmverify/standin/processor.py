@@ -3,11 +3,20 @@
     --logits-processors glmverify.standin.processor:GLMStandInProcessor
 
 For every request added to the persistent batch it decodes the prompt token ids with the model's
-tokenizer, asks ``script.respond`` for the raw output, encodes it, appends the end-of-turn token
+tokenizer, asks ``script.generate`` for the raw output, encodes it, appends the end-of-turn token
 (``<|observation|>`` after tool calls, ``<|user|>`` otherwise: both are in the model's
 ``eos_token_id`` list, as in GLM's generation config) and then, at every step, leaves only the next
 scripted token finite. The position is the length of the request's output token list, which vLLM
 v1 hands over once (``BatchUpdate.added``) and grows in place.
+
+Decoding mode per request (``script.Sampling``), from its ``SamplingParams``:
+
+* env ``GLM_STANDIN_SAMPLING=off``: scripted exact output, whatever the temperature.
+* ``temperature`` < 1e-5: greedy. A greedy repetition loop (``Response.loop``) has no end-of-turn
+  token: its tokens repeat (indexed modulo their length) until vLLM stops at ``max_tokens``.
+* otherwise sampled, with ``random.Random`` seeded from ``(params.seed, prompt)`` when the request
+  has a seed (the same seeded request gives the same output), else from the engine rng, seeded
+  by env ``GLM_STANDIN_SEED`` or, unset, by ``os.urandom`` (the seed is logged at start-up).
 
 Structured outputs are honoured (the grammar mask runs on the same logits, so the script must
 satisfy it): ``structured_outputs.json`` / ``json_object`` -> JSON for that schema;
@@ -24,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,11 +51,13 @@ log = logging.getLogger(__name__)
 
 XARGS_FAULTS_KEY = "glm_standin_faults"
 _PAD_TEXT = " "
+_GREEDY_EPS = 1e-5  # vLLM's _SAMPLING_EPS: a lower temperature is greedy decoding
 
 
 @dataclass
 class _Req:
-    tokens: list[int]
+    tokens: list[int]  # the scripted output (with the end-of-turn token, unless it loops)
+    loop: list[int] | None  # repeated after ``tokens`` without end (greedy repetition loop)
     out_ids: list[int]  # vLLM's running output token list (a live reference)
 
 
@@ -124,7 +136,7 @@ def tool_constraint(structural_tag: str | dict | None) -> tuple[bool, list[str] 
 
 
 class GLMStandInProcessor(LogitsProcessor):
-    """Forces each request's output to ``script.respond(prompt)`` + end-of-turn token."""
+    """Forces each request's output to ``script.generate(prompt)`` + end-of-turn token."""
 
     def __init__(self, vllm_config: "VllmConfig", device: torch.device, is_pin_memory: bool) -> None:
         model_config = vllm_config.model_config
@@ -134,10 +146,18 @@ class GLMStandInProcessor(LogitsProcessor):
         self.end_tools = self._token_id("<|observation|>")
         self.pad_ids = self.tokenizer.encode(_PAD_TEXT, add_special_tokens=False).ids
         self.faults = script.parse_faults(os.environ.get(script.FAULTS_ENV))
+        self.sampling_on = script.sampling_enabled(os.environ.get(script.SAMPLING_ENV))
+        self.seed = script.engine_seed(os.environ.get(script.SEED_ENV))
+        self.rng = random.Random(self.seed)
         self.device = device
         self.reqs: dict[int, _Req] = {}
         if self.faults:
             log.warning("glm stand-in: faults on: %s", ",".join(sorted(self.faults)))
+        if self.sampling_on:
+            log.warning("glm stand-in: sampling on, engine seed %d (%s=%d reproduces it)", self.seed,
+                        script.SEED_ENV, self.seed)
+        else:
+            log.warning("glm stand-in: sampling off (%s=off): scripted output", script.SAMPLING_ENV)
 
     def _token_id(self, text: str) -> int:
         tid = self.tokenizer.token_to_id(text)
@@ -154,7 +174,22 @@ class GLMStandInProcessor(LogitsProcessor):
 
     # ------------------------------------------------------------------ scripting
 
-    def script_tokens(self, prompt_ids: list[int] | None, params: "SamplingParams") -> list[int]:
+    def sampling_for(self, params: "SamplingParams", prompt: str) -> script.Sampling | None:
+        """Scripted (None), greedy or sampled: see the module docstring."""
+        if not self.sampling_on:
+            return None
+        temperature = getattr(params, "temperature", 1.0)
+        if temperature is not None and temperature < _GREEDY_EPS:
+            return script.Sampling(greedy=True)
+        seed = getattr(params, "seed", None)
+        if seed is not None:
+            return script.Sampling(script.request_rng(seed, prompt))
+        return script.Sampling(random.Random(self.rng.getrandbits(64)))
+
+    def script_tokens(
+        self, prompt_ids: list[int] | None, params: "SamplingParams"
+    ) -> tuple[list[int], list[int] | None]:
+        """``(tokens, loop)``: the output and, for a greedy repetition loop, the part that repeats."""
         prompt = self.tokenizer.decode(list(prompt_ids or []), skip_special_tokens=False)
         faults = self.faults
         extra = getattr(params, "extra_args", None) or {}
@@ -178,25 +213,30 @@ class GLMStandInProcessor(LogitsProcessor):
                 choice = str(so.choice[0])
         try:
             if choice is not None:
-                text = choice
+                resp = script.Response(choice)
             else:
-                text = script.respond(
+                resp = script.generate(
                     prompt,
                     json_schema=json_schema,
                     faults=faults,
                     tool_required=tool_required,
                     allowed_tools=allowed,
                     single_tool_call=single,
+                    sampling=self.sampling_for(params, prompt),
                 )
         except Exception:  # never take the engine down: answer something
             log.exception("glm stand-in: script failed; answering with a fixed text")
-            text = "The stand-in script failed on this prompt."
-        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+            resp = script.Response("The stand-in script failed on this prompt.")
+        ids = self.tokenizer.encode(resp.text, add_special_tokens=False).ids
+        if resp.loop:
+            loop = self.tokenizer.encode(resp.loop, add_special_tokens=False).ids
+            if loop:
+                return ids, loop
         min_tokens = getattr(params, "min_tokens", 0) or 0
         while len(ids) < min_tokens and self.pad_ids:
             ids.extend(self.pad_ids)
-        end = self.end_tools if text.rstrip().endswith("</tool_call>") else self.end_answer
-        return ids + [end]
+        end = self.end_tools if resp.text.rstrip().endswith("</tool_call>") else self.end_answer
+        return ids + [end], None
 
     # ------------------------------------------------------------------ LogitsProcessor API
 
@@ -209,7 +249,8 @@ class GLMStandInProcessor(LogitsProcessor):
             if params is None:
                 self.reqs.pop(index, None)
                 continue
-            self.reqs[index] = _Req(self.script_tokens(prompt_ids, params), out_ids)
+            tokens, loop = self.script_tokens(prompt_ids, params)
+            self.reqs[index] = _Req(tokens, loop, out_ids)
         for a, b, direction in batch_update.moved:
             ra, rb = self.reqs.pop(a, None), self.reqs.pop(b, None)
             if direction == MoveDirectionality.SWAP:
@@ -230,10 +271,12 @@ class GLMStandInProcessor(LogitsProcessor):
             if index >= n_rows:
                 continue
             pos = len(req.out_ids)
-            if pos >= len(req.tokens):
-                tok = req.tokens[-1]  # past the script (ignore_eos): keep ending the turn
-            else:
+            if pos < len(req.tokens):
                 tok = req.tokens[pos]
+            elif req.loop:
+                tok = req.loop[(pos - len(req.tokens)) % len(req.loop)]
+            else:
+                tok = req.tokens[-1]  # past the script (ignore_eos): keep ending the turn
             if tok >= vocab:
                 continue
             rows.append(index)

@@ -1,16 +1,30 @@
-"""What GLM-5.2 would generate: the stand-in's scripted raw output, a pure function of the prompt.
+"""What GLM-5.2 would generate: the stand-in's raw output, scripted from the prompt.
 
 ``respond(prompt)`` takes the prompt rendered by ``chat_template.jinja`` (the generation prompt
 included) and returns the raw text the model generates after it; the caller appends the end-of-turn
-token. No vLLM import: the logits processor (``processor.py``) and the unit tests both call it.
+token. ``generate`` returns the same as a ``Response`` that can also end in a repetition loop. No
+vLLM import: the logits processor (``processor.py``) and the unit tests both call them.
+
+Decoding (``sampling``, chosen per request by the processor; the draws live in ``sampling.py``):
+
+* ``None``: scripted, a pure function of the prompt (everything described below).
+* sampled (``Sampling(rng)``; GLM-5.2 samples at temperature 1.0): the same structure, but the
+  reasoning length varies per request around a prompt-dependent mean (Max about twice High), and
+  a GSM8K answer is wrong (off by one) with probability ``P_WRONG_THINK`` (3%, thinking on) or
+  ``P_WRONG_NONTHINK`` (6%, thinking off): a healthy deployment still gets a few questions wrong.
+  Plain short answers may gain a closing sentence. Tool calls, JSON, needle and tool-result
+  answers keep the scripted content.
+* greedy (``Sampling(greedy=True)``, temperature 0): the scripted output, except that about
+  ``GREEDY_LOOP_PERCENT`` % of thinking-on prompts (by a hash of the prompt) fall into a reasoning
+  repetition loop: ``Response.loop`` repeats without end and ``</think>`` never comes.
 
 Raw output shape (GLM-5.2):
 
 * thinking on (prompt ends ``<|assistant|><think>``): ``REASONING</think>ANSWER``;
   thinking off (prompt ends ``<|assistant|></think>``): ``ANSWER``.
-* Reasoning is a deterministic function of the prompt. Its length depends on the effort line the
-  template rendered: ``Reasoning Effort: High`` gives k sentences, ``Max`` (and no line) gives the
-  same k sentences each followed by two checking sentences, about 3x the tokens.
+* Reasoning (scripted) is a deterministic function of the prompt. Its length depends on the effort
+  line the template rendered: ``Reasoning Effort: High`` gives k sentences, ``Max`` (and no line)
+  gives the same k sentences each followed by two checking sentences, about 3x the tokens.
 * Tools offered and the last turn is a user turn: ``[preamble]<tool_call>...`` blocks in GLM's
   compact format, one per offered tool whose name appears in the last user message (in order of
   first appearance: parallel calls), else one call to the first tool. Arguments are generated from
@@ -45,7 +59,11 @@ Faults (``FAULTS``; the processor reads ``GLM_STANDIN_FAULTS``, comma separated)
 ``</think>``: the whole answer lands in reasoning), ``script_canary`` (the answer contains
 ``CANARY``), ``ignore_effort`` (Max-length reasoning at every effort), ``empty_reasoning``
 (``</think>`` straight away), ``no_tool_call`` (answers in text instead of calling a tool,
-unless a grammar forces the call), ``strip_arg_whitespace`` (string arguments stripped).
+unless a grammar forces the call), ``strip_arg_whitespace`` (string arguments stripped),
+``low_accuracy`` (GSM8K answers wrong with probability ``P_WRONG_LOW_ACCURACY`` = 0.2 when sampled,
+every ``LOW_ACCURACY_EVERY``-th question by a hash otherwise: about 80% accuracy),
+``ignore_thinking_off`` (thinking off still "thinks": Max-length reasoning-like prose, no tags, in
+front of the answer, unless a grammar constrains the answer: no reasoning field, thinking-on length).
 """
 
 from __future__ import annotations
@@ -60,6 +78,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# Constants and Sampling re-exported: callers read them from here.
+from glmverify.standin.sampling import (  # noqa: F401
+    GREEDY_LOOP_PERCENT, LOW_ACCURACY_EVERY, P_WRONG_LOW_ACCURACY, P_WRONG_NONTHINK, P_WRONG_THINK, SAMPLING_ENV,
+    SEED_ENV, Sampling, answer_tail, engine_seed, greedy_loop, gsm8k_wrong, is_sampled, reasoning_sentences,
+    request_rng, sampling_enabled,
+)
 
 #: The needle sentence; ``{passphrase}`` is one line of text without ". " inside.
 NEEDLE_TEMPLATE = "The secret passphrase is {passphrase}."
@@ -87,6 +112,8 @@ FAULTS = frozenset(
         "empty_reasoning",
         "no_tool_call",
         "strip_arg_whitespace",
+        "low_accuracy",
+        "ignore_thinking_off",
     }
 )
 
@@ -258,17 +285,25 @@ def _base_units(focus: str, kind: str) -> list[str]:
     return units
 
 
-def _expand(units: list[str], high: bool, focus: str) -> str:
-    """High: the units. Max: each unit plus two checking sentences (about 3x as long)."""
+def _expand(units: list[str], high: bool, focus: str) -> list[str]:
+    """Scripted sentences. High: the units. Max: each unit plus two checking sentences (about 3x)."""
     if high:
-        return " ".join(units)
+        return list(units)
     words = _words(focus) or ["the question"]
     out = []
     for i, u in enumerate(units):
         out.append(u)
         out.append(f"Double-check: {_lc_first(u)}")
         out.append(f"Confirmed for {words[i % len(words)]}, moving on.")
-    return " ".join(out)
+    return out
+
+
+def _reasoning(units: list[str], focus: str, high: bool, sampling: Sampling | None) -> list[str]:
+    """The reasoning sentences: scripted, or (sampled) of a drawn length."""
+    if is_sampled(sampling):
+        assert sampling is not None and sampling.rng is not None
+        return reasoning_sentences(units, _words(focus), high=high, key=focus, rng=sampling.rng)
+    return _expand(units, high, focus)
 
 
 # --------------------------------------------------------------------------- JSON Schema values
@@ -728,6 +763,19 @@ class _Out:
     focus: str
     answer: str
     canary_ok: bool = True  # False: the canary goes elsewhere (tool preamble) or nowhere (JSON)
+    free_text: bool = False  # a plain short answer: sampling may vary its length
+
+
+@dataclass(frozen=True)
+class Response:
+    """The raw output (without the end-of-turn token).
+
+    ``loop`` set (greedy repetition loop): ``text`` is only the start; ``loop`` follows it,
+    repeated without end (no end-of-turn token: generation stops at ``max_tokens``).
+    """
+
+    text: str
+    loop: str | None = None
 
 
 def _choose_tools(p: Prompt, user_text: str, allowed: Sequence[str] | None, single: bool) -> list[dict]:
@@ -751,6 +799,7 @@ def respond(
     tool_required: bool = False,
     allowed_tools: Sequence[str] | None = None,
     single_tool_call: bool = False,
+    sampling: Sampling | None = None,
 ) -> str:
     """The raw text GLM-5.2 generates after ``prompt`` (without the end-of-turn token).
 
@@ -758,7 +807,31 @@ def respond(
     answer must satisfy. ``tool_required`` / ``allowed_tools`` / ``single_tool_call``: a grammar
     (vLLM's structural tag for tool_choice required or a named function, or
     ``parallel_tool_calls: false``) forces the answer to be tool calls among ``allowed_tools``.
+    ``sampling``: see the module docstring. For a greedy repetition loop this is only the text
+    before the loop; ``generate`` gives the loop too.
     """
+    return generate(
+        prompt,
+        json_schema=json_schema,
+        faults=faults,
+        tool_required=tool_required,
+        allowed_tools=allowed_tools,
+        single_tool_call=single_tool_call,
+        sampling=sampling,
+    ).text
+
+
+def generate(
+    prompt: str,
+    *,
+    json_schema: dict | bool | None = None,
+    faults: frozenset[str] = frozenset(),
+    tool_required: bool = False,
+    allowed_tools: Sequence[str] | None = None,
+    single_tool_call: bool = False,
+    sampling: Sampling | None = None,
+) -> Response:
+    """``respond`` as a ``Response`` (same arguments): the text, and the loop of a greedy loop."""
     faults = frozenset(faults)
     p = parse_prompt(prompt)
     last = p.last
@@ -808,20 +881,30 @@ def respond(
         units.append("The tool has returned, so I can answer from its result.")
         out = _Out(units, focus, f"The result is: {text}.")
     else:
-        out = _plain_answer(p, user_text, faults)
+        out = _plain_answer(p, user_text, faults, sampling)
 
     answer = out.answer
+    if out.free_text and is_sampled(sampling):
+        assert sampling is not None and sampling.rng is not None
+        answer += answer_tail(sampling.rng)
     if "script_canary" in faults and out.canary_ok and not grammar:
         answer = answer + "\n" + CANARY
     if not p.thinking:
-        return answer
+        if "ignore_thinking_off" in faults and not grammar:  # "thinks" anyway, as plain prose
+            answer = " ".join(_reasoning(out.reasoning_units, out.focus, False, sampling)) + "\n\n" + answer
+        return Response(answer)
     if "empty_reasoning" in faults:
-        reasoning = ""
+        sentences: list[str] = []
     else:
-        reasoning = _expand(out.reasoning_units, _effort_is_high(p, faults), out.focus)
+        sentences = _reasoning(out.reasoning_units, out.focus, _effort_is_high(p, faults), sampling)
+    if sampling is not None and sampling.greedy:
+        loop = greedy_loop(sentences, prompt)
+        if loop is not None:
+            return Response(loop[0], loop=loop[1])
+    reasoning = " ".join(sentences)
     if "skip_think_end" in faults:
-        return reasoning + ("\n\n" if reasoning else "") + answer
-    return reasoning + THINK_END + answer
+        return Response(reasoning + ("\n\n" if reasoning else "") + answer)
+    return Response(reasoning + THINK_END + answer)
 
 
 def _is_free_object(schema: dict) -> bool:
@@ -842,7 +925,7 @@ def _short_answer(user_text: str) -> str:
     return f"Here is a short answer about {topic}: the key points are covered above."
 
 
-def _plain_answer(p: Prompt, user_text: str, faults: frozenset[str]) -> _Out:
+def _plain_answer(p: Prompt, user_text: str, faults: frozenset[str], sampling: Sampling | None) -> _Out:
     wrong = "wrong_answers" in faults
     if NEEDLE_QUESTION_WORD in NEEDLE_RE.sub(" ", user_text).lower():  # asked, not just stated
         for t in p.turns:
@@ -861,7 +944,7 @@ def _plain_answer(p: Prompt, user_text: str, faults: frozenset[str]) -> _Out:
     found = gsm8k_lookup(user_text) if user_text else None
     if found is not None:
         rationale, answer = found
-        if wrong:
+        if gsm8k_wrong(faults, sampling, p.thinking, user_text):
             answer = _off_by_one(answer)
         steps = [re.sub(r"<<[^>]*>>", "", line).strip() for line in rationale.splitlines()]
         steps = [_sanitize(s) for s in steps if s.strip()]
@@ -871,4 +954,4 @@ def _plain_answer(p: Prompt, user_text: str, faults: frozenset[str]) -> _Out:
         )
         return _Out(units, user_text, text)
     units = _base_units(user_text, "plain")
-    return _Out(units, user_text, _short_answer(user_text))
+    return _Out(units, user_text, _short_answer(user_text), free_text=True)

@@ -1,0 +1,179 @@
+"""How the stand-in varies its output like a sampling model (the script's sampling half).
+
+GLM-5.2 samples (its generation config ships temperature 1.0, top_p 0.95), so a deployment answers
+the same prompt differently each time. The processor picks a ``Sampling`` per request and passes
+it to ``script.respond`` / ``script.generate``; this module holds the draws. No vLLM import, and
+no import of ``script`` (which imports this module).
+
+* ``None`` (``GLM_STANDIN_SAMPLING=off``): scripted, the exact output whatever the temperature.
+* sampled (``Sampling(rng)``, a request with temperature > 0), every draw from ``rng``:
+
+  - reasoning: the scripted sentences (units) interleaved with checking sentences until a target
+    length of ``len(units) x effort scale x prompt factor x lognormal(0, LENGTH_SIGMA)``. The
+    prompt factor (in ``PROMPT_FACTOR_RANGE``) is a hash of the prompt's focus text, the lognormal
+    factor is drawn per request. Max (and no effort line) has ``MAX_SCALE``, High ``HIGH_SCALE``:
+    Max reasoning is about twice as long as High on average and the two distributions overlap.
+  - GSM8K: the answer is off by one with probability ``P_WRONG_THINK`` (thinking on) or
+    ``P_WRONG_NONTHINK`` (thinking off): a healthy deployment still gets a few questions wrong.
+    Fault ``low_accuracy``: ``P_WRONG_LOW_ACCURACY`` (about 80% accuracy).
+  - plain short answers may end with one closing sentence (answer length varies a little).
+  - tool calls and their arguments, JSON output, needle answers, tool-result answers: unchanged.
+
+* greedy (``Sampling(greedy=True)``, temperature 0): deterministic, the scripted output, except
+  that for ``GREEDY_LOOP_PERCENT`` % of thinking-on prompts (by a hash of the prompt) the reasoning
+  falls into a repetition loop, as real reasoning models do under greedy decoding: after a prefix
+  of the reasoning its last sentence repeats without end and ``</think>`` never comes (the
+  processor repeats it until ``max_tokens``: finish_reason "length"). Fault ``low_accuracy`` in
+  scripted and greedy mode: every ``LOW_ACCURACY_EVERY``-th question (by a hash) is answered wrong.
+
+Processor side: ``SAMPLING_ENV`` (``on``, the default, or ``off``), ``SEED_ENV`` (the engine
+seed; random and logged when unset), ``request_rng`` for requests that carry a seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+#: ``on`` (default): sampled or greedy by the request's temperature; ``off``: scripted exact output.
+SAMPLING_ENV = "GLM_STANDIN_SAMPLING"
+#: The engine seed (an integer) that unseeded requests draw from; random when unset.
+SEED_ENV = "GLM_STANDIN_SEED"
+
+#: GSM8K wrong-answer probability per sampled request, thinking on / off.
+P_WRONG_THINK = 0.03
+P_WRONG_NONTHINK = 0.06
+#: Fault ``low_accuracy``: wrong-answer probability (sampled), or every Nth question (scripted, greedy).
+P_WRONG_LOW_ACCURACY = 0.2
+LOW_ACCURACY_EVERY = 5
+#: Share (percent) of thinking-on prompts whose greedy reasoning loops.
+GREEDY_LOOP_PERCENT = 20
+
+#: Reasoning length: len(units) x scale x prompt factor x lognormal(0, sigma).
+HIGH_SCALE = 1.2
+MAX_SCALE = 2.6
+PROMPT_FACTOR_RANGE = (0.8, 1.25)
+LENGTH_SIGMA = 0.3
+
+_CHECKS = (
+    "Double-check: {u}",
+    "Confirmed for {w}, moving on.",
+    "Let me re-read the part about {w}.",
+    "That still fits with {w}.",
+    "Nothing so far contradicts {w}.",
+    "Checking {w} once more to be safe.",
+    "I should make sure {w} is covered.",
+    "So far {w} looks right.",
+)
+_TAILS = ("", "", " I hope this helps.", " Let me know if you want more detail.", " That is the short version.")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one request decodes: ``rng`` set and not ``greedy`` = sampled; ``greedy`` = temperature 0."""
+
+    rng: random.Random | None = None
+    greedy: bool = False
+
+    @property
+    def sampled(self) -> bool:
+        return self.rng is not None and not self.greedy
+
+
+def is_sampled(sampling: Sampling | None) -> bool:
+    return sampling is not None and sampling.sampled
+
+
+def stable_hash(*texts: str) -> int:
+    h = hashlib.sha256("\x00".join(texts).encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(h[:8], "big")
+
+
+# --------------------------------------------------------------------------- processor side
+
+
+def sampling_enabled(value: str | None) -> bool:
+    """Read ``SAMPLING_ENV``: unset / ``on`` -> True, ``off`` -> False."""
+    v = (value or "on").strip().lower()
+    if v in ("on", "1", "true", "yes"):
+        return True
+    if v in ("off", "0", "false", "no"):
+        return False
+    raise ValueError(f"{SAMPLING_ENV} must be 'on' or 'off', not {value!r}")
+
+
+def engine_seed(value: str | None) -> int:
+    """Read ``SEED_ENV``: an integer, or a fresh random seed when unset."""
+    if value is None or not value.strip():
+        return int.from_bytes(os.urandom(8), "big")
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ValueError(f"{SEED_ENV} must be an integer, not {value!r}") from None
+
+
+def request_rng(seed: int, prompt: str) -> random.Random:
+    """The rng of a request that carries ``seed``: the same seeded request gives the same output."""
+    return random.Random(stable_hash("request", str(seed), prompt))
+
+
+# --------------------------------------------------------------------------- script side
+
+
+def prompt_factor(key: str) -> float:
+    lo, hi = PROMPT_FACTOR_RANGE
+    return lo + (hi - lo) * (stable_hash("length", key) % 10_001) / 10_000
+
+
+def reasoning_sentences(units: list[str], words: list[str], *, high: bool, key: str, rng: random.Random) -> list[str]:
+    """``units`` in order, each followed by checking sentences, up to a drawn target length."""
+    if not units:
+        return []
+    words = words or ["the question"]
+    scale = HIGH_SCALE if high else MAX_SCALE
+    target = len(" ".join(units)) * scale * prompt_factor(key) * rng.lognormvariate(0.0, LENGTH_SIGMA)
+    out: list[str] = []
+    length = -1
+    for i, unit in enumerate(units):
+        out.append(unit)
+        length += len(unit) + 1
+        goal = target * (i + 1) / len(units)  # spread the checks over the units
+        while length < goal:
+            tpl = _CHECKS[rng.randrange(len(_CHECKS))]
+            check = tpl.format(u=unit[:1].lower() + unit[1:], w=words[rng.randrange(len(words))])
+            out.append(check)
+            length += len(check) + 1
+    return out
+
+
+def answer_tail(rng: random.Random) -> str:
+    """An optional closing sentence for a plain answer."""
+    return _TAILS[rng.randrange(len(_TAILS))]
+
+
+def gsm8k_wrong(faults: Iterable[str], sampling: Sampling | None, thinking: bool, key: str) -> bool:
+    """Is this GSM8K answer wrong? ``key`` (the question text) decides in scripted and greedy mode."""
+    faults = frozenset(faults)
+    if "wrong_answers" in faults:
+        return True
+    low = "low_accuracy" in faults
+    if sampling is not None and sampling.sampled:
+        assert sampling.rng is not None
+        p = P_WRONG_LOW_ACCURACY if low else (P_WRONG_THINK if thinking else P_WRONG_NONTHINK)
+        return sampling.rng.random() < p
+    return low and stable_hash("low_accuracy", key) % LOW_ACCURACY_EVERY == 0
+
+
+def greedy_loop(sentences: list[str], prompt: str) -> tuple[str, str] | None:
+    """``(prefix, loop unit)`` when greedy decoding of ``prompt`` loops, else None.
+
+    The prefix is the first sentences of the reasoning; the loop unit repeats its last sentence.
+    """
+    h = stable_hash("greedy-loop", prompt)
+    if not sentences or h % 100 >= GREEDY_LOOP_PERCENT:
+        return None
+    cut = 1 + (h // 100) % len(sentences)
+    return " ".join(sentences[:cut]), " " + sentences[cut - 1]
