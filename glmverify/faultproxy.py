@@ -664,6 +664,24 @@ def _metrics_frozen(text: str, state: dict) -> str:
     return state.setdefault("frozen_metrics", text)
 
 
+def _metrics_accept_low(text: str, state: dict) -> str:
+    """Accepted-token counters scaled to a tenth: the mean accept length drops toward 1 (a drafter
+    that stopped matching after an upgrade, SGLang #24795 / #36829), drafts unchanged."""
+    out = []
+    for ln in text.splitlines():
+        name = ln.split("{", 1)[0].split(" ", 1)[0]
+        if not ln.startswith("#") and name.startswith("vllm:spec_decode_num_accepted_tokens"):
+            head, _, value = ln.rpartition(" ")
+            try:
+                ln = f"{head} {float(value) / 10:.1f}"
+            except ValueError:
+                pass
+        out.append(ln)
+    return "\n".join(out) + "\n"
+
+
+fault("spec_accept_low", "/metrics: accepted draft tokens a tenth of the engine's (accept length below the minimum)",
+      "MTP acceptance collapse (SGLang #24795 / #36829)", metrics=_metrics_accept_low)
 fault("spec_metrics_missing", "/metrics without any vllm:spec_decode_* counter",
       "SGLang #24795 / #36829 (MTP silently off after an upgrade)", metrics=_metrics_missing)
 fault("spec_metrics_frozen", "/metrics frozen at its first answer: counters never move",
@@ -687,7 +705,9 @@ for _name, _what in (("wrong_answers", "GSM8K answers off by one, needle passphr
                      ("ignore_effort", "Max-length reasoning at every effort level"),
                      ("empty_reasoning", "</think> straight away: no reasoning with thinking on"),
                      ("no_tool_call", "answers in text instead of calling a tool"),
-                     ("script_canary", "the answer carries <script>window.__glm_canary=1</script>")):
+                     ("script_canary", "the answer carries <script>window.__glm_canary=1</script>"),
+                     ("low_accuracy", "GSM8K answers wrong one time in five (about 80% accuracy)"),
+                     ("ignore_thinking_off", "enable_thinking false ignored: Max-length prose in content")):
     fault(f"standin_{_name}", f"stand-in scripted fault {_name!r} on every chat request: {_what}",
           "glmverify/standin/script.py FAULTS", request=standin_request(_name))
 

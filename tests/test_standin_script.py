@@ -817,14 +817,15 @@ def test_processor_forces_the_script_through_batch_changes(model_dir, render, mo
 
 
 def _processor(model_dir, monkeypatch, **env):
+    """A processor for the stand-in model, built with ``env`` set."""
+    from types import SimpleNamespace
+
     import torch
 
     from glmverify.standin.processor import GLMStandInProcessor
 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    from types import SimpleNamespace
-
     cfg = SimpleNamespace(model_config=SimpleNamespace(tokenizer=str(model_dir), model=str(model_dir)))
     return GLMStandInProcessor(cfg, torch.device("cpu"), False)
 

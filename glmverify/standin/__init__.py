@@ -9,8 +9,11 @@ Design:
   (``chat_template.jinja``) written from the documented behaviour.
 * ``script.respond`` is pure Python: given the prompt rendered by that template, it returns the raw
   text GLM-5.2 would generate (reasoning, ``</think>``, answer or compact ``<tool_call>`` blocks).
+  Like GLM-5.2 it samples (``sampling.py``): per request the reasoning length varies and a few
+  GSM8K answers are wrong; under greedy decoding some reasoning falls into a repetition loop.
 * ``processor.GLMStandInProcessor`` is a vLLM v1 logits processor: for each request it decodes the
-  prompt, asks ``script.respond`` for the output, and forces that output token by token.
+  prompt, picks scripted / sampled / greedy from the request's sampling parameters, asks
+  ``script.generate`` for the output, and forces that output token by token.
 
 The random weights never decide anything: the engine's real code paths (chat template rendering,
 scheduling, detokenisation, the ``glm45`` reasoning parser, the ``glm47`` tool parser, structured

@@ -1,0 +1,162 @@
+"""How often the verdicts are wrong: false failures, inconclusive cells and fault detection, measured.
+
+    python bench/verdicts.py --runs 20            # the issue's bar: at least 20 runs
+    python bench/verdicts.py --runs 2 --quick     # a smoke run of the benchmark itself
+
+Each run is a new launch of the conforming sampling reference (rows ``reference`` and
+``reference-ngram``) with a new stand-in seed (``GLM_STANDIN_SEED``), driven by the fault
+catalogue's runner (``glmverify.faults.run_catalogue``): every suite once against the conforming
+engine, then the behavioural faults through the fault proxy on the same launch:
+
+* ``standin-ignore-effort``        effort ignored (High reasons like Max)   -> effort_levels failed
+* ``standin-ignore-thinking-off``  thinking off ignored                     -> non_think failed
+* ``standin-low-accuracy``         GSM8K at about 80% accuracy              -> accuracy_smoke failed
+* ``proxy-spec-accept-low``        accept length below the row's minimum    -> mtp_accept_length failed
+
+It prints, per feature: the cells run on the conforming engine, how many false-failed and how many
+ended inconclusive, each with a 95% Clopper-Pearson interval (statsmodels); the requests spent
+per cell (mean, max) against the fixed sizes the suites used before sequential decisions; and the
+detection rate of each behavioural fault with its interval. Results (every run's matrix.json and
+pytest log, plus verdicts.json and verdicts.md) go to ``--out`` (default
+``results/bench-verdicts-<UTC time>/``). Not a test and not in CI: 20 runs take hours on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from glmverify import faults  # noqa: E402
+
+BEHAVIOURAL = ("standin-ignore-effort", "standin-ignore-thinking-off", "standin-low-accuracy", "proxy-spec-accept-low")
+# requests per cell before sequential decisions (suites at commit 60907a0): accuracy 64 x 2 modes;
+# effort 5 values x 5 prompts x 2 channels + rendered lines; non_think 4+4 x 2 axes + 3 + 1 tool;
+# mtp 16 (fixed workload)
+FIXED_REQUESTS = {"accuracy_smoke": 128, "effort_levels": 74, "non_think": 19, "mtp_accept_length": 16}
+
+
+def _cp(k: int, n: int) -> tuple[float, float]:
+    from statsmodels.stats.proportion import proportion_confint
+
+    if n == 0:
+        return (0.0, 1.0)
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="beta")
+    return float(lo), float(hi)
+
+
+def _spent(results_dir: str) -> dict[str, dict]:
+    """Requests and samples per feature from a run's matrix.json (decisions' own accounting)."""
+    try:
+        doc = json.loads((Path(results_dir) / "matrix.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, dict] = {}
+    for c in doc.get("cells", []):
+        ds = []
+        for ev in ((c.get("evidence") or {}).get("checks") or {}).values():
+            if isinstance(ev, dict):
+                ds += [d for d in ev.get("decisions") or [] if isinstance(d, dict)]
+        if ds:
+            f = out.setdefault(c["feature"], {"requests": 0, "n": 0, "decisions": []})
+            f["requests"] += sum(int(d.get("requests") or 0) for d in ds)
+            f["n"] += sum(int(d.get("n") or 0) for d in ds)
+            f["decisions"] += [{k: d.get(k) for k in ("rule", "status", "n", "estimate", "interval", "alpha")} for d in ds]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=20, help="engine launches, each with a new seed (default 20)")
+    ap.add_argument("--seed", type=int, default=1000, help="stand-in seed of run 1 (run i uses seed + i - 1)")
+    ap.add_argument("--faults", default=",".join(BEHAVIOURAL), help="catalogue ids run on every launch (comma separated; '' for none)")
+    ap.add_argument("--accuracy-samples", type=int, default=64, help="first GSM8K round, as in make verify (default 64)")
+    ap.add_argument("--quick", action="store_true", help="only accuracy_smoke, effort_levels, non_think and mtp suites")
+    ap.add_argument("--out", type=Path, default=None, help="results directory (default results/bench-verdicts-<UTC time>/)")
+    a = ap.parse_args(argv)
+    if a.runs < 1:
+        ap.error("--runs must be at least 1")
+    out = a.out or ROOT / "results" / f"bench-verdicts-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    out.mkdir(parents=True, exist_ok=True)
+    catalogue = {c.id: c for c in faults.load_catalogue()}
+    wanted = [x for x in a.faults.split(",") if x]
+    unknown = [x for x in wanted if x not in catalogue]
+    if unknown:
+        ap.error(f"unknown fault ids {unknown}; see python -m glmverify.faults --list")
+    if a.quick:
+        keep = {"accuracy_smoke", "effort_levels", "non_think", "mtp_accept_length"}
+        faults.conforming_suites = lambda row, _orig=faults.conforming_suites: [f for f in _orig(row) if f in keep]
+    runs = []
+    t_all = time.monotonic()
+    for i in range(a.runs):
+        seed = a.seed + i
+        os.environ["GLM_STANDIN_SEED"] = str(seed)  # the engines inherit it: a new stand-in seed per launch
+        t0 = time.monotonic()
+        print(f"[bench {time.strftime('%H:%M:%S')}] run {i + 1}/{a.runs}, seed {seed}", file=sys.stderr, flush=True)
+        opts = faults.RunOptions(results=out / f"run-{i + 1:02d}", repeat=1, conforming=True, jobs=1,
+                                 accuracy_samples=a.accuracy_samples, stop_early=False)
+        outcomes = faults.run_catalogue([catalogue[x] for x in wanted], opts)
+        runs.append({"seed": seed, "seconds": round(time.monotonic() - t0, 1),
+                     "outcomes": [{"id": o.id, "kind": o.kind, "row": o.row, "expect_failed": o.expect_failed,
+                                   "observed": o.observed, "detected": o.detected, "detail": o.detail[:300],
+                                   "spent": _spent(o.results) if o.kind == "conforming" else {}} for o in outcomes]})
+        (out / "verdicts.json").write_text(json.dumps({"runs": runs}, indent=1))
+    report = summarize(runs, wanted, time.monotonic() - t_all)
+    (out / "verdicts.md").write_text(report)
+    print(report)
+    print(f"results: {out}")
+    return 0
+
+
+def summarize(runs: list[dict], wanted: list[str], seconds: float) -> str:
+    per_feature: dict[str, dict] = {}
+    for r in runs:
+        for o in r["outcomes"]:
+            if o["kind"] != "conforming":
+                continue
+            for f, st in o["observed"].items():
+                if st == "unsupported":
+                    continue
+                s = per_feature.setdefault(f, {"cells": 0, "failed": 0, "inconclusive": 0, "requests": []})
+                s["cells"] += 1
+                s["failed"] += st == "failed"
+                s["inconclusive"] += st == "inconclusive"
+                if f in o["spent"]:
+                    s["requests"].append(o["spent"][f]["requests"])
+    lines = [f"# Verdict error rates: {len(runs)} runs of the conforming sampling reference ({seconds / 60:.0f} min)", "",
+             "| feature | cells | false-failed | rate [95% CI] | inconclusive | rate [95% CI] | requests/cell mean (max) | before |",
+             "|---|---|---|---|---|---|---|---|"]
+    tot_cells = tot_failed = tot_open = 0
+    for f, s in sorted(per_feature.items()):
+        lo, hi = _cp(s["failed"], s["cells"])
+        lo2, hi2 = _cp(s["inconclusive"], s["cells"])
+        req = s["requests"]
+        spend = f"{sum(req) / len(req):.0f} ({max(req)})" if req else "-"
+        lines.append(f"| {f} | {s['cells']} | {s['failed']} | {s['failed'] / s['cells']:.3f} [{lo:.3f}, {hi:.3f}] | "
+                     f"{s['inconclusive']} | {s['inconclusive'] / s['cells']:.3f} [{lo2:.3f}, {hi2:.3f}] | {spend} | "
+                     f"{FIXED_REQUESTS.get(f, '-')} |")
+        tot_cells += s["cells"]
+        tot_failed += s["failed"]
+        tot_open += s["inconclusive"]
+    if tot_cells:
+        lo, hi = _cp(tot_failed, tot_cells)
+        lines += ["", f"All cells: {tot_failed} false-failed of {tot_cells} ({tot_failed / tot_cells:.3%}, 95% CI "
+                      f"[{lo:.3%}, {hi:.3%}]); inconclusive {tot_open} ({tot_open / tot_cells:.2%})."]
+    lines += ["", "| behavioural fault | expected failed | detected | rate [95% CI] | observed (first run) |", "|---|---|---|---|---|"]
+    for fid in wanted:
+        hits = [o for r in runs for o in r["outcomes"] if o["id"] == fid]
+        k = sum(o["detected"] for o in hits)
+        lo, hi = _cp(k, len(hits))
+        first = hits[0]["observed"] if hits else {}
+        lines.append(f"| {fid} | {', '.join(hits[0]['expect_failed']) if hits else '-'} | {k}/{len(hits)} | "
+                     f"{(k / len(hits)) if hits else 0:.3f} [{lo:.3f}, {hi:.3f}] | {first} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
