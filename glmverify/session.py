@@ -32,7 +32,7 @@ class Options:
     served_model: str | None = None
     engine: str = "auto"
     row: str | None = None
-    concurrency: int = 16
+    concurrency: int = 64
     request_timeout: float = 120.0
     startup_timeout: float | None = None
     accuracy_samples: int = 64

@@ -102,7 +102,7 @@ class Decision:
     fail_bound: float
     n: int
     estimate: float | None
-    interval: tuple[float | None, float | None]   # (fail-side, verify-side) bounds at the last look
+    interval: tuple[float | None, float | None]   # (lower, upper) bounds at the last look
     interval_level: float
     looks_taken: int
     looks_planned: int
@@ -191,7 +191,8 @@ def decide(rule: Rule, samples: Sequence, look: int | None = None) -> Decision:
         status=status, rule=rule.name, quantity=rule.quantity, hypothesis=rule.hypothesis,
         method=rule.description, alpha=rule.alpha, beta=rule.beta, effect=rule.effect,
         verify_bound=rule.verify_bound, fail_bound=rule.fail_bound, n=n, estimate=est,
-        interval=(fail_side, verify_side) if rule.higher_is_better else (verify_side, fail_side),
+        # (lower, upper): the verify-side bound is at beta/K, the fail-side bound at alpha/K
+        interval=(lo_v, hi_f) if rule.higher_is_better else (lo_f, hi_v),
         interval_level=1 - a_fail - a_verify, looks_taken=look + 1, looks_planned=k,
         basis=rule.basis, detail=detail)
 

@@ -297,3 +297,14 @@ def test_bad_inputs_name_the_file_and_the_problem(tmp_path):
     bad.write_bytes(b'\xff\xfe{}')
     with pytest.raises(DocumentError, match="not UTF-8"):
         read_document(bad)
+
+
+def test_inconclusive_is_live_and_a_newer_run_replaces_it(rf):
+    row, feature = rf
+    OPEN = {"id": "test_a", "outcome": "inconclusive", "detail": "INCONCLUSIVE: budget spent"}
+    a = mkdoc("r1", "2026-01-01T00:00:00Z", [mkcell(row, feature, "inconclusive", checks=[dict(OPEN, time="2026-01-01T00:00:00Z")])])
+    b = mkdoc("r0", "2025-12-01T00:00:00Z", [mkcell(row, feature, "inferred")])
+    c = merged_cell(merge(a, b), row, feature)
+    assert c["status"] == "inconclusive" and "inconclusive" in c["basis"]   # live beats declared
+    newer = mkdoc("r2", "2026-02-01T00:00:00Z", [mkcell(row, feature, "verified", checks=[dict(PASS, time="2026-02-01T00:00:00Z")])])
+    assert merged_cell(merge(a, newer), row, feature)["status"] == "verified"

@@ -49,6 +49,11 @@ def synthetic_doc() -> dict:
               engine="sglang"),
         _cell("sglang-mi300x", "mi300x", "mtp_accept_length", "unsupported", basis="no MTP head on ROCm", engine="sglang"),
         _cell("sglang-mi300x", "mi300x", "context_1m", "not_run", basis="no declaration in matrix.yaml", engine="sglang"),
+        _cell("sglang-mi300x", "mi300x", "accuracy_smoke", "inconclusive",
+              [{"id": "test_gsm8k[think]", "outcome": "inconclusive", "detail": "INCONCLUSIVE: budget spent"}],
+              {"test_gsm8k[think]": {"decisions": [{"rule": "accuracy[think]", "status": "inconclusive", "n": 1319,
+                                                    "estimate": 0.9, "interval": [0.87, 0.93], "alpha": 0.0017}]}},
+              engine="sglang"),
     ]
     return {"schema": 1, "run": {"id": "20250101T000000Z-abc123", "started": "2025-01-01T00:00:00Z",
                                  "finished": "2025-01-01T01:00:00Z", "launches": {"vllm-h200": 1},
@@ -164,8 +169,10 @@ def page() -> str:
 
 
 def test_html_has_every_status_and_key_figure(page):
-    for s in ("verified", "failed", "inferred", "unsupported", "not_run"):
+    for s in ("verified", "failed", "inconclusive", "inferred", "unsupported", "not_run"):
         assert f'class="cell st-{s}"' in page
+    # a statistical cell shows its decision: rule, estimate, interval, n and alpha
+    assert "accuracy[think]: 0.9 [0.87, 0.93] n=1319 α=0.0017 → inconclusive" in page
     for fig in ("accept 3.42", "acc 95.3%", "Wilson ≥ 87.1%", "1M tokens reached", "High/Max 0.61"):
         assert fig in page
     # grouped by engine and hardware, in order of appearance

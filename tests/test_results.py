@@ -89,3 +89,17 @@ def test_secrets_redacted(tmp_path, monkeypatch):
     r.add(rec("reference", "tool_calls", "t", "failed", detail="token hf_CANARY_123456789 leaked",
               evidence={"args": ["--token", "hf_CANARY_123456789"]}))
     assert "hf_CANARY_123456789" not in (tmp_path / "matrix.json").read_text()
+
+
+def test_inconclusive_is_its_own_status_never_verified_never_failed(tmp_path):
+    assert cell_status([{"outcome": "passed"}, {"outcome": "inconclusive"}], "inferred") == "inconclusive"
+    assert cell_status([{"outcome": "inconclusive"}, {"outcome": "failed"}], "inferred") == "failed"
+    r = Recorder(load(), tmp_path, {"id": "run-i"})
+    decision = {"rule": "accuracy[think]", "status": "inconclusive", "n": 1319, "estimate": 0.9, "interval": [0.87, 0.93],
+                "alpha": 0.0017, "requests": 1319}
+    r.add(rec("reference", "accuracy_smoke", "test_gsm8k[think]", "inconclusive", detail="budget spent",
+              evidence={"decisions": [decision]}))
+    r.add(rec("reference", "accuracy_smoke", "test_gsm8k[nonthink]", "passed"))
+    c = cell(r.document(), "reference", "accuracy_smoke")
+    assert c["status"] == "inconclusive" and "not verified" in c["basis"]
+    assert c["evidence"]["checks"]["test_gsm8k[think]"]["decisions"][0]["n"] == 1319

@@ -53,8 +53,8 @@ LOW_ACCURACY_EVERY = 5
 GREEDY_LOOP_PERCENT = 20
 
 #: Reasoning length: len(units) x scale x prompt factor x lognormal(0, sigma).
-HIGH_SCALE = 1.2
-MAX_SCALE = 2.6
+HIGH_SCALE = 1.0
+MAX_SCALE = 2.1
 PROMPT_FACTOR_RANGE = (0.8, 1.25)
 LENGTH_SIGMA = 0.3
 
