@@ -47,10 +47,11 @@ DESCRIPTION = """\
 Verify GLM-5.2 deployments (vLLM, SGLang, vllm-ascend) against the matrix in matrix.yaml.
 
 A run writes results/<UTC time>/matrix.json (one cell per row and feature: verified, failed,
-inferred, unsupported or not_run) plus matrix.md, matrix.html and junit.xml; results/latest
-points at the newest run.
+inconclusive, inferred, unsupported or not_run) plus matrix.md, matrix.html and junit.xml;
+results/latest points at the newest run.
 
 typical release flow:
+  glmverify rules vllm-glm52-fp8-h200          the statistical decisions a row makes, with error rates
   glmverify plan -m h200                      what would be launched (docker run commands)
   glmverify run -m h200 --results out/h200    run the suites on this machine's rows
   glmverify merge out/h200 out/cpu --out out/release
@@ -166,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Render the reports of a results directory (or a matrix.json file).")
     rep.add_argument("dir", metavar="DIR", help="results directory holding matrix.json (or the file itself)")
     rep.add_argument("--out", metavar="OUTDIR", help="write the reports here instead of next to matrix.json")
+
+    rules = sub.add_parser("rules", help="print the statistical decisions a row makes: hypotheses, error rates, looks",
+                           formatter_class=_Formatter, allow_abbrev=False,
+                           description="Print every statistical decision the suites make on ROW (glmverify.policy): "
+                                       "what verifies and what fails it, the false-failure rate alpha (the row's 1%% "
+                                       "family rate split over its decisions), beta, the effect it must detect, the "
+                                       "sample sizes at which it looks, and the basis of its bounds.")
+    rules.add_argument("row", metavar="ROW", help="a matrix row id")
+    rules.add_argument("--engine", choices=["vllm", "sglang"], default=None,
+                       help="engine kind (default: the row's; sglang has no rendered prompt, so more decisions)")
+    rules.add_argument("--matrix", metavar="PATH", help="matrix.yaml (default: the repository's)")
 
     so = sub.add_parser("signoff", help="sign off a results directory, or verify its sign-off",
                         formatter_class=_Formatter, epilog=SIGNOFF_EPILOG, allow_abbrev=False,
@@ -312,6 +324,26 @@ def cmd_report(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rules(ns: argparse.Namespace) -> int:
+    from . import policy
+    from .matrix import DEFAULT_MATRIX, load
+
+    matrix = load(ns.matrix or DEFAULT_MATRIX)
+    try:
+        row = matrix.row(ns.row)
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0])) from None
+    kind = ns.engine or ("sglang" if row.engine == "sglang" else "vllm")
+    rendered = policy.rendered_prompt(kind)
+    fam = policy.family(row, rendered)
+    print(f"row {row.id} ({kind}): {len(fam)} statistical decision(s); family false-failure rate "
+          f"{(row.profile.verdicts or {}).get('family_alpha', 0.01):g}, alpha per decision {policy.alpha(row, rendered):.3g}")
+    for r in policy.rules(row, rendered):
+        print(f"\n{r.name}\n  {r.hypothesis}\n  alpha {r.alpha:.3g}, beta {r.beta:g}, effect {r.effect}\n"
+              f"  {r.description}\n  basis: {r.basis}")
+    return EXIT_OK
+
+
 def cmd_signoff(ns: argparse.Namespace) -> int:
     from . import signoff
     from .merge import load_document
@@ -338,6 +370,8 @@ def cmd_signoff(ns: argparse.Namespace) -> int:
           + ", ".join(f"{k} {v}" for k, v in c.items() if v))
     if c.get("failed"):
         _warn(f"the signed matrix has {c['failed']} failed cell(s)")
+    if c.get("inconclusive"):
+        _warn(f"the signed matrix has {c['inconclusive']} inconclusive cell(s): not verified")
     return EXIT_OK
 
 
@@ -360,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             return _pytest(pytest_args_for_run(ns, extra), ns.dry_run)
         if ns.command == "plan":
             return _pytest(pytest_args_for_plan(ns, extra), ns.dry_run)
-        return {"merge": cmd_merge, "report": cmd_report, "signoff": cmd_signoff}[ns.command](ns)
+        return {"merge": cmd_merge, "report": cmd_report, "signoff": cmd_signoff, "rules": cmd_rules}[ns.command](ns)
     except (CLIError, DocumentError, SignoffError, MatrixError) as exc:
         _err(str(exc))
         return EXIT_USAGE

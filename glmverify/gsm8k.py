@@ -1,4 +1,6 @@
-"""GSM8K loading, seeded sampling and scoring (content-only answer extraction, Wilson bound).
+"""GSM8K loading, seeded sampling and scoring (content-only answer extraction).
+
+Confidence bounds on accuracy are the decision layer's (``glmverify.verdicts``, statsmodels).
 
 The data is read from the shared data folder (never copied into the repo), or from a path or URL
 given on the command line with an optional sha256 check.
@@ -7,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import re
 from pathlib import Path
@@ -84,16 +85,6 @@ def sample(items: list[dict], n: int, seed: int, shuffle: bool = False) -> Sampl
     return s
 
 
-def wilson_lower(correct: int, n: int, z: float = 1.96) -> float:
-    if n == 0:
-        return 0.0
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = p + z * z / (2 * n)
-    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, (centre - margin) / denom)
-
-
 def score(items: list[dict], contents: list[str | None]) -> dict:
     rows = []
     for q, c in zip(items, contents):
@@ -102,5 +93,4 @@ def score(items: list[dict], contents: list[str | None]) -> dict:
     n = len(rows)
     correct = sum(r["correct"] for r in rows)
     return {"n": n, "correct": correct, "accuracy": correct / n if n else 0.0,
-            "wilson_lower": round(wilson_lower(correct, n), 4),
             "invalid_rate": sum(not r["valid"] for r in rows) / n if n else 0.0, "items": rows}

@@ -144,3 +144,27 @@ def mtp_rule(row: Row, rendered: bool) -> Rule:
         higher_is_better=True, verify_bound=minimum, fail_bound=minimum, alpha=alpha(row, rendered),
         effect=round(minimum - 0.5, 3), looks=MTP_LOOKS,
         basis=f"row {row.id} expect.min_accept_length {minimum} (guides: cookbook 3.5 for EAGLE 5-1-6, >90% for one token)")
+
+
+def rules(row: Row, rendered: bool, accuracy_first: int = 64, accuracy_budget: int = 0) -> list[Rule]:
+    """Every rule of ``family(row, rendered)``, in the same order (for ``glmverify rules``)."""
+    eff = row.profile.effort
+    out: list[Rule] = []
+    for name in family(row, rendered):
+        kind, _, arg = name.partition("[")
+        arg = arg.rstrip("]")
+        if kind == "accuracy":
+            out.append(accuracy_rule(row, arg == "think", rendered, accuracy_first, accuracy_budget))
+        elif kind == "effort":
+            channel, _, what = arg.partition(":")
+            if what.endswith(f"={eff.default}"):
+                out.append(fallthrough_rule(row, what.split("=")[0], rendered, channel))
+            else:
+                out.append(effort_rule(row, what, rendered, channel))
+        elif name == "non_think[ratio]":
+            out.append(nonthink_rule(row, rendered))
+        elif kind == "non_think":
+            out.append(wrong_variable_rule(row, arg.partition(":")[2], rendered))
+        elif kind == "mtp":
+            out.append(mtp_rule(row, rendered))
+    return out

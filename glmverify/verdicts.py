@@ -73,9 +73,9 @@ class Rule:
     @property
     def hypothesis(self) -> str:
         good, bad = (">", "<") if self.higher_is_better else ("<", ">")
-        return (f"verified when {self.quantity} is confidently {good}= {self.verify_bound:g} "
-                f"(P(verified | {self.quantity} {bad}= {self.verify_bound:g}) <= beta); failed when confidently "
-                f"{bad} {self.fail_bound:g} (P(failed | {self.quantity} {good}= {self.fail_bound:g}) <= alpha)")
+        return (f"{self.quantity}: verified when confidently {good}= {self.verify_bound:g} (at {bad}= "
+                f"{self.verify_bound:g} it verifies with P <= beta), failed when confidently {bad} {self.fail_bound:g} "
+                f"(at {good}= {self.fail_bound:g} it fails with P <= alpha)")
 
     @property
     def description(self) -> str:

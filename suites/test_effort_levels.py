@@ -156,10 +156,6 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
     rejected: dict[str, str] = {}
     decisions = []
 
-    def ask(reqs):
-        results = chat_nonstream.many(reqs)
-        return results
-
     for value, rule in targets:
         pos = 0
         tokens[value] = []
@@ -173,7 +169,7 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
                     for i in need]
             reqs += [{"messages": [{"role": "user", "content": effort_prompts[i]}], **_effort_fields(engine, value, channel)}
                      for i in idx]
-            results = ask(reqs)
+            results = chat_nonstream.many(reqs)
             base, probed = results[:len(need)], results[len(need):]
             if probed and all(_rejected(channel, r.status) for r in probed):
                 raise _Rejected(probed[0].error)

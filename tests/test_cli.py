@@ -230,3 +230,18 @@ def test_console_entry_point_has_no_traceback_on_bad_input(tmp_path):
     p = subprocess.run([sys.executable, "-m", "glmverify.cli", "merge", "--help"], capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 0 and "usage: glmverify merge" in p.stdout
+
+
+def test_rules_lists_every_decision_with_its_error_rates(capsys):
+    from glmverify.cli import main
+
+    assert main(["rules", "reference"]) == 0
+    out = capsys.readouterr().out
+    assert "6 statistical decision(s)" in out and "alpha per decision 0.00167" in out
+    for name in ("accuracy[think]", "accuracy[nonthink]", "effort[kwargs:high]", "effort[top_level:high]",
+                 "non_think[ratio]", "non_think[wrong:thinking]"):
+        assert f"\n{name}\n" in out
+    assert main(["rules", "reference", "--engine", "sglang"]) == 0
+    assert "effort[kwargs:low=max]" in capsys.readouterr().out   # no rendered prompt: fall-through decided too
+    assert main(["rules", "no-such-row"]) == 2
+    assert "no row 'no-such-row'" in capsys.readouterr().err
