@@ -45,7 +45,7 @@ def family(row: Row, rendered: bool) -> list[str]:
         for ch in ("kwargs", "top_level"):
             out += [f"effort[{ch}:{lv}]" for lv in eff.lowered_levels]
             if not rendered:
-                out += [f"effort[{ch}:{v}=default]" for v in eff.probe_values if eff.resolve(v) == eff.default]
+                out += [f"effort[{ch}:{v}={eff.default}]" for v in eff.probe_values if eff.resolve(v) == eff.default]
     if row.serves("non_think"):
         out.append("non_think[ratio]")
         out += [f"non_think[wrong:{v}]" for v in row.profile.wrong_thinking_variables]
