@@ -81,15 +81,14 @@ def _rendered_prompt(engine, body: dict) -> str | int:
     return r.json()["prompt"]
 
 
-def _has_tokenize(engine) -> bool:
-    return engine.client.engine == "vllm"
-
-
 def test_rendered_system_line(engine, channel, evidence):
-    if not _has_tokenize(engine):
+    """Exact, no sampling needed: the rendered prompt of every value carries its level's line, and
+    a value that falls through renders the very prompt of the default (byte for byte)."""
+    if not policy.rendered_prompt(engine.client.engine):
         pytest.skip(f"{engine.client.engine} exposes no rendered prompt; behaviour check only")
     eff = engine.profile.effort
     seen = {}
+    default_prompt = None
     for value in (None, *eff.probe_values):
         level = eff.resolve(value)
         prompt = _rendered_prompt(engine, _effort_fields(engine, value, channel))
@@ -97,6 +96,12 @@ def test_rendered_system_line(engine, channel, evidence):
             expect(_rejected(channel, prompt), f"{channel} reasoning_effort={value!r}: HTTP {prompt}")
             seen[str(value)] = f"rejected with HTTP {prompt}"
             continue
+        if value is None:
+            default_prompt = prompt
+        elif level == eff.default and default_prompt is not None:
+            expect(prompt == default_prompt,
+                   f"{channel} reasoning_effort={value!r} falls through to {eff.default} but renders a different prompt "
+                   f"than the default: {prompt[:200]!r} vs {default_prompt[:200]!r}")
         want = eff.line_for(level)
         others = [eff.line_for(lv) for lv in eff.levels if lv != level]
         seen[str(value)] = next((ln for ln in prompt.splitlines() if eff.system_line.split("{")[0] in ln), None)
