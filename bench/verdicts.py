@@ -15,7 +15,8 @@ engine, then the behavioural faults through the fault proxy on the same launch:
 
 It prints, per feature: the cells run on the conforming engine, how many false-failed and how many
 ended inconclusive, each with a 95% Clopper-Pearson interval (statsmodels); the requests spent
-per cell (mean, max) against the fixed sizes the suites used before sequential decisions; and the
+per cell (mean, max) against the fixed sizes the suites used before sequential decisions, and the
+completion tokens they cost (the checks' ``tokens_spent``); and the
 detection rate of each behavioural fault with its interval. Results (every run's matrix.json and
 pytest log, plus verdicts.json and verdicts.md) go to ``--out`` (default
 ``results/bench-verdicts-<UTC time>/``). Not a test and not in CI: 20 runs take hours on 2 cores.
@@ -58,12 +59,13 @@ def _spent(results_dir: str) -> dict[str, dict]:
         return {}
     out: dict[str, dict] = {}
     for c in doc.get("cells", []):
-        ds = []
+        ds, tokens = [], 0
         for ev in ((c.get("evidence") or {}).get("checks") or {}).values():
             if isinstance(ev, dict):
                 ds += [d for d in ev.get("decisions") or [] if isinstance(d, dict)]
+                tokens += int(ev.get("tokens_spent") or 0)
         if ds:
-            f = out.setdefault(c["feature"], {"requests": 0, "n": 0, "decisions": []})
+            f = out.setdefault(c["feature"], {"requests": 0, "n": 0, "tokens": tokens, "decisions": []})
             f["requests"] += sum(int(d.get("requests") or 0) for d in ds)
             f["n"] += sum(int(d.get("n") or 0) for d in ds)
             f["decisions"] += [{k: d.get(k) for k in ("rule", "status", "n", "estimate", "interval", "alpha")} for d in ds]
@@ -122,15 +124,17 @@ def summarize(runs: list[dict], wanted: list[str], seconds: float) -> str:
             for f, st in o["observed"].items():
                 if st == "unsupported":
                     continue
-                s = per_feature.setdefault(f, {"cells": 0, "failed": 0, "inconclusive": 0, "requests": []})
+                s = per_feature.setdefault(f, {"cells": 0, "failed": 0, "inconclusive": 0, "requests": [], "tokens": []})
                 s["cells"] += 1
                 s["failed"] += st == "failed"
                 s["inconclusive"] += st == "inconclusive"
                 if f in o["spent"]:
                     s["requests"].append(o["spent"][f]["requests"])
+                    if o["spent"][f].get("tokens"):
+                        s["tokens"].append(o["spent"][f]["tokens"])
     lines = [f"# Verdict error rates: {len(runs)} runs of the conforming sampling reference ({seconds / 60:.0f} min)", "",
-             "| feature | cells | false-failed | rate [95% CI] | inconclusive | rate [95% CI] | requests/cell mean (max) | before |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| feature | cells | false-failed | rate [95% CI] | inconclusive | rate [95% CI] | requests/cell mean (max) | before | completion tokens/cell mean |",
+             "|---|---|---|---|---|---|---|---|---|"]
     tot_cells = tot_failed = tot_open = 0
     for f, s in sorted(per_feature.items()):
         lo, hi = _cp(s["failed"], s["cells"])
@@ -139,7 +143,7 @@ def summarize(runs: list[dict], wanted: list[str], seconds: float) -> str:
         spend = f"{sum(req) / len(req):.0f} ({max(req)})" if req else "-"
         lines.append(f"| {f} | {s['cells']} | {s['failed']} | {s['failed'] / s['cells']:.3f} [{lo:.3f}, {hi:.3f}] | "
                      f"{s['inconclusive']} | {s['inconclusive'] / s['cells']:.3f} [{lo2:.3f}, {hi2:.3f}] | {spend} | "
-                     f"{FIXED_REQUESTS.get(f, '-')} |")
+                     f"{FIXED_REQUESTS.get(f, '-')} | {(sum(s['tokens']) / len(s['tokens'])) if s['tokens'] else '-'} |")
         tot_cells += s["cells"]
         tot_failed += s["failed"]
         tot_open += s["inconclusive"]

@@ -298,6 +298,7 @@ class Chat:
         self.concurrency = concurrency
         self.timeout = timeout
         self.log: list[dict[str, Any]] = []
+        self.tokens_spent = 0  # completion tokens of every answer so far (what a check cost the engine)
 
     def body(self, **req) -> dict:
         """A request as the guides send it: the profile's defaults (max_tokens large enough for Max
@@ -341,6 +342,7 @@ class Chat:
             res = ChatResult(stream=self.stream, request=body,
                              error=f"transport error while reading the response: {type(exc).__name__}: {exc or '(no message)'}"[:300])
         res.elapsed = time.monotonic() - t0
+        self.tokens_spent += res.completion_tokens or 0
         self.log.append({"request": _clip_request(body), "response": res.excerpt()})
         return res
 

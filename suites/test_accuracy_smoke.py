@@ -67,7 +67,7 @@ def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
     evidence.add(thinking=thinking, n=decision.n, accuracy=decision.estimate, bar=rule.verify_bound,
                  **tally, first_wrong=wrong[:10], first_errors=errors[:3], first_truncated=truncated[:3],
                  seed=options.accuracy_seed, sample_ids=asked[:20],
-                 max_tokens=engine.profile.max_tokens, example=chat_nonstream.log[0] if chat_nonstream.log else None)
+                 max_tokens=engine.profile.max_tokens, tokens_spent=chat_nonstream.tokens_spent, example=chat_nonstream.log[0] if chat_nonstream.log else None)
     conclude(decision, evidence=evidence,
              context=(f"thinking {'on' if thinking else 'off'}: {tally['correct']}/{decision.n} correct, "
                       f"{tally['wrong']} wrong, {tally['invalid']} without an answer in content, "

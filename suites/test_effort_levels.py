@@ -199,6 +199,7 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
             continue
         decisions.append(decision)
     evidence.add(channel=channel, reasoning_tokens={k: v[:64] for k, v in tokens.items()}, rejected=rejected,
+                 tokens_spent=chat_nonstream.tokens_spent,
                  ratio=next((d.estimate for d in decisions if d.rule.endswith(f":{eff.lowered_levels[0]}]")), None)
                  if eff.lowered_levels else None,
                  example=chat_nonstream.log[0] if chat_nonstream.log else None)

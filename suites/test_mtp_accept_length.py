@@ -147,7 +147,7 @@ def test_accept_length(engine, chat_nonstream, evidence):
     decision, _ = run_sequential(rule, draw)
     overall = vllm_accept_length(first, client.metrics())
     completion = sum(w["completion_tokens"] for w in windows)
-    evidence.add(source="/metrics", threshold=minimum, completion_tokens=completion, windows=windows[:32],
+    evidence.add(source="/metrics", threshold=minimum, completion_tokens=completion, tokens_spent=completion, windows=windows[:32],
                  trend=[w.get("accept_length") for w in windows], **overall)
     expect(overall["drafts"] > 0, f"spec-decode counters did not move over {completion} generated tokens "
                                   f"(frozen or stale metrics): {overall}")

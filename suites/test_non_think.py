@@ -89,7 +89,7 @@ def test_no_reasoning(chat, engine, evidence, nonthink_prompts):
 
     decision, _ = run_sequential(rule, draw)
     evidence.add(off_tokens=tokens.get("off", [])[:64], on_tokens=tokens.get("on", [])[:64],
-                 ratio_off_on=decision.estimate, sample=chat.log[0])
+                 ratio_off_on=decision.estimate, tokens_spent=chat.tokens_spent, sample=chat.log[0])
     conclude(decision, evidence=evidence, context="thinking off vs on")
 
 
@@ -141,5 +141,5 @@ def test_wrong_variable_recorded(chat_nonstream, engine, evidence, nonthink_prom
                        "reasoning_in_field": f"{in_field}/{len(seen)}",
                        "reasoning_leaked_into_content": in_field == 0 and decision.status == "verified",
                        "content_head": (seen[0].content or "")[:160] if seen else None}
-    evidence.add(wrong_variables=observed)
+    evidence.add(wrong_variables=observed, tokens_spent=chat_nonstream.tokens_spent)
     conclude(*decisions, evidence=evidence, context="the wrong thinking variable must not turn thinking off")

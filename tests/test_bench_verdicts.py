@@ -1,0 +1,49 @@
+"""bench/verdicts.py's summary: rates per feature with intervals, detection per fault (no engine)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "verdicts.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_verdicts", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run(seed, acc="verified", effort_detected=True):
+    return {"seed": seed, "seconds": 1.0, "outcomes": [
+        {"id": "conforming-reference-1", "kind": "conforming", "row": "reference", "expect_failed": [],
+         "observed": {"accuracy_smoke": acc, "effort_levels": "verified", "mtp_accept_length": "unsupported"},
+         "detected": acc == "verified", "detail": "",
+         "spent": {"accuracy_smoke": {"requests": 256, "n": 256, "tokens": 90000}, "effort_levels": {"requests": 32, "n": 16}}},
+        {"id": "standin-ignore-effort", "kind": "standin", "row": "reference", "expect_failed": ["effort_levels"],
+         "observed": {"effort_levels": "failed" if effort_detected else "inconclusive"}, "detected": effort_detected,
+         "detail": "", "spent": {}}]}
+
+
+def test_summary_counts_false_failures_inconclusive_and_detection(bench):
+    runs = [run(1), run(2, acc="failed"), run(3, acc="inconclusive", effort_detected=False), run(4)]
+    text = bench.summarize(runs, ["standin-ignore-effort"], 60.0)
+    acc = next(ln for ln in text.splitlines() if ln.startswith("| accuracy_smoke |"))
+    cells = [c.strip() for c in acc.split("|")[1:-1]]
+    assert cells[1:3] == ["4", "1"] and cells[3].startswith("0.250 [") and cells[4] == "1"
+    assert cells[6] == "256 (256)" and cells[7] == "128" and cells[8] == "90000.0"
+    assert not any(ln.startswith("| mtp_accept_length |") for ln in text.splitlines())  # unsupported: not a cell run
+    fault = next(ln for ln in text.splitlines() if ln.startswith("| standin-ignore-effort |"))
+    assert "| 3/4 |" in fault and "0.750 [" in fault
+    assert "All cells: 1 false-failed of 8" in text
+
+
+def test_bench_refuses_bad_arguments(bench, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        bench.main(["--runs", "0"])
+    with pytest.raises(SystemExit):
+        bench.main(["--runs", "1", "--faults", "no-such-fault", "--out", str(tmp_path / "out")])
+    assert "unknown fault ids" in capsys.readouterr().err
