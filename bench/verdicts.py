@@ -151,14 +151,16 @@ def summarize(runs: list[dict], wanted: list[str], seconds: float) -> str:
         lo, hi = _cp(tot_failed, tot_cells)
         lines += ["", f"All cells: {tot_failed} false-failed of {tot_cells} ({tot_failed / tot_cells:.3%}, 95% CI "
                       f"[{lo:.3%}, {hi:.3%}]); inconclusive {tot_open} ({tot_open / tot_cells:.2%})."]
-    lines += ["", "| behavioural fault | expected failed | detected | rate [95% CI] | observed (first run) |", "|---|---|---|---|---|"]
+    lines += ["", "| behavioural fault | expected failed | detected | rate [95% CI] | not run (engine did not start) | observed (first run) |",
+              "|---|---|---|---|---|---|"]
     for fid in wanted:
-        hits = [o for r in runs for o in r["outcomes"] if o["id"] == fid]
+        every = [o for r in runs for o in r["outcomes"] if o["id"] == fid]
+        hits = [o for o in every if o["observed"]]  # an entry whose engine never started tested nothing
         k = sum(o["detected"] for o in hits)
         lo, hi = _cp(k, len(hits))
         first = hits[0]["observed"] if hits else {}
-        lines.append(f"| {fid} | {', '.join(hits[0]['expect_failed']) if hits else '-'} | {k}/{len(hits)} | "
-                     f"{(k / len(hits)) if hits else 0:.3f} [{lo:.3f}, {hi:.3f}] | {first} |")
+        lines.append(f"| {fid} | {', '.join(every[0]['expect_failed']) if every else '-'} | {k}/{len(hits)} | "
+                     f"{(k / len(hits)) if hits else 0:.3f} [{lo:.3f}, {hi:.3f}] | {len(every) - len(hits)} | {first} |")
     return "\n".join(lines) + "\n"
 
 

@@ -37,7 +37,7 @@ def test_summary_counts_false_failures_inconclusive_and_detection(bench):
     assert cells[6] == "256 (256)" and cells[7] == "128" and cells[8] == "90000.0"
     assert not any(ln.startswith("| mtp_accept_length |") for ln in text.splitlines())  # unsupported: not a cell run
     fault = next(ln for ln in text.splitlines() if ln.startswith("| standin-ignore-effort |"))
-    assert "| 3/4 |" in fault and "0.750 [" in fault
+    assert "| 3/4 |" in fault and "0.750 [" in fault and fault.split("|")[5].strip() == "0"
     assert "All cells: 1 false-failed of 8" in text
 
 
@@ -47,3 +47,11 @@ def test_bench_refuses_bad_arguments(bench, capsys, tmp_path):
     with pytest.raises(SystemExit):
         bench.main(["--runs", "1", "--faults", "no-such-fault", "--out", str(tmp_path / "out")])
     assert "unknown fault ids" in capsys.readouterr().err
+
+
+def test_a_fault_whose_engine_never_started_is_not_run_not_missed(bench):
+    runs = [run(1), run(2)]
+    runs[1]["outcomes"][1].update(observed={}, detected=False, detail="conforming engine of reference did not start")
+    fault = next(ln for ln in bench.summarize(runs, ["standin-ignore-effort"], 1).splitlines()
+                 if ln.startswith("| standin-ignore-effort |"))
+    assert "| 1/1 |" in fault and fault.split("|")[5].strip() == "1"
