@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules = sub.add_parser("rules", help="print the statistical decisions a row makes: hypotheses, error rates, looks",
                            formatter_class=_Formatter, allow_abbrev=False,
                            description="Print every statistical decision the suites make on ROW (glmverify.policy): "
-                                       "what verifies and what fails it, the false-failure rate alpha (the row's 1%% "
+                                       "what verifies and what fails it, the false-failure rate alpha (the row's 1% "
                                        "family rate split over its decisions), beta, the effect it must detect, the "
                                        "sample sizes at which it looks, and the basis of its bounds.")
     rules.add_argument("row", metavar="ROW", help="a matrix row id")
