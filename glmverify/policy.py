@@ -92,9 +92,14 @@ def accuracy_rule(row: Row, thinking: bool, rendered: bool, first: int, budget: 
         basis=f"bar {t['bar']} = expected {t['expected']} - tolerance {t['tolerance']}: {t['basis']}")
 
 
+def _effort_conforming(row: Row) -> float:
+    """A conforming deployment's lowered/default reasoning ratio is at most this (row, else profile)."""
+    return row.expect.get("effort_ratio_max", _v(row).get("effort_conforming_ratio", DEFAULT_EFFORT_RATIO))
+
+
 def effort_rule(row: Row, level: str, rendered: bool, channel: str) -> Rule:
     eff = row.profile.effort
-    conforming = row.expect.get("effort_ratio_max", _v(row).get("effort_conforming_ratio", DEFAULT_EFFORT_RATIO))
+    conforming = _effort_conforming(row)
     return Rule(
         name=f"effort[{channel}:{level}]",
         quantity=f"{level}/{eff.default} reasoning-token ratio (geometric mean over prompts)", kind="mean",
@@ -107,7 +112,7 @@ def effort_rule(row: Row, level: str, rendered: bool, channel: str) -> Rule:
 def fallthrough_rule(row: Row, value: str, rendered: bool, channel: str) -> Rule:
     """Engines without a rendered prompt: a value that falls through reasons like the default."""
     eff = row.profile.effort
-    conforming = row.expect.get("effort_ratio_max", _v(row).get("effort_conforming_ratio", DEFAULT_EFFORT_RATIO))
+    conforming = _effort_conforming(row)
     return Rule(
         name=f"effort[{channel}:{value}={eff.default}]",
         quantity=f"reasoning_effort={value!r} / default reasoning-token ratio", kind="mean",

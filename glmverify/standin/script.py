@@ -791,34 +791,10 @@ def _choose_tools(p: Prompt, user_text: str, allowed: Sequence[str] | None, sing
     return chosen[:1] if single else chosen
 
 
-def respond(
-    prompt: str,
-    *,
-    json_schema: dict | bool | None = None,
-    faults: frozenset[str] = frozenset(),
-    tool_required: bool = False,
-    allowed_tools: Sequence[str] | None = None,
-    single_tool_call: bool = False,
-    sampling: Sampling | None = None,
-) -> str:
-    """The raw text GLM-5.2 generates after ``prompt`` (without the end-of-turn token).
-
-    ``json_schema``: structured output (vLLM ``response_format`` json_schema / json_object) the
-    answer must satisfy. ``tool_required`` / ``allowed_tools`` / ``single_tool_call``: a grammar
-    (vLLM's structural tag for tool_choice required or a named function, or
-    ``parallel_tool_calls: false``) forces the answer to be tool calls among ``allowed_tools``.
-    ``sampling``: see the module docstring. For a greedy repetition loop this is only the text
-    before the loop; ``generate`` gives the loop too.
-    """
-    return generate(
-        prompt,
-        json_schema=json_schema,
-        faults=faults,
-        tool_required=tool_required,
-        allowed_tools=allowed_tools,
-        single_tool_call=single_tool_call,
-        sampling=sampling,
-    ).text
+def respond(prompt: str, **options: Any) -> str:
+    """The raw text GLM-5.2 generates after ``prompt`` (``generate``'s text; same options). For a
+    greedy repetition loop this is only the text before the loop; ``generate`` gives the loop too."""
+    return generate(prompt, **options).text
 
 
 def generate(
@@ -831,7 +807,15 @@ def generate(
     single_tool_call: bool = False,
     sampling: Sampling | None = None,
 ) -> Response:
-    """``respond`` as a ``Response`` (same arguments): the text, and the loop of a greedy loop."""
+    """What GLM-5.2 generates after ``prompt`` (without the end-of-turn token): the text, and the
+    repeating part of a greedy repetition loop.
+
+    ``json_schema``: structured output (vLLM ``response_format`` json_schema / json_object) the
+    answer must satisfy. ``tool_required`` / ``allowed_tools`` / ``single_tool_call``: a grammar
+    (vLLM's structural tag for tool_choice required or a named function, or
+    ``parallel_tool_calls: false``) forces the answer to be tool calls among ``allowed_tools``.
+    ``sampling``: see the module docstring.
+    """
     faults = frozenset(faults)
     p = parse_prompt(prompt)
     last = p.last
