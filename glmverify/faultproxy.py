@@ -985,6 +985,7 @@ class FaultProxy:
 
     # ---- requests
     async def _handle(self, request):
+        import aiohttp
         from aiohttp import web
 
         raw = await request.read()
@@ -1013,10 +1014,19 @@ class FaultProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         headers["Accept-Encoding"] = "identity"
         url = self.upstream + request.path_qs
-        try:
-            up = await self._session.request(request.method, url, data=raw or None, headers=headers)
-        except Exception as exc:  # noqa: BLE001 - an unreachable upstream is a 502, as in a real gateway
-            return web.Response(status=502, text=f"fault proxy: upstream unreachable: {exc}")
+        up = None
+        for attempt in (1, 2):
+            try:
+                up = await self._session.request(request.method, url, data=raw or None, headers=headers)
+                break
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # a pooled keep-alive connection the upstream closed just before reuse (seen at 64
+                # requests in flight): one fresh attempt, so the proxy adds no fault of its own
+                if attempt == 2:
+                    return web.Response(status=502, text=f"fault proxy: upstream unreachable: {exc}")
+            except Exception as exc:  # noqa: BLE001 - an unreachable upstream is a 502, as in a real gateway
+                return web.Response(status=502, text=f"fault proxy: upstream unreachable: {exc}")
+        assert up is not None
         async with up:
             out_headers = {k: v for k, v in up.headers.items() if k.lower() not in HOP_HEADERS}
             if up.status != 200 and f.error is not None and applies:
