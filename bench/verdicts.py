@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from glmverify import faults  # noqa: E402
+from glmverify.report import decisions  # noqa: E402
 
 BEHAVIOURAL = ("standin-ignore-effort", "standin-ignore-thinking-off", "standin-low-accuracy", "proxy-spec-accept-low")
 # requests per cell before sequential decisions (suites at commit 60907a0): accuracy 64 x 2 modes;
@@ -59,13 +60,12 @@ def _spent(results_dir: str) -> dict[str, dict]:
         return {}
     out: dict[str, dict] = {}
     for c in doc.get("cells", []):
-        ds, tokens = [], 0
-        for ev in ((c.get("evidence") or {}).get("checks") or {}).values():
-            if isinstance(ev, dict):
-                ds += [d for d in ev.get("decisions") or [] if isinstance(d, dict)]
-                tokens += int(ev.get("tokens_spent") or 0)
+        ds = decisions(c)
+        tokens = sum(int(ev.get("tokens_spent") or 0)
+                     for ev in ((c.get("evidence") or {}).get("checks") or {}).values() if isinstance(ev, dict))
         if ds:
-            f = out.setdefault(c["feature"], {"requests": 0, "n": 0, "tokens": tokens, "decisions": []})
+            f = out.setdefault(c["feature"], {"requests": 0, "n": 0, "tokens": 0, "decisions": []})
+            f["tokens"] += tokens
             f["requests"] += sum(int(d.get("requests") or 0) for d in ds)
             f["n"] += sum(int(d.get("n") or 0) for d in ds)
             f["decisions"] += [{k: d.get(k) for k in ("rule", "status", "n", "estimate", "interval", "alpha")} for d in ds]

@@ -59,6 +59,12 @@ def _paired_ratio_samples(chat, engine, prompts, variant: dict, log: dict, label
     return a, samples
 
 
+def _answered_without_thinking(r) -> None:
+    expect(not r.reasoning, f"thinking off: expected no reasoning, got {r.reasoning!r:.200}")
+    expect(bool(r.content and r.content.strip()), f"thinking off: expected content, got {r.content!r}")
+    no_markup(r, THINK_TAGS)
+
+
 def test_no_reasoning(chat, engine, evidence, nonthink_prompts):
     """Every answer with thinking off has no reasoning and a clean content (deterministic: a
     conforming engine never does otherwise); non-stream, the token ratio off/on is decided
@@ -68,9 +74,7 @@ def test_no_reasoning(chat, engine, evidence, nonthink_prompts):
         off = chat.many({"messages": [{"role": "user", "content": p}], **_off(engine)} for p in nonthink_prompts[:4])
         for r in off:
             no_problems(r)
-            expect(not r.reasoning, f"thinking off: expected no reasoning, got {r.reasoning!r:.200}")
-            expect(bool(r.content and r.content.strip()), f"thinking off: expected content, got {r.content!r}")
-            no_markup(r, THINK_TAGS)
+            _answered_without_thinking(r)
         evidence.add(sample=chat.log[0], off_tokens=[r.completion_tokens for r in off])
         return
     rule = policy.nonthink_rule(engine.row, policy.rendered_prompt(engine.client.engine))
@@ -82,9 +86,7 @@ def test_no_reasoning(chat, engine, evidence, nonthink_prompts):
         pos += k
         off, samples = _paired_ratio_samples(chat, engine, prompts, _off(engine), tokens, "off")
         for r in off:
-            expect(not r.reasoning, f"thinking off: expected no reasoning, got {r.reasoning!r:.200}")
-            expect(bool(r.content and r.content.strip()), f"thinking off: expected content, got {r.content!r}")
-            no_markup(r, THINK_TAGS)
+            _answered_without_thinking(r)
         return samples, 2 * len(prompts)
 
     decision, _ = run_sequential(rule, draw)
