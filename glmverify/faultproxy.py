@@ -689,14 +689,21 @@ fault("spec_metrics_frozen", "/metrics frozen at its first answer: counters neve
 
 
 # -- scripted stand-in faults, requested per request (no relaunch)
-STANDIN_XARGS_KEY = "glm_standin_faults"  # glmverify.standin.processor.XARGS_FAULTS_KEY
+STANDIN_XARGS_KEY = "glm_standin_faults"  # glmverify.standin.forcing.FAULTS_KEY
+#: the engines' extra-arguments fields the stand-in reads per-request faults from: vLLM's
+#: ``vllm_xargs`` (SGLang ignores it) and SGLang's ``custom_params`` (vLLM ignores it). SGLang's
+#: /v1/messages has no such field: stand-in faults on SGLang's Anthropic endpoint need a launch.
+STANDIN_FIELDS = ("vllm_xargs", "custom_params")
 
 
 def standin_request(names: str) -> Callable[[str, dict], dict]:
     def hook(path: str, body: dict) -> dict:
-        xargs = dict(body.get("vllm_xargs") or {})
-        xargs[STANDIN_XARGS_KEY] = ",".join(filter(None, [xargs.get(STANDIN_XARGS_KEY), names]))
-        return {**body, "vllm_xargs": xargs}
+        out = dict(body)
+        for name in STANDIN_FIELDS:
+            xargs = dict(body.get(name) or {})
+            xargs[STANDIN_XARGS_KEY] = ",".join(filter(None, [xargs.get(STANDIN_XARGS_KEY), names]))
+            out[name] = xargs
+        return out
     return hook
 
 

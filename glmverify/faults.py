@@ -17,9 +17,18 @@ How each kind runs (``--jobs N``: N entries at a time):
   launches the misconfigured engine, as in a real run.
 
 Each entry may name the ``checks`` (suite functions) that must fail; the run is then narrowed to
-them (``-k``). Over the whole catalogue, every check function of every suite the reference rows
-serve must be seen failing under some fault (the coverage lines under the table): a check no fault
-can fail is reported, and fails the run.
+them (``-k``). An entry's ``row`` may be a list: it then runs once per row (ids after the first get
+``@ROW``), which is how the defects that apply to SGLang run against the SGLang reference too.
+Over the whole catalogue, coverage is proven per engine (the coverage lines under the table):
+
+* vLLM: every check function of every suite the vLLM reference rows serve must be seen failing
+  under some fault run on a vLLM row;
+* SGLang: every check function that ran (passed) in the conforming run of ``reference-sglang``
+  must be seen failing under some fault run on an SGLang row: so each check's SGLang branch
+  (``reasoning_content``, fall-through decided by behaviour, prompt tokens from ``usage``) is
+  proven able to fail there, not only on vLLM.
+
+A check no fault can fail is reported, and fails the run.
 
 Results go to ``--results DIR`` (default ``results/faults-<UTC time>/``): one sub-directory per run
 (``matrix.json``, ``pytest.log``, engine logs), plus ``faults.json`` and ``faults.md`` (the table).
@@ -52,7 +61,9 @@ RECORDINGS = REPO_ROOT / "fixtures" / "faultproxy_recordings.jsonl.gz"
 SUITES = REPO_ROOT / "suites"
 TEMPLATE = Path(__file__).resolve().parent / "standin" / "chat_template.jinja"
 KINDS = ("proxy", "standin", "launch")
-REFERENCE_ROWS = ("reference", "reference-ngram")  # the conforming engines: repeated runs, check coverage
+REFERENCE_ROWS = ("reference", "reference-ngram", "reference-sglang")  # conforming engines: runs, coverage
+#: coverage is proven per engine: which reference rows stand for which engine
+COVERAGE_ROWS = {"vllm": ("reference", "reference-ngram"), "sglang": ("reference-sglang",)}
 CASE_KEYS = {"id", "kind", "row", "suites", "expect_failed", "checks", "fault", "standin", "drop_args", "set_args",
              "env", "chat_template", "select", "source", "why"}
 DEFAULT_TIMEOUT = 1800.0
@@ -106,6 +117,7 @@ def suite_checks(features) -> dict[str, str]:
 # ---- chat template variants ------------------------------------------------------------------------
 _EFFORT_LINE = re.compile(r"\{%- if ns\.think_on -%\}\n<\|system\|>Reasoning Effort:[^\n]*\n\{%- endif -%\}\n")
 _THINK_SWITCH = "enable_thinking is defined and enable_thinking is not none and not enable_thinking"
+_HIGH_TEST = "reasoning_effort == 'high')"
 
 
 def template_variant(name: str, text: str | None = None) -> str:
@@ -115,14 +127,16 @@ def template_variant(name: str, text: str | None = None) -> str:
         new = _EFFORT_LINE.sub("", text, count=1)
     elif name == "reads_thinking":
         new = text.replace(_THINK_SWITCH, "thinking is defined and thinking is not none and not thinking", 1)
+    elif name == "low_is_high":  # GLM-5.3's low|high|max reading on a GLM-5.2 deployment: low lowers effort
+        new = text.replace(_HIGH_TEST, "reasoning_effort in ('high', 'low'))", 1)
     else:
-        raise CatalogueError(f"unknown chat_template variant {name!r} (no_effort_line, reads_thinking)")
+        raise CatalogueError(f"unknown chat_template variant {name!r} ({', '.join(TEMPLATES)})")
     if new == text:
         raise CatalogueError(f"chat_template variant {name!r}: {TEMPLATE.name} no longer has the expected text")
     return new
 
 
-TEMPLATES = ("no_effort_line", "reads_thinking")
+TEMPLATES = ("no_effort_line", "reads_thinking", "low_is_high")
 
 
 # ---- catalogue ---------------------------------------------------------------------------------------
@@ -146,43 +160,56 @@ def load_catalogue(path: Path | str = CATALOGUE, matrix_path: Path | str = DEFAU
         if unknown or missing:
             errors.append(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
             continue
-        case = FaultCase(**d)
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(case.id)) or case.id in seen:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(d["id"])) or d["id"] in seen:
             errors.append(f"{where}: id must be unique, lowercase words joined by '-'")
-        seen.add(case.id)
-        if case.kind not in KINDS:
-            errors.append(f"{where}: kind {case.kind!r} not one of {KINDS}")
-        if case.row not in rows:
-            errors.append(f"{where}: row {case.row!r} not in {matrix_path}")
-        for feat in case.suites + case.expect_failed:
-            if feat not in FEATURES:
-                errors.append(f"{where}: unknown feature {feat!r}")
-        for m in case.modules():
-            if not Path(m).is_file():
-                errors.append(f"{where}: no suite module {Path(m).name}")
-        if not set(case.expect_failed) <= set(case.suites):
-            errors.append(f"{where}: expect_failed {case.expect_failed} not all among suites {case.suites}")
-        if case.kind == "proxy" and case.fault not in FAULTS:
-            errors.append(f"{where}: unknown proxy fault {case.fault!r}")
-        if case.kind == "standin" and case.standin not in STANDIN_FAULTS:
-            errors.append(f"{where}: unknown stand-in fault {case.standin!r} (one of {sorted(STANDIN_FAULTS)})")
-        if case.kind == "launch" and not (case.drop_args or case.set_args or case.env or case.chat_template):
-            errors.append(f"{where}: a launch fault must change something (drop_args, set_args, env, chat_template)")
-        if case.select and case.expect_failed:
-            errors.append(f"{where}: select is for controls only (a fault names its checks instead)")
-        if case.checks:
-            known = {k.split("::")[1] for k in suite_checks(case.suites)}
-            if not case.expect_failed:
-                errors.append(f"{where}: checks are for faults (what must fail); a control narrows with select")
-            for name in case.checks:
-                if name not in known:
-                    errors.append(f"{where}: no check {name!r} in the suites {case.suites}")
-        if case.chat_template is not None and case.chat_template not in TEMPLATES:
-            errors.append(f"{where}: unknown chat_template {case.chat_template!r} ({', '.join(TEMPLATES)})")
-        cases.append(case)
+        seen.add(d["id"])
+        row_ids = d["row"] if isinstance(d["row"], list) else [d["row"]]
+        if not row_ids or len(set(row_ids)) != len(row_ids):
+            errors.append(f"{where}: row must be a row id or a list of distinct row ids")
+            continue
+        for n, rid in enumerate(row_ids):  # one case per row: the first keeps the id
+            errors += _check_case(FaultCase(**{**d, "id": d["id"] if n == 0 else f"{d['id']}@{rid}", "row": rid}),
+                                  where, rows, matrix_path, FAULTS, STANDIN_FAULTS, cases)
     if errors:
         raise CatalogueError("\n".join(errors))
     return cases
+
+
+def _check_case(case: FaultCase, where: str, rows: set[str], matrix_path, FAULTS, STANDIN_FAULTS,
+                cases: list[FaultCase]) -> list[str]:
+    """One case's errors (it is appended to ``cases`` either way: errors stop the load later)."""
+    errors: list[str] = []
+    if case.kind not in KINDS:
+        errors.append(f"{where}: kind {case.kind!r} not one of {KINDS}")
+    if case.row not in rows:
+        errors.append(f"{where}: row {case.row!r} not in {matrix_path}")
+    for feat in case.suites + case.expect_failed:
+        if feat not in FEATURES:
+            errors.append(f"{where}: unknown feature {feat!r}")
+    for m in case.modules():
+        if not Path(m).is_file():
+            errors.append(f"{where}: no suite module {Path(m).name}")
+    if not set(case.expect_failed) <= set(case.suites):
+        errors.append(f"{where}: expect_failed {case.expect_failed} not all among suites {case.suites}")
+    if case.kind == "proxy" and case.fault not in FAULTS:
+        errors.append(f"{where}: unknown proxy fault {case.fault!r}")
+    if case.kind == "standin" and case.standin not in STANDIN_FAULTS:
+        errors.append(f"{where}: unknown stand-in fault {case.standin!r} (one of {sorted(STANDIN_FAULTS)})")
+    if case.kind == "launch" and not (case.drop_args or case.set_args or case.env or case.chat_template):
+        errors.append(f"{where}: a launch fault must change something (drop_args, set_args, env, chat_template)")
+    if case.select and case.expect_failed:
+        errors.append(f"{where}: select is for controls only (a fault names its checks instead)")
+    if case.checks:
+        known = {k.split("::")[1] for k in suite_checks(case.suites)}
+        if not case.expect_failed:
+            errors.append(f"{where}: checks are for faults (what must fail); a control narrows with select")
+        for name in case.checks:
+            if name not in known:
+                errors.append(f"{where}: no check {name!r} in the suites {case.suites}")
+    if case.chat_template is not None and case.chat_template not in TEMPLATES:
+        errors.append(f"{where}: unknown chat_template {case.chat_template!r} ({', '.join(TEMPLATES)})")
+    cases.append(case)
+    return errors
 
 
 # ---- misconfigured launches --------------------------------------------------------------------------
@@ -207,6 +234,11 @@ def derive_args(args: list[str], drop: list[str] = (), set_: dict[str, str] | No
     return out
 
 
+def launch_row_id(case: FaultCase) -> str:
+    """The derived one-row matrix's row id (matrix ids have no '@')."""
+    return case.id.replace("@", ".")
+
+
 def derived_matrix(case: FaultCase, workdir: Path, matrix_path: Path | str = DEFAULT_MATRIX,
                    standin_env: str | None = None) -> Path:
     """A one-row matrix.yaml for a misconfigured launch of ``case.row``; returns its path."""
@@ -222,7 +254,7 @@ def derived_matrix(case: FaultCase, workdir: Path, matrix_path: Path | str = DEF
         tpl = workdir / f"chat_template.{case.chat_template}.jinja"
         tpl.write_text(template_variant(case.chat_template))
         launch["args"] = derive_args(launch["args"], ["--chat-template"], {"--chat-template": str(tpl)})
-    row = {**row, "id": case.id, "launch": launch,
+    row = {**row, "id": launch_row_id(case), "launch": launch,
            "description": f"fault catalogue: {case.id} (row {case.row} misconfigured)"}
     out = {k: data[k] for k in ("schema", "features", "profiles")}
     out["rows"] = [row]
@@ -304,7 +336,9 @@ def observe(results_dir: Path, row: str) -> dict[str, dict]:
             detail = f"{bad[0]['id']}: {bad[0].get('detail', '')}"
         out[c["feature"]] = {"status": c["status"], "detail": " ".join(detail.split())[:400],
                              "checks": len(c.get("checks", [])),
-                             "failed": sorted({f"{c['feature']}::{k['id'].split('[')[0]}" for k in bad})}
+                             "failed": sorted({f"{c['feature']}::{k['id'].split('[')[0]}" for k in bad}),
+                             "passed": sorted({f"{c['feature']}::{k['id'].split('[')[0]}" for k in c.get("checks", [])
+                                               if k.get("outcome") == "passed"})}
     return out
 
 
@@ -322,6 +356,7 @@ class Outcome:
     mutated: str = ""
     results: str = ""
     failed_checks: list[str] = field(default_factory=list)  # feature::function seen failing
+    passed_checks: list[str] = field(default_factory=list)  # feature::function seen passing
 
     @property
     def verdict(self) -> str:
@@ -341,6 +376,7 @@ def judge(case_id: str, kind: str, row: str, expect_failed: list[str], features:
     or unsupported/skipped by the row)."""
     observed = {f: seen.get(f, {}).get("status", "absent") for f in features}
     failed = sorted({k for f in features for k in seen.get(f, {}).get("failed", [])})
+    passed = sorted({k for f in features for k in seen.get(f, {}).get("passed", [])})
     if expect_failed:
         missing = [c for c in checks if not any(k.endswith("::" + c) for k in failed)]
         detected = all(observed.get(f) == "failed" for f in expect_failed) and not missing
@@ -353,7 +389,7 @@ def judge(case_id: str, kind: str, row: str, expect_failed: list[str], features:
     if "_error" in seen:
         detail = f"{seen['_error']['status']}: {seen['_error']['detail']}"
     return Outcome(case_id, kind, row, list(expect_failed), observed, detected, round(seconds, 1), detail, rc,
-                   results=str(results), failed_checks=failed)
+                   results=str(results), failed_checks=failed, passed_checks=passed)
 
 
 # ---- the runner -------------------------------------------------------------------------------------------
@@ -433,8 +469,8 @@ def run_launch_case(case: FaultCase, opts: RunOptions) -> Outcome:
         _progress(f"{case.id}: launching row {case.row} misconfigured -> {', '.join(case.suites)}")
         rc, secs = run_pytest([*case.modules(), "--matrix", str(mpath), "-m", "cpu", *_fault_args(case, opts)],
                               out_dir, opts.timeout)
-    o = judge(case.id, case.kind, case.row, case.expect_failed, case.suites, observe(out_dir, case.id), rc, secs, out_dir,
-              case.checks)
+    o = judge(case.id, case.kind, case.row, case.expect_failed, case.suites, observe(out_dir, launch_row_id(case)), rc,
+              secs, out_dir, case.checks)
     _progress(f"{case.id}: {o.word} {o.observed} in {secs:.0f}s")
     return o
 
@@ -530,15 +566,32 @@ def markdown(outcomes: list[Outcome]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def coverage(outcomes: list[Outcome], features) -> dict[str, list[str]]:
-    """``feature::function`` of every check of ``features`` -> the detected faults seen failing it."""
+def coverage(outcomes: list[Outcome], features, rows=None) -> dict[str, list[str]]:
+    """``feature::function`` of every check of ``features`` -> the detected faults seen failing it
+    (only faults run on ``rows``, when given)."""
     cov: dict[str, list[str]] = {k: [] for k in suite_checks(features)}
     for o in outcomes:
-        if o.expect_failed and o.detected:
+        if o.expect_failed and o.detected and (rows is None or o.row in rows):
             for k in o.failed_checks:
                 if k in cov:
                     cov[k].append(o.id)
     return cov
+
+
+def engine_coverage(outcomes: list[Outcome], matrix) -> dict[str, list[str]]:
+    """Coverage per engine, keyed ``ENGINE: feature::function`` (see the module docstring): vLLM over
+    every check of the suites its reference rows serve; SGLang over the checks its conforming run
+    ran (a check the engine cannot run, e.g. the rendered-prompt one, has no SGLang branch)."""
+    out: dict[str, list[str]] = {}
+    for engine, rows in COVERAGE_ROWS.items():
+        rows = [r for r in rows if r in {x.id for x in matrix.rows}]
+        served = [f for f in FEATURES if any(f in conforming_suites(matrix.row(r)) for r in rows)]
+        cov = coverage(outcomes, served, set(rows))
+        if engine != "vllm":
+            ran = {k for o in outcomes if o.kind == "conforming" and o.row in rows for k in o.passed_checks}
+            cov = {k: v for k, v in cov.items() if k in ran} or {f"{engine} conforming run": []}
+        out.update({f"{engine}: {k}": v for k, v in cov.items()})
+    return out
 
 
 def coverage_text(cov: dict[str, list[str]]) -> str:
@@ -710,8 +763,7 @@ def main(argv: list[str] | None = None) -> int:
         _stop_children()
     total = time.monotonic() - t0
     matrix = load(opts.matrix)
-    served = {f for r in REFERENCE_ROWS for f in conforming_suites(matrix.row(r))}
-    cov = coverage(outcomes, [f for f in FEATURES if f in served]) if whole else None
+    cov = engine_coverage(outcomes, matrix) if whole else None
     ok, line = summary(outcomes, cov)
     text = table(outcomes) + ("\n\nchecks and the faults seen failing them:\n" + coverage_text(cov) if cov else "")
     (opts.results / "faults.json").write_text(json.dumps(

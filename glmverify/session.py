@@ -110,6 +110,17 @@ def standin_model_dir() -> Path:
     return build(BUILD_DIR / "standin-model")
 
 
+def sglang_python(version: str) -> Path:
+    """The interpreter of the SGLang server venv (``make setup`` builds it with
+    images/sglang-reference/install.sh); a clear error when it is missing."""
+    venv = REPO_ROOT / ".venvs" / f"sglang-{version}"
+    py = venv / "bin" / "python"
+    if not (venv / ".glmverify-server").exists() or not py.exists():
+        raise LookupError(f"the SGLang {version} server venv {venv.relative_to(REPO_ROOT)} is not installed: "
+                          f"run `make setup` (images/sglang-reference/install.sh {venv.relative_to(REPO_ROOT)})")
+    return py
+
+
 def expand(value: str, row: Row, extra: dict[str, str]) -> str:
     subs = {"python": sys.executable, "served_model": row.served_model, "model": row.model,
             "repo": str(REPO_ROOT), **extra}
@@ -155,6 +166,8 @@ def make_server(row: Row, opts: Options, log_dir: Path,
         extra = {}
         if any("{standin_model}" in a for a in row.launch.get("args", [])):
             extra["standin_model"] = str(standin_model_dir())
+        if any("{sglang_python}" in c for c in row.launch.get("command", [])):
+            extra["sglang_python"] = str(sglang_python(row.engine_version or "0.5.23"))
         command = [expand(c, row, extra) for c in row.launch.get("command", [])]
         args = [expand(a, row, extra) for a in row.launch.get("args", [])]
         env = {k: expand(v, row, extra) for k, v in row.launch.get("env", {}).items()}

@@ -1,12 +1,14 @@
-"""The whole product against the real reference engine (vLLM on CPU): what `make verify` promises.
+"""The whole product against the real reference engines (vLLM and SGLang on CPU): what `make verify` promises.
 
 * launch mode, the way a GPU runner runs (``pytest suites -m "cpu or parsers" -n 3 --dist
-  loadgroup``): every reference-row cell the rows serve is verified, each row's engine launched
-  exactly once across xdist workers, the GPU rows inferred with their basis (the SGLang rows'
-  parsing cells backed by SGLang's own parsers), the reference *container* row through the same
-  container launcher as GPU images when Docker is available;
+  loadgroup``): every reference-row cell the rows serve is verified (vLLM rows reference and
+  reference-ngram, SGLang row reference-sglang), each row's engine launched exactly once across
+  xdist workers, the GPU rows inferred with their basis (the SGLang rows' parsing cells backed by
+  SGLang's own parsers), the reference *container* rows (vLLM and SGLang images) through the same
+  container launcher as GPU images (Docker is required in CI);
 * attach mode: ``pytest suites --endpoint URL --results DIR`` against an engine started by hand
-  writes matrix.json in the documented shape.
+  writes matrix.json in the documented shape; against a hand-started SGLang reference with
+  ``--engine auto`` and no ``--row``, SGLang is detected and the row found by its served model.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import pytest
 from glmverify.containers import docker_unavailable
 from glmverify.matrix import FEATURES, load
 from glmverify.session import Options, make_server
+
+from helpers.require import need
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.live
@@ -54,10 +58,19 @@ def launched(tmp_path_factory):
     return rc, out, doc, results
 
 
+PROCESS_ROWS = ["reference", "reference-ngram", "reference-sglang"]
+CONTAINER_ROWS = ["reference-container", "reference-sglang-container"]
+
+
+def live_rows() -> list[str]:
+    need(docker_unavailable())
+    return PROCESS_ROWS + ([] if docker_unavailable() else CONTAINER_ROWS)
+
+
 def test_reference_rows_verified(launched):
     rc, out, doc, _ = launched
     matrix = load()
-    rows = ["reference", "reference-ngram"] + ([] if docker_unavailable() else ["reference-container"])
+    rows = live_rows()
     assert not failures(doc, rows), f"{failures(doc, rows)}\n{out}"
     for rid in rows:
         row = matrix.row(rid)
@@ -67,22 +80,34 @@ def test_reference_rows_verified(launched):
             assert got[feature]["status"] == want, (rid, feature, got[feature]["status"], got[feature]["basis"], out)
             if want == "verified":
                 ev = got[feature]["evidence"]["engine"]
-                assert ev["engine_version"] == "0.32.0" and ev["max_model_len"] and ev["server_args"], ev
+                assert ev["engine"] == row.engine and ev["engine_version"] == row.engine_version, ev
+                assert ev["max_model_len"] and ev["server_args"], ev
     assert rc == 0, out
 
 
 def test_each_row_launched_once_across_workers(launched):
     _, out, doc, _ = launched
     launches = doc["run"]["launches"]
-    assert launches.get("reference") == 1 and launches.get("reference-ngram") == 1, launches
-    if not docker_unavailable():
-        assert launches.get("reference-container") == 1, launches
+    for rid in live_rows():
+        assert launches.get(rid) == 1, (rid, launches)
     assert all(n == 1 for n in launches.values()), launches
 
 
+def test_sglang_differences_recorded(launched):
+    """What SGLang does differently is in the evidence: the reasoning field it used, its version."""
+    _, _, doc, _ = launched
+    got = cells(doc, "reference-sglang")
+    split = got["reasoning_split"]["evidence"]["checks"]
+    fields = {v.get("reasoning_field") for v in split.values() if isinstance(v, dict) and "reasoning_field" in v}
+    assert fields == {"reasoning_content"}, fields
+    vllm = cells(doc, "reference")["reasoning_split"]["evidence"]["checks"]
+    assert {v.get("reasoning_field") for v in vllm.values() if isinstance(v, dict) and "reasoning_field" in v} == {"reasoning"}
+    effort = got["effort_levels"]
+    assert any(c["outcome"] == "skipped" and "rendered_system_line" in c["id"] for c in effort["checks"]), effort["checks"]
+
+
 def test_no_container_of_the_run_left(launched):
-    if docker_unavailable():
-        pytest.skip(docker_unavailable())
+    need(docker_unavailable())
     _, _, doc, _ = launched
     from glmverify.containers import RUN_LABEL
 
@@ -121,3 +146,19 @@ def test_attach_to_engine_started_by_hand(tmp_path):
     ev = got["tool_calls"]["evidence"]
     assert ev["engine"]["engine_version"] == "0.32.0" and ev["engine"]["max_model_len"] == 16384
     assert ev["checks"] and any("exchange" in e for e in ev["checks"].values())
+
+
+def test_attach_to_sglang_started_by_hand_engine_auto(tmp_path):
+    """Done-when (SGLang): ``--endpoint URL --engine auto`` against a hand-started SGLang reference
+    detects SGLang (``owned_by: sglang``), finds row reference-sglang by its served model, verifies."""
+    row = load().row("reference-sglang")
+    opts = Options(matrix_path=REPO / "matrix.yaml", results_dir=tmp_path)
+    with make_server(row, opts, tmp_path / "logs") as server:
+        rc, out, doc = run_suites(["suites/test_reasoning_split.py", "suites/test_tool_calls.py",
+                                   "--endpoint", server.base_url, "--engine", "auto"], tmp_path / "attach", timeout=1500)
+    assert rc == 0, out
+    got = cells(doc, "reference-sglang")
+    assert got["reasoning_split"]["status"] == "verified" and got["tool_calls"]["status"] == "verified", out
+    ev = got["tool_calls"]["evidence"]["engine"]
+    assert ev["engine"] == "sglang" and ev["engine_version"] == "0.5.23" and ev["max_model_len"] == 16384, ev
+    assert ev["launcher"] == "attach"

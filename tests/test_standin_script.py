@@ -921,3 +921,70 @@ def test_processor_reads_structural_tags():
     assert tool_constraint(auto) == (False, ["a"], True)
     assert tool_constraint(None) == (False, None, False)
     assert tool_constraint(json.dumps({"type": "structural_tag", "format": {"type": "any_text"}})) == (False, None, False)
+
+
+# --------------------------------------------------------------------------- the SGLang hook
+def _sglang_req(tok, prompt: str, **sampling):
+    """A stand-in for SGLang's ``Req``: the fields the plugin reads (prompt ids, output ids, params)."""
+    from types import SimpleNamespace
+
+    sp = SimpleNamespace(temperature=1.0, sampling_seed=None, min_new_tokens=0, json_schema=None,
+                         structural_tag=None, custom_params={}, **sampling)
+    return SimpleNamespace(origin_input_ids=tok.encode(prompt, add_special_tokens=False).ids, output_ids=[],
+                           sampling_params=sp)
+
+
+def test_sglang_processor_forces_the_script_row_by_row(model_dir, render, monkeypatch):
+    """Two requests in one batch, one joining late: each row gets exactly its own scripted output,
+    positioned by its own output_ids, ending with the right end-of-turn token; per-request faults
+    come from custom_params."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv(script.SAMPLING_ENV, "off")
+    monkeypatch.setenv("GLM_STANDIN_TOKENIZER", str(model_dir))
+    from glmverify.standin import sglang_plugin
+
+    monkeypatch.setattr(sglang_plugin, "_scripter", None)
+    proc = sglang_plugin.GLMStandInLogitProcessor()
+    s = sglang_plugin.scripter()
+    tok = s.tokenizer
+    prompts = [render(user("Why is the sky blue?")), render(user("get_time please"), tools=[TIME])]
+    reqs = [_sglang_req(tok, prompts[0]), _sglang_req(tok, prompts[1])]
+    faulty = _sglang_req(tok, prompts[0], )
+    faulty.sampling_params.custom_params = {"glm_standin_faults": "skip_think_end"}
+    active = [reqs[0]]
+    done = []
+    for step in range(4000):
+        if step == 3:
+            active += [reqs[1], faulty]
+        if not active:
+            break
+        logits = proc(torch.zeros(len(active), tok.get_vocab_size()), [{"__req__": r} for r in active])
+        for row, r in enumerate(list(active)):
+            finite = torch.isfinite(logits[row]).nonzero().flatten().tolist()
+            assert len(finite) == 1
+            r.output_ids.append(finite[0])
+        for r in [r for r in active if r.output_ids[-1] in (s.end_answer, s.end_tools)]:
+            active.remove(r)
+            done.append(r)
+    assert len(done) == 3
+    assert tok.decode(reqs[0].output_ids[:-1], skip_special_tokens=False) == script.respond(prompts[0])
+    assert tok.decode(reqs[1].output_ids[:-1], skip_special_tokens=False) == script.respond(prompts[1])
+    assert reqs[0].output_ids[-1] == s.end_answer and reqs[1].output_ids[-1] == s.end_tools
+    want = script.respond(prompts[0], faults=frozenset({"skip_think_end"}))
+    assert tok.decode(faulty.output_ids[:-1], skip_special_tokens=False) == want and "</think>" not in want
+
+
+def test_sglang_constraints_read_sglang_sampling_params():
+    from types import SimpleNamespace
+
+    from glmverify.standin.sglang_plugin import constraints
+
+    tag = {"type": "structural_tag", "format": {"type": "tags_with_separator", "at_least_one": True,
+           "stop_after_first": True, "tags": [{"begin": "<tool_call>get_time", "content": {"type": "any_text"}, "end": "</tool_call>"}]}}
+    sp = SimpleNamespace(temperature=0.0, sampling_seed=7, min_new_tokens=3, json_schema=None,
+                         structural_tag=json.dumps(tag), custom_params={"glm_standin_faults": "no_tool_call"})
+    c = constraints(sp)
+    assert (c.temperature, c.seed, c.min_tokens, c.faults) == (0.0, 7, 3, "no_tool_call")
+    assert (c.tool_required, c.allowed_tools, c.single_tool_call) == (True, ["get_time"], True)
+    js = constraints(SimpleNamespace(temperature=1.0, json_schema='{"type": "object"}', custom_params=None))
+    assert js.json_schema == {"type": "object"} and js.faults is None and not js.tool_required

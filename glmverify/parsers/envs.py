@@ -138,7 +138,15 @@ def _create_venv(venv: Path, log_file: Path) -> Path:
     return py
 
 
+#: The SGLang release whose full server venv the project installs (make setup): the parser runner
+#: reuses it instead of building a parsers-only venv.
+SERVER_INSTALLERS = {"0.5.23": REPO_ROOT / "images" / "sglang-reference" / "install.sh"}
+
+
 def _build_sglang(venv: Path, version: str, log_file: Path) -> None:
+    if version in SERVER_INSTALLERS:
+        _run(["bash", str(SERVER_INSTALLERS[version]), str(venv)], log_file)
+        return
     py = _create_venv(venv, log_file)
     _run([str(py), "-m", "pip", "install", "--no-deps", f"sglang=={version}"], log_file)
     declared = _declared_specs(py, "sglang")

@@ -2,46 +2,31 @@
 
     --logits-processors glmverify.standin.processor:GLMStandInProcessor
 
-For every request added to the persistent batch it decodes the prompt token ids with the model's
-tokenizer, asks ``script.generate`` for the raw output, encodes it, appends the end-of-turn token
-(``<|observation|>`` after tool calls, ``<|user|>`` otherwise: both are in the model's
-``eos_token_id`` list, as in GLM's generation config) and then, at every step, leaves only the next
-scripted token finite. The position is the length of the request's output token list, which vLLM
-v1 hands over once (``BatchUpdate.added``) and grows in place.
-
-Decoding mode per request (``script.Sampling``), from its ``SamplingParams``:
-
-* env ``GLM_STANDIN_SAMPLING=off``: scripted exact output, whatever the temperature.
-* ``temperature`` < 1e-5: greedy. A greedy repetition loop (``Response.loop``) has no end-of-turn
-  token: its tokens repeat (indexed modulo their length) until vLLM stops at ``max_tokens``.
-* otherwise sampled, with ``random.Random`` seeded from ``(params.seed, prompt)`` when the request
-  has a seed (the same seeded request gives the same output), else from the engine rng, seeded
-  by env ``GLM_STANDIN_SEED`` or, unset, by ``os.urandom`` (the seed is logged at start-up).
+The vLLM half of the stand-in's hooks (``forcing.py`` holds the engine-neutral half, shared with
+SGLang's ``sglang_plugin.py``). For every request added to the persistent batch it reads vLLM's
+``SamplingParams`` into ``forcing.Constraints``, asks ``Scripter.plan`` for the output and then, at
+every step, leaves only the next planned token finite. The position is the length of the request's
+output token list, which vLLM v1 hands over once (``BatchUpdate.added``) and grows in place.
 
 Structured outputs are honoured (the grammar mask runs on the same logits, so the script must
 satisfy it): ``structured_outputs.json`` / ``json_object`` -> JSON for that schema;
 ``structured_outputs.structural_tag`` built by the ``glm47`` tool parser (vLLM 0.32 uses it for
 ``tool_choice: required``, a named function and ``parallel_tool_calls: false``) -> tool calls only,
-among the tools the tag allows; ``choice`` -> the first choice.
-
-Faults: env ``GLM_STANDIN_FAULTS`` (comma separated, read at start-up) plus a per-request
-``vllm_xargs: {"glm_standin_faults": "a,b"}``; see ``script.FAULTS``.
+among the tools the tag allows; ``choice`` -> the first choice. Per-request faults:
+``vllm_xargs: {"glm_standin_faults": "a,b"}``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import random
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 
-from glmverify.standin import script
+from glmverify.standin.forcing import FAULTS_KEY, Constraints, Plan, Scripter, tool_constraint  # noqa: F401
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
@@ -49,121 +34,52 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-XARGS_FAULTS_KEY = "glm_standin_faults"
-_PAD_TEXT = " "
-_GREEDY_EPS = 1e-5  # vLLM's _SAMPLING_EPS: a lower temperature is greedy decoding
+XARGS_FAULTS_KEY = FAULTS_KEY
 
 
 @dataclass
 class _Req:
-    tokens: list[int]  # the scripted output (with the end-of-turn token, unless it loops)
-    loop: list[int] | None  # repeated after ``tokens`` without end (greedy repetition loop)
+    plan: Plan
     out_ids: list[int]  # vLLM's running output token list (a live reference)
 
 
-def _load_tokenizer(path: str) -> Any:
-    """A ``tokenizers.Tokenizer`` from the model dir (fast, no transformers needed)."""
-    from tokenizers import Tokenizer
-
-    p = Path(path)
-    if (p / "tokenizer.json").is_file():
-        return Tokenizer.from_file(str(p / "tokenizer.json"))
-    return Tokenizer.from_pretrained(path)
-
-
-def tool_constraint(structural_tag: str | dict | None) -> tuple[bool, list[str] | None, bool]:
-    """Read vLLM's structural tag: ``(call_required, allowed_tool_names, single_call)``.
-
-    Shapes built by vLLM 0.32 for the glm47 parser: ``tags_with_separator`` (non-strict tools;
-    ``at_least_one`` for required/named, ``stop_after_first`` for named or
-    ``parallel_tool_calls: false``), ``triggered_tags`` (strict tools, or auto), a bare ``tag``
-    (a named strict tool), an ``or`` of the tool tag and an output format (auto plus
-    ``response_format``). ``allowed_tool_names`` is None when the tag lists no GLM tool calls.
-    """
-    if structural_tag is None:
-        return False, None, False
-    try:
-        tag = json.loads(structural_tag) if isinstance(structural_tag, str) else structural_tag
-    except ValueError:
-        return False, None, False
-    if not isinstance(tag, dict):
-        return False, None, False
-    names: list[str] = []
-
-    def collect(node: Any) -> None:
-        if isinstance(node, dict):
-            begin = node.get("begin")
-            if isinstance(begin, str) and begin.startswith("<tool_call>"):
-                name = begin[len("<tool_call>") :].strip()
-                if name and name not in names:
-                    names.append(name)
-            for v in node.values():
-                collect(v)
-        elif isinstance(node, list):
-            for v in node:
-                collect(v)
-
-    def has_calls(node: Any) -> bool:
-        return "<tool_call>" in json.dumps(node)
-
-    def analyze(node: Any) -> tuple[bool, bool]:
-        if not isinstance(node, dict):
-            return False, False
-        kind = node.get("type")
-        if kind == "structural_tag":
-            return analyze(node.get("format"))
-        if kind == "tag":
-            return (True, True) if has_calls({"begin": node.get("begin")}) else (False, False)
-        if kind in ("tags_with_separator", "triggered_tags", "token_triggered_tags"):
-            return bool(node.get("at_least_one")), bool(node.get("stop_after_first"))
-        if kind == "sequence":
-            req = single = False
-            for el in node.get("elements") or []:
-                if has_calls(el):
-                    r, s1 = analyze(el)
-                    req, single = req or r, single or s1
-            return req, single
-        if kind == "or":
-            results = [analyze(el) for el in node.get("elements") or []]
-            return bool(results) and all(r for r, _ in results), any(s1 for _, s1 in results)
-        return False, False
-
-    collect(tag)
-    required, single = analyze(tag)
-    if not names:
-        return False, None, single
-    return required, names, single
+def constraints(params: "SamplingParams") -> Constraints:
+    """What vLLM's ``SamplingParams`` ask of the output."""
+    extra = getattr(params, "extra_args", None) or {}
+    faults = str(extra[XARGS_FAULTS_KEY]) if isinstance(extra, dict) and extra.get(XARGS_FAULTS_KEY) else None
+    json_schema: dict | bool | None = None
+    tool_required, allowed, single = False, None, False
+    choice: str | None = None
+    so = getattr(params, "structured_outputs", None)
+    if so is not None:
+        if so.json is not None:
+            try:
+                json_schema = json.loads(so.json) if isinstance(so.json, str) else so.json
+            except ValueError:
+                json_schema = {}
+        elif so.json_object:
+            json_schema = {"type": "object"}
+        elif so.structural_tag is not None:
+            tool_required, allowed, single = tool_constraint(so.structural_tag)
+        elif so.choice:
+            choice = str(so.choice[0])
+    return Constraints(temperature=getattr(params, "temperature", 1.0), seed=getattr(params, "seed", None),
+                       min_tokens=getattr(params, "min_tokens", 0) or 0, faults=faults, json_schema=json_schema,
+                       tool_required=tool_required, allowed_tools=allowed, single_tool_call=single, choice=choice)
 
 
 class GLMStandInProcessor(LogitsProcessor):
-    """Forces each request's output to ``script.generate(prompt)`` + end-of-turn token."""
+    """Forces each request's output to its ``Scripter.plan`` (script + end-of-turn token)."""
 
     def __init__(self, vllm_config: "VllmConfig", device: torch.device, is_pin_memory: bool) -> None:
         model_config = vllm_config.model_config
         tok_path = getattr(model_config, "tokenizer", None) or model_config.model
-        self.tokenizer = _load_tokenizer(str(tok_path))
-        self.end_answer = self._token_id("<|user|>")
-        self.end_tools = self._token_id("<|observation|>")
-        self.pad_ids = self.tokenizer.encode(_PAD_TEXT, add_special_tokens=False).ids
-        self.faults = script.parse_faults(os.environ.get(script.FAULTS_ENV))
-        self.sampling_on = script.sampling_enabled(os.environ.get(script.SAMPLING_ENV))
-        self.seed = script.engine_seed(os.environ.get(script.SEED_ENV))
-        self.rng = random.Random(self.seed)
+        self.scripter = Scripter(str(tok_path))
+        self.tokenizer = self.scripter.tokenizer
+        self.end_answer = self.scripter.end_answer
+        self.end_tools = self.scripter.end_tools
         self.device = device
         self.reqs: dict[int, _Req] = {}
-        if self.faults:
-            log.warning("glm stand-in: faults on: %s", ",".join(sorted(self.faults)))
-        if self.sampling_on:
-            log.warning("glm stand-in: sampling on, engine seed %d (%s=%d reproduces it)", self.seed,
-                        script.SEED_ENV, self.seed)
-        else:
-            log.warning("glm stand-in: sampling off (%s=off): scripted output", script.SAMPLING_ENV)
-
-    def _token_id(self, text: str) -> int:
-        tid = self.tokenizer.token_to_id(text)
-        if tid is None:
-            raise ValueError(f"the stand-in tokenizer has no {text!r} token: not a stand-in model?")
-        return tid
 
     @classmethod
     def validate_params(cls, sampling_params: "SamplingParams") -> None:
@@ -172,71 +88,10 @@ class GLMStandInProcessor(LogitsProcessor):
     def is_argmax_invariant(self) -> bool:
         return False  # it changes the argmax: it must run under greedy sampling too
 
-    # ------------------------------------------------------------------ scripting
-
-    def sampling_for(self, params: "SamplingParams", prompt: str) -> script.Sampling | None:
-        """Scripted (None), greedy or sampled: see the module docstring."""
-        if not self.sampling_on:
-            return None
-        temperature = getattr(params, "temperature", 1.0)
-        if temperature is not None and temperature < _GREEDY_EPS:
-            return script.Sampling(greedy=True)
-        seed = getattr(params, "seed", None)
-        if seed is not None:
-            return script.Sampling(script.request_rng(seed, prompt))
-        return script.Sampling(random.Random(self.rng.getrandbits(64)))
-
-    def script_tokens(
-        self, prompt_ids: list[int] | None, params: "SamplingParams"
-    ) -> tuple[list[int], list[int] | None]:
+    def script_tokens(self, prompt_ids: list[int] | None, params: "SamplingParams") -> tuple[list[int], list[int] | None]:
         """``(tokens, loop)``: the output and, for a greedy repetition loop, the part that repeats."""
-        prompt = self.tokenizer.decode(list(prompt_ids or []), skip_special_tokens=False)
-        faults = self.faults
-        extra = getattr(params, "extra_args", None) or {}
-        if isinstance(extra, dict) and extra.get(XARGS_FAULTS_KEY):
-            faults = faults | script.parse_faults(str(extra[XARGS_FAULTS_KEY]))
-        json_schema: dict | bool | None = None
-        tool_required, allowed, single = False, None, False
-        choice: str | None = None
-        so = getattr(params, "structured_outputs", None)
-        if so is not None:
-            if so.json is not None:
-                try:
-                    json_schema = json.loads(so.json) if isinstance(so.json, str) else so.json
-                except ValueError:
-                    json_schema = {}
-            elif so.json_object:
-                json_schema = {"type": "object"}
-            elif so.structural_tag is not None:
-                tool_required, allowed, single = tool_constraint(so.structural_tag)
-            elif so.choice:
-                choice = str(so.choice[0])
-        try:
-            if choice is not None:
-                resp = script.Response(choice)
-            else:
-                resp = script.generate(
-                    prompt,
-                    json_schema=json_schema,
-                    faults=faults,
-                    tool_required=tool_required,
-                    allowed_tools=allowed,
-                    single_tool_call=single,
-                    sampling=self.sampling_for(params, prompt),
-                )
-        except Exception:  # never take the engine down: answer something
-            log.exception("glm stand-in: script failed; answering with a fixed text")
-            resp = script.Response("The stand-in script failed on this prompt.")
-        ids = self.tokenizer.encode(resp.text, add_special_tokens=False).ids
-        if resp.loop:
-            loop = self.tokenizer.encode(resp.loop, add_special_tokens=False).ids
-            if loop:
-                return ids, loop
-        min_tokens = getattr(params, "min_tokens", 0) or 0
-        while len(ids) < min_tokens and self.pad_ids:
-            ids.extend(self.pad_ids)
-        end = self.end_tools if resp.text.rstrip().endswith("</tool_call>") else self.end_answer
-        return ids + [end], None
+        plan = self.scripter.plan(prompt_ids, constraints(params))
+        return plan.tokens, plan.loop
 
     # ------------------------------------------------------------------ LogitsProcessor API
 
@@ -249,8 +104,7 @@ class GLMStandInProcessor(LogitsProcessor):
             if params is None:
                 self.reqs.pop(index, None)
                 continue
-            tokens, loop = self.script_tokens(prompt_ids, params)
-            self.reqs[index] = _Req(tokens, loop, out_ids)
+            self.reqs[index] = _Req(self.scripter.plan(prompt_ids, constraints(params)), out_ids)
         for a, b, direction in batch_update.moved:
             ra, rb = self.reqs.pop(a, None), self.reqs.pop(b, None)
             if direction == MoveDirectionality.SWAP:
@@ -270,13 +124,7 @@ class GLMStandInProcessor(LogitsProcessor):
         for index, req in self.reqs.items():
             if index >= n_rows:
                 continue
-            pos = len(req.out_ids)
-            if pos < len(req.tokens):
-                tok = req.tokens[pos]
-            elif req.loop:
-                tok = req.loop[(pos - len(req.tokens)) % len(req.loop)]
-            else:
-                tok = req.tokens[-1]  # past the script (ignore_eos): keep ending the turn
+            tok = req.plan.token_at(len(req.out_ids))
             if tok >= vocab:
                 continue
             rows.append(index)
