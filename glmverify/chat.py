@@ -47,6 +47,9 @@ class ChatResult:
     elapsed: float = 0.0
     status: int | None = None  # HTTP status when the engine refused the request
     error: str | None = None   # transport or HTTP error, instead of raising out of a batch
+    # streams with tool calls: how the engine chunked them (engines differ: one delta per call or
+    # argument fragments, several calls flushed in one delta), recorded, never judged
+    stream_shape: dict[str, Any] = field(default_factory=dict)
 
     @property
     def truncated(self) -> bool:
@@ -84,6 +87,7 @@ class ChatResult:
             "events": self.events,
             "status": self.status,
             "error": self.error,
+            **({"stream_shape": self.stream_shape} if self.stream_shape else {}),
         }
 
 
@@ -163,6 +167,7 @@ class StreamAssembler:
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self._calls: dict[int, dict] = {}
+        self._max_calls_per_event = 0
         self._seen_content = False
         self._seen_tool = False
         self._done = False
@@ -239,6 +244,9 @@ class StreamAssembler:
             if not isinstance(calls, list):
                 r.problems.append(f"delta.tool_calls is {type(calls).__name__}, not a list in event {r.events}")
                 calls = []
+            if isinstance(calls, list) and calls:
+                n = len({tc.get("index") for tc in calls if isinstance(tc, dict)})
+                self._max_calls_per_event = max(self._max_calls_per_event, n)
             for tc in calls:
                 self._seen_tool = True
                 if not isinstance(tc, dict):
@@ -282,6 +290,9 @@ class StreamAssembler:
         r.content = "".join(self._content) if self._content else None
         r.reasoning = "".join(self._reasoning) if self._reasoning else None
         r.tool_calls = [ToolCall(s["id"], s["name"], "".join(s["args"])) for _, s in sorted(self._calls.items())]
+        if self._calls:
+            r.stream_shape = {"calls": len(self._calls), "max_calls_in_one_event": self._max_calls_per_event,
+                              "argument_fragments": [len(s["args"]) for _, s in sorted(self._calls.items())]}
         if not self._done:
             r.problems.append("stream ended without data: [DONE]")
         if r.finish_reason is None:

@@ -321,6 +321,9 @@ class Evidence(dict):
     """What a check saw: request, response excerpt, figures. Stored with its outcome."""
 
     def add(self, **kw) -> None:
+        observed = kw.pop("observed", None)
+        if observed:  # engine behaviours worth telling GPU rows about (results.Recorder): merged
+            self.setdefault("observed", {}).update(observed)
         self.update(kw)
 
 

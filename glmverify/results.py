@@ -104,6 +104,11 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _engine_kind(engine: str | None) -> str:
+    """vllm-ascend is vLLM at the API."""
+    return "vllm" if engine in ("vllm", "vllm-ascend") else str(engine)
+
+
 class Recorder:
     """Collects check records for one run and keeps DIR/matrix.json (and matrix.md) current."""
 
@@ -169,6 +174,47 @@ class Recorder:
             text += "; all pass"
         return text
 
+    # ---- live reference observations on GPU rows -----------------------------------------------
+    def observed(self, row_id: str, feature: str) -> dict[str, str]:
+        """What the checks of (row, feature) recorded as engine behaviour (``evidence.observed``)."""
+        out: dict[str, str] = {}
+        for c in self._checks.get((row_id, feature), {}).values():
+            if isinstance(c.get("evidence"), dict) and isinstance(c["evidence"].get("observed"), dict):
+                out.update({str(k): str(v) for k, v in c["evidence"]["observed"].items()})
+        return dict(sorted(out.items()))
+
+    def live_reference(self, row: Row, feature: str) -> dict[str, Any] | None:
+        """For a GPU row's inferred cell: what this run's live reference of the same engine (a CPU row
+        with checks of the feature) decided and observed, and where that differs from the other
+        engine's reference; None when no such reference ran. Still a basis, never a verdict."""
+        kind = _engine_kind(row.engine)
+        refs = [r for r in self.matrix.rows if r.hardware == "cpu" and r.id != row.id and _engine_kind(r.engine) == kind
+                and self._checks.get((r.id, feature)) and r.launcher == "process"]
+        if row.hardware == "cpu" or not refs:
+            return None
+        ref = refs[0]
+        status = cell_status(list(self._checks[(ref.id, feature)].values()), "not_run")
+        version = self._engines.get(ref.id, {}).get("engine_version") or ref.engine_version
+        seen = self.observed(ref.id, feature)
+        others = {}
+        for r in self.matrix.rows:
+            if r.hardware == "cpu" and r.launcher == "process" and _engine_kind(r.engine) != kind:
+                for k, v in self.observed(r.id, feature).items():
+                    others.setdefault(k, (r.id, self._engines.get(r.id, {}).get("engine_version") or r.engine_version,
+                                          _engine_kind(r.engine), v))
+        parts = []
+        for k, v in seen.items():
+            o = others.get(k)
+            differs = f" (differs from {o[2]} {o[1]}: {o[3]})" if o and o[3] != v else ""
+            parts.append(f"{k}: {v}{differs}")
+        text = f"live {kind} {version} reference (row {ref.id}, run {self.run.get('id')}): {status}"
+        if parts:
+            text += "; observed " + "; ".join(parts)
+        return {"row": ref.id, "engine": kind, "engine_version": version, "status": status, "observed": seen,
+                "differs_from": {k: {"row": o[0], "engine": o[2], "engine_version": o[1], "observed": o[3]}
+                                 for k, o in others.items() if k in seen and seen[k] != o[3]},
+                "basis": text}
+
     # ---- output -------------------------------------------------------------------------------
     def cells(self) -> list[dict]:
         out = []
@@ -203,6 +249,10 @@ class Recorder:
         if parsers and status == "inferred":
             basis = f"{basis}; {self.parser_basis(parsers)}"
             evidence["parsers"] = parsers
+        live = self.live_reference(row, feature) if status == "inferred" else None
+        if live:
+            basis = f"{basis}; {live['basis']}"
+            evidence["live_reference"] = live
         if checks:
             evidence["engine"] = self._engines.get(row.id, {})
             evidence["checks"] = {c["id"]: c["evidence"] for c in checks if c["evidence"]}

@@ -198,6 +198,11 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
             rejected[value] = str(exc)
             continue
         decisions.append(decision)
+    fell = [d for d in decisions if "=" in d.rule]  # effort[CHANNEL:VALUE=DEFAULT]: a fall-through decision
+    evidence.add(observed={f"effort fall-through ({channel})": (
+        "decided by behaviour (no rendered prompt): " + ", ".join(f"{d.rule.split(':')[-1].split('=')[0]} "
+                                                                  f"{d.estimate:.2f}x default" for d in fell if d.estimate)
+        if not rendered else "exact: every fall-through value renders the default's prompt")})
     evidence.add(channel=channel, reasoning_tokens={k: v[:64] for k, v in tokens.items()}, rejected=rejected,
                  tokens_spent=chat_nonstream.tokens_spent,
                  ratio=next((d.estimate for d in decisions if d.rule.endswith(f":{eff.lowered_levels[0]}]")), None)

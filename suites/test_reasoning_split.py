@@ -24,7 +24,8 @@ PROMPTS = [
 
 def test_split(chat, evidence):
     results = chat.many({"messages": [{"role": "user", "content": p}]} for p in PROMPTS)
-    evidence.add(reasoning_field=results[0].reasoning_field, samples=chat.log[:2], n=len(results))
+    evidence.add(reasoning_field=results[0].reasoning_field, samples=chat.log[:2], n=len(results),
+                 observed={"reasoning field": results[0].reasoning_field})
     for res in results:
         split_ok(res)
         expect(res.finish_reason == "stop", f"expected finish_reason 'stop', got {res.finish_reason!r}")

@@ -55,6 +55,11 @@ def test_case(chat, case, evidence):
     res = chat.one(messages=[{"role": "user", "content": case["prompt"]}], tools=_tools(case["tools"]),
                    tool_choice=case["tool_choice"])
     evidence.add(case=case["id"], exchange=chat.log[-1])
+    if res.stream and len(res.tool_calls) > 1:  # how this engine streams parallel calls (recorded, not judged)
+        shape = res.stream_shape
+        evidence.add(observed={"parallel calls streamed": f"{shape.get('calls')} calls, at most "
+                               f"{shape.get('max_calls_in_one_event')} in one delta, argument fragments "
+                               f"{shape.get('argument_fragments')}"})
     no_problems(res)
     no_markup(res, TOOL_MARKUP)
     exp = case["expect"]
@@ -94,7 +99,8 @@ def test_stream_matches_nonstream(chat_nonstream, engine, evidence):
 def test_choice_none(chat, evidence):
     res = chat.one(messages=[{"role": "user", "content": "Use get_weather with city Paris and days 3."}],
                    tools=_tools(["get_weather", "get_time"]), tool_choice="none")
-    evidence.add(exchange=chat.log[-1])
+    evidence.add(exchange=chat.log[-1], observed={f"tool_choice none ({'stream' if res.stream else 'non-stream'})":
+                 f"{len(res.tool_calls)} call(s), content {(res.content or '')[:48]!r}"})
     no_problems(res)
     expect(not res.tool_calls, f"tool_choice none: expected no call, got {[t.name for t in res.tool_calls]}")
     no_markup(res, TOOL_MARKUP)

@@ -29,10 +29,12 @@ from glmverify import containers
 from glmverify.containers import LAUNCH_LABEL, RUN_LABEL, EngineContainer, reap
 from glmverify.engines import EngineStartupError, HttpReadiness
 from helpers.procs import default_sigint
+from helpers.require import need
 
 REPO = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "glmverify/debian-minbase:bookworm"
 REFERENCE_IMAGE = "glmverify/reference-vllm-cpu:0.32.0"
+SGLANG_REFERENCE_IMAGE = "glmverify/reference-sglang-cpu:0.5.23"
 
 _why = containers.docker_unavailable()
 pytestmark = [pytest.mark.docker, pytest.mark.skipif(bool(_why), reason=f"needs Docker: {_why}")]
@@ -217,3 +219,29 @@ def test_reference_container_serves_models(run_id, tmp_path):
         assert e.info()["container"]["labels"][RUN_LABEL] == run_id
     assert not _cli_ps(run_id)
     assert (tmp_path / "logs" / "reference-container.log").stat().st_size > 0
+
+
+@pytest.mark.live
+def test_sglang_reference_container_serves_the_stand_in(run_id, tmp_path):
+    """The SGLang reference row through the launcher: the image images/sglang-reference builds, the
+    stand-in model and plugin mounted; /v1/models says sglang, and a chat answer comes back split
+    by SGLang's glm45 parser (reasoning_content), which only the stand-in's plugin can produce."""
+    need(None if containers.image_present(SGLANG_REFERENCE_IMAGE)
+         else f"{SGLANG_REFERENCE_IMAGE} is not built (images/sglang-reference/build.sh, ~5 min)")
+    from glmverify.matrix import load
+    from glmverify.session import Options
+
+    row = load().row("reference-sglang-container")
+    opts = Options(matrix_path=REPO / "matrix.yaml", results_dir=tmp_path)
+    opts.run_id = run_id
+    e = containers.container_for_row(row, opts, log_dir=tmp_path / "logs",
+                                     readiness=HttpReadiness(timeout=900, progress_every=10), progress=lambda _: None)
+    with e:
+        models = httpx.get(e.url_for("/v1/models"), timeout=30).json()["data"][0]
+        assert (models["id"], models["owned_by"], models["max_model_len"]) == ("glm-5.2-ref-sglang-container", "sglang", 16384)
+        r = httpx.post(e.url_for("/v1/chat/completions"), timeout=600, json={
+            "model": models["id"], "messages": [{"role": "user", "content": "Why is the sky blue?"}]}).json()
+        msg = r["choices"][0]["message"]
+        assert msg["reasoning_content"] and msg["content"] and "</think>" not in msg["content"], msg
+        assert r["choices"][0]["finish_reason"] == "stop"
+    assert not _cli_ps(run_id)

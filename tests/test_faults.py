@@ -461,3 +461,47 @@ def test_runner_sigterm_leaves_no_pytest_run(replay, tmp_path):
     assert proc.returncode == 130, out[-2000:]
     time.sleep(0.5)
     assert not [k for k in kids if alive(k)], "a pytest run of the catalogue survived SIGTERM"
+
+
+def test_multi_row_entries_expand_per_row(tmp_path):
+    """An entry whose row is a list runs once per row; ids after the first carry @ROW."""
+    cat = tmp_path / "c.yaml"
+    cat.write_text(yaml.safe_dump([{"id": "x", "kind": "proxy", "fault": "over_limit_500", "row": ["reference", "reference-sglang"],
+                                    "suites": ["context_1m"], "expect_failed": ["context_1m"]}]))
+    cases = faults.load_catalogue(cat)
+    assert [(c.id, c.row) for c in cases] == [("x", "reference"), ("x@reference-sglang", "reference-sglang")]
+    assert faults.launch_row_id(cases[1]) == "x.reference-sglang"
+    cat.write_text(yaml.safe_dump([{"id": "y", "kind": "proxy", "fault": "over_limit_500", "row": ["reference", "nope"],
+                                    "suites": ["context_1m"], "expect_failed": ["context_1m"]}]))
+    with pytest.raises(faults.CatalogueError, match="row 'nope'"):
+        faults.load_catalogue(cat)
+    real = faults.load_catalogue()
+    assert any(c.row == "reference-sglang" and c.kind == "launch" for c in real)
+    assert {c.row for c in real} >= {"reference", "reference-ngram", "reference-sglang"}
+
+
+def test_engine_coverage_is_per_engine():
+    """A fault seen failing a check on vLLM does not cover that check's SGLang branch: SGLang's
+    coverage counts only faults run on SGLang rows, over the checks its conforming run ran."""
+    from glmverify.matrix import load
+
+    def o(i, row, failed, kind="proxy", passed=(), expect=("reasoning_split",)):
+        return faults.Outcome(i, kind, row, list(expect), detected=True, failed_checks=list(failed), passed_checks=list(passed))
+    conforming = o("conforming-reference-sglang-1", "reference-sglang", [], kind="conforming", expect=(),
+                   passed=["reasoning_split::test_split", "reasoning_split::test_stream_matches_nonstream"])
+    outs = [conforming, o("a", "reference", ["reasoning_split::test_split", "reasoning_split::test_stream_matches_nonstream"]),
+            o("b@reference-sglang", "reference-sglang", ["reasoning_split::test_split"])]
+    cov = faults.engine_coverage(outs, load())
+    assert cov["sglang: reasoning_split::test_split"] == ["b@reference-sglang"]
+    assert cov["sglang: reasoning_split::test_stream_matches_nonstream"] == []  # only vLLM's branch was seen failing
+    assert "sglang: effort_levels::test_rendered_system_line" not in cov  # did not run on SGLang: no branch there
+    assert cov["vllm: reasoning_split::test_stream_matches_nonstream"] == ["a"]
+    assert "vllm: effort_levels::test_rendered_system_line" in cov
+    ok, line = faults.summary(outs, cov)
+    assert not ok and "checks seen failing" in line
+    assert faults.engine_coverage([], load())["sglang: sglang conforming run"] == []  # no conforming run: not proven
+
+
+def test_low_is_high_template_variant():
+    t = faults.template_variant("low_is_high")
+    assert "reasoning_effort in ('high', 'low')" in t and t != faults.TEMPLATE.read_text()

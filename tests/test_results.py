@@ -103,3 +103,26 @@ def test_inconclusive_is_its_own_status_never_verified_never_failed(tmp_path):
     c = cell(r.document(), "reference", "accuracy_smoke")
     assert c["status"] == "inconclusive" and "not verified" in c["basis"]
     assert c["evidence"]["checks"]["test_gsm8k[think]"]["decisions"][0]["n"] == 1319
+
+
+def test_gpu_basis_carries_the_live_reference_of_its_engine(tmp_path):
+    """A GPU row's inferred cell names what this run's live reference of the same engine decided
+    and observed, with the engine version, and where it differs from the other engine's reference;
+    it stays inferred."""
+    r = Recorder(load(), tmp_path, {"id": "run-live"})
+    r.add(rec("reference-sglang", "reasoning_split", "test_split[nonstream]", "passed", launch_id="S",
+              engine={"engine_version": "0.5.23"}, evidence={"observed": {"reasoning field": "reasoning_content"}}))
+    r.add(rec("reference", "reasoning_split", "test_split[nonstream]", "passed", launch_id="V",
+              engine={"engine_version": "0.32.0"}, evidence={"observed": {"reasoning field": "reasoning"}}))
+    doc = json.loads((tmp_path / "matrix.json").read_text())
+    sg = cell(doc, "sglang-glm52-fp8-h200-low-latency", "reasoning_split")
+    assert sg["status"] == "inferred"
+    assert "live sglang 0.5.23 reference (row reference-sglang, run run-live): verified" in sg["basis"]
+    assert "reasoning field: reasoning_content (differs from vllm 0.32.0: reasoning)" in sg["basis"]
+    live = sg["evidence"]["live_reference"]
+    assert live["differs_from"]["reasoning field"]["engine_version"] == "0.32.0"
+    vl = cell(doc, "vllm-glm52-fp8-h200", "reasoning_split")
+    assert "live vllm 0.32.0 reference (row reference," in vl["basis"] and "differs from sglang 0.5.23: reasoning_content" in vl["basis"]
+    # no live reference of that feature in the run: the declared basis alone
+    assert "live_reference" not in cell(doc, "sglang-glm52-fp8-h200-low-latency", "tool_calls")["evidence"]
+    assert cell(doc, "reference-sglang", "reasoning_split")["status"] == "verified"
