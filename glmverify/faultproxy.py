@@ -438,7 +438,8 @@ fault("multi_turn_unsplit", "after an assistant turn, reasoning no longer split:
 
 
 def _overlong_500(status: int, text: str) -> tuple[int, str]:
-    if status == 400 and any(k in text.lower() for k in ("maximum context length", "max_model_len",
+    # vLLM: "maximum context length ..."; SGLang: "... is longer than the model's context length"
+    if status == 400 and any(k in text.lower() for k in ("context length", "max_model_len",
                                                          "maximum model length", "too long")):
         return 500, json.dumps({"error": {"message": "Internal Server Error", "type": "InternalServerError",
                                           "code": 500}})
