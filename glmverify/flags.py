@@ -2,8 +2,9 @@
 
 A row's ``launch.args`` should be its recipe's flags. Where the harness has to add one (the guide
 names a strategy but not its flags, a multi-node rank, a port the launcher needs), the row lists it
-in ``launch.added`` with the reason. ``origins(row)`` labels every flag ``seed`` (in the recipe's
-command, docker run or fragments), ``harness`` (with the reason) or ``unaccounted``; ``--plan``
+in ``launch.added`` with the reason (and a recipe flag whose value a variant row changes in
+``launch.changed``). ``origins(row)`` labels every flag ``seed`` (in the recipe's command, docker
+run or fragments), ``harness`` (with the reason) or ``unaccounted``; ``--plan``
 prints the labels and ``tests/test_flags.py`` requires that no GPU row has an unaccounted flag.
 Reference rows (``hardware: cpu``) are the project's own engine: their extra flags are ``project``.
 
@@ -27,7 +28,7 @@ REMOVED: tuple[tuple[str, str, tuple[int, ...], str], ...] = (
 class Origin:
     flag: str
     value: str | None
-    origin: str  # seed | harness | project | unaccounted
+    origin: str  # seed | seed, value changed by the harness | harness | project | unaccounted
     reason: str = ""
 
     def text(self) -> str:
@@ -74,9 +75,12 @@ def arg_pairs(args: list[str]) -> list[tuple[str, str | None]]:
 def origins(row) -> list[Origin]:
     seed = recipe_flags(row)
     added = row.launch.get("added") or {}
+    changed = row.launch.get("changed") or {}
     out = []
     for flag, value in arg_pairs(list(row.launch.get("args", []))):
-        if flag in seed:
+        if flag in seed and flag in changed:
+            out.append(Origin(flag, value, "seed, value changed by the harness", changed[flag]))
+        elif flag in seed:
             out.append(Origin(flag, value, "seed"))
         elif flag in added:
             out.append(Origin(flag, value, "harness", added[flag]))

@@ -214,4 +214,4 @@ def compare(row, obs: dict[str, Any]) -> dict[str, Any]:
 
 def mismatch_message(row, cmp: dict[str, Any]) -> str:
     return (f"the server at the endpoint does not run row {row.id}'s recipe: " + "; ".join(cmp["differences"])
-            + " (observed vs declared; see evidence.observed)")
+            + " (what the server reports vs what the row declares)")
