@@ -50,7 +50,8 @@ def _provenance(row: Row) -> list[str]:
 
 
 def _wrap_comment(text: str, prefix: str = "# ") -> list[str]:
-    wrapped = textwrap.wrap(" ".join(text.split()), 100 - len(prefix))
+    # no breaks inside words or at hyphens: a flag or an image name stays whole (and greppable)
+    wrapped = textwrap.wrap(" ".join(text.split()), 100 - len(prefix), break_long_words=False, break_on_hyphens=False)
     cont = "#" + " " * (len(prefix) - 1)
     return [(prefix if i == 0 else cont) + ln for i, ln in enumerate(wrapped)]
 
