@@ -616,11 +616,11 @@ td.cell > details[open] { width: 400px; }
 .st-inconclusive { background: #fbefff; border-color: #8250df; color: #512a97; }
 .st-inferred { background: #fff8c5; border-color: #bf8700; color: #6b4700; }
 .kind { display: inline-block; border: 1px solid; border-radius: 10px; padding: 0 7px; font-size: 11px; font-weight: 600; margin: 2px 0; }
-.kind-vendor-verified { background: #dafbe1; border-color: #1a7f37; color: #116329; }
-.kind-proposed { background: #ffebe9; border-color: #cf222e; color: #82071e; }
+.kind-vendor-verified { background: #ddf4ff; border-color: #0969da; color: #0a3069; }
+.kind-proposed { background: #fbefff; border-color: #8250df; color: #512a97; }
 .kind-derived { background: #f6f8fa; border-color: #8c959f; color: #424a53; }
-td.kd-vendor-verified { box-shadow: inset 4px 0 0 #1a7f37; }
-td.kd-proposed { box-shadow: inset 4px 0 0 #cf222e; }
+td.kd-vendor-verified { box-shadow: inset 4px 0 0 #0969da; }
+td.kd-proposed { box-shadow: inset 4px 0 0 #8250df; }
 td.kd-derived { box-shadow: inset 4px 0 0 #8c959f; }
 .chips.kinds .sub { align-self: center; color: var(--muted); font-size: 12px; }
 .observed div { margin: 4px 0; } .observed ul { margin: 2px 0 2px 18px; padding: 0; }
