@@ -190,7 +190,7 @@ def key_figures(cell: dict) -> list[str]:
                 out.append(", ".join(extra))
     if f == "context_1m":
         if cell.get("window"):  # the row's own window: context_1m is checked at it, 1M only where claimed
-            out.append(f"window {tokens_text(cell['window'])}")
+            out.append(f"window {int(cell['window']):,}")  # exact: recipes write 200,000, not 195K
         reached = _num(find(cell, "context_reached"))
         if reached is not None:
             out.append(f"{tokens_text(reached)} tokens reached")
