@@ -88,10 +88,15 @@ class Profile:
         return {"max_tokens": self.max_tokens, **self.sampling}
 
 
+#: what an inferred claim rests on (a cell's ``kind``), strongest first
+CLAIM_KINDS: tuple[str, ...] = ("vendor-verified", "proposed", "derived")
+
+
 @dataclass(frozen=True)
 class Cell:
     status: str
     basis: str
+    kind: str | None = None  # CLAIM_KINDS, for inferred cells
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class Row:
     launch: dict[str, Any]
     expect: dict[str, Any]
     declared: dict[str, Cell] = field(default_factory=dict)
+    errata: tuple[dict, ...] = ()
 
     @property
     def launcher(self) -> str:
@@ -223,7 +229,8 @@ def parse(data: Any, source: str = "matrix.yaml") -> Matrix:
                 source=dict(r["source"]),
                 launch=dict(r["launch"]),
                 expect=dict(r["expect"]),
-                declared={f: Cell(c["status"], c["basis"]) for f, c in r.get("features", {}).items()},
+                declared={f: Cell(c["status"], c["basis"], c.get("kind")) for f, c in r.get("features", {}).items()},
+                errata=tuple(dict(e) for e in r.get("errata", [])),
             )
         )
     return Matrix(source=source, features=tuple(data["features"]), profiles=profiles, rows=tuple(rows))

@@ -35,7 +35,7 @@ from typing import Any, Iterable
 
 from .engines import utcnow
 from .matrix import STATUSES, Matrix
-from .results import SCHEMA_VERSION, cell_status
+from .results import SCHEMA_VERSION, cell_claim, cell_status, errata_of
 
 LIVE = ("verified", "failed", "inconclusive")
 DECLARED = ("inferred", "unsupported", "not_run")
@@ -315,7 +315,7 @@ def _declared_cell(matrix: Matrix, row_id: str, feature: str) -> dict:
     row = matrix.row(row_id)
     d = row.declared_cell(feature)
     return {"row": row.id, "engine": row.engine, "image": row.image, "hardware": row.hardware,
-            "feature": feature, "status": d.status, "declared": d.status,
+            "feature": feature, "status": d.status, "declared": d.status, **cell_claim(row, feature),
             "basis": f"{d.basis} (filled from {Path(matrix.source).name}: no input has this cell)",
             "checks": [], "evidence": {}}
 
@@ -407,6 +407,12 @@ def merge_documents(sources: list[Source], matrix: Matrix | None = None) -> dict
     doc = {"schema": SCHEMA_VERSION, "run": run, "cells": [merged[k] for k in order]}
     doc["warnings"] = warnings
     doc["unknown"] = unknown
+    errata: dict[str, list] = {}
+    for s in sources:  # the inputs' errata, then matrix.yaml's (the current wording wins)
+        errata.update(s.doc.get("errata") or {})
+    if matrix is not None:
+        errata.update(errata_of(matrix))
+    doc["errata"] = errata
     return doc
 
 

@@ -32,8 +32,26 @@ def _header(row: Row) -> list[str]:
     return lines
 
 
+def _provenance(row: Row) -> list[str]:
+    """Where every flag comes from, what the launch leaves out of the recipe, and the seed's errata."""
+    from .flags import origins, refused
+
+    out = ["# flag origins (seed: in the guide's recipe; harness: added by the harness, with the reason):"]
+    for o in origins(row):
+        out += _wrap_comment(o.text(), "#   ")
+    for flag, why in (row.launch.get("dropped") or {}).items():
+        out += _wrap_comment(f"{flag}: in the recipe, left out ({why})", "#   dropped ")
+    for e in row.errata:
+        out += _wrap_comment(f"the guide writes {e['seed']}; correction: {e['correction']}", "# ERRATUM: ")
+    why = refused(row)
+    if why:
+        out += _wrap_comment(why, "# REFUSED AT LAUNCH: ")
+    return out
+
+
 def _wrap_comment(text: str, prefix: str = "# ") -> list[str]:
-    wrapped = textwrap.wrap(" ".join(text.split()), 100 - len(prefix))
+    # no breaks inside words or at hyphens: a flag or an image name stays whole (and greppable)
+    wrapped = textwrap.wrap(" ".join(text.split()), 100 - len(prefix), break_long_words=False, break_on_hyphens=False)
     cont = "#" + " " * (len(prefix) - 1)
     return [(prefix if i == 0 else cont) + ln for i, ln in enumerate(wrapped)]
 
@@ -57,7 +75,7 @@ def plan_argv(row: Row) -> list[str]:
 def render_container(row: Row) -> str:
 
     spec = plan_spec(row)
-    out = _header(row)
+    out = _header(row) + _provenance(row)
     if spec.build:
         out.append(f"# image built locally: {spec.build}/build.sh (idempotent)")
     else:
@@ -78,7 +96,7 @@ def render_attach(row: Row) -> str:
     launch = row.launch
     att = launch.get("attach") or {}
     nodes = att.get("nodes", 1)
-    out = _header(row)
+    out = _header(row) + _provenance(row)
     out.append(f"# attach-only: a {nodes}-node deployment made by the cluster's own tooling; the harness never launches it")
     out.append(f"# image: {row.image}")
     for i, step in enumerate(att.get("deploy", []), 1):
@@ -93,7 +111,7 @@ def render_attach(row: Row) -> str:
     else:
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in launch.get("env", {}).items())
         argv = list(launch.get("command", [])) + list(launch.get("args", []))
-        out.append("# serve command (node 0; flags inferred where the seed gives none):")
+        out.append("# serve command (node 0; flags the seed does not give are marked harness above):")
         out.append((env + " " if env else "") + " ".join(shlex.quote(a) for a in argv))
     url = att.get("endpoint", "http://<host>:<port>")
     out.append("# then verify it from any host that reaches the endpoint:")
@@ -102,7 +120,7 @@ def render_attach(row: Row) -> str:
 
 
 def render_process(row: Row) -> str:
-    out = _header(row)
+    out = _header(row) + _provenance(row)
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in row.launch.get("env", {}).items())
     argv = list(row.launch.get("command", [])) + list(row.launch.get("args", []))
     out.append("# a local process (no container); placeholders are filled at launch")

@@ -291,12 +291,19 @@ def glm_state(request) -> RunState:
 def engine(request, glm_state: RunState) -> LiveEngine:
     """The live engine for one matrix row: launched once per row per run, always stopped."""
     row = glm_state.matrix.row(request.param)
+    seen = {"declared_only": True, "why": "attached: the endpoint's hardware is not observable from here"}
     if not glm_state.opts.endpoint:
         if row.launcher == "attach":
             pytest.skip(f"{row.id} is attach-only: run it with --endpoint URL --row {row.id}")
-        why = hardware.missing(row.hardware, row.accelerators)
+        # identity (model, memory, count), not a device count: an H20 host must not verify an H200 row
+        why, seen = hardware.identify(row.hardware, row.accelerators, row.image if row.launcher == "container" else None)
         if why:
             pytest.skip(f"{row.id}: {why}; cells keep their declared status")
+        from .flags import refused
+
+        why = refused(row)
+        if why:
+            pytest.fail(f"{row.id}: not launched: {why}", pytrace=False)
         if row.launcher == "container":
             from .containers import docker_unavailable
 
@@ -309,6 +316,7 @@ def engine(request, glm_state: RunState) -> LiveEngine:
         glm_state.progress(f"{row.id}: starting {row.engine} ({row.image}, launcher {row.launcher})")
     t0 = time.monotonic()
     live = start_engine(row, glm_state.opts, glm_state.opts.results_dir / "logs", glm_state.progress)
+    live.evidence["hardware"] = seen
     glm_state.progress(f"{row.id}: ready in {time.monotonic() - t0:.0f}s (engine {live.evidence.get('engine_version')})")
     try:
         yield live

@@ -43,6 +43,14 @@ MEANING = {
     "not_run": "no live result and no declaration",
 }
 
+#: what an inferred claim rests on (matrix.yaml's cell ``kind``), shown apart on the page
+KIND_ORDER = ("vendor-verified", "proposed", "derived")
+KIND_MEANING = {
+    "vendor-verified": "the vendor's guide says it signed this combination off (e.g. SGLang's Deploy panel on main @ 09ca4fc)",
+    "proposed": "the guide offers it but marks it unverified (SGLang's multi-node BF16: 'proposed/inferred (verified: false)')",
+    "derived": "the harness derived the claim from a guide's flags and text; nobody signed it off",
+}
+
 # XML 1.0 forbids these; model output and ANSI logs contain them.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -181,6 +189,8 @@ def key_figures(cell: dict) -> list[str]:
             if extra:
                 out.append(", ".join(extra))
     if f == "context_1m":
+        if cell.get("window"):  # the row's own window: context_1m is checked at it, 1M only where claimed
+            out.append(f"window {int(cell['window']):,}")  # exact: recipes write 200,000, not 195K
         reached = _num(find(cell, "context_reached"))
         if reached is not None:
             out.append(f"{tokens_text(reached)} tokens reached")
@@ -200,6 +210,22 @@ def status_counts(doc: dict) -> dict[str, int]:
     for c in doc.get("cells", []):
         out[c.get("status")] = out.get(c.get("status"), 0) + 1
     return out
+
+
+def kind_counts(doc: dict) -> dict[str, int]:
+    """Inferred cells by what their claim rests on."""
+    out = {k: 0 for k in KIND_ORDER}
+    for c in doc.get("cells", []):
+        if c.get("status") == "inferred":
+            k = c.get("kind") or "derived"
+            out[k] = out.get(k, 0) + 1
+    return out
+
+
+def cell_label(c: dict) -> str:
+    """Status, plus the claim kind of an inferred cell (vendor-verified / proposed / derived)."""
+    st = c.get("status")
+    return f"{st} ({c['kind']})" if st == "inferred" and c.get("kind") else str(st)
 
 
 def _layout(doc: dict) -> tuple[list[str], dict[tuple[str, str], list[str]], dict[str, dict]]:
@@ -288,7 +314,8 @@ def render_markdown(doc: dict, signoff: dict | None = None) -> str:
         for s in run["sources"]:
             out.append(f"- {md_code(s.get('file'))}: run {md_code(s.get('id'))}, finished {md_text(s.get('finished'))}, "
                        f"sha256 {md_code(str(s.get('sha256') or '')[:16])}")
-    out += ["", "**Cells:** " + " · ".join(f"{SYMBOL[s]} {counts[s]}" for s in STATUS_ORDER) + "", ""]
+    out += ["", "**Cells:** " + " · ".join(f"{SYMBOL[s]} {counts[s]}" for s in STATUS_ORDER) + "",
+            "", "**Inferred claims by kind:** " + " · ".join(f"{k} {n}" for k, n in kind_counts(doc).items()), ""]
     for w in doc.get("warnings") or []:
         out.append(f"> ⚠ {md_text(w, 500)}")
     if doc.get("warnings"):
@@ -304,7 +331,8 @@ def render_markdown(doc: dict, signoff: dict | None = None) -> str:
                 if c is None:
                     tds.append("")
                     continue
-                tds.append(" · ".join([SYMBOL.get(c["status"], md_text(c["status"]))] + [md_text(x) for x in key_figures(c)]))
+                head = SYMBOL.get(c["status"], md_text(c["status"])) + (f" ({c['kind']})" if c["status"] == "inferred" and c.get("kind") else "")
+                tds.append(" · ".join([head] + [md_text(x) for x in key_figures(c)]))
             out.append(f"| {md_code(rid, table=True)} | {_md_ident(engine)} | {_md_ident(hw)} | " + " | ".join(tds) + " |")
     failed = [c for c in doc.get("cells", []) if c.get("status") == "failed"]
     if failed:
@@ -314,9 +342,14 @@ def render_markdown(doc: dict, signoff: dict | None = None) -> str:
             for chk in c.get("checks", []):
                 if chk.get("outcome") in ("failed", "error"):
                     out.append(f"  - {md_text(chk['outcome'])}: {md_code(chk['id'])}: {md_text(chk.get('detail'), 300)}")
+    if doc.get("errata"):
+        out += ["", "## Errata: seed errors kept as the guides wrote them", ""]
+        for rid, items in doc["errata"].items():
+            for e in items:
+                out.append(f"- {md_code(rid)}: the guide writes {md_text(e.get('seed'), 400)}; **correction:** {md_text(e.get('correction'), 500)}")
     out += ["", "## Basis of each cell", ""]
     for c in doc.get("cells", []):
-        out.append(f"- {md_code(c['row'])} / {md_code(c['feature'])}: **{md_text(c['status'])}**: {md_text(c.get('basis'), 500)}")
+        out.append(f"- {md_code(c['row'])} / {md_code(c['feature'])}: **{md_text(cell_label(c))}**: {md_text(c.get('basis'), 500)}")
         for chk in c.get("checks", []):
             if chk.get("outcome") not in ("passed", "failed", "error"):
                 out.append(f"  - {md_text(chk.get('outcome'))}: {md_code(chk['id'])}: {md_text(chk.get('detail'), 300)}")
@@ -582,6 +615,18 @@ td.cell > details[open] { width: 400px; }
 .st-failed { background: #ffebe9; border-color: #cf222e; color: #82071e; }
 .st-inconclusive { background: #fbefff; border-color: #8250df; color: #512a97; }
 .st-inferred { background: #fff8c5; border-color: #bf8700; color: #6b4700; }
+.kind { display: inline-block; border: 1px solid; border-radius: 10px; padding: 0 7px; font-size: 11px; font-weight: 600; margin: 2px 0; }
+.kind-vendor-verified { background: #ddf4ff; border-color: #0969da; color: #0a3069; }
+.kind-proposed { background: #fbefff; border-color: #8250df; color: #512a97; }
+.kind-derived { background: #f6f8fa; border-color: #8c959f; color: #424a53; }
+td.kd-vendor-verified { box-shadow: inset 4px 0 0 #0969da; }
+td.kd-proposed { box-shadow: inset 4px 0 0 #8250df; }
+td.kd-derived { box-shadow: inset 4px 0 0 #8c959f; }
+.chips.kinds .sub { align-self: center; color: var(--muted); font-size: 12px; }
+.observed div { margin: 4px 0; } .observed ul { margin: 2px 0 2px 18px; padding: 0; }
+.od-diff b { color: #cf222e; } .od-ok b { color: #1a7f37; } .od-only b { color: #6b4700; }
+table.errata { border-collapse: collapse; margin: 8px 0 16px; }
+table.errata td, table.errata th { border: 1px solid var(--line); padding: 4px 8px; vertical-align: top; text-align: left; }
 .st-unsupported { background: #eaeef2; border-color: #8c959f; color: #424a53; }
 .st-not_run { background: #ffffff; border-color: #afb8c1; border-style: dashed; color: #59636e; }
 td.empty { border: 1px dotted var(--line); }
@@ -605,7 +650,27 @@ def _json_pre(obj: Any, limit: int = 20000) -> str:
     return f"<pre>{h(_clip(text, limit))}</pre>"
 
 
-ENGINE_KEYS = ("engine_version", "image", "served_model", "max_model_len", "server_args", "started_at", "ready_at")
+ENGINE_KEYS = ("engine_version", "image", "served_model", "max_model_len", "server_args", "declared_args",
+               "started_at", "ready_at")
+OBSERVED_KEYS = ("observed", "declared", "observed_vs_declared", "hardware")
+
+
+def _observed_html(eng: dict) -> str:
+    """What the server reported against what the row declares; declared-only items marked as such."""
+    ovd = eng.get("observed_vs_declared")
+    if not isinstance(ovd, dict):
+        return ""
+    parts = []
+    for key, label, cls in (("differences", "observed ≠ declared", "od-diff"), ("confirmed", "observed = declared", "od-ok"),
+                            ("declared_only", "declared-only (the server does not report it)", "od-only")):
+        items = ovd.get(key) or []
+        if items:
+            parts.append(f"<div class=\"{cls}\"><b>{h(label)}</b><ul>" + "".join(f"<li class=\"mono\">{h(_clip(str(x), 400))}</li>" for x in items) + "</ul></div>")
+    hw = eng.get("hardware")
+    if isinstance(hw, dict):
+        parts.append(f"<div class=\"od-hw\"><b>hardware</b> " + (h("declared-only: " + str(hw.get("why"))) if hw.get("declared_only")
+                     else h(f"seen by {hw.get('tool')} ({hw.get('where')}): {hw.get('seen')}")) + "</div>")
+    return "<div class=\"observed\">" + "".join(parts) + "</div>"
 
 
 def _engine_html(eng: dict) -> str:
@@ -618,7 +683,7 @@ def _engine_html(eng: dict) -> str:
             v = " ".join(map(str, v)) if isinstance(v, list) else v
             items.append(f"<dt>{h(k)}</dt><dd class=\"mono\">{h(_clip(str(v), 2000))}</dd>")
     rest = {k: v for k, v in eng.items() if k not in ENGINE_KEYS}
-    body = f"<dl>{''.join(items)}</dl>" if items else ""
+    body = _observed_html(eng) + (f"<dl>{''.join(items)}</dl>" if items else "")
     if rest:
         body += _json_pre(rest, 8000)
     return f"<details><summary>engine</summary>{body}</details>"
@@ -636,7 +701,7 @@ def _checks_html(checks: list[dict]) -> str:
     return f"<table>{''.join(rows)}</table>"
 
 
-_KNOWN_CELL_KEYS = {"row", "engine", "image", "hardware", "feature", "status", "declared", "declared_basis",
+_KNOWN_CELL_KEYS = {"row", "engine", "image", "hardware", "feature", "status", "declared", "declared_basis", "kind", "window",
                     "basis", "checks", "evidence", "history", "run", "time", "source", "sources"}
 
 
@@ -680,8 +745,10 @@ def _cell_html(c: dict, anchor: str) -> str:
     n_skip = sum(k.get("outcome") not in ("failed", "error", "passed") for k in checks)
     summary = (f"{len(checks)} check(s)" + (f", {n_bad} failed" if n_bad else "")
                + (f", {n_skip} skipped" if n_skip else "")) if checks else "basis"
-    return (f"<td class=\"cell st-{st_cls}\" id=\"{anchor}\" title=\"{h(_clip(str(c.get('basis') or ''), 300))}\">"
-            f"<div class=\"st\">{GLYPH.get(st, '?')} {h(st)}</div>{figs}"
+    kind = c.get("kind") if st == "inferred" and c.get("kind") in KIND_ORDER else None
+    badge = f"<div class=\"kind kind-{kind}\">{h(kind)}</div>" if kind else ""
+    return (f"<td class=\"cell st-{st_cls}{' kd-' + kind if kind else ''}\" id=\"{anchor}\" title=\"{h(_clip(str(c.get('basis') or ''), 300))}\">"
+            f"<div class=\"st\">{GLYPH.get(st, '?')} {h(st)}</div>{badge}{figs}"
             f"<details><summary>{h(summary)}</summary>{_drill_html(c)}</details></td>")
 
 
@@ -714,6 +781,10 @@ def render_html(doc: dict, signoff: dict | None = None, figures: list[dict] | No
     out.append("<div class=\"chips\">" + "".join(
         f"<span class=\"chip st-{s}\">{GLYPH[s]} {s} {counts[s]}</span>" for s in STATUS_ORDER) + "</div>")
     out.append("<div class=\"legend\">" + "".join(f"<span><b>{s}</b>: {h(MEANING[s])}</span>" for s in STATUS_ORDER) + "</div>")
+    kc = kind_counts(doc)
+    out.append("<div class=\"chips kinds\"><span class=\"sub\">inferred claims by kind:</span>" + "".join(
+        f"<span class=\"chip kind kind-{k}\" title=\"{h(KIND_MEANING[k])}\">{h(k)} {kc[k]}</span>" for k in KIND_ORDER) + "</div>")
+    out.append("<div class=\"legend\">" + "".join(f"<span><b>{k}</b>: {h(KIND_MEANING[k])}</span>" for k in KIND_ORDER) + "</div>")
     if signoff and signoff.get("record"):
         rec = signoff["record"]
         sha = (rec.get("matrix_json") or {}).get("sha256") or ""
@@ -765,6 +836,13 @@ def render_html(doc: dict, signoff: dict | None = None, figures: list[dict] | No
             out.append("</tr>")
     out.append("</tbody></table>")
 
+    if doc.get("errata"):
+        out.append("<h2 id=\"errata\">Errata</h2><p class=\"meta\">Seed errors the rows keep as the guides wrote them, "
+                   "with the correction.</p><table class=\"errata\"><tr><th>row</th><th>the guide writes</th><th>correction</th></tr>")
+        for rid, items in doc["errata"].items():
+            for e in items:
+                out.append(f"<tr><td><code>{h(rid)}</code></td><td class=\"mono\">{h(e.get('seed'))}</td><td>{h(e.get('correction'))}</td></tr>")
+        out.append("</table>")
     if figures:
         out.append("<h2>Figures</h2>")
         for f in figures:

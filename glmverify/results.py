@@ -264,13 +264,14 @@ class Recorder:
             "feature": feature,
             "status": status,
             "declared": declared.status,
+            **cell_claim(row, feature),
             "basis": basis,
             "checks": [{k: c[k] for k in ("id", "outcome", "detail", "time", "duration", "launch_id")} for c in checks],
             "evidence": evidence,
         }
 
     def document(self) -> dict:
-        return {"schema": SCHEMA_VERSION, "run": dict(self.run), "cells": self.cells()}
+        return {"schema": SCHEMA_VERSION, "run": dict(self.run), "cells": self.cells(), "errata": errata_of(self.matrix)}
 
     def write(self, final: bool = False) -> dict:
         if final:
@@ -282,3 +283,20 @@ class Recorder:
 
             atomic_write(self.dir / "matrix.md", render_markdown(doc))
         return doc
+
+
+def cell_claim(row: Row, feature: str) -> dict[str, Any]:
+    """What a cell claims besides its status: the claim kind of an inferred declaration, and the
+    window a context cell is checked at (the feature id stays context_1m whatever the size)."""
+    out: dict[str, Any] = {}
+    kind = row.declared_cell(feature).kind
+    if kind:
+        out["kind"] = kind
+    if feature == "context_1m":
+        out["window"] = row.expect.get("context")
+    return out
+
+
+def errata_of(matrix: Matrix) -> dict[str, list[dict]]:
+    """{row id: [{seed, correction}]}: seed errors rows keep as written, for the page."""
+    return {r.id: [dict(e) for e in r.errata] for r in matrix.rows if r.errata}

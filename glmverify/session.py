@@ -189,17 +189,34 @@ def make_server(row: Row, opts: Options, log_dir: Path,
 
 def engine_evidence(row: Row, server: EngineServer, client: EngineClient) -> dict[str, Any]:
     facts = client.facts
+    args = [REDACT(a) for a in getattr(server, "public_args", lambda: row.launch.get("args", []))()]
+    # an attached server's args are the row's claim, not what it runs: never recorded as server_args
+    attached = server.launcher == "attach"
     return {
         "row": row.id,
         "engine": facts.get("engine") or row.engine,
         "engine_version": facts.get("version"),
         "image": row.image,
         "launcher": server.launcher,
-        "server_args": [REDACT(a) for a in getattr(server, "public_args", lambda: row.launch.get("args", []))()],
+        **({"declared_args": args} if attached else {"server_args": args}),
         "max_model_len": facts.get("max_model_len"),
         "served_model": facts.get("served_model"),
         **{k: v for k, v in server.info().items() if k != "base_url"},
     }
+
+
+def observed_evidence(row: Row, client: EngineClient, attached: bool) -> dict[str, Any]:
+    """The server's own report of its configuration against the row's; raises for an attached row
+    that contradicts its recipe (a launched one records the difference)."""
+    from .observed import ObservedMismatch, compare, mismatch_message, observe
+
+    obs = observe(client)
+    cmp = compare(row, obs)
+    ev = {"observed": obs, "declared": cmp["declared"], "observed_vs_declared": {
+        k: cmp[k] for k in ("differences", "confirmed", "declared_only")}}
+    if attached and cmp["differences"]:
+        raise ObservedMismatch(mismatch_message(row, cmp))
+    return ev
 
 
 def start_engine(row: Row, opts: Options, log_dir: Path,
@@ -213,7 +230,8 @@ def start_engine(row: Row, opts: Options, log_dir: Path,
         client.probe()
         live = LiveEngine(row=row, server=server, client=client, launch_id=uuid.uuid4().hex[:12], options=opts)
         live.evidence = {**engine_evidence(row, server, client), "launch_id": live.launch_id,
-                         "harness_pid": os.getpid()}
+                         "harness_pid": os.getpid(),
+                         **observed_evidence(row, client, attached=server.launcher == "attach")}
         return live
     except BaseException:
         server.stop()

@@ -271,3 +271,26 @@ def test_document_is_not_modified_by_rendering():
     before = copy.deepcopy(doc)
     render_html(doc), render_markdown(doc), render_junit(doc)
     assert doc == before
+
+
+def test_markdown_and_page_show_claim_kinds_windows_and_errata(tmp_path):
+    """On the repository's matrix: inferred cells carry their kind, context cells their window, and
+    the errata are listed (seed words and correction)."""
+    from glmverify.matrix import load
+    from glmverify.report import kind_counts, render_html, render_markdown
+    from glmverify.results import Recorder
+
+    doc = Recorder(load(), tmp_path, {"id": "20250101T000000Z-k1nd5"}).document()
+    md = render_markdown(doc)
+    counts = kind_counts(doc)
+    assert all(counts[k] for k in ("vendor-verified", "proposed", "derived"))
+    assert f"**Inferred claims by kind:** vendor-verified {counts['vendor-verified']} · proposed {counts['proposed']}" in md
+    assert "◐ inferred (vendor-verified)" in md and "◐ inferred (proposed)" in md and "◐ inferred (derived)" in md
+    assert "## Errata: seed errors kept as the guides wrote them" in md and "**correction:**" in md
+    page = render_html(doc, figures=[])
+    assert page.count('class="kind kind-proposed"') == counts["proposed"]
+    assert "window 524,288" in page and "window 200,000" in page  # ROCm; the 4-node Ascend and 200k PD rows
+    assert '<h2 id="errata">Errata</h2>' in page
+    cells = {(c["row"], c["feature"]): c for c in doc["cells"]}
+    assert cells[("vllm-glm52-fp8-mi300x", "context_1m")]["window"] == 524288
+    assert cells[("vllm-glm52-fp8-h200", "context_1m")]["window"] is None  # no recipe claims one

@@ -163,3 +163,40 @@ def test_screenshot_is_a_real_rendering(page, tmp_path):
     for name, rgb in (("verified", (0xda, 0xfb, 0xe1)), ("failed", (0xff, 0xeb, 0xe9)), ("inferred", (0xff, 0xf8, 0xc5))):
         n = int((abs(px - rgb).max(axis=1) <= 3).sum())
         assert n > 1500, f"{name} background colour {rgb} covers only {n} pixels"
+
+
+@pytest.fixture(scope="module")
+def matrix_page(tmp_path_factory) -> Path:
+    """The page of a real Recorder document over the repository's matrix.yaml (declared cells only)."""
+    from glmverify.matrix import load
+    from glmverify.results import Recorder
+
+    d = tmp_path_factory.mktemp("matrix-page")
+    rec = Recorder(load(), d, {"id": "20250101T000000Z-c1a1m5"})
+    write_reports(d, rec.document())
+    return d / "matrix.html"
+
+
+def test_page_shows_vendor_verified_proposed_and_derived_claims_apart(matrix_page, tmp_path):
+    from glmverify.matrix import load
+    from glmverify.report import kind_counts
+    from glmverify.results import Recorder
+
+    doc = Recorder(load(), tmp_path, {"id": "x"}).document()
+    counts = kind_counts(doc)
+    assert all(counts[k] > 0 for k in ("vendor-verified", "proposed", "derived")), counts
+    dom = DomScan(dump_dom(tmp_path, matrix_page))
+    text = " ".join(dom.text)
+    for kind, n in counts.items():
+        # a badge per inferred cell of that kind, plus its summary chip with the count
+        assert dom.classes.count(f"kd-{kind}") == n, kind
+        assert f"{kind} {n}" in text, kind
+    assert "Errata" in text and "the guide writes" in text and "--data-parallel-address $local_ip" in text
+    shot = tmp_path / "kinds.png"
+    chromium(tmp_path, matrix_page.as_uri(), f"--screenshot={shot}", "--window-size=1600,1400")
+    from matplotlib.image import imread
+
+    px = (imread(str(shot))[..., :3] * 255).round().astype(int).reshape(-1, 3)
+    # the three kind badges render in their own colours (chips at the top of the page)
+    for name, rgb in (("vendor-verified", (0xdd, 0xf4, 0xff)), ("proposed", (0xfb, 0xef, 0xff)), ("derived", (0xf6, 0xf8, 0xfa))):
+        assert int((abs(px - rgb).max(axis=1) <= 3).sum()) > 100, f"{name} badge colour {rgb} not on screen"
