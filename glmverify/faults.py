@@ -412,7 +412,9 @@ def _progress(msg: str) -> None:
 
 
 def _fault_args(case: FaultCase, opts: RunOptions) -> list[str]:
-    args = ["--accuracy-samples", str(opts.accuracy_samples)]
+    # a generous per-request bound: two engines sharing two cores are slow, and a timeout must not
+    # pass for a detection (a hung engine still fails)
+    args = ["--accuracy-samples", str(opts.accuracy_samples), "--request-timeout", "600"]
     if case.select:
         args += ["-k", case.select]
     if case.checks:
