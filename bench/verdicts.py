@@ -4,7 +4,7 @@
     python bench/verdicts.py --runs 2 --quick     # a smoke run of the benchmark itself
 
 Each run is a new launch of the conforming sampling reference (rows ``reference`` and
-``reference-ngram``) with a new stand-in seed (``GLM_STANDIN_SEED``), driven by the fault
+``reference-ngram``; with ``--sglang`` also the SGLang reference ``reference-sglang``) with a new stand-in seed (``GLM_STANDIN_SEED``), driven by the fault
 catalogue's runner (``glmverify.faults.run_catalogue``): every suite once against the conforming
 engine, then the behavioural faults through the fault proxy on the same launch:
 
@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accuracy-samples", type=int, default=64, help="first GSM8K round, as in make verify (default 64)")
     ap.add_argument("--quick", action="store_true", help="only accuracy_smoke, effort_levels, non_think and mtp suites")
     ap.add_argument("--out", type=Path, default=None, help="results directory (default results/bench-verdicts-<UTC time>/)")
+    ap.add_argument("--sglang", action="store_true",
+                    help="also launch the SGLang reference (row reference-sglang) with each seed and measure it (~15 min a run more)")
     a = ap.parse_args(argv)
     if a.runs < 1:
         ap.error("--runs must be at least 1")
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         print(f"[bench {time.strftime('%H:%M:%S')}] run {i + 1}/{a.runs}, seed {seed}", file=sys.stderr, flush=True)
         opts = faults.RunOptions(results=out / f"run-{i + 1:02d}", repeat=1, conforming=True, jobs=1,
-                                 accuracy_samples=a.accuracy_samples, stop_early=False)
+                                 accuracy_samples=a.accuracy_samples, stop_early=False,
+                                 conforming_rows=("reference", "reference-ngram") + (("reference-sglang",) if a.sglang else ()))
         outcomes = faults.run_catalogue([catalogue[x] for x in wanted], opts)
         runs.append({"seed": seed, "seconds": round(time.monotonic() - t0, 1),
                      "outcomes": [{"id": o.id, "kind": o.kind, "row": o.row, "expect_failed": o.expect_failed,

@@ -405,6 +405,7 @@ class RunOptions:
     matrix: Path = DEFAULT_MATRIX
     stop_early: bool = True
     endpoints: dict[str, str] = field(default_factory=dict)  # row -> URL of a running conforming engine
+    conforming_rows: tuple[str, ...] = REFERENCE_ROWS  # the rows that get conforming runs
 
 
 def _progress(msg: str) -> None:
@@ -479,7 +480,7 @@ def run_launch_case(case: FaultCase, opts: RunOptions) -> Outcome:
 
 def _shared_runs(row, url: str, todo: list[FaultCase], opts: RunOptions) -> list[Outcome]:
     out = []
-    if opts.conforming:
+    if opts.conforming and row.id in opts.conforming_rows:
         for n in range(1, opts.repeat + 1):
             out.append(run_conforming(row, url, n, opts))
     return out + _pooled(lambda c: run_proxy_case(c, url, opts), todo, opts.jobs)
@@ -506,7 +507,7 @@ def run_catalogue(cases: list[FaultCase], opts: RunOptions) -> list[Outcome]:
     outcomes: list[Outcome] = []
     shared = [c for c in cases if c.kind == "proxy" or (c.kind == "standin" and opts.standin_via == "request")]
     launched = [c for c in cases if c not in shared]
-    rows = list(dict.fromkeys([c.row for c in shared] + (list(REFERENCE_ROWS) if opts.conforming else [])))
+    rows = list(dict.fromkeys([c.row for c in shared] + (list(opts.conforming_rows) if opts.conforming else [])))
     for row_id in rows:
         row = matrix.row(row_id)
         todo = [c for c in shared if c.row == row_id]
