@@ -436,7 +436,7 @@ def run_conforming(row, url: str, n: int, opts: RunOptions) -> Outcome:
     out_dir = opts.results / f"conforming-{row.id}-{n}"
     _progress(f"conforming run {n} on {row.id}: {', '.join(features)}")
     rc, secs = run_pytest([*[str(SUITES / f"test_{f}.py") for f in features], "--endpoint", url, "--row", row.id,
-                           "--matrix", str(opts.matrix)], out_dir, opts.timeout)
+                           "--matrix", str(opts.matrix), "--request-timeout", "600"], out_dir, opts.timeout)
     o = judge(f"conforming-{row.id}-{n}", "conforming", row.id, [], features, observe(out_dir, row.id), rc, secs, out_dir)
     _progress(f"conforming run {n} on {row.id}: {'ok' if o.detected else 'FAILURES'} in {secs:.0f}s")
     return o
