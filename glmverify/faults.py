@@ -581,13 +581,16 @@ def coverage(outcomes: list[Outcome], features, rows=None) -> dict[str, list[str
     return cov
 
 
-def engine_coverage(outcomes: list[Outcome], matrix) -> dict[str, list[str]]:
+def engine_coverage(outcomes: list[Outcome], matrix, selected: set[str] | None = None) -> dict[str, list[str]]:
     """Coverage per engine, keyed ``ENGINE: feature::function`` (see the module docstring): vLLM over
     every check of the suites its reference rows serve; SGLang over the checks its conforming run
-    ran (a check the engine cannot run, e.g. the rendered-prompt one, has no SGLang branch)."""
+    ran (a check the engine cannot run, e.g. the rendered-prompt one, has no SGLang branch).
+    ``selected``: only these reference rows (``--row``), and only the engines they stand for."""
     out: dict[str, list[str]] = {}
     for engine, rows in COVERAGE_ROWS.items():
-        rows = [r for r in rows if r in {x.id for x in matrix.rows}]
+        rows = [r for r in rows if r in {x.id for x in matrix.rows} and (selected is None or r in selected)]
+        if not rows:
+            continue
         served = [f for f in FEATURES if any(f in conforming_suites(matrix.row(r)) for r in rows)]
         cov = coverage(outcomes, served, set(rows))
         if engine != "vllm":
@@ -707,6 +710,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", default=[], metavar="ID",
                     help="run only these entries (comma separated, repeatable; a trailing * matches a prefix)")
     ap.add_argument("--kind", action="append", default=[], choices=KINDS, help="run only entries of this kind")
+    ap.add_argument("--row", action="append", default=[], choices=REFERENCE_ROWS, metavar="ROW",
+                    help="the whole catalogue for these reference rows only (repeatable): their entries, their "
+                         "conforming runs and their engines' coverage, e.g. --row reference-sglang for SGLang")
     ap.add_argument("--repeat", type=int, default=1, help="conforming runs per reference row (default 1; `make faults` asks 3: none may fail)")
     ap.add_argument("--no-conforming", action="store_true", help="skip the conforming runs")
     ap.add_argument("--jobs", type=int, default=1, help="entries run at once: proxy entries against the shared engine, launch entries each with "
@@ -742,6 +748,8 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for c in cases if any(c.id == p or (p.endswith("*") and c.id.startswith(p[:-1])) for p in only)]
     if a.kind:
         cases = [c for c in cases if c.kind in a.kind]
+    if a.row:
+        cases = [c for c in cases if c.row in a.row]
     if a.list:
         for c in cases:
             print(f"{c.id:40s} {c.kind:8s} {c.row:16s} {','.join(c.expect_failed) or '(control)':35s} {c.why}")
@@ -751,7 +759,8 @@ def main(argv: list[str] | None = None) -> int:
     results = a.results or REPO_ROOT / "results" / ("faults-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     opts = RunOptions(results=results.resolve(), repeat=a.repeat, conforming=not a.no_conforming and whole,
                       jobs=a.jobs, accuracy_samples=a.accuracy_samples, standin_via=a.standin_via, timeout=a.timeout,
-                      matrix=a.matrix.resolve(), stop_early=not a.full, endpoints=endpoints)
+                      matrix=a.matrix.resolve(), stop_early=not a.full, endpoints=endpoints,
+                      conforming_rows=tuple(a.row) or REFERENCE_ROWS)
     opts.results.mkdir(parents=True, exist_ok=True)
     from .engines import install_signal_cleanup
 
@@ -766,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
         _stop_children()
     total = time.monotonic() - t0
     matrix = load(opts.matrix)
-    cov = engine_coverage(outcomes, matrix) if whole else None
+    cov = engine_coverage(outcomes, matrix, set(a.row) or None) if whole else None
     ok, line = summary(outcomes, cov)
     text = table(outcomes) + ("\n\nchecks and the faults seen failing them:\n" + coverage_text(cov) if cov else "")
     (opts.results / "faults.json").write_text(json.dumps(

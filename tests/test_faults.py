@@ -504,6 +504,8 @@ def test_engine_coverage_is_per_engine():
     ok, line = faults.summary(outs, cov)
     assert not ok and "checks seen failing" in line
     assert faults.engine_coverage([], load())["sglang: sglang conforming run"] == []  # no conforming run: not proven
+    only = faults.engine_coverage(outs, load(), {"reference-sglang"})  # --row reference-sglang
+    assert only and all(k.startswith("sglang: ") for k in only)
 
 
 def test_low_is_high_template_variant():
