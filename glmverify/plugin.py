@@ -3,7 +3,9 @@
 
 * Every test that uses the ``engine`` fixture is parametrized over the matrix rows, each param
   marked with the row's hardware marker (``pytest -m h200``) and an ``xdist_group`` (``--dist
-  loadgroup`` keeps a row on one worker, so its engine launches once).
+  loadgroup`` keeps a row on one worker, so its engine launches once; rows sharing
+  ``launch.xdist_group`` run one after the other on one worker, e.g. two CPU engines that must
+  not share two cores).
 * ``engine`` is session-scoped: one launch per row per run, whatever the number of checks.
 * Each check's outcome travels as ``user_properties`` to the controller, where one
   ``ResultsRecorderPlugin`` writes the matrix.
@@ -251,7 +253,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown feature {feature!r}")
     params = []
     for row in state.rows():
-        marks = [getattr(pytest.mark, row.hardware), pytest.mark.xdist_group(row.id)]
+        marks = [getattr(pytest.mark, row.hardware), pytest.mark.xdist_group(row.launch.get("xdist_group") or row.id)]
         if feature and not row.serves(feature):
             marks.append(pytest.mark.skip(reason=f"{row.id}: {feature} unsupported: {row.declared_cell(feature).basis}"))
         params.append(pytest.param(row.id, marks=marks, id=row.id))
