@@ -194,6 +194,8 @@ class Recorder:
             return None
         ref = refs[0]
         status = cell_status(list(self._checks[(ref.id, feature)].values()), "not_run")
+        if status not in ("verified", "failed", "inconclusive"):  # skipped there: nothing live to tell
+            return None
         version = self._engines.get(ref.id, {}).get("engine_version") or ref.engine_version
         seen = self.observed(ref.id, feature)
         others = {}

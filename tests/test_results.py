@@ -123,6 +123,9 @@ def test_gpu_basis_carries_the_live_reference_of_its_engine(tmp_path):
     assert live["differs_from"]["reasoning field"]["engine_version"] == "0.32.0"
     vl = cell(doc, "vllm-glm52-fp8-h200", "reasoning_split")
     assert "live vllm 0.32.0 reference (row reference," in vl["basis"] and "differs from sglang 0.5.23: reasoning_content" in vl["basis"]
-    # no live reference of that feature in the run: the declared basis alone
+    # no live reference of that feature in the run, or only a skipped one: the declared basis alone
     assert "live_reference" not in cell(doc, "sglang-glm52-fp8-h200-low-latency", "tool_calls")["evidence"]
+    r.add(rec("reference-sglang", "mtp_accept_length", "test_accept_length", "skipped", launch_id="S"))
+    doc = json.loads((tmp_path / "matrix.json").read_text())
+    assert "live_reference" not in cell(doc, "sglang-glm52-fp8-h200-low-latency", "mtp_accept_length")["evidence"]
     assert cell(doc, "reference-sglang", "reasoning_split")["status"] == "verified"
