@@ -46,6 +46,11 @@ class MatrixError(ValueError):
         super().__init__("\n".join(lines))
 
 
+
+def engine_kind(engine: str | None) -> str:
+    """The API an engine speaks: vllm-ascend is vLLM at the API."""
+    return "vllm" if engine in ("vllm", "vllm-ascend") else str(engine)
+
 @dataclass(frozen=True)
 class EffortProfile:
     variable: str

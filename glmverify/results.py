@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .engines import REDACT, utcnow
-from .matrix import FEATURES, Matrix, Row
+from .matrix import FEATURES, Matrix, Row, engine_kind
 
 SCHEMA_VERSION = 1
 PROPERTY_KEY = "glmverify.check"
@@ -104,11 +104,6 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _engine_kind(engine: str | None) -> str:
-    """vllm-ascend is vLLM at the API."""
-    return "vllm" if engine in ("vllm", "vllm-ascend") else str(engine)
-
-
 class Recorder:
     """Collects check records for one run and keeps DIR/matrix.json (and matrix.md) current."""
 
@@ -183,39 +178,45 @@ class Recorder:
                 out.update({str(k): str(v) for k, v in c["evidence"]["observed"].items()})
         return dict(sorted(out.items()))
 
-    def live_reference(self, row: Row, feature: str) -> dict[str, Any] | None:
-        """For a GPU row's inferred cell: what this run's live reference of the same engine (a CPU row
-        with checks of the feature) decided and observed, and where that differs from the other
-        engine's reference; None when no such reference ran. Still a basis, never a verdict."""
-        kind = _engine_kind(row.engine)
-        refs = [r for r in self.matrix.rows if r.hardware == "cpu" and r.id != row.id and _engine_kind(r.engine) == kind
-                and self._checks.get((r.id, feature)) and r.launcher == "process"]
-        if row.hardware == "cpu" or not refs:
-            return None
-        ref = refs[0]
-        status = cell_status(list(self._checks[(ref.id, feature)].values()), "not_run")
-        if status not in ("verified", "failed", "inconclusive"):  # skipped there: nothing live to tell
-            return None
-        version = self._engines.get(ref.id, {}).get("engine_version") or ref.engine_version
-        seen = self.observed(ref.id, feature)
-        others = {}
+    def _live_references(self, feature: str) -> dict[str, Row]:
+        """Engine kind -> this run's live reference for ``feature``: the first process row on CPU of
+        that kind whose checks of the feature ran live (verified, failed or inconclusive)."""
+        out: dict[str, Row] = {}
         for r in self.matrix.rows:
-            if r.hardware == "cpu" and r.launcher == "process" and _engine_kind(r.engine) != kind:
+            checks = self._checks.get((r.id, feature))
+            if (r.hardware == "cpu" and r.launcher == "process" and checks
+                    and cell_status(list(checks.values()), "not_run") in ("verified", "failed", "inconclusive")):
+                out.setdefault(engine_kind(r.engine), r)
+        return out
+
+    def _version(self, row: Row) -> str | None:
+        return self._engines.get(row.id, {}).get("engine_version") or row.engine_version
+
+    def live_reference(self, row: Row, feature: str) -> dict[str, Any] | None:
+        """For a GPU row's inferred cell: what this run's live reference of the same engine decided
+        and observed, and where that differs from the other engine's reference; None when no such
+        reference ran the feature live. Still a basis, never a verdict."""
+        refs = self._live_references(feature)
+        kind = engine_kind(row.engine)
+        ref = refs.get(kind)
+        if row.hardware == "cpu" or ref is None:
+            return None
+        status = cell_status(list(self._checks[(ref.id, feature)].values()), "not_run")
+        version = self._version(ref)
+        seen = self.observed(ref.id, feature)
+        others: dict[str, dict[str, Any]] = {}
+        for other_kind, r in refs.items():
+            if other_kind != kind:
                 for k, v in self.observed(r.id, feature).items():
-                    others.setdefault(k, (r.id, self._engines.get(r.id, {}).get("engine_version") or r.engine_version,
-                                          _engine_kind(r.engine), v))
-        parts = []
-        for k, v in seen.items():
-            o = others.get(k)
-            differs = f" (differs from {o[2]} {o[1]}: {o[3]})" if o and o[3] != v else ""
-            parts.append(f"{k}: {v}{differs}")
+                    others.setdefault(k, {"row": r.id, "engine": other_kind, "engine_version": self._version(r), "observed": v})
+        differs = {k: o for k, o in others.items() if k in seen and seen[k] != o["observed"]}
+        parts = [f"{k}: {v}" + (f" (differs from {differs[k]['engine']} {differs[k]['engine_version']}: "
+                                 f"{differs[k]['observed']})" if k in differs else "") for k, v in seen.items()]
         text = f"live {kind} {version} reference (row {ref.id}, run {self.run.get('id')}): {status}"
         if parts:
             text += "; observed " + "; ".join(parts)
         return {"row": ref.id, "engine": kind, "engine_version": version, "status": status, "observed": seen,
-                "differs_from": {k: {"row": o[0], "engine": o[2], "engine_version": o[1], "observed": o[3]}
-                                 for k, o in others.items() if k in seen and seen[k] != o[3]},
-                "basis": text}
+                "differs_from": differs, "basis": text}
 
     # ---- output -------------------------------------------------------------------------------
     def cells(self) -> list[dict]:

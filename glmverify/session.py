@@ -18,7 +18,7 @@ from typing import Any, Callable
 from . import __version__
 from .client import EngineClient
 from .engines import AttachedEngine, EngineServer, HttpReadiness, ProcessEngine, REDACT, utcnow
-from .matrix import REPO_ROOT, Matrix, Row
+from .matrix import REPO_ROOT, Matrix, Row, engine_kind
 
 DEFAULT_STARTUP_TIMEOUT = 3600.0  # a 743B checkpoint can take 20+ minutes to load
 BUILD_DIR = REPO_ROOT / "build"
@@ -225,7 +225,7 @@ def start_engine(row: Row, opts: Options, log_dir: Path,
     server.__enter__()  # stops again if start() fails
     try:
         client = EngineClient(server.base_url, model=opts.served_model or (None if opts.endpoint else row.served_model),
-                              engine=opts.engine if opts.endpoint else row.engine.replace("vllm-ascend", "vllm"),
+                              engine=opts.engine if opts.endpoint else engine_kind(row.engine),
                               timeout=opts.request_timeout)
         client.probe()
         live = LiveEngine(row=row, server=server, client=client, launch_id=uuid.uuid4().hex[:12], options=opts)

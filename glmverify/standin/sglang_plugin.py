@@ -5,8 +5,8 @@ vLLM's ``processor.py``). SGLang has per-request custom logit processors only (a
 ``custom_logit_processor``; no server-wide flag like vLLM's ``--logits-processors``), and
 ``/v1/messages`` has no field for one. So the stand-in uses SGLang's own plugin framework:
 
-* ``register`` is an entry point of group ``sglang.srt.plugins`` (the tiny distribution in
-  images/sglang-reference/plugin declares it). SGLang calls it early in every process (server,
+* ``register`` is an entry point of group ``sglang.srt.plugins`` (declared by the dist-info that
+  images/sglang-reference/install.sh writes into the SGLang venv). SGLang calls it early in every process (server,
   scheduler, detokenizer); it does nothing unless env ``GLM_STANDIN_SGLANG=1``, so a plain SGLang
   in the same venv is untouched.
 * It registers an AROUND hook (SGLang's ``HookRegistry``) on ``Req.__init__`` that gives every
@@ -29,6 +29,7 @@ directory (its tokenizer decodes the prompt and encodes the output).
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import logging
@@ -121,13 +122,9 @@ def _give_processor(original, *args, **kwargs):
     return original(*bound.args, **bound.kwargs)
 
 
-_SIGNATURES: dict[Any, inspect.Signature] = {}
-
-
+@functools.cache
 def _signature(fn) -> inspect.Signature:
-    if fn not in _SIGNATURES:
-        _SIGNATURES[fn] = inspect.signature(fn)
-    return _SIGNATURES[fn]
+    return inspect.signature(fn)  # once per hooked function, not per request
 
 
 _SERIALISED: str | None = None
