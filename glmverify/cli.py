@@ -32,7 +32,7 @@ def _warn(msg: str) -> None:
 
 
 def _suites_dir() -> Path:
-    from .matrix import REPO_ROOT
+    from .paths import REPO_ROOT
 
     return REPO_ROOT / "suites"
 
@@ -258,7 +258,8 @@ def _pytest(args: list[str], dry_run: bool) -> int:
 
 # ---- merge / report / signoff -------------------------------------------------------------------
 def _load_matrix(path: str | None):
-    from .matrix import DEFAULT_MATRIX, load
+    from .matrix import load
+    from .paths import DEFAULT_MATRIX
 
     if path is None:
         if not DEFAULT_MATRIX.is_file():
@@ -278,7 +279,7 @@ def _summary(doc: dict) -> str:
 def cmd_merge(ns: argparse.Namespace) -> int:
     from .merge import merge_files, resolve_document
     from .report import write_reports
-    from .results import atomic_write
+    from .util import atomic_write
 
     out = Path(ns.out)
     if out.exists() and not out.is_dir():
@@ -326,7 +327,8 @@ def cmd_report(ns: argparse.Namespace) -> int:
 
 def cmd_rules(ns: argparse.Namespace) -> int:
     from . import policy
-    from .matrix import DEFAULT_MATRIX, load
+    from .matrix import load
+    from .paths import DEFAULT_MATRIX
 
     matrix = load(ns.matrix or DEFAULT_MATRIX)
     try:

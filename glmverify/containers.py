@@ -39,8 +39,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
 from . import hardware
-from .engines import REDACT, EngineServer, EngineStartupError, HttpReadiness, ProgressFn
-from .matrix import REPO_ROOT, Row
+from .engines import EngineServer, EngineStartupError, HttpReadiness, ProgressFn
+from .matrix import Row
+from .paths import REPO_ROOT, STANDIN_MODEL_DIR
+from .redact import REDACT
+from .util import new_run_id
 
 RUN_LABEL = "glmverify.run"
 ROW_LABEL = "glmverify.row"
@@ -86,7 +89,6 @@ def current_run_id(opts: Any = None) -> str:
     if rid:
         return str(rid)
     if _PROCESS_RUN_ID is None:
-        from .session import new_run_id
 
         _PROCESS_RUN_ID = new_run_id()
     return _PROCESS_RUN_ID
@@ -322,9 +324,9 @@ def _placeholders(row: Row, port: int, build: bool) -> dict[str, str]:
     used = " ".join([*row.launch.get("args", []), *row.launch.get("volumes", []),
                      *row.launch.get("env", {}).values()])
     if "{standin_model}" in used:
-        from .session import BUILD_DIR, standin_model_dir
+        from .standin.build import ensure_built  # late: only rows serving the stand-in need it
 
-        subs["standin_model"] = str(standin_model_dir() if build else BUILD_DIR / "standin-model")
+        subs["standin_model"] = str(ensure_built() if build else STANDIN_MODEL_DIR)
     return subs
 
 

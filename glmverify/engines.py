@@ -21,83 +21,25 @@ import atexit
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
 import weakref
 from collections import deque
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import httpx
 
+from .redact import REDACT
+from .util import free_port, utcnow
+
 ProgressFn = Callable[[str], None]
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class EngineStartupError(RuntimeError):
     """The engine exited or never became healthy; the message carries its log tail."""
 
-
-class Redactor:
-    """Replaces secret values with ``***``; registered once per run, applied to all log text.
-
-    Messages and evidence are clipped before they reach the recorder, and a clip can cut a secret:
-    so any run of ``FRAGMENT`` or more characters of a secret (its head before a clip, its tail
-    after one) is replaced too, not only the whole value.
-    """
-
-    FRAGMENT = 8
-
-    def __init__(self) -> None:
-        self._secrets: set[str] = set()
-
-    def add(self, value: str | None) -> None:
-        if value and len(value) >= 4:
-            self._secrets.add(value)
-
-    def __call__(self, text: str) -> str:
-        if not self._secrets or not text:
-            return text
-        hit = bytearray(len(text))  # 1 where a character belongs to a secret or a fragment of one
-        for s in self._secrets:
-            w = min(self.FRAGMENT, len(s))
-            for i in range(len(s) - w + 1):
-                part = s[i:i + w]
-                at = text.find(part)
-                while at != -1:
-                    hit[at:at + w] = b"\1" * w
-                    at = text.find(part, at + 1)
-        if not any(hit):
-            return text
-        out, i = [], 0
-        while i < len(text):
-            if hit[i]:
-                while i < len(text) and hit[i]:
-                    i += 1
-                out.append("***")
-            else:
-                j = hit.find(1, i)
-                j = len(text) if j == -1 else j
-                out.append(text[i:j])
-                i = j
-        return "".join(out)
-
-
-REDACT = Redactor()
-for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GLMVERIFY_API_KEY"):
-    REDACT.add(os.environ.get(_name))
 
 # Loading milestones worth showing while a large model loads (vLLM, SGLang, vllm-ascend).
 PROGRESS_PATTERNS = re.compile(
@@ -363,7 +305,3 @@ def install_signal_cleanup() -> None:
 
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _on_term)
-
-
-def redacted(lines: Iterable[str]) -> list[str]:
-    return [REDACT(x) for x in lines]

@@ -54,7 +54,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 import yaml
 
-from .matrix import DEFAULT_MATRIX, FEATURES, REPO_ROOT, load
+from .matrix import FEATURES, load
+from .paths import DEFAULT_MATRIX, REPO_ROOT
 
 CATALOGUE = REPO_ROOT / "fixtures" / "faults.yaml"
 RECORDINGS = REPO_ROOT / "fixtures" / "faultproxy_recordings.jsonl.gz"

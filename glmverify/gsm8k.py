@@ -13,9 +13,9 @@ import random
 import re
 from pathlib import Path
 
-from .matrix import REPO_ROOT
+from .paths import GSM8K_DEFAULT
 
-DEFAULT_PATH = REPO_ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+DEFAULT_PATH = GSM8K_DEFAULT
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 

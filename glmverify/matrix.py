@@ -18,6 +18,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .paths import DEFAULT_MATRIX, MATRIX_SCHEMA
+
 FEATURES: tuple[str, ...] = (
     "reasoning_split",
     "tool_calls",
@@ -30,9 +32,7 @@ FEATURES: tuple[str, ...] = (
 )
 STATUSES: tuple[str, ...] = ("verified", "failed", "inconclusive", "inferred", "unsupported", "not_run")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MATRIX = REPO_ROOT / "matrix.yaml"
-SCHEMA_PATH = Path(__file__).with_name("matrix.schema.json")
+SCHEMA_PATH = MATRIX_SCHEMA
 
 
 class MatrixError(ValueError):

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .engines import utcnow
+from .util import utcnow
 from .matrix import STATUSES, Matrix
 from .results import SCHEMA_VERSION, cell_claim, cell_status, errata_of
 

@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,10 +20,13 @@ import pytest
 
 from . import hardware
 from .checks import Inconclusive
-from .engines import REDACT, EngineStartupError, install_signal_cleanup, utcnow
-from .matrix import DEFAULT_MATRIX, FEATURES, REPO_ROOT, Matrix, MatrixError, load
+from .engines import EngineStartupError, install_signal_cleanup
+from .redact import REDACT
+from .util import new_run_id, utcnow
+from .matrix import FEATURES, Matrix, MatrixError, load
+from .paths import DEFAULT_MATRIX
 from .results import PARSER_PROPERTY, PROPERTY_KEY, CheckRecord, Recorder
-from .session import (LiveEngine, Options, default_results_dir, new_run_id, point_latest,
+from .session import (LiveEngine, Options, default_results_dir, point_latest,
                       row_for_endpoint, run_info, start_engine)
 
 STATE_KEY = pytest.StashKey["RunState"]()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .results import atomic_write
+from .util import atomic_write
 
 STATUS_ORDER = ("verified", "failed", "inconclusive", "inferred", "unsupported", "not_run")
 SYMBOL = {"verified": "✅ verified", "failed": "❌ failed", "inconclusive": "❓ inconclusive", "inferred": "◐ inferred",

@@ -16,14 +16,13 @@ interrupted run keeps everything it finished and never leaves a half-written fil
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engines import REDACT, utcnow
+from .redact import REDACT
+from .util import atomic_write, utcnow
 from .matrix import FEATURES, Matrix, Row, engine_kind
 
 SCHEMA_VERSION = 1
@@ -85,23 +84,6 @@ def cell_status(checks: list[dict], declared_status: str) -> str:
     if any(o == "passed" for o in outcomes):
         return "verified"
     return declared_status
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class Recorder:

@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import sys
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
 from .client import EngineClient
-from .engines import AttachedEngine, EngineServer, HttpReadiness, ProcessEngine, REDACT, utcnow
-from .matrix import REPO_ROOT, Matrix, Row, engine_kind
+from .engines import AttachedEngine, EngineServer, HttpReadiness, ProcessEngine
+from .matrix import Matrix, Row, engine_kind
+from .paths import REPO_ROOT
+from .redact import REDACT
+from .standin.build import ensure_built
+from .util import utcnow
 
 DEFAULT_STARTUP_TIMEOUT = 3600.0  # a 743B checkpoint can take 20+ minutes to load
-BUILD_DIR = REPO_ROOT / "build"
 
 
 @dataclass
@@ -44,10 +45,6 @@ class Options:
     explicit_results: bool = False
     run_id: str | None = None
     collect_only: bool = False
-
-
-def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def default_results_dir(root: Path, run_id: str) -> Path:
@@ -103,13 +100,6 @@ def row_for_endpoint(matrix: Matrix, opts: Options, client: EngineClient | None 
 
 
 # ---- placeholders in matrix.yaml launch specs ------------------------------------------------------
-def standin_model_dir() -> Path:
-    """Build (once, idempotently) the GLM-5.2 stand-in model the reference rows serve."""
-    from .standin.build import build
-
-    return build(BUILD_DIR / "standin-model")
-
-
 def sglang_python(version: str) -> Path:
     """The interpreter of the SGLang server venv (``make setup`` builds it with
     images/sglang-reference/install.sh); a clear error when it is missing."""
@@ -165,7 +155,7 @@ def make_server(row: Row, opts: Options, log_dir: Path,
     if launcher == "process":
         extra = {}
         if any("{standin_model}" in a for a in row.launch.get("args", [])):
-            extra["standin_model"] = str(standin_model_dir())
+            extra["standin_model"] = str(ensure_built())
         if any("{sglang_python}" in c for c in row.launch.get("command", [])):
             extra["sglang_python"] = str(sglang_python(row.engine_version or "0.5.23"))
         command = [expand(c, row, extra) for c in row.launch.get("command", [])]

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .engines import utcnow
+from .util import utcnow
 from .matrix import STATUSES
 from .merge import MATRIX_JSON, DocumentError, parse_document
-from .results import atomic_write
+from .util import atomic_write
 
 SIGNOFF_JSON = "signoff.json"
 SIGNOFF_SCHEMA = 1

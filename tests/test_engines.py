@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from glmverify.engines import EngineStartupError, HttpReadiness, ProcessEngine, free_port
+from glmverify.engines import EngineStartupError, HttpReadiness, ProcessEngine
+from glmverify.util import free_port
 from helpers.procs import default_sigint
 
 HELPER = Path(__file__).parent / "helpers" / "slow_server.py"
@@ -77,7 +78,8 @@ def test_signal_to_pytest_leaves_no_engine(tmp_path, sig):
     test_file = tmp_path / "test_hold.py"
     test_file.write_text(textwrap.dedent(f"""
         import sys, time
-        from glmverify.engines import ProcessEngine, free_port, HttpReadiness
+        from glmverify.engines import ProcessEngine, HttpReadiness
+        from glmverify.util import free_port
         def test_hold():
             port = free_port()
             e = ProcessEngine("held", [sys.executable, {str(HELPER)!r}, str(port), "--pidfile", {str(pidfile)!r}],

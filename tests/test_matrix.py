@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from glmverify.matrix import DEFAULT_MATRIX, FEATURES, MatrixError, load, parse
+from glmverify.paths import DEFAULT_MATRIX
+from glmverify.matrix import FEATURES, MatrixError, load, parse
 
 REPO = Path(__file__).resolve().parent.parent
 

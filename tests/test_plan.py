@@ -23,7 +23,7 @@ from glmverify import containers
 from glmverify.containers import (ASCEND_CONTROL_DEVICES, ASCEND_DRIVER_MOUNTS, LAUNCH_LABEL, ROW_LABEL,
                                   RUN_LABEL, AscendContainer, ContainerSpec, ReferenceContainer,
                                   SglangContainer, VllmContainer, image_override_var, kind_for_row)
-from glmverify.engines import REDACT
+from glmverify.redact import REDACT
 from glmverify.matrix import load
 from glmverify.plan import PLAN_RUN_ID, plan_argv, plan_spec, render_plan
 

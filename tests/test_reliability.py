@@ -33,7 +33,8 @@ import pytest
 import yaml
 
 from glmverify import faultproxy as fp
-from glmverify.matrix import DEFAULT_MATRIX, load
+from glmverify.paths import DEFAULT_MATRIX
+from glmverify.matrix import load
 from glmverify.session import Options, start_engine
 from helpers.procs import HAVE_VLLM, alive, default_sigint, descendants
 

@@ -5,7 +5,8 @@ import json
 import threading
 
 from glmverify.matrix import load
-from glmverify.results import CheckRecord, Recorder, atomic_write, cell_status
+from glmverify.results import CheckRecord, Recorder, cell_status
+from glmverify.util import atomic_write
 
 
 def rec(row, feature, cid, outcome, **kw):
@@ -83,7 +84,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 
 
 def test_secrets_redacted(tmp_path, monkeypatch):
-    from glmverify.engines import REDACT
+    from glmverify.redact import REDACT
     REDACT.add("hf_CANARY_123456789")
     r = Recorder(load(), tmp_path, {"id": "run-4"})
     r.add(rec("reference", "tool_calls", "t", "failed", detail="token hf_CANARY_123456789 leaked",

@@ -31,7 +31,8 @@ import pytest
 import yaml
 
 from glmverify import faultproxy as fp
-from glmverify.matrix import DEFAULT_MATRIX, load
+from glmverify.paths import DEFAULT_MATRIX
+from glmverify.matrix import load
 from glmverify.report import write_reports
 from glmverify.session import Options, start_engine
 from glmverify.standin.script import CANARY
@@ -105,7 +106,7 @@ def test_secret_cut_by_a_clip_is_redacted(tmp_path):
     before they are redacted: a secret cut by the clip must not survive as a fragment."""
     from glmverify import checks
     from glmverify.chat import ChatResult
-    from glmverify.engines import REDACT
+    from glmverify.redact import REDACT
     from glmverify.results import CheckRecord, Recorder
 
     canary = "hf_canary_" + secrets.token_hex(12)

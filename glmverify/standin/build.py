@@ -283,6 +283,13 @@ def build(out_dir: str | os.PathLike, max_position: int = DEFAULT_MAX_POSITION, 
     return out
 
 
+def ensure_built() -> Path:
+    """The stand-in model the reference rows serve, built once (idempotently) under build/."""
+    from ..paths import STANDIN_MODEL_DIR
+
+    return build(STANDIN_MODEL_DIR)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m glmverify.standin.build", description=__doc__.splitlines()[0])
     ap.add_argument("out_dir", help="model directory to write (created if missing)")
