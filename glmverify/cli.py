@@ -7,7 +7,6 @@ and the problem, with exit status 2 and no traceback (``GLMVERIFY_DEBUG=1`` show
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
@@ -271,14 +270,22 @@ def _load_matrix(path: str | None):
 
 
 def _summary(doc: dict) -> str:
-    from .report import status_counts
+    from .document import counts
 
-    return ", ".join(f"{s} {n}" for s, n in status_counts(doc).items() if n)
+    return ", ".join(f"{s} {n}" for s, n in counts(doc).items() if n)
+
+
+def _write_reports(d: Path, doc: dict) -> list[Path]:
+    """The reports of ``doc`` in ``d``, showing the sign-off of ``d`` if it has one."""
+    from .report import write_reports
+    from .signoff import signoff_state
+
+    return write_reports(d, doc, signoff_state(d))
 
 
 def cmd_merge(ns: argparse.Namespace) -> int:
-    from .merge import merge_files, resolve_document
-    from .report import write_reports
+    from .document import MATRIX_JSON, dumps, resolve_document
+    from .merge import merge_files
     from .util import atomic_write
 
     out = Path(ns.out)
@@ -286,7 +293,7 @@ def cmd_merge(ns: argparse.Namespace) -> int:
         raise CLIError(f"--out {out}: exists and is not a directory")
     inputs = [resolve_document(p) for p in ns.results]  # DocumentError names a missing one
     for given, f in zip(ns.results, inputs):
-        if f.resolve() == (out / "matrix.json").resolve():
+        if f.resolve() == (out / MATRIX_JSON).resolve():
             raise CLIError(f"--out {out} would overwrite the input {given}; choose a new directory")
     seen = set()
     for given, f in zip(ns.results, inputs):
@@ -298,8 +305,8 @@ def cmd_merge(ns: argparse.Namespace) -> int:
     doc = merge_files(unique, matrix)
     if (out / "signoff.json").exists():
         _warn(f"{out / 'signoff.json'} signs the previous matrix.json; sign the merged one again")
-    atomic_write(out / "matrix.json", json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-    written = write_reports(out, doc)
+    atomic_write(out / MATRIX_JSON, dumps(doc))
+    written = _write_reports(out, doc)
     for w in doc.get("warnings", []):
         _warn(w)
     print(f"merged {len(unique)} file(s) into {out / 'matrix.json'}: {_summary(doc)}")
@@ -308,8 +315,7 @@ def cmd_merge(ns: argparse.Namespace) -> int:
 
 
 def cmd_report(ns: argparse.Namespace) -> int:
-    from .merge import read_document
-    from .report import write_reports
+    from .document import read_document
 
     f, _, doc = read_document(ns.dir)
     out = Path(ns.out) if ns.out else f.parent
@@ -317,7 +323,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
         raise CLIError(f"--out {out}: exists and is not a directory")
     if ns.out and f.name != "matrix.json":
         _warn(f"{f} is not named matrix.json: a sign-off of {out} would not cover it")
-    written = write_reports(out, doc)
+    written = _write_reports(out, doc)
     for w in doc.get("warnings") or []:
         _warn(w)
     print(f"{f}: {_summary(doc)}")
@@ -348,8 +354,7 @@ def cmd_rules(ns: argparse.Namespace) -> int:
 
 def cmd_signoff(ns: argparse.Namespace) -> int:
     from . import signoff
-    from .merge import load_document
-    from .report import write_reports
+    from .document import load_document
 
     d = Path(ns.dir)
     if ns.verify:
@@ -363,7 +368,7 @@ def cmd_signoff(ns: argparse.Namespace) -> int:
         return EXIT_FAILED
     record = signoff.sign(d, ns.by, ns.note)
     try:
-        write_reports(d, load_document(d))  # matrix.md/html now carry the sign-off
+        _write_reports(d, load_document(d))  # matrix.md/html now carry the sign-off
     except Exception as exc:  # noqa: BLE001 - the sign-off itself is written; say what is stale
         _warn(f"signed, but the reports could not be refreshed: {exc}")
     c = record["counts"]
@@ -380,7 +385,7 @@ def cmd_signoff(ns: argparse.Namespace) -> int:
 # ---- entry point ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     from .matrix import MatrixError
-    from .merge import DocumentError
+    from .document import DocumentError
     from .signoff import SignoffError
 
     parser = build_parser()
