@@ -1,5 +1,9 @@
 """The ``glmverify`` command line: run and plan the suites, merge, report and sign off results.
 
+``run`` wraps pytest; ``plan`` prints launch plans without it (``plan.select_rows``); merge,
+report and sign-off work on matrix.json documents (``document``, ``merge``, ``report``,
+``signoff``). Options the plugin also takes are checked with its rules (``options``).
+
 Every command explains itself with ``--help``. Bad input (a missing directory, a corrupt
 matrix.json, an invalid matrix.yaml) is reported as ``glmverify: error: ...`` naming the file
 and the problem, with exit status 2 and no traceback (``GLMVERIFY_DEBUG=1`` shows one).
@@ -13,6 +17,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
+from .options import endpoint_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 DEFAULT_DIR = Path("results") / "latest"
@@ -76,6 +81,9 @@ exit status: pytest's (0 all passed, 1 some check failed, 2 usage error, 5 nothi
 PLAN_EPILOG = """\
 Nothing is launched: for every selected row the harness prints the exact launch command
 (docker run ... for container rows) with secrets shown as variable names.
+
+Rows are selected by their hardware marker (-m "h200 or b200", "not cpu"); pytest is not run.
+Options glmverify does not know are handed to `pytest --plan` (e.g. --endpoint URL).
 
 examples:
   glmverify plan -m h200
@@ -147,11 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="print the launch command of every selected row; launches nothing",
                           formatter_class=_Formatter, epilog=PLAN_EPILOG, allow_abbrev=False,
-                          description="Print how each selected matrix row would be launched (pytest --plan -m EXPR).")
+                          description="Print how each selected matrix row would be launched (without pytest; "
+                                      "the same as pytest --plan -m EXPR).")
     plan.add_argument("-m", dest="markexpr", metavar="EXPR", help="hardware marker expression, e.g. h200 (default: every row)")
     plan.add_argument("--matrix", metavar="PATH", help="matrix.yaml to plan (default: the repository's)")
-    plan.add_argument("--suite", action="append", metavar="PATH", help="suite file or directory (default: suites/)")
-    plan.add_argument("--dry-run", action="store_true", help="print the pytest command instead of running it")
+    plan.add_argument("--suite", action="append", metavar="PATH",
+                      help="suite file or directory, for --dry-run and pytest options (default: suites/)")
+    plan.add_argument("--dry-run", action="store_true", help="print the equivalent pytest --plan command instead")
 
     merge = sub.add_parser("merge", help="merge matrix.json files of several runners or runs into one",
                            formatter_class=_Formatter, epilog=MERGE_EPILOG, allow_abbrev=False,
@@ -211,8 +221,9 @@ def _suite_paths(suites: list[str] | None) -> list[str]:
 def pytest_args_for_run(ns: argparse.Namespace, extra: list[str]) -> list[str]:
     """The pytest arguments of ``glmverify run`` (without the interpreter)."""
     _check_file(ns.matrix, "--matrix")
-    if ns.endpoint and not ns.endpoint.startswith(("http://", "https://")):
-        raise CLIError(f"--endpoint must be an http(s) URL, got {ns.endpoint!r}")
+    why = endpoint_problem(ns.endpoint)  # the plugin's own rule, before pytest starts
+    if why:
+        raise CLIError(why)
     if ns.row and not ns.endpoint:
         raise CLIError("--row needs --endpoint (it names the row a running server stands for); "
                        "to select rows to launch use -m HARDWARE or -k")
@@ -242,6 +253,28 @@ def pytest_args_for_plan(ns: argparse.Namespace, extra: list[str]) -> list[str]:
     if ns.matrix:
         args += ["--matrix", ns.matrix]
     return args + [a for a in extra if a != "--"]
+
+
+def cmd_plan(ns: argparse.Namespace, extra: list[str]) -> int:
+    """The plans of the rows ``-m`` selects, printed without pytest; with pytest options, through
+    ``pytest --plan`` (which prints the same)."""
+    if ns.dry_run or extra:
+        return _pytest(pytest_args_for_plan(ns, extra), ns.dry_run)
+    from .matrix import load
+    from .paths import DEFAULT_MATRIX
+    from .plan import MarkerExpressionError, plan_summary, plan_text, select_rows
+
+    _check_file(ns.matrix, "--matrix")
+    if ns.suite:
+        _suite_paths(ns.suite)
+    matrix = load(ns.matrix or DEFAULT_MATRIX)
+    try:
+        rows = select_rows(matrix, ns.markexpr)
+    except MarkerExpressionError as exc:
+        raise CLIError(str(exc)) from None
+    sys.stdout.write(plan_text(rows))
+    print(plan_summary(len(rows)), file=sys.stderr)
+    return EXIT_OK
 
 
 def _pytest(args: list[str], dry_run: bool) -> int:
@@ -400,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         if ns.command == "run":
             return _pytest(pytest_args_for_run(ns, extra), ns.dry_run)
         if ns.command == "plan":
-            return _pytest(pytest_args_for_plan(ns, extra), ns.dry_run)
+            return cmd_plan(ns, extra)
         return {"merge": cmd_merge, "report": cmd_report, "signoff": cmd_signoff, "rules": cmd_rules}[ns.command](ns)
     except (CLIError, DocumentError, SignoffError, MatrixError) as exc:
         _err(str(exc))
