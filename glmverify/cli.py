@@ -1,5 +1,9 @@
 """The ``glmverify`` command line: run and plan the suites, merge, report and sign off results.
 
+``run`` wraps pytest; ``plan`` prints launch plans without it (``plan.select_rows``); merge,
+report and sign-off work on matrix.json documents (``document``, ``merge``, ``report``,
+``signoff``). Options the plugin also takes are checked with its rules (``options``).
+
 Every command explains itself with ``--help``. Bad input (a missing directory, a corrupt
 matrix.json, an invalid matrix.yaml) is reported as ``glmverify: error: ...`` naming the file
 and the problem, with exit status 2 and no traceback (``GLMVERIFY_DEBUG=1`` shows one).
@@ -7,13 +11,15 @@ and the problem, with exit status 2 and no traceback (``GLMVERIFY_DEBUG=1`` show
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
 from pathlib import Path
 
 from . import __version__
+from .cli_help import (DESCRIPTION, MERGE_EPILOG, PLAN_EPILOG, REPORT_EPILOG, RUN_EPILOG,
+                       SIGNOFF_EPILOG)
+from .options import endpoint_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 DEFAULT_DIR = Path("results") / "latest"
@@ -41,81 +47,6 @@ def _suites_dir() -> Path:
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=30, width=100)
-
-
-DESCRIPTION = """\
-Verify GLM-5.2 deployments (vLLM, SGLang, vllm-ascend) against the matrix in matrix.yaml.
-
-A run writes results/<UTC time>/matrix.json (one cell per row and feature: verified, failed,
-inconclusive, inferred, unsupported or not_run) plus matrix.md, matrix.html and junit.xml;
-results/latest points at the newest run.
-
-typical release flow:
-  glmverify rules vllm-glm52-fp8-h200          the statistical decisions a row makes, with error rates
-  glmverify plan -m h200                      what would be launched (docker run commands)
-  glmverify run -m h200 --results out/h200    run the suites on this machine's rows
-  glmverify merge out/h200 out/cpu --out out/release
-  glmverify signoff --by "Jane Doe" out/release
-  glmverify signoff --verify out/release      in CI: fails if matrix.json changed since
-"""
-
-RUN_EPILOG = """\
-Any other option is passed to pytest unchanged, for example --concurrency 8,
---accuracy-samples 0, --startup-timeout 1800, -x, -v, --lf. See `pytest --help` (section
-"GLM-5.2 verification matrix") for the harness options. Put pytest options that look like
-glmverify's after `--`.
-
-examples:
-  glmverify run -m cpu                                  the reference rows, launched locally
-  glmverify run -m h200 -n 4 --results out/h200         rows on H200, 4 workers (one row per worker)
-  glmverify run --endpoint http://gpu-box:8000 --row vllm-glm52-fp8-h200 -k tool
-  glmverify run --dry-run -m cpu                        print the pytest command only
-
-exit status: pytest's (0 all passed, 1 some check failed, 2 usage error, 5 nothing collected).
-"""
-
-PLAN_EPILOG = """\
-Nothing is launched: for every selected row the harness prints the exact launch command
-(docker run ... for container rows) with secrets shown as variable names.
-
-examples:
-  glmverify plan -m h200
-  glmverify plan -m "mi300x or mi355x" --matrix my-matrix.yaml
-"""
-
-MERGE_EPILOG = """\
-Each RESULTS is a matrix.json or a results directory holding one. Rules:
-  * a live result (verified/failed) beats a declared one (inferred/unsupported/not_run);
-  * files of the same run (workers, shards) are combined check by check;
-  * across runs the newest live result wins; older ones stay in the cell's "history";
-  * a failed result is never hidden by an equally old or older verified one;
-  * declared cells keep their basis; cells of matrix.yaml no input has are filled from it;
-  * rows and features unknown to matrix.yaml are kept and listed as warnings.
-DIR receives matrix.json, matrix.md, matrix.html and junit.xml.
-
-example:
-  glmverify merge results/20250101T0900Z runner-h200/matrix.json runner-mi300x --out release/
-"""
-
-REPORT_EPILOG = """\
-Re-renders matrix.md (pull requests, sign-off record), matrix.html (one self-contained page:
-grouped rows, coloured cells, drill-down to checks and evidence, figures) and junit.xml (one
-testcase per check) from DIR/matrix.json. matrix.json itself is never modified.
-
-example:
-  glmverify report results/latest && xdg-open results/latest/matrix.html
-"""
-
-SIGNOFF_EPILOG = """\
---by NAME writes DIR/signoff.json: the signer, the UTC time, the sha256 and size of
-DIR/matrix.json and its cell counts per status, and refreshes matrix.md/matrix.html with the
-sign-off. --verify recomputes the sha256 and exits 1 if matrix.json changed after signing (or
-was never signed), 0 when it is the signed one.
-
-examples:
-  glmverify signoff --by "Jane Doe <jane@example.com>" --note "release 2025.1" release/
-  glmverify signoff --verify release/
-"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,11 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="print the launch command of every selected row; launches nothing",
                           formatter_class=_Formatter, epilog=PLAN_EPILOG, allow_abbrev=False,
-                          description="Print how each selected matrix row would be launched (pytest --plan -m EXPR).")
+                          description="Print how each selected matrix row would be launched (without pytest; "
+                                      "the same as pytest --plan -m EXPR).")
     plan.add_argument("-m", dest="markexpr", metavar="EXPR", help="hardware marker expression, e.g. h200 (default: every row)")
     plan.add_argument("--matrix", metavar="PATH", help="matrix.yaml to plan (default: the repository's)")
-    plan.add_argument("--suite", action="append", metavar="PATH", help="suite file or directory (default: suites/)")
-    plan.add_argument("--dry-run", action="store_true", help="print the pytest command instead of running it")
+    plan.add_argument("--suite", action="append", metavar="PATH",
+                      help="suite file or directory, for --dry-run and pytest options (default: suites/)")
+    plan.add_argument("--dry-run", action="store_true", help="print the equivalent pytest --plan command instead")
 
     merge = sub.add_parser("merge", help="merge matrix.json files of several runners or runs into one",
                            formatter_class=_Formatter, epilog=MERGE_EPILOG, allow_abbrev=False,
@@ -212,8 +145,9 @@ def _suite_paths(suites: list[str] | None) -> list[str]:
 def pytest_args_for_run(ns: argparse.Namespace, extra: list[str]) -> list[str]:
     """The pytest arguments of ``glmverify run`` (without the interpreter)."""
     _check_file(ns.matrix, "--matrix")
-    if ns.endpoint and not ns.endpoint.startswith(("http://", "https://")):
-        raise CLIError(f"--endpoint must be an http(s) URL, got {ns.endpoint!r}")
+    why = endpoint_problem(ns.endpoint)  # the plugin's own rule, before pytest starts
+    if why:
+        raise CLIError(why)
     if ns.row and not ns.endpoint:
         raise CLIError("--row needs --endpoint (it names the row a running server stands for); "
                        "to select rows to launch use -m HARDWARE or -k")
@@ -245,6 +179,28 @@ def pytest_args_for_plan(ns: argparse.Namespace, extra: list[str]) -> list[str]:
     return args + [a for a in extra if a != "--"]
 
 
+def cmd_plan(ns: argparse.Namespace, extra: list[str]) -> int:
+    """The plans of the rows ``-m`` selects, printed without pytest; with pytest options, through
+    ``pytest --plan`` (which prints the same)."""
+    if ns.dry_run or extra:
+        return _pytest(pytest_args_for_plan(ns, extra), ns.dry_run)
+    from .matrix import load
+    from .paths import DEFAULT_MATRIX
+    from .plan import MarkerExpressionError, plan_summary, plan_text, select_rows
+
+    _check_file(ns.matrix, "--matrix")
+    if ns.suite:
+        _suite_paths(ns.suite)
+    matrix = load(ns.matrix or DEFAULT_MATRIX)
+    try:
+        rows = select_rows(matrix, ns.markexpr)
+    except MarkerExpressionError as exc:
+        raise CLIError(str(exc)) from None
+    sys.stdout.write(plan_text(rows))
+    print(plan_summary(len(rows)), file=sys.stderr)
+    return EXIT_OK
+
+
 def _pytest(args: list[str], dry_run: bool) -> int:
     if dry_run:
         import shlex
@@ -271,14 +227,22 @@ def _load_matrix(path: str | None):
 
 
 def _summary(doc: dict) -> str:
-    from .report import status_counts
+    from .document import counts
 
-    return ", ".join(f"{s} {n}" for s, n in status_counts(doc).items() if n)
+    return ", ".join(f"{s} {n}" for s, n in counts(doc).items() if n)
+
+
+def _write_reports(d: Path, doc: dict) -> list[Path]:
+    """The reports of ``doc`` in ``d``, showing the sign-off of ``d`` if it has one."""
+    from .report import write_reports
+    from .signoff import signoff_state
+
+    return write_reports(d, doc, signoff_state(d))
 
 
 def cmd_merge(ns: argparse.Namespace) -> int:
-    from .merge import merge_files, resolve_document
-    from .report import write_reports
+    from .document import MATRIX_JSON, dumps, resolve_document
+    from .merge import merge_files
     from .util import atomic_write
 
     out = Path(ns.out)
@@ -286,7 +250,7 @@ def cmd_merge(ns: argparse.Namespace) -> int:
         raise CLIError(f"--out {out}: exists and is not a directory")
     inputs = [resolve_document(p) for p in ns.results]  # DocumentError names a missing one
     for given, f in zip(ns.results, inputs):
-        if f.resolve() == (out / "matrix.json").resolve():
+        if f.resolve() == (out / MATRIX_JSON).resolve():
             raise CLIError(f"--out {out} would overwrite the input {given}; choose a new directory")
     seen = set()
     for given, f in zip(ns.results, inputs):
@@ -298,8 +262,8 @@ def cmd_merge(ns: argparse.Namespace) -> int:
     doc = merge_files(unique, matrix)
     if (out / "signoff.json").exists():
         _warn(f"{out / 'signoff.json'} signs the previous matrix.json; sign the merged one again")
-    atomic_write(out / "matrix.json", json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-    written = write_reports(out, doc)
+    atomic_write(out / MATRIX_JSON, dumps(doc))
+    written = _write_reports(out, doc)
     for w in doc.get("warnings", []):
         _warn(w)
     print(f"merged {len(unique)} file(s) into {out / 'matrix.json'}: {_summary(doc)}")
@@ -308,8 +272,7 @@ def cmd_merge(ns: argparse.Namespace) -> int:
 
 
 def cmd_report(ns: argparse.Namespace) -> int:
-    from .merge import read_document
-    from .report import write_reports
+    from .document import read_document
 
     f, _, doc = read_document(ns.dir)
     out = Path(ns.out) if ns.out else f.parent
@@ -317,7 +280,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
         raise CLIError(f"--out {out}: exists and is not a directory")
     if ns.out and f.name != "matrix.json":
         _warn(f"{f} is not named matrix.json: a sign-off of {out} would not cover it")
-    written = write_reports(out, doc)
+    written = _write_reports(out, doc)
     for w in doc.get("warnings") or []:
         _warn(w)
     print(f"{f}: {_summary(doc)}")
@@ -348,8 +311,7 @@ def cmd_rules(ns: argparse.Namespace) -> int:
 
 def cmd_signoff(ns: argparse.Namespace) -> int:
     from . import signoff
-    from .merge import load_document
-    from .report import write_reports
+    from .document import load_document
 
     d = Path(ns.dir)
     if ns.verify:
@@ -363,7 +325,7 @@ def cmd_signoff(ns: argparse.Namespace) -> int:
         return EXIT_FAILED
     record = signoff.sign(d, ns.by, ns.note)
     try:
-        write_reports(d, load_document(d))  # matrix.md/html now carry the sign-off
+        _write_reports(d, load_document(d))  # matrix.md/html now carry the sign-off
     except Exception as exc:  # noqa: BLE001 - the sign-off itself is written; say what is stale
         _warn(f"signed, but the reports could not be refreshed: {exc}")
     c = record["counts"]
@@ -380,7 +342,7 @@ def cmd_signoff(ns: argparse.Namespace) -> int:
 # ---- entry point ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     from .matrix import MatrixError
-    from .merge import DocumentError
+    from .document import DocumentError
     from .signoff import SignoffError
 
     parser = build_parser()
@@ -395,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         if ns.command == "run":
             return _pytest(pytest_args_for_run(ns, extra), ns.dry_run)
         if ns.command == "plan":
-            return _pytest(pytest_args_for_plan(ns, extra), ns.dry_run)
+            return cmd_plan(ns, extra)
         return {"merge": cmd_merge, "report": cmd_report, "signoff": cmd_signoff, "rules": cmd_rules}[ns.command](ns)
     except (CLIError, DocumentError, SignoffError, MatrixError) as exc:
         _err(str(exc))

@@ -4,11 +4,12 @@ Each input is a document written by ``results.Recorder`` (or an earlier merge). 
 (row, feature) cell of every input is a *candidate*; a cell's ``history`` entries (from an
 earlier merge) are candidates too, so merging merged documents is stable. Rules:
 
-1. A live result (``verified``/``failed``) beats a declared one (``inferred``/``unsupported``/
-   ``not_run``), whatever their times.
+1. A live result (``verified``/``failed``/``inconclusive``) beats a declared one (``inferred``/
+   ``unsupported``/``not_run``), whatever their times.
 2. Live results of the *same run id* (shards of one run, e.g. one file per xdist worker) are
    combined: their checks are united (per check id the newer record wins, a failed one on a tie)
-   and the status is recomputed, so a failed check on one shard fails the cell.
+   and the status is recomputed by ``document.decide_status``, so a failed check on one shard fails
+   the cell (checks that decide nothing leave the worst of the shards' live statuses).
 3. Among live results of different runs the newest wins (cell ``time``, else its newest check
    ``time``, else the run's ``finished``/``started`` time). The losers stay, newest first, in the
    cell's ``history``.
@@ -21,7 +22,8 @@ earlier merge) are candidates too, so merging merged documents is stable. Rules:
    ``warnings`` (the command line also prints them on stderr); cells of matrix.yaml that no input
    has are filled from their declaration.
 
-The merged ``run`` lists every source run (file, sha256, id, times, matrix digest).
+The merged ``run`` lists every source run (file, sha256, id, times, matrix digest). Reading and
+validating inputs is ``document``'s; this module only decides between candidates.
 """
 from __future__ import annotations
 
@@ -33,97 +35,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .util import utcnow
+from .document import (FAILED_OUTCOMES, LIVE, SCHEMA_VERSION, Document, decide_status, errata_of, live_basis, new_cell,
+                       read_document, worst_status)
 from .matrix import STATUSES, Matrix
-from .results import SCHEMA_VERSION, cell_claim, cell_status, errata_of
-
-LIVE = ("verified", "failed", "inconclusive")
-DECLARED = ("inferred", "unsupported", "not_run")
-MATRIX_JSON = "matrix.json"
-
-
-class DocumentError(ValueError):
-    """A matrix.json input is missing, unreadable or not a glmverify document (message names it)."""
-
-
-# ---- reading -----------------------------------------------------------------------------------
-def resolve_document(path: str | Path) -> Path:
-    """``path`` itself when it is a file, ``path/matrix.json`` when it is a directory."""
-    p = Path(path)
-    if p.is_dir():
-        f = p / MATRIX_JSON
-        if not f.is_file():
-            raise DocumentError(f"{p}: directory has no {MATRIX_JSON}")
-        return f
-    if not p.exists():
-        raise DocumentError(f"{p}: no such file or directory")
-    if not p.is_file():
-        raise DocumentError(f"{p}: not a regular file")
-    return p
-
-
-def validate_document(doc: Any) -> list[str]:
-    """Problems that make ``doc`` unusable as a matrix document; empty when fine."""
-    if not isinstance(doc, dict):
-        return [f"the top level is a JSON {type(doc).__name__}, expected an object with 'cells'"]
-    problems = []
-    if doc.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
-        problems.append(f"schema is {doc.get('schema')!r}; this glmverify reads schema {SCHEMA_VERSION}")
-    if not isinstance(doc.get("run", {}), dict):
-        problems.append("'run' is not an object")
-    cells = doc.get("cells")
-    if not isinstance(cells, list):
-        problems.append("'cells' is missing or not a list")
-        return problems
-    for i, c in enumerate(cells):
-        if not isinstance(c, dict):
-            problems.append(f"cells[{i}] is not an object")
-            continue
-        for key in ("row", "feature"):
-            if not isinstance(c.get(key), str) or not c.get(key):
-                problems.append(f"cells[{i}].{key} is missing or not a string")
-        if c.get("status") not in STATUSES:
-            problems.append(f"cells[{i}].status is {c.get('status')!r}, expected one of {', '.join(STATUSES)}")
-        checks = c.get("checks", [])
-        if not isinstance(checks, list) or not all(isinstance(k, dict) and "id" in k and "outcome" in k for k in checks):
-            problems.append(f"cells[{i}].checks must be a list of objects with 'id' and 'outcome'")
-        if not isinstance(c.get("evidence", {}), dict):
-            problems.append(f"cells[{i}].evidence is not an object")
-        if not isinstance(c.get("history", []), list):
-            problems.append(f"cells[{i}].history is not a list")
-    return problems
-
-
-def parse_document(raw: bytes, name: str) -> dict:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"{name}: not UTF-8 text (bad byte at offset {exc.start})") from None
-    if not text.strip():
-        raise DocumentError(f"{name}: empty file (an interrupted copy?)")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DocumentError(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-    problems = validate_document(doc)
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise DocumentError(f"{name}: not a glmverify matrix.json: " + "; ".join(problems[:5]) + more)
-    return doc
-
-
-def read_document(path: str | Path) -> tuple[Path, bytes, dict]:
-    """(file, raw bytes, document) of a matrix.json or a results directory; DocumentError if bad."""
-    f = resolve_document(path)
-    try:
-        raw = f.read_bytes()
-    except OSError as exc:
-        raise DocumentError(f"{f}: cannot read: {exc.strerror or exc}") from None
-    return f, raw, parse_document(raw, str(f))
-
-
-def load_document(path: str | Path) -> dict:
-    return read_document(path)[2]
+from .util import utcnow
 
 
 # ---- time ----------------------------------------------------------------------------------------
@@ -224,7 +139,7 @@ def _combine_same_run(cands: list[Candidate]) -> Candidate:
     engine: dict = {}
     for c in cands:
         for chk in c.cell.get("checks", []):
-            rank = (parse_time(chk.get("time")) or c.time or _OLDEST, chk.get("outcome") in ("failed", "error"))
+            rank = (parse_time(chk.get("time")) or c.time or _OLDEST, chk.get("outcome") in FAILED_OUTCOMES)
             if chk["id"] not in checks or rank >= check_rank[chk["id"]]:
                 checks[chk["id"]] = chk
                 check_rank[chk["id"]] = rank
@@ -232,16 +147,9 @@ def _combine_same_run(cands: list[Candidate]) -> Candidate:
         evidence_checks.update(ev.get("checks") or {})
         engine = ev.get("engine") or engine
     newest = cands[-1]
-    declared = newest.cell.get("declared") or "not_run"
-    status = cell_status(list(checks.values()), declared) if checks else None
-    if status not in LIVE:  # live cells without (live) checks: keep the worst live status
-        status = next((s for s in ("failed", "inconclusive") if any(c.status == s for c in cands)), "verified")
-    n_fail = sum(c.get("outcome") in ("failed", "error") for c in checks.values())
-    n_pass = sum(c.get("outcome") == "passed" for c in checks.values())
-    n_open = sum(c.get("outcome") == "inconclusive" for c in checks.values())
-    basis = (f"live run {newest.run_id}: {n_fail} check(s) failed" if status == "failed"
-             else f"live run {newest.run_id}: {n_open} check(s) inconclusive (not verified)" if status == "inconclusive"
-             else f"live run {newest.run_id}: {n_pass} check(s) passed")
+    # checks that decide nothing (all skipped, or none) leave the worst live status of the files
+    status = decide_status(checks.values(), worst_status(c.status for c in cands))
+    basis = live_basis(newest.run_id, status, checks.values())
     basis += f" (combined from {len({c.source for c in cands})} result files)"
     cell = dict(newest.cell)
     cell.update(status=status, basis=basis, checks=list(checks.values()),
@@ -260,7 +168,7 @@ def _history_entry(c: Candidate) -> dict:
 
 
 def _failed_ids(cell: dict) -> set[str]:
-    return {k["id"] for k in cell.get("checks", []) if k.get("outcome") in ("failed", "error")}
+    return {k["id"] for k in cell.get("checks", []) if k.get("outcome") in FAILED_OUTCOMES}
 
 
 def merge_cell(key: tuple[str, str], cands: list[Candidate], warnings: list[str]) -> dict:
@@ -314,13 +222,10 @@ def merge_cell(key: tuple[str, str], cands: list[Candidate], warnings: list[str]
 def _declared_cell(matrix: Matrix, row_id: str, feature: str) -> dict:
     row = matrix.row(row_id)
     d = row.declared_cell(feature)
-    return {"row": row.id, "engine": row.engine, "image": row.image, "hardware": row.hardware,
-            "feature": feature, "status": d.status, "declared": d.status, **cell_claim(row, feature),
-            "basis": f"{d.basis} (filled from {Path(matrix.source).name}: no input has this cell)",
-            "checks": [], "evidence": {}}
+    return new_cell(row, feature, d.status, f"{d.basis} (filled from {Path(matrix.source).name}: no input has this cell)")
 
 
-def merge_documents(sources: list[Source], matrix: Matrix | None = None) -> dict:
+def merge_documents(sources: list[Source], matrix: Matrix | None = None) -> Document:
     """The merged document of ``sources`` (oldest input first on exact ties), see module doc."""
     if not sources:
         raise ValueError("nothing to merge")
@@ -416,7 +321,7 @@ def merge_documents(sources: list[Source], matrix: Matrix | None = None) -> dict
     return doc
 
 
-def merge_files(paths: list[str | Path], matrix: Matrix | None = None) -> dict:
+def merge_files(paths: list[str | Path], matrix: Matrix | None = None) -> Document:
     """Read every input (DocumentError names a bad one) and merge them."""
     sources = []
     for p in paths:

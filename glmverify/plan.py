@@ -1,18 +1,96 @@
-"""Plans: what a row would launch, printed without Docker or a GPU (``pytest --plan``).
+"""Plans: what a row would launch, printed without Docker, a GPU or pytest (``glmverify plan``).
 
 A container row's plan is the ``docker run`` command of its ``ContainerSpec`` -- the same object the
 launcher hands to the docker SDK -- so the plan is what would run. An attach-only row's plan says
 what the cluster must deploy (nodes, container, per-node commands) and the pytest line that
 verifies the result. A process row (the reference engine) prints its command line.
+
+``select_rows`` picks rows by a hardware marker expression (``-m "h200 or b200"``: the markers
+a row's checks carry are its hardware), ``plan_text`` prints the plans of rows. ``pytest --plan``
+is a thin call of the same two: the rows it collected, else the rows the expression selects.
 """
 from __future__ import annotations
 
+import re
 import shlex
 import textwrap
+from typing import Iterable
 
-from .matrix import Row
+from .matrix import Matrix, Row
 
 PLAN_RUN_ID = "plan"
+
+
+# ---- which rows ------------------------------------------------------------------------------------
+class MarkerExpressionError(ValueError):
+    """A ``-m`` expression that does not parse (message says where)."""
+
+
+_TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
+
+
+def _matches(expr: str, markers: set[str]) -> bool:
+    """pytest's ``-m`` grammar: ``or`` / ``and`` / ``not`` / parentheses over marker names."""
+    tokens = _TOKEN.findall(expr)
+    pos = 0
+
+    def peek() -> str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take() -> str:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise MarkerExpressionError(f"-m {expr!r}: ends early")
+        pos += 1
+        return tokens[pos - 1]
+
+    def disjunction() -> bool:
+        value = conjunction()
+        while peek() == "or":
+            take()
+            value = conjunction() or value
+        return value
+
+    def conjunction() -> bool:
+        value = negation()
+        while peek() == "and":
+            take()
+            value = negation() and value
+        return value
+
+    def negation() -> bool:
+        tok = take()
+        if tok == "not":
+            return not negation()
+        if tok == "(":
+            value = disjunction()
+            if take() != ")":
+                raise MarkerExpressionError(f"-m {expr!r}: unbalanced parentheses")
+            return value
+        if tok in ("and", "or", ")"):
+            raise MarkerExpressionError(f"-m {expr!r}: unexpected {tok!r}")
+        return tok in markers
+
+    value = disjunction()
+    if peek() is not None:
+        raise MarkerExpressionError(f"-m {expr!r}: unexpected {peek()!r}")
+    return value
+
+
+def select_rows(matrix: Matrix, markexpr: str | None = None) -> list[Row]:
+    """The rows whose hardware marker satisfies ``markexpr`` (every row without one), in matrix order."""
+    if not markexpr or not markexpr.strip():
+        return list(matrix.rows)
+    return [r for r in matrix.rows if _matches(markexpr, {r.hardware})]
+
+
+def plan_text(rows: Iterable[Row]) -> str:
+    """Every row's plan, each followed by a blank line."""
+    return "".join(render_plan(r) + "\n\n" for r in rows)
+
+
+def plan_summary(n_rows: int) -> str:
+    return f"plan printed for {n_rows} row(s); nothing launched"
 
 
 def _header(row: Row) -> list[str]:

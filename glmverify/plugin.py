@@ -1,14 +1,19 @@
-"""pytest plugin: registers options, markers, fixtures and the results recorder. Logic lives in
-``session`` (rows, engines), ``results`` (cells) and ``plan`` (docker run plans).
+"""pytest plugin: wiring only. It registers options, markers and fixtures, and translates hooks
+into calls of plain modules, like pytest's own ``stepwise`` plugin:
 
-* Every test that uses the ``engine`` fixture is parametrized over the matrix rows, each param
-  marked with the row's hardware marker (``pytest -m h200``) and an ``xdist_group`` (``--dist
+* options -> ``options.Options``, validated by ``options.validate`` (shared with the CLI);
+* rows and features of the run -> ``eligibility`` (``run_rows``, ``feature_skip``, ``launch_gate``);
+  every test that uses the ``engine`` fixture is parametrized over those rows, each param marked
+  with the row's hardware marker (``pytest -m h200``) and an ``xdist_group`` (``--dist
   loadgroup`` keeps a row on one worker, so its engine launches once; rows sharing
-  ``launch.xdist_group`` run one after the other on one worker, e.g. two CPU engines that must
-  not share two cores).
-* ``engine`` is session-scoped: one launch per row per run, whatever the number of checks.
-* Each check's outcome travels as ``user_properties`` to the controller, where one
-  ``ResultsRecorderPlugin`` writes the matrix.
+  ``launch.xdist_group`` run one after the other on one worker);
+* ``engine`` is session-scoped: one launch per row per run (``session.start_engine``);
+* ``--plan`` -> ``plan.plan_text`` of the collected rows, then the session ends (``glmverify
+  plan`` prints the same without pytest);
+* each check's outcome -> a ``results.CheckRecord`` (its id from ``item.callspec``: the test's
+  name and every parameter's id but the row's), sent as ``user_properties`` to the controller,
+  where one registered ``ResultsRecorderPlugin`` feeds the ``results.Recorder`` and writes the
+  reports at the end; ``XdistBridge`` hands the run id and results directory to workers.
 """
 from __future__ import annotations
 
@@ -20,14 +25,16 @@ import pytest
 
 from . import hardware
 from .checks import Inconclusive
+from .document import counts
+from .eligibility import EligibilityError, feature_skip, launch_gate, run_rows
 from .engines import EngineStartupError, install_signal_cleanup
-from .redact import REDACT
-from .util import new_run_id, utcnow
 from .matrix import FEATURES, Matrix, MatrixError, load
+from .options import OptionError, Options, validate
 from .paths import DEFAULT_MATRIX
+from .redact import REDACT
 from .results import PARSER_PROPERTY, PROPERTY_KEY, CheckRecord, Recorder
-from .session import (LiveEngine, Options, default_results_dir, point_latest,
-                      row_for_endpoint, run_info, start_engine)
+from .session import LiveEngine, default_results_dir, point_latest, run_info, start_engine
+from .util import new_run_id, utcnow
 
 STATE_KEY = pytest.StashKey["RunState"]()
 EVIDENCE_KEY = pytest.StashKey["Evidence"]()
@@ -63,28 +70,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _options(config: pytest.Config, run_id: str) -> Options:
-    def bad(msg: str):
-        raise pytest.UsageError(msg)
-
-    endpoint = config.getoption("endpoint")
-    if endpoint and not endpoint.startswith(("http://", "https://")):
-        bad(f"--endpoint must be an http(s) URL, got {endpoint!r}")
-    if config.getoption("concurrency") < 1:
-        bad("--concurrency must be at least 1")
-    if config.getoption("request_timeout") <= 0:
-        bad("--request-timeout must be positive")
-    if config.getoption("accuracy_samples") < 0:
-        bad("--accuracy-samples must be >= 0")
-    if config.getoption("accuracy_max") < 0:
-        bad("--accuracy-max must be >= 0")
     results = config.getoption("results")
     if "workerinput" in config.__dict__:
         results = config.workerinput["glmverify_results"]
     results_dir = Path(results) if results else default_results_dir(Path(config.rootpath), run_id)
-    return Options(
+    opts = Options(
         matrix_path=Path(config.getoption("matrix")),
         results_dir=results_dir.resolve(),
-        endpoint=endpoint,
+        endpoint=config.getoption("endpoint"),
         served_model=config.getoption("served_model"),
         engine=config.getoption("engine"),
         row=config.getoption("row"),
@@ -100,6 +93,10 @@ def _options(config: pytest.Config, run_id: str) -> Options:
         explicit_results=bool(config.getoption("results")),
         run_id=run_id,
     )
+    try:
+        return validate(opts)
+    except OptionError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 class RunState:
@@ -110,22 +107,15 @@ class RunState:
         self.matrix = matrix
         self.opts = opts
         self.run_id = run_id
-        self._endpoint_row = None
+        self._rows: list | None = None
 
     def rows(self):
-        if self.opts.endpoint:
-            if self._endpoint_row is None:
-                from .client import EngineClient
-
-                try:
-                    client = None if self.opts.row else EngineClient(self.opts.endpoint, engine=self.opts.engine)
-                    self._endpoint_row = row_for_endpoint(self.matrix, self.opts, client)
-                except (ValueError, KeyError) as exc:
-                    raise pytest.UsageError(str(exc)) from None
-                except Exception as exc:  # noqa: BLE001 - unreachable endpoint is a usage error here
-                    raise pytest.UsageError(f"--endpoint {self.opts.endpoint}: cannot probe ({exc}); pass --row ID") from None
-            return [self._endpoint_row]
-        return list(self.matrix.rows)
+        if self._rows is None:
+            try:
+                self._rows = run_rows(self.matrix, self.opts)
+            except EligibilityError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return self._rows
 
     def progress(self, msg: str) -> None:
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -151,17 +141,11 @@ def pytest_configure(config: pytest.Config) -> None:
     state = RunState(config, matrix, opts, run_id)
     config.stash[STATE_KEY] = state
     install_signal_cleanup()
-    if opts.plan:
-        return
     if not worker:
         recorder = Recorder(matrix, opts.results_dir, run_info(opts, run_id, sys.argv))
         config.pluginmanager.register(ResultsRecorderPlugin(recorder, opts), "glmverify-results")
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistBridge(run_id, opts), "glmverify-xdist")
-
-
-def session_collect_only(opts: Options) -> bool:
-    return getattr(opts, "collect_only", False)
 
 
 class XdistBridge:
@@ -177,7 +161,8 @@ class XdistBridge:
 
 
 class ResultsRecorderPlugin:
-    """Controller-only: turns check records into cells and writes matrix.json/md."""
+    """Controller-only: feeds check records to the recorder (matrix.json) and writes the reports
+    (matrix.md, matrix.html, junit.xml) when the session ends."""
 
     def __init__(self, recorder: Recorder, opts: Options):
         self.recorder = recorder
@@ -209,7 +194,7 @@ class ResultsRecorderPlugin:
         self.opts.collect_only = bool(config.option.collectonly)
         rows = [it.callspec.params["engine"] for it in items if hasattr(it, "callspec") and "engine" in it.callspec.params]
         self.recorder.select_rows(rows)
-        if (rows or self.opts.explicit_results) and not session_collect_only(self.opts):
+        if (rows or self.opts.explicit_results) and not self.opts.collect_only:
             self.activate()
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
@@ -217,11 +202,12 @@ class ResultsRecorderPlugin:
             return
         self.recorder.run["interrupted"] = self.interrupted or exitstatus == 2
         self.recorder.run["exit_status"] = int(exitstatus)
-        self.recorder.write(final=True)
+        doc = self.recorder.write(final=True)
         try:
             from .report import write_reports
+            from .signoff import signoff_state
 
-            write_reports(self.recorder.dir, self.recorder.document())
+            write_reports(self.recorder.dir, doc, signoff_state(self.recorder.dir))
         except Exception as exc:  # noqa: BLE001 - a report problem must not fail a finished run
             print(f"glmverify: warning: reports not written: {exc}", file=sys.stderr)
 
@@ -229,12 +215,9 @@ class ResultsRecorderPlugin:
         if not self.active:
             return
         doc = self.recorder.document()
-        counts: dict[str, int] = {}
-        for c in doc["cells"]:
-            counts[c["status"]] = counts.get(c["status"], 0) + 1
         terminalreporter.write_sep("-", "glmverify matrix")
         terminalreporter.write_line(
-            "cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            "cells: " + ", ".join(f"{k} {v}" for k, v in sorted(counts(doc).items()) if v)
             + f"; launches: {doc['run'].get('launches') or {}}"
         )
         terminalreporter.write_line(f"results: {self.recorder.dir / 'matrix.json'}")
@@ -256,33 +239,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params = []
     for row in state.rows():
         marks = [getattr(pytest.mark, row.hardware), pytest.mark.xdist_group(row.launch.get("xdist_group") or row.id)]
-        if feature and not row.serves(feature):
-            marks.append(pytest.mark.skip(reason=f"{row.id}: {feature} unsupported: {row.declared_cell(feature).basis}"))
+        why = feature_skip(row, feature)
+        if why:
+            marks.append(pytest.mark.skip(reason=why))
         params.append(pytest.param(row.id, marks=marks, id=row.id))
     metafunc.parametrize("engine", params, indirect=True, scope="session")
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(session, config, items) -> None:
-    state: RunState = config.stash[STATE_KEY]
-    if not state.opts.plan:
-        return
-    from .plan import render_plan
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config):
+    """``--plan``: print the plans of the selected rows and end, before any collection (as
+    ``--markers`` does); the rows are the ones ``glmverify plan`` selects, or the endpoint's."""
+    if not config.getoption("plan", False):
+        return None
+    from .plan import MarkerExpressionError, plan_summary, plan_text, select_rows
 
-    rows = []
-    for it in items:
-        rid = getattr(it, "callspec", None) and it.callspec.params.get("engine")
-        if rid and rid not in rows:
-            rows.append(rid)
-    if not rows:  # no suite collected: plan every row the marker expression selects
-        expr = config.getoption("markexpr")
-        rows = [r.id for r in state.matrix.rows if not expr or r.hardware in expr.split()]
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    for rid in rows:
-        tr.write_line(render_plan(state.matrix.row(rid)))
-        tr.write_line("")
-    items.clear()
-    pytest.exit(f"plan printed for {len(rows)} row(s); nothing launched", returncode=0)
+    try:
+        matrix = load(config.getoption("matrix"))
+        opts = _options(config, new_run_id())
+        selected = {r.id for r in select_rows(matrix, config.getoption("markexpr"))}
+        rows = [r for r in run_rows(matrix, opts) if r.id in selected]
+    except (MatrixError, MarkerExpressionError, EligibilityError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    sys.stdout.write(plan_text(rows) + plan_summary(len(rows)) + "\n")
+    return 0
 
 
 # ---- fixtures --------------------------------------------------------------------------------------
@@ -295,32 +275,18 @@ def glm_state(request) -> RunState:
 def engine(request, glm_state: RunState) -> LiveEngine:
     """The live engine for one matrix row: launched once per row per run, always stopped."""
     row = glm_state.matrix.row(request.param)
-    seen = {"declared_only": True, "why": "attached: the endpoint's hardware is not observable from here"}
-    if not glm_state.opts.endpoint:
-        if row.launcher == "attach":
-            pytest.skip(f"{row.id} is attach-only: run it with --endpoint URL --row {row.id}")
-        # identity (model, memory, count), not a device count: an H20 host must not verify an H200 row
-        why, seen = hardware.identify(row.hardware, row.accelerators, row.image if row.launcher == "container" else None)
-        if why:
-            pytest.skip(f"{row.id}: {why}; cells keep their declared status")
-        from .flags import refused
-
-        why = refused(row)
-        if why:
-            pytest.fail(f"{row.id}: not launched: {why}", pytrace=False)
-        if row.launcher == "container":
-            from .containers import docker_unavailable
-
-            why = docker_unavailable()
-            if why:
-                pytest.skip(f"{row.id}: {why}")
+    gate = launch_gate(row, glm_state.opts)
+    if gate.skip:
+        pytest.skip(gate.skip)
+    if gate.fail:
+        pytest.fail(gate.fail, pytrace=False)
     if glm_state.opts.endpoint:
         glm_state.progress(f"{row.id}: attaching to {glm_state.opts.endpoint}")
     else:
         glm_state.progress(f"{row.id}: starting {row.engine} ({row.image}, launcher {row.launcher})")
     t0 = time.monotonic()
     live = start_engine(row, glm_state.opts, glm_state.opts.results_dir / "logs", glm_state.progress)
-    live.evidence["hardware"] = seen
+    live.evidence["hardware"] = gate.hardware
     glm_state.progress(f"{row.id}: ready in {time.monotonic() - t0:.0f}s (engine {live.evidence.get('engine_version')})")
     try:
         yield live
@@ -352,14 +318,21 @@ def options(glm_state: RunState) -> Options:
 
 
 # ---- turning test outcomes into check records --------------------------------------------------------
-def _check_id(item) -> str:
+def check_id(item) -> str:
+    """The check's id: the test's name and the ids of its parameters except the row, e.g.
+    ``test_split[nonstream]`` for ``test_split[reference-nonstream]``. The row is the ``engine``
+    entry of ``item.callspec.params``, its id the row id (``pytest_generate_tests``); it is taken
+    out as one of the callspec's id parts (one per parametrization, which pytest joins with "-"
+    into ``callspec.id``), never cut out of the node id's text, where a row id may also occur
+    inside another parameter's id."""
     cs = getattr(item, "callspec", None)
     if cs is None:
         return item.name
-    rid = cs.params.get("engine")
-    # row ids contain '-' themselves: drop the row id from the param id as a whole
-    rest = cs.id.replace(rid, "", 1).strip("-").replace("--", "-") if rid else cs.id
-    return item.originalname + (f"[{rest}]" if rest else "")
+    parts = list(cs._idlist)  # pytest < 9 (pinned): CallSpec2 keeps the parts apart
+    row = cs.params.get("engine")
+    if row is not None and str(row) in parts:
+        parts.remove(str(row))
+    return item.originalname + (f"[{'-'.join(parts)}]" if parts else "")
 
 
 def _redact_report(report) -> None:
@@ -403,7 +376,7 @@ def pytest_runtest_makereport(item, call):
         live = item.funcargs.get("engine") if hasattr(item, "funcargs") else None
         ev = item.stash.get(EVIDENCE_KEY, {})
         rec = CheckRecord(
-            row=cs.params["engine"], feature=feature, id=_check_id(item), outcome=outcome,
+            row=cs.params["engine"], feature=feature, id=check_id(item), outcome=outcome,
             detail=detail, evidence=dict(ev),
             engine=getattr(live, "evidence", {}) if isinstance(live, LiveEngine) else {},
             launch_id=getattr(live, "launch_id", None) if isinstance(live, LiveEngine) else None,

@@ -4,28 +4,26 @@ Each check (one pytest test item for one row) produces a ``CheckRecord``. Record
 xdist workers to the controller inside ``report.user_properties``, so exactly one ``Recorder``
 (in the controller) owns DIR/matrix.json. The last record per (row, feature, check id) wins.
 
-Cell status rules:
-* ``failed``   any check of the feature failed live (including an engine that failed to start);
-* ``inconclusive`` none failed, but a statistical check spent its sample budget undecided;
-* ``verified`` at least one check passed live and none failed or ended inconclusive;
-* otherwise the row's declared status (``inferred``/``unsupported``) with its basis, or ``not_run``.
+A cell's status is ``document.decide_status`` of its checks and its declaration, its basis
+``document.live_basis`` when checks decided it; an inferred cell of a GPU row also carries the
+parser-conformance evidence and what this run's live reference of its engine decided.
 
 matrix.json is rewritten (write to a temp file, fsync, rename) after every record, so an
-interrupted run keeps everything it finished and never leaves a half-written file.
+interrupted run keeps everything it finished and never leaves a half-written file. The reports
+(matrix.md, matrix.html, junit.xml) are the caller's to write: this module knows no renderer.
 """
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .document import LIVE, SCHEMA_VERSION, Cell, Document, decide_status, dumps, errata_of, live_basis, new_cell
+from .matrix import FEATURES, Matrix, Row, engine_kind
 from .redact import REDACT
 from .util import atomic_write, utcnow
-from .matrix import FEATURES, Matrix, Row, engine_kind
 
-SCHEMA_VERSION = 1
 PROPERTY_KEY = "glmverify.check"
 PARSER_PROPERTY = "glmverify.parsers"
 PARSER_FEATURES = ("reasoning_split", "non_think", "tool_calls")
@@ -75,19 +73,8 @@ def sanitize(obj: Any, depth: int = 0) -> Any:
     return REDACT(_clip(repr(obj), 2000))
 
 
-def cell_status(checks: list[dict], declared_status: str) -> str:
-    outcomes = [c["outcome"] for c in checks]
-    if any(o in ("failed", "error") for o in outcomes):
-        return "failed"
-    if any(o == "inconclusive" for o in outcomes):
-        return "inconclusive"  # a decision ran out of samples: not verified, not failed
-    if any(o == "passed" for o in outcomes):
-        return "verified"
-    return declared_status
-
-
 class Recorder:
-    """Collects check records for one run and keeps DIR/matrix.json (and matrix.md) current."""
+    """Collects check records for one run and keeps DIR/matrix.json current."""
 
     def __init__(self, matrix: Matrix, results_dir: Path, run: dict[str, Any]):
         self.matrix = matrix
@@ -167,7 +154,7 @@ class Recorder:
         for r in self.matrix.rows:
             checks = self._checks.get((r.id, feature))
             if (r.hardware == "cpu" and r.launcher == "process" and checks
-                    and cell_status(list(checks.values()), "not_run") in ("verified", "failed", "inconclusive")):
+                    and decide_status(list(checks.values()), "not_run") in LIVE):
                 out.setdefault(engine_kind(r.engine), r)
         return out
 
@@ -183,7 +170,7 @@ class Recorder:
         ref = refs.get(kind)
         if row.hardware == "cpu" or ref is None:
             return None
-        status = cell_status(list(self._checks[(ref.id, feature)].values()), "not_run")
+        status = decide_status(list(self._checks[(ref.id, feature)].values()), "not_run")
         version = self._version(ref)
         seen = self.observed(ref.id, feature)
         others: dict[str, dict[str, Any]] = {}
@@ -201,7 +188,7 @@ class Recorder:
                 "differs_from": differs, "basis": text}
 
     # ---- output -------------------------------------------------------------------------------
-    def cells(self) -> list[dict]:
+    def cells(self) -> list[Cell]:
         out = []
         for row in self.matrix.rows:
             for feature in self.matrix.features:
@@ -210,21 +197,16 @@ class Recorder:
         for (row_id, feature), checks in sorted(self._checks.items()):
             if row_id not in known or feature not in self.matrix.features:
                 out.append({"row": row_id, "engine": None, "image": None, "hardware": None,
-                            "feature": feature, "status": cell_status(list(checks.values()), "not_run"),
+                            "feature": feature, "status": decide_status(list(checks.values()), "not_run"),
                             "basis": "not in matrix.yaml", "checks": list(checks.values()), "evidence": {}})
         return out
 
-    def _cell(self, row: Row, feature: str) -> dict:
+    def _cell(self, row: Row, feature: str) -> Cell:
         declared = row.declared_cell(feature)
         checks = list(self._checks.get((row.id, feature), {}).values())
-        status = cell_status(checks, declared.status)
-        if status == "verified":
-            basis = f"live run {self.run.get('id')}: {sum(c['outcome'] == 'passed' for c in checks)} check(s) passed"
-        elif status == "failed":
-            basis = f"live run {self.run.get('id')}: {sum(c['outcome'] in ('failed', 'error') for c in checks)} check(s) failed"
-        elif status == "inconclusive":
-            basis = (f"live run {self.run.get('id')}: {sum(c['outcome'] == 'inconclusive' for c in checks)} check(s) "
-                     "spent their sample budget without a decision (not verified)")
+        status = decide_status(checks, declared.status)
+        if status in LIVE:
+            basis = live_basis(self.run.get("id"), status, checks)
         elif checks:
             basis = f"checks skipped in run {self.run.get('id')}; declared: {declared.basis}"
         else:
@@ -241,47 +223,16 @@ class Recorder:
         if checks:
             evidence["engine"] = self._engines.get(row.id, {})
             evidence["checks"] = {c["id"]: c["evidence"] for c in checks if c["evidence"]}
-        return {
-            "row": row.id,
-            "engine": row.engine,
-            "image": row.image,
-            "hardware": row.hardware,
-            "feature": feature,
-            "status": status,
-            "declared": declared.status,
-            **cell_claim(row, feature),
-            "basis": basis,
-            "checks": [{k: c[k] for k in ("id", "outcome", "detail", "time", "duration", "launch_id")} for c in checks],
-            "evidence": evidence,
-        }
+        checks = [{k: c[k] for k in ("id", "outcome", "detail", "time", "duration", "launch_id")} for c in checks]
+        return new_cell(row, feature, status, basis, checks, evidence)
 
-    def document(self) -> dict:
+    def document(self) -> Document:
         return {"schema": SCHEMA_VERSION, "run": dict(self.run), "cells": self.cells(), "errata": errata_of(self.matrix)}
 
-    def write(self, final: bool = False) -> dict:
+    def write(self, final: bool = False) -> Document:
+        """Rewrite DIR/matrix.json; ``final`` stamps the run's end first. Returns the document."""
         if final:
             self.run["finished"] = utcnow()
         doc = self.document()
-        atomic_write(self.dir / "matrix.json", json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-        if final:
-            from .report import render_markdown  # late import: report depends on results
-
-            atomic_write(self.dir / "matrix.md", render_markdown(doc))
+        atomic_write(self.dir / "matrix.json", dumps(doc))
         return doc
-
-
-def cell_claim(row: Row, feature: str) -> dict[str, Any]:
-    """What a cell claims besides its status: the claim kind of an inferred declaration, and the
-    window a context cell is checked at (the feature id stays context_1m whatever the size)."""
-    out: dict[str, Any] = {}
-    kind = row.declared_cell(feature).kind
-    if kind:
-        out["kind"] = kind
-    if feature == "context_1m":
-        out["window"] = row.expect.get("context")
-    return out
-
-
-def errata_of(matrix: Matrix) -> dict[str, list[dict]]:
-    """{row id: [{seed, correction}]}: seed errors rows keep as written, for the page."""
-    return {r.id: [dict(e) for e in r.errata] for r in matrix.rows if r.errata}

@@ -17,34 +17,13 @@ from . import __version__
 from .client import EngineClient
 from .engines import AttachedEngine, EngineServer, HttpReadiness, ProcessEngine
 from .matrix import Matrix, Row, engine_kind
+from .options import Options
 from .paths import REPO_ROOT
 from .redact import REDACT
 from .standin.build import ensure_built
 from .util import utcnow
 
 DEFAULT_STARTUP_TIMEOUT = 3600.0  # a 743B checkpoint can take 20+ minutes to load
-
-
-@dataclass
-class Options:
-    matrix_path: Path
-    results_dir: Path
-    endpoint: str | None = None
-    served_model: str | None = None
-    engine: str = "auto"
-    row: str | None = None
-    concurrency: int = 64
-    request_timeout: float = 120.0
-    startup_timeout: float | None = None
-    accuracy_samples: int = 64
-    accuracy_max: int = 0  # 0: the whole test set
-    accuracy_seed: int = 1234
-    gsm8k: str | None = None
-    gsm8k_sha256: str | None = None
-    plan: bool = False
-    explicit_results: bool = False
-    run_id: str | None = None
-    collect_only: bool = False
 
 
 def default_results_dir(root: Path, run_id: str) -> Path:

@@ -4,7 +4,8 @@
 DIR/matrix.json and its counts per status. ``verify(DIR)`` recomputes the digest: any change
 to matrix.json after signing (a re-run, a re-merge, a hand edit) makes it fail. This is an
 integrity record, not a cryptographic signature: it proves *which* matrix was signed, not who
-signed it (the repository's commit of signoff.json does that).
+signed it (the repository's commit of signoff.json does that). ``signoff_state(DIR)`` is what
+the reports show: the caller computes it and hands it to ``report.write_reports``.
 """
 from __future__ import annotations
 
@@ -16,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .util import utcnow
-from .matrix import STATUSES
-from .merge import MATRIX_JSON, DocumentError, parse_document
-from .util import atomic_write
+from .document import MATRIX_JSON, DocumentError, counts, parse_document
+from .util import atomic_write, utcnow
 
 SIGNOFF_JSON = "signoff.json"
 SIGNOFF_SCHEMA = 1
@@ -35,13 +34,6 @@ class Verification:
     ok: bool
     message: str
     record: dict | None = None
-
-
-def counts(doc: dict) -> dict[str, int]:
-    out = {s: 0 for s in STATUSES}
-    for c in doc.get("cells", []):
-        out[c["status"]] = out.get(c["status"], 0) + 1
-    return out
 
 
 def _results_dir(path: str | Path) -> Path:
@@ -150,3 +142,16 @@ def verify(results_dir: str | Path) -> Verification:
             msg += f"; and it is no longer a valid matrix: {exc}"
         return Verification(False, msg + ". Review the matrix and sign it again.", record)
     return Verification(True, f"{m}: sign-off OK: signed by {who}, sha256 {now}", record)
+
+
+def signoff_state(results_dir: str | Path) -> dict | None:
+    """{ok, message, record} of DIR's sign-off checked against DIR/matrix.json (what the reports
+    show), or None when DIR has no signoff.json."""
+    d = Path(results_dir)
+    if not (d / SIGNOFF_JSON).exists():
+        return None
+    try:
+        v = verify(d)
+    except (SignoffError, OSError) as exc:
+        return {"ok": False, "message": str(exc), "record": None}
+    return {"ok": v.ok, "message": v.message, "record": v.record}

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from glmverify.document import DocumentError, load_document, read_document
 from glmverify.matrix import load
-from glmverify.merge import (DocumentError, Source, load_document, merge_documents, merge_files,
-                             read_document)
+from glmverify.merge import Source, merge_documents, merge_files
 
 
 @pytest.fixture(scope="module")

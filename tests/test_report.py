@@ -8,11 +8,12 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
-from glmverify.report import (accept_length, effort_ratio, key_figures, md_code, md_text, render_figures,
-                              render_html, render_junit, render_markdown, write_reports)
+from glmverify.report import (accept_length, effort_levels, effort_ratio, effort_ratios, key_figures, md_code, md_text,
+                              reasoning_tokens, render_figures, render_html, render_junit, render_markdown, write_reports)
 
 CANARY = "<script>window.__glm_canary=1</script>"
 ENGINE = {"engine_version": "0.32.0", "image": "vllm/vllm-openai:glm52", "server_args": ["--tp", "8"],
@@ -78,6 +79,60 @@ def test_key_figures_are_derived_when_only_raw_data_exists():
     junk = _cell("r", "cpu", "accuracy_smoke", "verified", evidence={"t": {"accuracy": "high", "needles": "x"}})
     assert key_figures(junk) == []  # tolerated, not shown
 
+
+
+def test_effort_figures_follow_the_recorded_levels_not_level_names():
+    """Three levels, most effort first: each lowered level against the first; the default key
+    stands for the first level; ``ratio`` (the check's own estimate) wins for the first lowered level."""
+    ev = {"levels": ["max", "high", "low"], "ratio": 0.6,
+          "reasoning_tokens": {"default": [1000, 1000], "high": [500, 700], "low": [100, 300, None], "medium": [990]}}
+    c = _cell("r", "cpu", "effort_levels", "verified", evidence={"t": ev})
+    assert effort_levels(c) == ["max", "high", "low"]
+    assert list(reasoning_tokens(c)) == ["max", "high", "low", "medium"]  # the fall-through value is plotted too
+    assert effort_ratios(c) == pytest.approx({"high": 0.6, "low": 0.2})
+    assert effort_ratio(c) == pytest.approx(0.6)
+    assert key_figures(c) == ["High/Max 0.60", "Low/Max 0.20"]
+    # other level names are only data: a profile's own words appear, nothing is assumed
+    renamed = _cell("r", "cpu", "effort_levels", "verified",
+                    evidence={"t": {"levels": ["deep", "quick"], "reasoning_tokens": {"default": [400], "quick": [100]}}})
+    assert key_figures(renamed) == ["Quick/Deep 0.25"]
+
+
+def test_effort_figures_of_results_without_levels():
+    """Older results: the order of the reasoning-token keys, ``default`` first as the suite records it."""
+    old = _cell("r", "cpu", "effort_levels", "verified",
+                evidence={"t": {"ratio": 0.55, "reasoning_tokens": {"default": [900, 1000, None], "high": [500, 400]}}})
+    assert effort_levels(old) == ["default", "high"] and key_figures(old) == ["High/Default 0.55"]
+    tokens_only = _cell("r", "cpu", "effort_levels", "verified",
+                        evidence={"t": {"reasoning_tokens": {"default": [200, 200], "high": [100]}}})
+    assert effort_ratio(tokens_only) == pytest.approx(0.5)
+    ratio_only = _cell("r", "cpu", "effort_levels", "verified", evidence={"t": {"ratio": 0.7}})
+    assert effort_ratio(ratio_only) == pytest.approx(0.7) and key_figures(ratio_only) == ["Lowered/Default 0.70"]
+    assert key_figures(_cell("r", "cpu", "effort_levels", "verified", evidence={"t": {"levels": "max"}})) == []
+
+
+def test_figure_modules_name_no_effort_level():
+    from glmverify.report import figures, plots
+
+    for mod in (figures, plots):
+        code = Path(mod.__file__).read_text()
+        assert not re.search(r"[\"'](high|max|High|Max)[\"']", code), mod.__name__
+
+
+def test_the_stylesheet_is_package_data():
+    from glmverify.report import html as html_module
+
+    css = (Path(html_module.__file__).parent / "matrix.css").read_text()
+    assert html_module.CSS == css and ".st-verified" in css
+    assert f"<style>{css}</style>" in render_html(synthetic_doc(), figures=[])
+
+
+def test_write_reports_shows_the_signoff_state_it_is_given(tmp_path):
+    rec = {"signed_by": "Jane", "signed_at": "2025-01-02T00:00:00Z", "matrix_json": {"sha256": "f" * 64}}
+    write_reports(tmp_path, synthetic_doc(), {"ok": True, "record": rec, "message": ""})
+    assert "Signed off by **Jane**" in (tmp_path / "matrix.md").read_text()
+    write_reports(tmp_path, synthetic_doc())
+    assert "Not signed off" in (tmp_path / "matrix.md").read_text()
 
 # ---- markdown -----------------------------------------------------------------------------------------
 def _table_lines(md: str) -> list[str]:

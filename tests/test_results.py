@@ -5,7 +5,8 @@ import json
 import threading
 
 from glmverify.matrix import load
-from glmverify.results import CheckRecord, Recorder, cell_status
+from glmverify.document import decide_status
+from glmverify.results import CheckRecord, Recorder
 from glmverify.util import atomic_write
 
 
@@ -18,11 +19,11 @@ def cell(doc, row, feature):
 
 
 def test_status_rules():
-    assert cell_status([], "inferred") == "inferred"
-    assert cell_status([{"outcome": "passed"}, {"outcome": "skipped"}], "inferred") == "verified"
-    assert cell_status([{"outcome": "passed"}, {"outcome": "failed"}], "inferred") == "failed"
-    assert cell_status([{"outcome": "error"}], "inferred") == "failed"
-    assert cell_status([{"outcome": "skipped"}], "unsupported") == "unsupported"
+    assert decide_status([], "inferred") == "inferred"
+    assert decide_status([{"outcome": "passed"}, {"outcome": "skipped"}], "inferred") == "verified"
+    assert decide_status([{"outcome": "passed"}, {"outcome": "failed"}], "inferred") == "failed"
+    assert decide_status([{"outcome": "error"}], "inferred") == "failed"
+    assert decide_status([{"outcome": "skipped"}], "unsupported") == "unsupported"
 
 
 def test_recorder_cells_and_last_wins(tmp_path):
@@ -93,8 +94,8 @@ def test_secrets_redacted(tmp_path, monkeypatch):
 
 
 def test_inconclusive_is_its_own_status_never_verified_never_failed(tmp_path):
-    assert cell_status([{"outcome": "passed"}, {"outcome": "inconclusive"}], "inferred") == "inconclusive"
-    assert cell_status([{"outcome": "inconclusive"}, {"outcome": "failed"}], "inferred") == "failed"
+    assert decide_status([{"outcome": "passed"}, {"outcome": "inconclusive"}], "inferred") == "inconclusive"
+    assert decide_status([{"outcome": "inconclusive"}, {"outcome": "failed"}], "inferred") == "failed"
     r = Recorder(load(), tmp_path, {"id": "run-i"})
     decision = {"rule": "accuracy[think]", "status": "inconclusive", "n": 1319, "estimate": 0.9, "interval": [0.87, 0.93],
                 "alpha": 0.0017, "requests": 1319}

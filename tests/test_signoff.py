@@ -96,3 +96,18 @@ def _empty_dir(tmp_path):
     d = tmp_path / "empty"
     d.mkdir()
     return d
+
+
+def test_signoff_state_is_what_the_reports_show(results):
+    from glmverify.signoff import signoff_state
+
+    assert signoff_state(results) is None  # never signed
+    sign(results, "Jane Doe")
+    state = signoff_state(results)
+    assert state["ok"] and state["record"]["signed_by"] == "Jane Doe"
+    (results / "matrix.json").write_text("{}")
+    state = signoff_state(results)
+    assert not state["ok"] and "changed after sign-off" in state["message"]
+    (results / "signoff.json").write_text("{")
+    assert signoff_state(results)["record"] is None and not signoff_state(results)["ok"]
+    assert "not valid JSON" in signoff_state(results)["message"]

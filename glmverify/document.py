@@ -1,0 +1,246 @@
+"""The results document (matrix.json): its shape, its one status rule, its counts, its reading.
+
+A document is plain JSON, and stays plain dicts in memory: the recorder writes it, merge reads
+and writes it, sign-off hashes its bytes, the reports render it. The typed views below
+(``Check``, ``Cell``, ``Run``, ``Document``) are ``TypedDict``s over exactly those dicts, so the
+on-disk format is the format in memory and old results load unchanged.
+
+One rule decides a cell's status from its checks (``decide_status``):
+
+* ``failed``        any check failed live (``failed``, or ``error``: e.g. an engine that did not start);
+* ``inconclusive``  none failed, but a statistical check spent its sample budget undecided;
+* ``verified``      at least one check passed and none failed or ended inconclusive;
+* otherwise the declared status (``inferred`` / ``unsupported`` / ``not_run``).
+
+``counts`` is the one tally per status (the recorder's summary, the reports, the sign-off record);
+``live_basis`` the one sentence a live cell's basis starts with. ``new_cell`` builds a cell of a
+matrix.yaml row in the order of keys every writer uses. Reading (``read_document`` and friends)
+names the file and the problem in a ``DocumentError``.
+
+Imports only ``matrix`` (statuses, rows): everything above it may use this module.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, NotRequired, TypedDict
+
+from .matrix import STATUSES, Matrix, Row
+
+SCHEMA_VERSION = 1
+MATRIX_JSON = "matrix.json"
+LIVE: tuple[str, ...] = ("verified", "failed", "inconclusive")  # decided by checks that ran
+DECLARED: tuple[str, ...] = ("inferred", "unsupported", "not_run")  # taken from matrix.yaml
+FAILED_OUTCOMES = ("failed", "error")
+
+
+class Check(TypedDict):
+    """One check's outcome in a cell (``time``, ``duration`` and ``launch_id`` are absent in old files)."""
+    id: str
+    outcome: str  # passed | failed | error | inconclusive | skipped
+    detail: NotRequired[str]
+    time: NotRequired[str | None]
+    duration: NotRequired[float | None]
+    launch_id: NotRequired[str | None]
+
+
+class Cell(TypedDict):
+    """One (row, feature) of the matrix. ``run``/``time``/``source``/``sources``/``history``/
+    ``declared_basis`` are written by merge; ``kind`` by inferred declarations; ``window`` by context cells."""
+    row: str
+    engine: str | None
+    image: str | None
+    hardware: str | None
+    feature: str
+    status: str
+    declared: NotRequired[str]
+    kind: NotRequired[str]
+    window: NotRequired[int | None]
+    basis: str
+    checks: list[Check]
+    evidence: dict[str, Any]
+    declared_basis: NotRequired[str]
+    run: NotRequired[str]
+    time: NotRequired[str]
+    source: NotRequired[str]
+    sources: NotRequired[list[str]]
+    history: NotRequired[list[dict[str, Any]]]
+
+
+class Run(TypedDict, total=False):
+    """Who produced the document and when; a merged run also lists its ``sources``."""
+    id: str
+    started: str | None
+    finished: str | None
+    launches: dict[str, int]
+    selected_rows: list[str]
+    matrix: dict[str, Any]
+    merged: bool
+    sources: list[dict[str, Any]]
+    interrupted: bool
+    exit_status: int
+
+
+class Document(TypedDict):
+    schema: int
+    run: Run
+    cells: list[Cell]
+    errata: NotRequired[dict[str, list[dict]]]
+    warnings: NotRequired[list[str]]
+    unknown: NotRequired[list[dict]]
+
+
+class DocumentError(ValueError):
+    """A matrix.json input is missing, unreadable or not a glmverify document (message names it)."""
+
+
+# ---- the status rule and the tallies -------------------------------------------------------------
+def decide_status(checks: Iterable[Mapping[str, Any]], declared_status: str) -> str:
+    """The status of a cell whose checks are ``checks`` (see the module docstring)."""
+    outcomes = {c.get("outcome") for c in checks}
+    if outcomes & set(FAILED_OUTCOMES):
+        return "failed"
+    if "inconclusive" in outcomes:
+        return "inconclusive"  # a decision ran out of samples: not verified, not failed
+    if "passed" in outcomes:
+        return "verified"
+    return declared_status
+
+
+def worst_status(statuses: Iterable[str]) -> str:
+    """The worst of live statuses (failed, then inconclusive, else verified): what several live
+    results of one run amount to when their checks decide nothing."""
+    seen = set(statuses)
+    return next((s for s in ("failed", "inconclusive") if s in seen), "verified")
+
+
+def counts(document: Mapping[str, Any]) -> dict[str, int]:
+    """Cells per status, every status present (in ``STATUSES`` order), unknown statuses after."""
+    out = {s: 0 for s in STATUSES}
+    for c in document.get("cells", []):
+        out[c.get("status")] = out.get(c.get("status"), 0) + 1
+    return out
+
+
+def live_basis(run_id: Any, status: str, checks: Iterable[Mapping[str, Any]]) -> str:
+    """``live run RUN: N check(s) passed|failed|...``: the basis of a cell decided by its checks."""
+    outcomes = [c.get("outcome") for c in checks]
+    if status == "failed":
+        return f"live run {run_id}: {sum(o in FAILED_OUTCOMES for o in outcomes)} check(s) failed"
+    if status == "inconclusive":
+        return (f"live run {run_id}: {outcomes.count('inconclusive')} check(s) "
+                "spent their sample budget without a decision (not verified)")
+    return f"live run {run_id}: {outcomes.count('passed')} check(s) passed"
+
+
+# ---- building cells ------------------------------------------------------------------------------
+def cell_claim(row: Row, feature: str) -> dict[str, Any]:
+    """What a cell claims besides its status: the claim kind of an inferred declaration, and the
+    window a context cell is checked at (the feature id stays context_1m whatever the size)."""
+    out: dict[str, Any] = {}
+    kind = row.declared_cell(feature).kind
+    if kind:
+        out["kind"] = kind
+    if feature == "context_1m":
+        out["window"] = row.expect.get("context")
+    return out
+
+
+def new_cell(row: Row, feature: str, status: str, basis: str, checks: list | None = None,
+             evidence: dict | None = None) -> Cell:
+    """A cell of a matrix.yaml row, keys in the order every writer uses."""
+    return {"row": row.id, "engine": row.engine, "image": row.image, "hardware": row.hardware,
+            "feature": feature, "status": status, "declared": row.declared_cell(feature).status,
+            **cell_claim(row, feature), "basis": basis, "checks": list(checks or []),
+            "evidence": dict(evidence or {})}  # type: ignore[typeddict-item]
+
+
+def errata_of(matrix: Matrix) -> dict[str, list[dict]]:
+    """{row id: [{seed, correction}]}: seed errors rows keep as written, for the page."""
+    return {r.id: [dict(e) for e in r.errata] for r in matrix.rows if r.errata}
+
+
+# ---- reading -------------------------------------------------------------------------------------
+def resolve_document(path: str | Path) -> Path:
+    """``path`` itself when it is a file, ``path/matrix.json`` when it is a directory."""
+    p = Path(path)
+    if p.is_dir():
+        f = p / MATRIX_JSON
+        if not f.is_file():
+            raise DocumentError(f"{p}: directory has no {MATRIX_JSON}")
+        return f
+    if not p.exists():
+        raise DocumentError(f"{p}: no such file or directory")
+    if not p.is_file():
+        raise DocumentError(f"{p}: not a regular file")
+    return p
+
+
+def validate_document(doc: Any) -> list[str]:
+    """Problems that make ``doc`` unusable as a matrix document; empty when fine."""
+    if not isinstance(doc, dict):
+        return [f"the top level is a JSON {type(doc).__name__}, expected an object with 'cells'"]
+    problems = []
+    if doc.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
+        problems.append(f"schema is {doc.get('schema')!r}; this glmverify reads schema {SCHEMA_VERSION}")
+    if not isinstance(doc.get("run", {}), dict):
+        problems.append("'run' is not an object")
+    cells = doc.get("cells")
+    if not isinstance(cells, list):
+        problems.append("'cells' is missing or not a list")
+        return problems
+    for i, c in enumerate(cells):
+        if not isinstance(c, dict):
+            problems.append(f"cells[{i}] is not an object")
+            continue
+        for key in ("row", "feature"):
+            if not isinstance(c.get(key), str) or not c.get(key):
+                problems.append(f"cells[{i}].{key} is missing or not a string")
+        if c.get("status") not in STATUSES:
+            problems.append(f"cells[{i}].status is {c.get('status')!r}, expected one of {', '.join(STATUSES)}")
+        checks = c.get("checks", [])
+        if not isinstance(checks, list) or not all(isinstance(k, dict) and "id" in k and "outcome" in k for k in checks):
+            problems.append(f"cells[{i}].checks must be a list of objects with 'id' and 'outcome'")
+        if not isinstance(c.get("evidence", {}), dict):
+            problems.append(f"cells[{i}].evidence is not an object")
+        if not isinstance(c.get("history", []), list):
+            problems.append(f"cells[{i}].history is not a list")
+    return problems
+
+
+def parse_document(raw: bytes, name: str) -> Document:
+    """The document in ``raw`` (the bytes of file ``name``); DocumentError says what is wrong."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"{name}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    if not text.strip():
+        raise DocumentError(f"{name}: empty file (an interrupted copy?)")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DocumentError(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    problems = validate_document(doc)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise DocumentError(f"{name}: not a glmverify matrix.json: " + "; ".join(problems[:5]) + more)
+    return doc
+
+
+def read_document(path: str | Path) -> tuple[Path, bytes, Document]:
+    """(file, raw bytes, document) of a matrix.json or a results directory; DocumentError if bad."""
+    f = resolve_document(path)
+    try:
+        raw = f.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{f}: cannot read: {exc.strerror or exc}") from None
+    return f, raw, parse_document(raw, str(f))
+
+
+def load_document(path: str | Path) -> Document:
+    return read_document(path)[2]
+
+
+def dumps(doc: Mapping[str, Any]) -> str:
+    """matrix.json text: what every writer writes (one space indent, UTF-8 kept, final newline)."""
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"

@@ -1,0 +1,66 @@
+"""The run's options: one ``Options`` value, validated once, shared by the pytest plugin and the CLI.
+
+``problems`` holds every rule an option value must satisfy; the plugin turns the first problem
+into a pytest usage error before anything starts, and ``glmverify run`` checks the options it
+parses itself (``--endpoint``) with the same functions, so both refuse a value in the same words.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ENGINES = ("vllm", "sglang", "auto")
+
+
+@dataclass
+class Options:
+    matrix_path: Path
+    results_dir: Path
+    endpoint: str | None = None
+    served_model: str | None = None
+    engine: str = "auto"
+    row: str | None = None
+    concurrency: int = 64
+    request_timeout: float = 120.0
+    startup_timeout: float | None = None
+    accuracy_samples: int = 64
+    accuracy_max: int = 0  # 0: the whole test set
+    accuracy_seed: int = 1234
+    gsm8k: str | None = None
+    gsm8k_sha256: str | None = None
+    plan: bool = False
+    explicit_results: bool = False
+    run_id: str | None = None
+    collect_only: bool = False
+
+
+class OptionError(ValueError):
+    """An option value the harness cannot run with (the message names the option)."""
+
+
+def endpoint_problem(endpoint: str | None) -> str | None:
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        return f"--endpoint must be an http(s) URL, got {endpoint!r}"
+    return None
+
+
+def problems(opts: Options) -> list[str]:
+    """What is wrong with ``opts``, in the order the options are listed in ``--help``."""
+    out = [p for p in (endpoint_problem(opts.endpoint),) if p]
+    if opts.concurrency < 1:
+        out.append("--concurrency must be at least 1")
+    if opts.request_timeout <= 0:
+        out.append("--request-timeout must be positive")
+    if opts.accuracy_samples < 0:
+        out.append("--accuracy-samples must be >= 0")
+    if opts.accuracy_max < 0:
+        out.append("--accuracy-max must be >= 0")
+    return out
+
+
+def validate(opts: Options) -> Options:
+    """``opts`` itself, or OptionError with the first problem."""
+    found = problems(opts)
+    if found:
+        raise OptionError(found[0])
+    return opts
