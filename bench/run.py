@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from glmverify import gsm8k, haystack  # noqa: E402
 from glmverify.chat import Chat  # noqa: E402
+from glmverify.adapters import probe  # noqa: E402
 from glmverify.client import EngineClient  # noqa: E402
 from glmverify.matrix import load  # noqa: E402
 from glmverify.session import LiveEngine, Options, make_server  # noqa: E402
@@ -68,7 +69,7 @@ def main() -> int:
         opts = Options(matrix_path=Path("matrix.yaml"), results_dir=Path(tmp), endpoint=args.endpoint)
         server = make_server(row, opts, Path(tmp) / "logs", progress=lambda m: print(m, file=sys.stderr))
         with server:
-            client = EngineClient(server.base_url, model=row.served_model, engine="vllm").probe()
+            client = probe(EngineClient(server.base_url, model=row.served_model, engine="vllm"))
             live = LiveEngine(row=row, server=server, client=client, launch_id="bench")
             sample = gsm8k.sample(gsm8k.load(), args.samples, 1234)
             reqs = [{"messages": [{"role": "user", "content": f"{q['question']}\n\n{INSTRUCTION}"}], "max_tokens": 4096}

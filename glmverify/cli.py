@@ -290,6 +290,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
 
 def cmd_rules(ns: argparse.Namespace) -> int:
     from . import policy
+    from .adapters import adapter_for
     from .matrix import load
     from .paths import DEFAULT_MATRIX
 
@@ -298,7 +299,7 @@ def cmd_rules(ns: argparse.Namespace) -> int:
         row = matrix.row(ns.row)
     except KeyError as exc:
         raise CLIError(str(exc.args[0])) from None
-    kind = ns.engine or ("sglang" if row.engine == "sglang" else "vllm")
+    kind = ns.engine or adapter_for(row.engine).api
     rendered = policy.rendered_prompt(kind)
     fam = policy.family(row, rendered)
     print(f"row {row.id} ({kind}): {len(fam)} statistical decision(s); family false-failure rate "

@@ -1,14 +1,15 @@
 """Clients for a running engine: OpenAI and Anthropic SDK clients plus the engine's side endpoints.
 
-``EngineClient`` knows the base URL, the served model and the engine kind (vllm, sglang),
-probing them when not given. SDK clients are built with ``max_retries=0`` (a retry would hide a
+``EngineClient`` knows the base URL, the served model and the engine kind (vllm, sglang; "auto"
+until ``glmverify.adapters.probe`` detects it). It speaks HTTP only: what differs per engine
+(which endpoints exist, how to read them) is the engine's adapter (``glmverify.adapters``). SDK clients are built with ``max_retries=0`` (a retry would hide a
 flaky engine) and a bounded timeout, so a hung engine fails its check instead of the run.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import httpx
 
@@ -111,8 +112,10 @@ class EngineClient:
                 return int(v) if isinstance(v, (int, float)) else None
         return None
 
-    def version(self) -> str | None:
-        for path in ("/version", "/server_info", "/get_server_info"):
+    def version(self, paths: Iterable[str] = ("/version",)) -> str | None:
+        """The version the first of ``paths`` reports (``{"version": ...}``); which paths an engine
+        answers is its adapter's ``version_paths``."""
+        for path in paths:
             try:
                 d = self.get_json(path, timeout=10)
             except (EngineProtocolError, httpx.HTTPError):
@@ -120,31 +123,6 @@ class EngineClient:
             if isinstance(d, dict) and d.get("version"):
                 return str(d["version"])
         return None
-
-    def probe(self) -> "EngineClient":
-        """Fill in served model and engine kind from the endpoint when not given."""
-        models = self.models()
-        if self.model is None:
-            self.model = models[0]["id"]
-        if self.engine == "auto":
-            self.engine = self._probe_engine(models)
-        self.facts.update(engine=self.engine, served_model=self.model, version=self.version(),
-                          max_model_len=self.max_model_len())
-        return self
-
-    def _probe_engine(self, models: list[dict]) -> str:
-        owned = {m.get("owned_by") for m in models}
-        if "vllm" in owned:
-            return "vllm"
-        if "sglang" in owned:
-            return "sglang"
-        with self.http(timeout=10) as h:
-            try:
-                if h.get("/server_info").status_code == 200 or h.get("/get_server_info").status_code == 200:
-                    return "sglang"
-            except httpx.HTTPError:
-                pass
-        return "vllm"
 
     def tokenize(self, **body) -> dict:
         """vLLM ``POST /tokenize``: the exact prompt the chat template renders."""

@@ -8,7 +8,7 @@ Design (after vLLM's ``RemoteOpenAIServer``, made stricter):
   the health endpoint and asks the engine whether it is still alive on every turn, so an engine
   that dies during a 20-minute weight load fails the wait within one poll interval, with the
   tail of its log in the error.
-* Launchers: ``ProcessEngine`` (the reference engine), ``glmverify.containers.ContainerEngine``
+* Launchers: ``ProcessEngine`` (the reference engine), ``glmverify.containers.EngineContainer``
   (GPU images and the reference image), ``AttachedEngine`` (an endpoint someone else deployed).
 * Every live engine is registered in ``LIVE``; ``stop_all()`` runs on SIGTERM/SIGINT and at exit
   so no process or container of a run outlives it.

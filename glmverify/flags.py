@@ -9,7 +9,8 @@ prints the labels and ``tests/test_flags.py`` requires that no GPU row has an un
 Reference rows (``hardware: cpu``) are the project's own engine: their extra flags are ``project``.
 
 ``refused(row)`` is the launch-time check: flags the row's engine version no longer accepts, from
-``REMOVED`` (what is known; absence here means unknown, not accepted).
+its adapter's ``removed_flags`` (what is known; absence there means unknown, not accepted;
+vllm-ascend inherits vLLM's).
 """
 from __future__ import annotations
 
@@ -17,11 +18,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-#: (engine family, flag, first version without it, what to do instead)
-REMOVED: tuple[tuple[str, str, tuple[int, ...], str], ...] = (
-    ("vllm", "--disable-log-requests", (0, 12),
-     "vLLM 0.12 removed --disable-log-requests (requests are not logged unless --enable-log-requests)"),
-)
+from .adapters import adapter_for, adapter_for_row
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,7 @@ def origins(row) -> list[Origin]:
             out.append(Origin(flag, value, "seed"))
         elif flag in added:
             out.append(Origin(flag, value, "harness", added[flag]))
-        elif row.hardware == "cpu":
+        elif adapter_for_row(row).reference:
             out.append(Origin(flag, value, "project", "the reference engine's own launch"))
         else:
             out.append(Origin(flag, value, "unaccounted"))
@@ -105,13 +102,13 @@ def _version_of(row) -> tuple[int, ...] | None:
 
 def refused(row) -> str | None:
     """Why the row's engine version would reject one of its flags, or None (also when unknown)."""
-    family = "vllm" if row.engine in ("vllm", "vllm-ascend") else row.engine
     version = _version_of(row)
     if version is None:
         return None
     flags = {f for f, _ in arg_pairs(list(row.launch.get("args", [])))}
-    for fam, flag, since, why in REMOVED:
-        if fam == family and flag in flags and version >= since:
+    for removed in adapter_for(row.engine).removed_flags:
+        flag, since, why = removed.flag, removed.since, removed.why
+        if flag in flags and version >= since:
             return (f"{flag} is refused by {row.engine} {'.'.join(map(str, version))}: {why}; "
                     "the recipe as written does not start")
     return None

@@ -103,7 +103,7 @@ def _header(row: Row) -> list[str]:
         f"# source: seed {src.get('seed')}" + (f", section '{src['section']}'" if src.get("section") else ""),
     ]
     if not row.image_known:
-        from .containers import image_override_var
+        from .container_spec import image_override_var
 
         lines.append(f"# image: the seed leaves the tag unknown; {row.image} is a placeholder "
                      f"(set {image_override_var(row.id)}=<image> to use yours)")
@@ -140,7 +140,7 @@ def _pytest_line(row: Row, url: str) -> str:
 
 def plan_spec(row: Row):
     """The ``ContainerSpec`` a plan prints: the launcher's, with a fixed run id and name."""
-    from .containers import ContainerSpec
+    from .container_spec import ContainerSpec
 
     return ContainerSpec.from_row(row, PLAN_RUN_ID, launch_id=row.id)
 

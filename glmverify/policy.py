@@ -13,6 +13,7 @@ simulations in tests/test_verdicts.py show both.
 """
 from __future__ import annotations
 
+from .adapters import adapter_for
 from .matrix import Row
 from .verdicts import FAMILY_ALPHA, Rule, per_decision_alpha
 
@@ -31,8 +32,8 @@ def _v(row: Row) -> dict:
 
 
 def rendered_prompt(engine_kind: str) -> bool:
-    """Whether the engine shows the prompt its template rendered (vLLM: prompt_token_ids + /detokenize)."""
-    return engine_kind == "vllm"
+    """Whether the engine shows the prompt its template rendered (its adapter's answer)."""
+    return adapter_for(engine_kind).shows_rendered_prompt
 
 
 def family(row: Row, rendered: bool) -> list[str]:

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
+from .adapters import EngineAdapter, adapter_for, adapter_for_row, probe
 from .client import EngineClient
+from .containers import container_for_row
 from .engines import AttachedEngine, EngineServer, HttpReadiness, ProcessEngine
-from .matrix import Matrix, Row, engine_kind
+from .matrix import Matrix, Row
+from .observed import ObservedMismatch, compare, mismatch_message, observe
 from .options import Options
 from .paths import REPO_ROOT
 from .redact import REDACT
@@ -68,7 +71,7 @@ def row_for_endpoint(matrix: Matrix, opts: Options, client: EngineClient | None 
         return matrix.row(opts.row)
     served = opts.served_model
     if served is None and client is not None:
-        served = client.probe().model
+        served = probe(client).model
     matches = [r for r in matrix.rows if r.served_model == served]
     if len(matches) == 1:
         return matches[0]
@@ -79,17 +82,6 @@ def row_for_endpoint(matrix: Matrix, opts: Options, client: EngineClient | None 
 
 
 # ---- placeholders in matrix.yaml launch specs ------------------------------------------------------
-def sglang_python(version: str) -> Path:
-    """The interpreter of the SGLang server venv (``make setup`` builds it with
-    images/sglang-reference/install.sh); a clear error when it is missing."""
-    venv = REPO_ROOT / ".venvs" / f"sglang-{version}"
-    py = venv / "bin" / "python"
-    if not (venv / ".glmverify-server").exists() or not py.exists():
-        raise LookupError(f"the SGLang {version} server venv {venv.relative_to(REPO_ROOT)} is not installed: "
-                          f"run `make setup` (images/sglang-reference/install.sh {venv.relative_to(REPO_ROOT)})")
-    return py
-
-
 def expand(value: str, row: Row, extra: dict[str, str]) -> str:
     subs = {"python": sys.executable, "served_model": row.served_model, "model": row.model,
             "repo": str(REPO_ROOT), **extra}
@@ -119,6 +111,11 @@ class LiveEngine:
     def model(self) -> str:
         return self.client.model or self.row.served_model
 
+    @property
+    def adapter(self) -> EngineAdapter:
+        """The adapter of the engine the client speaks to (probed at an ``--endpoint``)."""
+        return adapter_for(self.client.engine)
+
 
 def make_server(row: Row, opts: Options, log_dir: Path,
                 progress: Callable[[str], None] | None = None) -> EngineServer:
@@ -135,8 +132,7 @@ def make_server(row: Row, opts: Options, log_dir: Path,
         extra = {}
         if any("{standin_model}" in a for a in row.launch.get("args", [])):
             extra["standin_model"] = str(ensure_built())
-        if any("{sglang_python}" in c for c in row.launch.get("command", [])):
-            extra["sglang_python"] = str(sglang_python(row.engine_version or "0.5.23"))
+        extra.update(adapter_for_row(row).process_placeholders(row))
         command = [expand(c, row, extra) for c in row.launch.get("command", [])]
         args = [expand(a, row, extra) for a in row.launch.get("args", [])]
         env = {k: expand(v, row, extra) for k, v in row.launch.get("env", {}).items()}
@@ -150,8 +146,6 @@ def make_server(row: Row, opts: Options, log_dir: Path,
         return ProcessEngine(row.id, command + args, env=env, log_path=log_dir / f"{row.id}.log",
                              readiness=readiness, progress=progress, cwd=REPO_ROOT)
     if launcher == "container":
-        from .containers import container_for_row
-
         return container_for_row(row, opts, log_dir=log_dir, readiness=readiness, progress=progress)
     raise ValueError(f"row {row.id}: unknown launcher {launcher!r}")
 
@@ -176,9 +170,8 @@ def engine_evidence(row: Row, server: EngineServer, client: EngineClient) -> dic
 
 def observed_evidence(row: Row, client: EngineClient, attached: bool) -> dict[str, Any]:
     """The server's own report of its configuration against the row's; raises for an attached row
-    that contradicts its recipe (a launched one records the difference)."""
-    from .observed import ObservedMismatch, compare, mismatch_message, observe
-
+    that contradicts its recipe (a launched one records the difference). The observation is the
+    client's engine adapter's; the comparison the row's."""
     obs = observe(client)
     cmp = compare(row, obs)
     ev = {"observed": obs, "declared": cmp["declared"], "observed_vs_declared": {
@@ -194,9 +187,9 @@ def start_engine(row: Row, opts: Options, log_dir: Path,
     server.__enter__()  # stops again if start() fails
     try:
         client = EngineClient(server.base_url, model=opts.served_model or (None if opts.endpoint else row.served_model),
-                              engine=opts.engine if opts.endpoint else engine_kind(row.engine),
+                              engine=opts.engine if opts.endpoint else adapter_for(row.engine).api,
                               timeout=opts.request_timeout)
-        client.probe()
+        probe(client)
         live = LiveEngine(row=row, server=server, client=client, launch_id=uuid.uuid4().hex[:12], options=opts)
         live.evidence = {**engine_evidence(row, server, client), "launch_id": live.launch_id,
                          "harness_pid": os.getpid(),

@@ -7,7 +7,7 @@ The feature keeps its id, but the window is the row's: ``expect.context``, the r
 no window is skipped with that reason (its cell keeps its declared ``not_run``), never graded
 against 1M. ``/v1/models`` reports ``max_model_len`` of at least the window; a needle is retrieved
 at several depths from a haystack filled to within 2% of it, sized with the engine's own tokenizer
-in a bounded number of calls; a prompt just over the limit gets a clean 4xx and the engine stays
+in a bounded number of calls (``adapters``: ``prompt_token_counter``); a prompt just over the limit gets a clean 4xx and the engine stays
 healthy.
 """
 from __future__ import annotations
@@ -28,17 +28,9 @@ ANSWER_TOKENS = 64
 
 
 def token_counter(engine):
-    """Counts prompt tokens of chat messages as the engine renders them."""
-    client = engine.client
-    off = {engine.profile.thinking_variable: False}
-    if client.engine == "vllm":
-        return lambda msgs: client.tokenize(messages=msgs, add_generation_prompt=True, chat_template_kwargs=off)["count"]
-
-    def via_usage(msgs):  # engines without /tokenize: a one-token completion reports prompt_tokens
-        r = client.openai().chat.completions.create(model=client.model, messages=msgs, max_tokens=1,
-                                                    extra_body={"chat_template_kwargs": off})
-        return r.usage.prompt_tokens
-    return via_usage
+    """Counts prompt tokens of chat messages as the engine renders them (its adapter's way: vLLM
+    ``/tokenize``, else a one-token completion's ``prompt_tokens``)."""
+    return engine.adapter.prompt_token_counter(engine.client, {engine.profile.thinking_variable: False})
 
 
 def window(engine) -> int:

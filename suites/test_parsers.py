@@ -14,36 +14,29 @@ from __future__ import annotations
 
 import pytest
 
+from glmverify.adapters import adapter_for_row
 from glmverify.parsers import catalogue as cat
 from glmverify.parsers.envs import EnvError, run_conformance
 from glmverify.results import PARSER_PROPERTY
 
-# Engine versions whose parsers install and run on a CPU machine; a row whose own version is
-# unknown or not installable here is checked against these, and its basis says so.
-CPU_PARSER_VERSIONS = {"sglang": "0.5.23", "vllm": "0.32.0"}
 CHUNKINGS = 50
 
 
-def _flag(args: list[str], name: str) -> str | None:
-    for i, a in enumerate(args):
-        if a == name and i + 1 < len(args):
-            return args[i + 1]
-        if a.startswith(name + "="):
-            return a.split("=", 1)[1]
-    return None
-
-
 def parser_configs(rows) -> dict[str, dict]:
+    """One config per (engine API, parser release, parsers) of the rows. The release is the one
+    whose parsers install and run on a CPU machine (the adapter's ``parser_conformance_version``);
+    a row whose own version is unknown or not installable here is checked against it, and its
+    basis says so."""
     configs: dict[str, dict] = {}
     for row in rows:
-        if row.hardware == "cpu":
+        adapter = adapter_for_row(row)
+        if adapter.reference:
             continue  # reference rows are verified live
-        engine = "sglang" if row.engine == "sglang" else "vllm"
-        args = row.launch.get("args", [])
-        reasoning, tool = _flag(args, "--reasoning-parser"), _flag(args, "--tool-call-parser")
+        engine = adapter.api
+        reasoning, tool = adapter.parser_flags.names(row.launch.get("args", []))
         if not reasoning and not tool:
             continue
-        version = CPU_PARSER_VERSIONS[engine]
+        version = adapter.parser_conformance_version
         key = f"{engine}-{version}-{reasoning or 'none'}-{tool or 'none'}"
         cfg = configs.setdefault(key, {"engine": engine, "version": version, "reasoning_parser": reasoning,
                                        "tool_parser": tool, "rows": [], "hardware": set()})
@@ -88,7 +81,7 @@ def summarise(report: dict, cases: dict[str, cat.Case]) -> dict[str, dict]:
 
 def test_parsers(parser_config, record_property):
     cfg = parser_config
-    if cfg["engine"] == "sglang" and cfg["tool_parser"] is None and cfg["reasoning_parser"] is None:
+    if cfg["tool_parser"] is None and cfg["reasoning_parser"] is None:
         pytest.skip("no parsers configured")
     try:
         report = run_conformance(cfg["engine"], cfg["version"], reasoning_parser=cfg["reasoning_parser"],

@@ -1,6 +1,11 @@
-"""The container launcher against a real Docker daemon (skipped, with the reason, without one).
+"""The container launcher: its SDK arguments without Docker, then against a real Docker daemon
+(those tests are marked ``docker`` and skipped, with the reason, without one).
 
-Uses the small local base image ``glmverify/debian-minbase:bookworm`` (images/base/build.sh:
+Without Docker: a spec built directly (outside the matrix) carries the run's labels and renders
+every field; the SDK accepts ``sdk_kwargs`` as ``containers.create`` arguments (checked by the
+SDK's own argument conversion, no daemon).
+
+With Docker, the small local base image ``glmverify/debian-minbase:bookworm`` (images/base/build.sh:
 debootstrap + docker import, built once, ~90 s, when missing and the host can build it):
 
 * a container that exits during startup fails ``start()`` within seconds, with its log tail;
@@ -26,7 +31,8 @@ import httpx
 import pytest
 
 from glmverify import containers
-from glmverify.containers import LAUNCH_LABEL, RUN_LABEL, EngineContainer, reap
+from glmverify.container_spec import LAUNCH_LABEL, ROW_LABEL, RUN_LABEL, ContainerSpec, Volume
+from glmverify.containers import EngineContainer, reap, sdk_kwargs
 from glmverify.engines import EngineStartupError, HttpReadiness
 from helpers.procs import default_sigint
 from helpers.require import need
@@ -37,7 +43,48 @@ REFERENCE_IMAGE = "glmverify/reference-vllm-cpu:0.32.0"
 SGLANG_REFERENCE_IMAGE = "glmverify/reference-sglang-cpu:0.5.23"
 
 _why = containers.docker_unavailable()
-pytestmark = [pytest.mark.docker, pytest.mark.skipif(bool(_why), reason=f"needs Docker: {_why}")]
+needs_docker = pytest.mark.skipif(bool(_why), reason=f"needs Docker: {_why}")
+
+
+# ---- without Docker ---------------------------------------------------------------------------------
+def test_a_spec_outside_the_matrix_carries_the_run_labels():
+    spec = ContainerSpec(row_id="docker test", image="example/engine:1", run_id="r1", labels={"team": "qa"})
+    assert spec.launch_id.startswith("docker-test-") and len(spec.launch_id) == len("docker-test-") + 8
+    assert spec.labels == {RUN_LABEL: "r1", ROW_LABEL: "docker test", LAUNCH_LABEL: spec.launch_id, "team": "qa"}
+    assert ContainerSpec(row_id="a", image="i", run_id="r1").launch_id != ContainerSpec(row_id="a", image="i", run_id="r1").launch_id
+    assert ContainerSpec(row_id="a", image="i", run_id="r1", launch_id="fixed").labels[LAUNCH_LABEL] == "fixed"
+
+
+def test_the_sdk_accepts_the_create_arguments_of_every_spec():
+    """``containers.create(**sdk_kwargs(spec))`` must not raise for an unknown argument: the SDK's
+    own conversion (what ``create`` calls before talking to the daemon) consumes every key."""
+    from docker.models.containers import _create_container_args
+
+    from glmverify.matrix import load
+    from glmverify.plan import plan_spec
+
+    specs = [plan_spec(r) for r in load().rows if r.launcher == "container"]
+    specs.append(ContainerSpec(row_id="adhoc", image="example/engine:1", run_id="r1", entrypoint=["sh", "-c"],
+                               command=["exit 0"], volumes=[Volume("/data", "/data", "ro")], host_port=9000))
+    for spec in specs:
+        kw = sdk_kwargs(spec)
+        args = _create_container_args({**kw, "version": "1.44"})  # create() adds the daemon API version
+        assert args["image"] == spec.image and args["labels"] == spec.labels
+        host = args["host_config"]
+        assert host["PortBindings"][spec.port_key][0]["HostIp"] == spec.publish_host
+        assert host["NetworkMode"] == spec.network
+        assert bool(host.get("DeviceRequests")) == (spec.gpus is not None), spec.row_id
+
+
+def test_a_container_takes_its_health_path_from_the_spec():
+    spec = ContainerSpec(row_id="adhoc", image="example/engine:1", run_id="r1", health_path="/ready")
+    e = EngineContainer(spec, readiness=HttpReadiness(timeout=42, interval=0.5))
+    assert (e.readiness.path, e.readiness.timeout, e.readiness.interval) == ("/ready", 42, 0.5)
+    assert e.alive() == (False, "not launched")
+    assert e.info()["container"]["id"] is None
+
+
+# ---- with Docker --------------------------------------------------------------------------------------
 
 
 def _client():
@@ -80,18 +127,21 @@ def run_id() -> str:
     reap(rid)
 
 
-def _engine(image: str, run_id: str, *command: str, timeout: float = 60.0) -> EngineContainer:
-    e = EngineContainer.for_image(image, row_id="docker-test", run_id=run_id,
-                                  readiness=HttpReadiness(timeout=timeout, interval=0.25))
-    return e.with_command(*command).with_stop_timeout(2)
+def _engine(image: str, run_id: str, *command: str, timeout: float = 60.0, log_path: Path | None = None,
+            **spec_fields) -> EngineContainer:
+    spec = ContainerSpec(row_id="docker-test", image=image, run_id=run_id, command=list(command), stop_timeout=2,
+                         **spec_fields)
+    return EngineContainer(spec, log_path=log_path, readiness=HttpReadiness(timeout=timeout, interval=0.25))
 
 
+@pytest.mark.docker
+@needs_docker
 @pytest.mark.parametrize("script", [
     "echo loading weights; echo 'fatal: CUDA out of memory' >&2; sleep 1; exit 3",
     "echo 'fatal: CUDA out of memory' >&2; exit 3",  # exits before the port is even looked up
 ])
 def test_exit_during_startup_fails_within_seconds_with_log_tail(base_image, run_id, tmp_path, script):
-    e = _engine(base_image, run_id, "sh", "-c", script).with_log_path(tmp_path / "engine.log")
+    e = _engine(base_image, run_id, "sh", "-c", script, log_path=tmp_path / "engine.log")
     t0 = time.monotonic()
     with pytest.raises(EngineStartupError) as info:
         with e:
@@ -105,9 +155,11 @@ def test_exit_during_startup_fails_within_seconds_with_log_tail(base_image, run_
     assert "fatal: CUDA out of memory" in (tmp_path / "engine.log").read_text()
 
 
+@pytest.mark.docker
+@needs_docker
 def test_healthy_container_on_loopback_then_stopped(base_image, run_id):
-    e = (_engine(base_image, run_id, "python3", "-u", "-m", "http.server", "8000")
-         .with_health_path("/").with_env("GLMVERIFY_TEST", "1"))
+    e = _engine(base_image, run_id, "python3", "-u", "-m", "http.server", "8000",
+                health_path="/", env={"GLMVERIFY_TEST": "1"})
     with e:
         assert e.base_url.startswith("http://127.0.0.1:")
         assert httpx.get(e.url_for("/"), timeout=10).status_code == 200
@@ -125,12 +177,13 @@ def test_healthy_container_on_loopback_then_stopped(base_image, run_id):
     assert e.alive()[0] is False
 
 
+@pytest.mark.docker
+@needs_docker
 def test_secret_env_reaches_the_container_but_not_the_log(base_image, run_id, monkeypatch):
     secret = f"hf_{uuid.uuid4().hex}"
     monkeypatch.setenv("GLMVERIFY_TEST_SECRET", secret)
-    e = (_engine(base_image, run_id, "sh", "-c",
-                 'echo "token is $GLMVERIFY_TEST_SECRET"; exec python3 -m http.server 8000')
-         .with_health_path("/").with_secret_env("GLMVERIFY_TEST_SECRET"))
+    e = _engine(base_image, run_id, "sh", "-c", 'echo "token is $GLMVERIFY_TEST_SECRET"; exec python3 -m http.server 8000',
+                health_path="/", secret_env=["GLMVERIFY_TEST_SECRET"])
     with e:
         deadline = time.monotonic() + 10
         while "token is" not in e.log_tail() and time.monotonic() < deadline:
@@ -142,18 +195,21 @@ def test_secret_env_reaches_the_container_but_not_the_log(base_image, run_id, mo
 
 CHILD_TEST = textwrap.dedent('''
     import time
+    from glmverify.container_spec import ContainerSpec, current_run_id
     from glmverify.containers import EngineContainer
     from glmverify.engines import HttpReadiness
 
     def test_long_lived():
-        e = EngineContainer.for_image({image!r}, row_id="sigterm-child",
-                                      readiness=HttpReadiness(timeout=600, interval=0.25))
-        e.with_command({command}).with_health_path("/").with_stop_timeout(2)
+        spec = ContainerSpec(row_id="sigterm-child", image={image!r}, run_id=current_run_id(),
+                             command=[{command}], health_path="/", stop_timeout=2)
+        e = EngineContainer(spec, readiness=HttpReadiness(timeout=600, interval=0.25))
         e.start()
         time.sleep(600)
 ''')
 
 
+@pytest.mark.docker
+@needs_docker
 @pytest.mark.parametrize("when,sig", [("serving", signal.SIGTERM), ("starting", signal.SIGTERM), ("serving", signal.SIGINT)],
                          ids=["sigterm-while-serving", "sigterm-during-startup", "sigint-while-serving"])
 def test_killed_pytest_run_leaves_no_container(base_image, run_id, tmp_path, when, sig):
@@ -184,6 +240,8 @@ def test_killed_pytest_run_leaves_no_container(base_image, run_id, tmp_path, whe
     assert not _cli_ps(run_id), f"containers of run {run_id} left after {sig.name}:\n{out[-2000:]}"
 
 
+@pytest.mark.docker
+@needs_docker
 def test_reap_removes_leftovers_by_label(base_image, run_id):
     c = _client()
     try:
@@ -197,6 +255,8 @@ def test_reap_removes_leftovers_by_label(base_image, run_id):
         c.close()
 
 
+@pytest.mark.docker
+@needs_docker
 @pytest.mark.live
 def test_reference_container_serves_models(run_id, tmp_path):
     """The reference row through the launcher: built image, stand-in model, GET /v1/models."""
@@ -211,7 +271,7 @@ def test_reference_container_serves_models(run_id, tmp_path):
     lines = []
     e = containers.container_for_row(row, opts, log_dir=tmp_path / "logs",
                                      readiness=HttpReadiness(timeout=600, progress_every=10), progress=lines.append)
-    assert isinstance(e, containers.ReferenceContainer)
+    assert e.spec.kind == "reference" and e.spec.shm_size == "2g"
     with e:
         models = httpx.get(e.url_for("/v1/models"), timeout=30).json()
         assert models["data"][0]["id"] == "glm-5.2-ref-container"
@@ -221,6 +281,8 @@ def test_reference_container_serves_models(run_id, tmp_path):
     assert (tmp_path / "logs" / "reference-container.log").stat().st_size > 0
 
 
+@pytest.mark.docker
+@needs_docker
 @pytest.mark.live
 def test_sglang_reference_container_serves_the_stand_in(run_id, tmp_path):
     """The SGLang reference row through the launcher: the image images/sglang-reference builds, the

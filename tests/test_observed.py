@@ -36,7 +36,7 @@ class Recorded:
     def models(self):
         return self._models
 
-    def version(self):
+    def version(self, paths=("/version",)):
         return self._version
 
     def metrics(self):

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from glmverify import containers
-from glmverify.containers import (ASCEND_CONTROL_DEVICES, ASCEND_DRIVER_MOUNTS, LAUNCH_LABEL, ROW_LABEL,
-                                  RUN_LABEL, AscendContainer, ContainerSpec, ReferenceContainer,
-                                  SglangContainer, VllmContainer, image_override_var, kind_for_row)
+from glmverify import container_spec, containers
+from glmverify.adapters import adapter_for_row
+from glmverify.container_spec import (ASCEND_CONTROL_DEVICES, ASCEND_DRIVER_MOUNTS, LAUNCH_LABEL, ROW_LABEL,
+                                      RUN_LABEL, ContainerSpec, Volume, image_override_var)
+from glmverify.containers import sdk_kwargs
+from glmverify.engines import HttpReadiness
 from glmverify.redact import REDACT
 from glmverify.matrix import load
 from glmverify.plan import PLAN_RUN_ID, plan_argv, plan_spec, render_plan
@@ -366,15 +368,15 @@ def test_ports_published_on_loopback_only(row):
     spec = plan_spec(row)
     argv = spec.docker_run_argv()
     assert argv[argv.index("-p") + 1] == f"127.0.0.1::{spec.port}"
-    assert spec.sdk_kwargs()["ports"] == {f"{spec.port}/tcp": ("127.0.0.1",)}
+    assert sdk_kwargs(spec)["ports"] == {f"{spec.port}/tcp": ("127.0.0.1",)}
     assert "host" not in (spec.network,)
 
 
 def test_publish_host_can_be_widened(monkeypatch):
-    monkeypatch.setenv(containers.PUBLISH_HOST_ENV, "0.0.0.0")
+    monkeypatch.setenv(container_spec.PUBLISH_HOST_ENV, "0.0.0.0")
     spec = ContainerSpec.from_row(MATRIX.row("vllm-glm52-fp8-h200"), "r1")
     assert "0.0.0.0::8000" in spec.docker_run_argv()
-    assert spec.sdk_kwargs()["ports"] == {"8000/tcp": ("0.0.0.0",)}
+    assert sdk_kwargs(spec)["ports"] == {"8000/tcp": ("0.0.0.0",)}
 
 
 @pytest.mark.parametrize("row", CONTAINER_ROWS, ids=lambda r: r.id)
@@ -385,7 +387,7 @@ def test_labels_and_name_carry_the_run(row):
     assert spec.labels[LAUNCH_LABEL].startswith(row.id)
     argv = spec.docker_run_argv()
     assert f"{RUN_LABEL}=20250101T000000Z-abc123" in argv
-    assert spec.sdk_kwargs()["labels"] == spec.labels
+    assert sdk_kwargs(spec)["labels"] == spec.labels
     assert "20250101T000000Z-abc123" in spec.name
     other = ContainerSpec.from_row(row, "20250101T000000Z-abc123")
     assert other.name != spec.name, "two launches of a row in one run need distinct names"
@@ -395,11 +397,11 @@ def test_run_id_comes_from_options_then_env(monkeypatch):
     class Opts:
         run_id = "from-opts"
 
-    assert containers.current_run_id(Opts()) == "from-opts"
+    assert container_spec.current_run_id(Opts()) == "from-opts"
     monkeypatch.setenv("GLMVERIFY_RUN_ID", "from-env")
-    assert containers.current_run_id(object()) == "from-env"
+    assert container_spec.current_run_id(object()) == "from-env"
     monkeypatch.delenv("GLMVERIFY_RUN_ID")
-    assert containers.current_run_id(None) == containers.current_run_id(None)  # one id per process
+    assert container_spec.current_run_id(None) == container_spec.current_run_id(None)  # one id per process
 
 
 def test_nvidia_rows_get_a_gpu_device_request():
@@ -409,20 +411,21 @@ def test_nvidia_rows_get_a_gpu_device_request():
         spec = plan_spec(row)
         argv = spec.docker_run_argv()
         assert argv[argv.index("--gpus") + 1] == "all", row.id
-        req = spec.sdk_kwargs()["device_requests"]
+        req = sdk_kwargs(spec)["device_requests"]
         assert len(req) == 1 and isinstance(req[0], DeviceRequest)
         assert req[0]["Count"] == -1 and req[0]["Capabilities"] == [["gpu"]]
-        assert "--device" not in argv and "devices" not in spec.sdk_kwargs(), row.id
+        assert "--device" not in argv and "devices" not in sdk_kwargs(spec), row.id
         assert spec.ipc == "host", row.id
 
 
 def test_gpu_counts_and_ids_render_alike():
     from docker.types import DeviceRequest
 
-    assert containers._gpus_cli(4) == "4"
-    assert containers._device_request(4, DeviceRequest)["Count"] == 4
-    assert containers._gpus_cli("0,1") == '"device=0,1"'
-    assert containers._device_request("device=0,1", DeviceRequest)["DeviceIDs"] == ["0", "1"]
+    assert container_spec.gpus_cli(4) == "4"
+    assert containers.device_request(4)["Count"] == 4
+    assert isinstance(containers.device_request(4), DeviceRequest)
+    assert container_spec.gpus_cli("0,1") == '"device=0,1"'
+    assert containers.device_request("device=0,1")["DeviceIDs"] == ["0", "1"]
 
 
 def test_rocm_rows_get_kfd_and_dri():
@@ -434,7 +437,7 @@ def test_rocm_rows_get_kfd_and_dri():
         devices = [argv[i + 1] for i, t in enumerate(argv) if t == "--device"]
         assert devices == ["/dev/kfd", "/dev/dri"], row.id
         assert "--gpus" not in argv
-        kw = spec.sdk_kwargs()
+        kw = sdk_kwargs(spec)
         assert kw["devices"] == ["/dev/kfd:/dev/kfd:rwm", "/dev/dri:/dev/dri:rwm"]
         assert kw["group_add"] == ["video"] and kw["cap_add"] == ["SYS_PTRACE"]
         assert kw["security_opt"] == ["seccomp=unconfined"] and kw["ipc_mode"] == "host"
@@ -452,7 +455,7 @@ def test_ascend_rows_get_davinci_devices_and_driver_mounts():
         for m in ASCEND_DRIVER_MOUNTS:
             assert m in mounts, (row.id, m)
         assert "/root/.cache:/root/.cache" in mounts
-        kw = spec.sdk_kwargs()
+        kw = sdk_kwargs(spec)
         assert "device_requests" not in kw and "/dev/davinci0:/dev/davinci0:rwm" in kw["devices"]
         assert kw["shm_size"] == "1g"
 
@@ -481,7 +484,7 @@ def test_reference_container_is_cpu_only_with_read_only_mounts():
 def test_gpu_rows_mount_the_hugging_face_cache(row):
     spec = plan_spec(row)
     assert any(v.container == "/root/.cache/huggingface" for v in spec.volumes)
-    kw = spec.sdk_kwargs()
+    kw = sdk_kwargs(spec)
     home_cache = os.path.expanduser("~/.cache/huggingface")
     assert kw["volumes"][home_cache] == {"bind": "/root/.cache/huggingface", "mode": "rw"}
     assert "-v" in spec.docker_run_argv() and "~/.cache/huggingface:/root/.cache/huggingface" in spec.docker_run_argv()
@@ -498,7 +501,7 @@ def test_secrets_never_reach_the_plan(monkeypatch):
     assert secret not in " ".join(argv)
     assert secret not in render_plan(row)
     assert secret not in json.dumps(spec.public())
-    kw = spec.sdk_kwargs()
+    kw = sdk_kwargs(spec)
     assert kw["environment"]["HF_TOKEN"] == secret  # passed to the container from the host
     assert REDACT(f"token={secret}") == "token=***"
 
@@ -507,7 +510,7 @@ def test_sdk_kwargs_say_what_the_plan_says():
     """For every container row the SDK kwargs and the argv come from the same fields."""
     for row in CONTAINER_ROWS:
         spec = plan_spec(row)
-        kw = spec.sdk_kwargs()
+        kw = sdk_kwargs(spec)
         argv = spec.docker_run_argv()
         rec = Recipe(shlex.join(argv))
         assert kw["image"] == rec.image == spec.image
@@ -526,11 +529,14 @@ def test_sdk_kwargs_say_what_the_plan_says():
 
 
 def test_kinds_follow_engine_and_hardware():
-    assert kind_for_row(MATRIX.row("reference-container")) is ReferenceContainer
-    assert kind_for_row(MATRIX.row("vllm-glm52-fp8-h200")) is VllmContainer
-    assert kind_for_row(MATRIX.row("vllm-glm52-fp8-mi300x")) is VllmContainer
-    assert kind_for_row(MATRIX.row("sglang-glm52-fp8-h200-low-latency")) is SglangContainer
-    assert kind_for_row(MATRIX.row("ascend-glm52-w8a8-a3")) is AscendContainer
+    def kind(row_id):
+        return adapter_for_row(MATRIX.row(row_id)).container.kind
+
+    assert kind("reference-container") == "reference" == kind("reference-sglang-container")
+    assert kind("vllm-glm52-fp8-h200") == "vllm" == kind("vllm-glm52-fp8-mi300x")
+    assert kind("sglang-glm52-fp8-h200-low-latency") == "sglang"
+    assert kind("ascend-glm52-w8a8-a3") == "vllm-ascend"
+    assert plan_spec(MATRIX.row("ascend-glm52-w8a8-a3")).kind == "vllm-ascend"
     assert plan_spec(MATRIX.row("sglang-glm52-fp8-b200-balanced")).port == 30000
 
 
@@ -542,16 +548,16 @@ def test_unknown_image_tags_are_marked_and_overridable(monkeypatch):
     assert var in render_plan(row)
     monkeypatch.setenv(var, "registry.example/rocm/vllm:glm52")
     spec = plan_spec(row)
-    assert spec.image == "registry.example/rocm/vllm:glm52" == spec.sdk_kwargs()["image"]
+    assert spec.image == "registry.example/rocm/vllm:glm52" == sdk_kwargs(spec)["image"]
     assert "registry.example/rocm/vllm:glm52" in spec.docker_run_argv()
 
 
-def test_fluent_configuration_changes_the_spec():
-    e = (VllmContainer.for_image("example/engine:1", row_id="adhoc", run_id="r9")
-         .with_command("serve", "--x", "1").with_env("A", "b").with_secret_env("HF_TOKEN")
-         .with_volume("/data", "/data", "ro").with_port(9000).with_gpus(2).with_ipc("host")
-         .with_shm_size("8g").with_label("team", "qa").with_startup_timeout(42))
-    argv = e.spec.docker_run_argv()
+def test_a_spec_outside_the_matrix_renders_every_field():
+    spec = ContainerSpec(row_id="adhoc", image="example/engine:1", run_id="r9", command=["serve", "--x", "1"],
+                         env={"A": "b"}, secret_env=["HF_TOKEN"], volumes=[Volume("/data", "/data", "ro")], port=9000,
+                         gpus=2, ipc="host", shm_size="8g", labels={"team": "qa"})
+    e = containers.EngineContainer(spec, readiness=HttpReadiness(timeout=42))
+    argv = spec.docker_run_argv()
     assert argv[-4:] == ["example/engine:1", "serve", "--x", "1"] or argv[-3:] == ["serve", "--x", "1"]
     for piece in (["-e", "A=b"], ["-e", "HF_TOKEN"], ["-v", "/data:/data:ro"], ["-p", "127.0.0.1::9000"],
                   ["--gpus", "2"], ["--ipc", "host"], ["--shm-size", "8g"], ["--label", "team=qa"],

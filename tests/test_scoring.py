@@ -1,14 +1,10 @@
 """GSM8K extraction/scoring, haystack sizing bounds, accept-length arithmetic."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from glmverify import gsm8k, haystack
-
-REPO = Path(__file__).resolve().parent.parent
+from glmverify.adapters import vllm as vllm_adapter
 
 
 def test_extract_and_score():
@@ -57,18 +53,10 @@ def test_haystack_sizing_is_bounded_and_tight():
         assert 0.98 * target <= real <= target and abs(real - est.tokens) <= 2, (target, real, est.tokens)
 
 
-def _mtp_module():
-    spec = importlib.util.spec_from_file_location("mtp_suite", REPO / "suites" / "test_mtp_accept_length.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_accept_length_arithmetic():
-    mtp = _mtp_module()
     before = {"vllm:spec_decode_num_drafts_total{e=\"0\"}": 10, "vllm:spec_decode_num_accepted_tokens_total{e=\"0\"}": 20,
               "vllm:spec_decode_num_accepted_tokens_per_pos_total{position=\"0\"}": 8}
     after = {"vllm:spec_decode_num_drafts_total{e=\"0\"}": 110, "vllm:spec_decode_num_accepted_tokens_total{e=\"0\"}": 270,
              "vllm:spec_decode_num_accepted_tokens_per_pos_total{position=\"0\"}": 98}
-    s = mtp.vllm_accept_length(before, after)
+    s = vllm_adapter.accept_length(before, after)
     assert s["accept_length"] == 3.5 and s["per_position"] == [0.9]
