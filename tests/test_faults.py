@@ -9,6 +9,9 @@
 * End to end on a replay upstream (recorded answers served by a tiny server): the proxy over HTTP,
   a real ``pytest suites/test_reasoning_split.py --endpoint`` run and the catalogue's verdict,
   for a control and a few faults. The real-engine catalogue is ``make faults``.
+* The packages' seams: expansion and selection (``faults.plan``), the results files
+  (``faults.report``), the hooks a fault touches, no aiohttp at import, and each package's
+  modules importing only the ones below them.
 """
 from __future__ import annotations
 
@@ -511,3 +514,84 @@ def test_engine_coverage_is_per_engine():
 def test_low_is_high_template_variant():
     t = faults.template_variant("low_is_high")
     assert "reasoning_effort in ('high', 'low')" in t and t != faults.TEMPLATE.read_text()
+
+
+# ---- the packages' seams ------------------------------------------------------------------------------------
+def test_expand_and_select_cases():
+    from glmverify.faults import plan
+
+    entry = {"id": "x", "kind": "proxy", "fault": "over_limit_500", "row": ["reference", "reference-sglang"],
+             "suites": ["context_1m"], "expect_failed": ["context_1m"]}
+    cases = plan.expand(entry)
+    assert [(c.id, c.row) for c in cases] == [("x", "reference"), ("x@reference-sglang", "reference-sglang")]
+    assert [c.id for c in plan.expand({**entry, "row": "reference-ngram"})] == ["x"]
+    more = cases + plan.expand({**entry, "id": "y-launch", "kind": "launch", "row": "reference"})
+    assert [c.id for c in plan.select(more, ["x*"])] == ["x", "x@reference-sglang"]
+    assert [c.id for c in plan.select(more, ["x", "y-launch"], rows=["reference"])] == ["x", "y-launch"]
+    assert [c.id for c in plan.select(more, kinds=["launch"])] == ["y-launch"]
+    assert plan.select(more) == more
+    assert plan.unknown_ids(more, ["x", "nope", "z*"]) == ["nope"]
+
+
+def test_results_files(tmp_path):
+    from glmverify.faults import report
+
+    outs = [faults.Outcome("a", "proxy", "reference", ["context_1m"], {"context_1m": "failed"}, detected=True,
+                           seconds=3.0, failed_checks=["context_1m::test_needles"]),
+            faults.Outcome("control-x", "proxy", "reference", [], {"context_1m": "verified"}, detected=True)]
+    cov = {"vllm: context_1m::test_needles": ["a"], "vllm: context_1m::test_max_model_len": []}
+    ok, line = report.write_results(tmp_path, outs, cov, 120.0)
+    assert not ok and "faults detected: 1/1" in line and "checks seen failing: 1/2" in line
+    doc = json.loads((tmp_path / "faults.json").read_text())
+    assert set(doc) == {"ok", "seconds", "summary", "outcomes", "coverage"} and doc["coverage"] == cov
+    assert [o["id"] for o in doc["outcomes"]] == ["a", "control-x"] and doc["summary"] == line
+    md = (tmp_path / "faults.md").read_text()
+    assert "| a | proxy | context_1m | context_1m=failed | yes |" in md
+    assert "| vllm: context_1m::test_max_model_len | **never** |" in md and md.endswith("total 2.0 min\n")
+    text = report.console_text(outs, cov)
+    assert "all 1 verified" in text and "NEVER SEEN FAILING" in text
+    assert report.write_results(tmp_path, outs[:1], None, 1.0)[0]  # a selection: no coverage asked
+
+
+def test_fault_answer_hooks():
+    f = fp.FAULTS["spec_metrics_missing"]
+    assert f.answer_hook("metrics", False) is f.metrics and f.touches("metrics", False)
+    assert not f.touches("chat", False) and not f.touches("metrics", True)
+    rechunk = fp.FAULTS["control_rechunk"]
+    assert rechunk.touches("chat", True) and not rechunk.touches("chat", False)
+
+
+def test_packages_load_without_aiohttp():
+    """aiohttp (the fault tooling's server) is imported only when a proxy serves: the catalogue,
+    its CLI and the offline replay do not need it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, glmverify.faults, glmverify.faultproxy; "
+            "print(sorted(m for m in ('aiohttp', 'torch', 'vllm') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "[]", (p.stdout, p.stderr[-2000:])
+
+
+# each package's modules, bottom up, as their docstrings list them: a module imports only those before it
+LAYERS = {
+    "faultproxy": ["sse", "bodies", "registry", "chat_faults", "anthropic_faults", "metrics_faults", "standin_faults",
+                   "reliability_faults", "catalogue", "server", "cli"],
+    "faults": ["model", "templates", "plan", "catalogue", "judge", "pytest_runs", "runner", "coverage", "report",
+               "recordings", "cli"],
+}
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_package_modules_import_only_downward(package):
+    import ast
+
+    root = REPO / "glmverify" / package
+    order = LAYERS[package]
+    assert sorted(order) == sorted(p.stem for p in root.glob("*.py") if not p.stem.startswith("__"))
+    for n, name in enumerate(order):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        used = {(node.module or "").split(".")[0] or alias.name
+                for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1
+                for alias in node.names}
+        assert used <= set(order[:n]), f"{package}.{name} imports {sorted(used - set(order[:n]))} from above it"
