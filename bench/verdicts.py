@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from glmverify import faults  # noqa: E402
+from glmverify.faults import runner as faults_runner  # noqa: E402
 from glmverify.report import decisions  # noqa: E402
 
 BEHAVIOURAL = ("standin-ignore-effort", "standin-ignore-thinking-off", "standin-low-accuracy", "proxy-spec-accept-low")
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown fault ids {unknown}; see python -m glmverify.faults --list")
     if a.quick:
         keep = {"accuracy_smoke", "effort_levels", "non_think", "mtp_accept_length"}
-        faults.conforming_suites = lambda row, _orig=faults.conforming_suites: [f for f in _orig(row) if f in keep]
+        # narrowed where the runner reads them (its conforming runs)
+        faults_runner.conforming_suites = lambda row, _orig=faults_runner.conforming_suites: [f for f in _orig(row) if f in keep]
     runs = []
     t_all = time.monotonic()
     for i in range(a.runs):

@@ -11,6 +11,9 @@ behaviour change in an engine release shows up here instead of passing silently.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -367,3 +370,16 @@ def test_atomize_keeps_markers_whole():
     assert cat.atomize("a</think><tool_call>f<arg_key>k") == [
         "a", "</think>", "<tool_call>", "f", "<arg_key>", "k"]
     assert cat.atomize("<toolx") == list("<toolx")
+
+
+def test_runners_load_the_catalogue_with_the_stdlib_only(tmp_path):
+    """The runners run in an engine's venv: the catalogue and its sibling modules load there as a
+    package of their own, with no glmverify package, no ``__init__`` and no site-packages (-S)."""
+    here = Path(cat.__file__).parent
+    for src in here.glob("*.py"):
+        if src.name != "__init__.py":
+            shutil.copy(src, tmp_path / src.name)
+    for runner in ("sglang_runner.py", "vllm_runner.py"):
+        p = subprocess.run([sys.executable, "-S", str(tmp_path / runner), "--help"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0 and "--split-markers" in p.stdout, (runner, p.stderr[-2000:])

@@ -1,6 +1,9 @@
-"""GLM-5.2 raw-output catalogue: loading, validation, comparison and chunking.
+"""GLM-5.2 raw-output catalogue: loading, validation, comparison, stream reassembly, runner reports.
 
-Stdlib only: this module is imported by the runners inside each engine's own venv.
+Stdlib only: the runners import it inside each engine's own venv, with its two siblings
+(``chunking``: GLM's markers and the seeded chunkers; ``jsonvalues``: strict JSON equality and
+the JSON Schema subset the validation uses), loaded there as a package of their own. Their
+names stay importable from here (``catalogue.chunkings``, ``catalogue.schema_errors``, ...).
 
 Catalogue line (``fixtures/glm52_outputs.jsonl``)::
 
@@ -26,22 +29,12 @@ Comparison normalisation (where engines legitimately differ):
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-# Strings that GLM-5.2's tokenizer emits as single (added) tokens: an engine's detokenizer
-# never splits them across stream deltas.
-GLM_MARKERS: tuple[str, ...] = (
-    "<think>", "</think>", "<tool_call>", "</tool_call>",
-    "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>",
-)
-# Turn tokens of the GLM chat template (used to build prompts for token-id based parsers).
-GLM_TURN_TOKENS: tuple[str, ...] = (
-    "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>",
-    "<|endoftext|>",
-)
+from .chunking import GLM_MARKERS, GLM_TURN_TOKENS, atomize, chunkings  # noqa: F401 - public names of the catalogue
+from .jsonvalues import json_equal, schema_errors, type_of  # noqa: F401 - public names of the catalogue
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parents[2] / "fixtures" / "glm52_outputs.jsonl"
 
@@ -150,63 +143,6 @@ def validate_case(obj: Any) -> Case:
     )
 
 
-def _type_of(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def schema_errors(value: Any, schema: dict, path: str = "$") -> list[str]:
-    """Errors of ``value`` against a JSON Schema subset (type, enum, const, properties,
-    required, additionalProperties: false, items, anyOf, oneOf). Enough to keep the
-    catalogue's expectations honest."""
-    errs: list[str] = []
-    if not isinstance(schema, dict):
-        return errs
-    if "type" in schema:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        t = _type_of(value)
-        ok = t in types or (t == "integer" and "number" in types)
-        if not ok:
-            errs.append(f"{path}: {t} is not {types}")
-            return errs
-    if "enum" in schema and not any(json_equal(value, e) for e in schema["enum"]):
-        errs.append(f"{path}: {value!r} not in enum {schema['enum']}")
-    if "const" in schema and not json_equal(value, schema["const"]):
-        errs.append(f"{path}: {value!r} is not const {schema['const']!r}")
-    for kw in ("anyOf", "oneOf"):
-        if kw in schema:
-            matches = sum(1 for s in schema[kw] if not schema_errors(value, s, path))
-            if matches == 0 or (kw == "oneOf" and matches > 1):
-                errs.append(f"{path}: {kw} matched {matches} branches")
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        for key in schema.get("required", []):
-            if key not in value:
-                errs.append(f"{path}.{key}: required")
-        for key, v in value.items():
-            if key in props:
-                errs.extend(schema_errors(v, props[key], f"{path}.{key}"))
-            elif schema.get("additionalProperties") is False:
-                errs.append(f"{path}.{key}: not allowed")
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, v in enumerate(value):
-            errs.extend(schema_errors(v, schema["items"], f"{path}[{i}]"))
-    return errs
-
-
 # --------------------------------------------------------------------------- comparison
 
 
@@ -220,20 +156,6 @@ class Diff:
         return {"field": self.field, "expected": self.expected, "got": self.got}
 
 
-def json_equal(a: Any, b: Any) -> bool:
-    """JSON equality with strict types (bool is not a number) except int == float."""
-    ta, tb = _type_of(a), _type_of(b)
-    if {ta, tb} <= {"integer", "number"}:
-        return a == b
-    if ta != tb:
-        return False
-    if ta == "object":
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if ta == "array":
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
-    return a == b
-
-
 def _norm_text(value: Any) -> Any:
     if value is None:
         return None
@@ -244,7 +166,7 @@ def _norm_text(value: Any) -> Any:
 
 
 def _json_diffs(expected: Any, got: Any, path: str) -> list[Diff]:
-    te, tg = _type_of(expected), _type_of(got)
+    te, tg = type_of(expected), type_of(got)
     if {te, tg} <= {"integer", "number"}:
         return [] if expected == got else [Diff(path, expected, got)]
     if te != tg:
@@ -387,57 +309,6 @@ class StreamAssembler:
             "tool_calls": calls,
             "violations": violations,
         }
-
-
-def atomize(text: str, markers: Iterable[str] = GLM_MARKERS) -> list[str]:
-    """Split ``text`` into atoms: each marker is one atom, every other character one atom."""
-    markers = sorted(set(markers), key=len, reverse=True)
-    atoms: list[str] = []
-    i = 0
-    while i < len(text):
-        for m in markers:
-            if m and text.startswith(m, i):
-                atoms.append(m)
-                i += len(m)
-                break
-        else:
-            atoms.append(text[i])
-            i += 1
-    return atoms
-
-
-def chunkings(text: str, n: int, seed: int | str, markers: Iterable[str] = GLM_MARKERS) -> list[list[str]]:
-    """``n`` ways to cut ``text`` into stream deltas, deterministic in (seed, text).
-
-    #0 is one atom per delta (1-char chunking; a marker is one token, so one delta),
-    #1 is the whole text in one delta, the rest are random groups of 1..k atoms with
-    k drawn per chunking from 2..24. With ``markers=()`` the atoms are single characters,
-    so markers can be split across deltas too (a harsher test than any detokenizer makes).
-    """
-    atoms = atomize(text, markers)
-    rng = random.Random(f"{seed}\x00{text}")
-    result: list[list[str]] = []
-    for k in range(n):
-        if k == 0:
-            sizes = [1] * len(atoms)
-        elif k == 1:
-            sizes = [len(atoms)] if atoms else []
-        else:
-            hi = rng.choice((2, 3, 4, 6, 8, 12, 16, 24))
-            sizes = []
-            left = len(atoms)
-            while left > 0:
-                s = min(left, rng.randint(1, hi))
-                sizes.append(s)
-                left -= s
-        chunks, pos = [], 0
-        for s in sizes:
-            chunks.append("".join(atoms[pos:pos + s]))
-            pos += s
-        if not chunks:
-            chunks = [""]
-        result.append(chunks)
-    return result
 
 
 # --------------------------------------------------------------------------- reports

@@ -4,7 +4,8 @@
         --chunkings 50 --seed 0
 
 Prints one JSON report on stdout. Imports only the stdlib, sglang and the sibling
-``catalogue.py`` (loaded by file path, so no package ``__init__`` runs in this venv).
+``catalogue.py`` with its stdlib siblings (loaded as a package of their own, so no package
+``__init__`` runs in this venv).
 
 The order of operations copies ``sglang/srt/entrypoints/openai/serving_chat.py``
 (checked against 0.5.23):
@@ -30,10 +31,11 @@ The order of operations copies ``sglang/srt/entrypoints/openai/serving_chat.py``
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import sys
+import types
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,11 +46,11 @@ if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
 
 
 def _load_catalogue_module():
-    spec = importlib.util.spec_from_file_location("glmverify_parsers_catalogue", HERE / "catalogue.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    # catalogue.py and its stdlib siblings as a package of their own: no glmverify __init__ runs here
+    pkg = types.ModuleType("glmverify_parsers_catalogue")
+    pkg.__path__ = [str(HERE)]
+    sys.modules[pkg.__name__] = pkg
+    return importlib.import_module(f"{pkg.__name__}.catalogue")
 
 
 cat = _load_catalogue_module()

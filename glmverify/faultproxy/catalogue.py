@@ -1,0 +1,45 @@
+"""The catalogue of proxy faults: every definition module imported, in listing order, and test aids.
+
+``FAULTS`` (name -> ``Fault``) holds, in this order: the chat completion defects and controls
+(``chat_faults``), Anthropic ``/v1/messages`` (``anthropic_faults``), ``/metrics``
+(``metrics_faults``), the stand-in's scripted faults asked per request (``standin_faults``) and
+the garbage and hangs of the reliability tests (``reliability_faults``). A new fault goes in
+the module of its endpoint; ``fixtures/faults.yaml`` then names it in an entry.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+# imported for their registrations in FAULTS; the order is the listing's order
+from . import chat_faults, anthropic_faults, metrics_faults, standin_faults, reliability_faults  # noqa: F401
+from .bodies import chat_deltas, is_content_delta, message_of
+from .registry import FAULTS, Fault
+from .sse import Event
+from .standin_faults import STANDIN_FIELDS, STANDIN_XARGS_KEY, standin_request  # noqa: F401 - re-exported
+
+__all__ = ["FAULTS", "Fault", "leak_secret", "standin_request", "STANDIN_FIELDS", "STANDIN_XARGS_KEY"]
+
+
+def leak_secret(names: list[str], base: Fault | None = None) -> Fault:
+    """Test aid: ``base`` plus the values of environment variables ``names`` appended to every chat
+    answer, as a model or engine echoing its environment would (the harness must redact them)."""
+    values = " ".join(os.environ.get(n, "") for n in names)
+    base = base or FAULTS["control_passthrough"]
+
+    def add(body: dict) -> dict:
+        body = base.chat(body) if base.chat else body
+        m = message_of(body)
+        if m is not None and isinstance(m.get("content"), str):
+            m["content"] += " " + values
+        return body
+
+    def add_stream(events: list[Event]) -> list[Event]:
+        events = base.chat_stream(events) if base.chat_stream else events
+        last = [d for _, _, d in chat_deltas(events) if is_content_delta(d)][-1:]
+        for d in last:  # at the end, as in the non-stream answer: stream and non-stream stay equal
+            d["content"] += " " + values
+        return events
+    return dataclasses.replace(base, name=f"{base.name}+leak_secret",
+                               description=f"{base.description}; environment values echoed in answers",
+                               chat=add, chat_stream=add_stream)

@@ -1,0 +1,88 @@
+"""Reading ``fixtures/faults.yaml``: every entry checked, expanded over its rows (``plan.expand``).
+
+An entry must name known kinds, rows (of the matrix), features, suite modules, proxy faults
+(``glmverify.faultproxy.FAULTS``), stand-in faults (``glmverify.standin.script.FAULTS``),
+checks (``def test_*`` of its suites) and chat template variants; every problem of the file is
+reported at once, one a line, in one ``CatalogueError``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from ..faultproxy import FAULTS as PROXY_FAULTS
+from ..matrix import FEATURES, load
+from ..paths import DEFAULT_MATRIX
+from ..standin.script import FAULTS as STANDIN_FAULTS
+from .model import CASE_KEYS, CATALOGUE, KINDS, CatalogueError, FaultCase, suite_checks
+from .plan import entry_rows, expand
+from .templates import TEMPLATES
+
+
+def load_catalogue(path: Path | str = CATALOGUE, matrix_path: Path | str = DEFAULT_MATRIX) -> list[FaultCase]:
+    """Read and check the catalogue: unique ids, known kinds/rows/features/faults, suites that exist."""
+    data = yaml.safe_load(Path(path).read_text())
+    if not isinstance(data, list):
+        raise CatalogueError(f"{path}: expected a list of faults")
+    rows = {r.id for r in load(matrix_path).rows}
+    errors, cases, seen = [], [], set()
+    for i, d in enumerate(data):
+        where = f"{path}[{i}]" + (f" ({d.get('id')})" if isinstance(d, dict) else "")
+        if not isinstance(d, dict):
+            errors.append(f"{where}: not a mapping")
+            continue
+        unknown = set(d) - CASE_KEYS
+        missing = {"id", "kind", "row", "suites", "expect_failed"} - set(d)
+        if unknown or missing:
+            errors.append(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+            continue
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", str(d["id"])) or d["id"] in seen:
+            errors.append(f"{where}: id must be unique, lowercase words joined by '-'")
+        seen.add(d["id"])
+        row_ids = entry_rows(d)
+        if not row_ids or len(set(row_ids)) != len(row_ids):
+            errors.append(f"{where}: row must be a row id or a list of distinct row ids")
+            continue
+        for case in expand(d):  # errors stop the load below, after every entry is checked
+            errors += _case_errors(case, where, rows, matrix_path)
+            cases.append(case)
+    if errors:
+        raise CatalogueError("\n".join(errors))
+    return cases
+
+
+def _case_errors(case: FaultCase, where: str, rows: set[str], matrix_path) -> list[str]:
+    """One case's errors (``where``: the entry's place in the file, for the messages)."""
+    errors: list[str] = []
+    if case.kind not in KINDS:
+        errors.append(f"{where}: kind {case.kind!r} not one of {KINDS}")
+    if case.row not in rows:
+        errors.append(f"{where}: row {case.row!r} not in {matrix_path}")
+    for feat in case.suites + case.expect_failed:
+        if feat not in FEATURES:
+            errors.append(f"{where}: unknown feature {feat!r}")
+    for m in case.modules():
+        if not Path(m).is_file():
+            errors.append(f"{where}: no suite module {Path(m).name}")
+    if not set(case.expect_failed) <= set(case.suites):
+        errors.append(f"{where}: expect_failed {case.expect_failed} not all among suites {case.suites}")
+    if case.kind == "proxy" and case.fault not in PROXY_FAULTS:
+        errors.append(f"{where}: unknown proxy fault {case.fault!r}")
+    if case.kind == "standin" and case.standin not in STANDIN_FAULTS:
+        errors.append(f"{where}: unknown stand-in fault {case.standin!r} (one of {sorted(STANDIN_FAULTS)})")
+    if case.kind == "launch" and not (case.drop_args or case.set_args or case.env or case.chat_template):
+        errors.append(f"{where}: a launch fault must change something (drop_args, set_args, env, chat_template)")
+    if case.select and case.expect_failed:
+        errors.append(f"{where}: select is for controls only (a fault names its checks instead)")
+    if case.checks:
+        known = {k.split("::")[1] for k in suite_checks(case.suites)}
+        if not case.expect_failed:
+            errors.append(f"{where}: checks are for faults (what must fail); a control narrows with select")
+        for name in case.checks:
+            if name not in known:
+                errors.append(f"{where}: no check {name!r} in the suites {case.suites}")
+    if case.chat_template is not None and case.chat_template not in TEMPLATES:
+        errors.append(f"{where}: unknown chat_template {case.chat_template!r} ({', '.join(TEMPLATES)})")
+    return errors

@@ -1,0 +1,52 @@
+"""Coverage of the whole catalogue: every check function must be seen failing under some fault, per engine.
+
+* vLLM: every check function of every suite the vLLM reference rows serve must be seen failing
+  under some detected fault run on a vLLM row;
+* SGLang: every check function that ran (passed) in the conforming run of ``reference-sglang``
+  must be seen failing under some detected fault run on an SGLang row: so each check's SGLang
+  branch (``reasoning_content``, fall-through decided by behaviour, prompt tokens from ``usage``)
+  is proven able to fail there, not only on vLLM.
+
+A check no fault failed maps to an empty list ("NEVER SEEN FAILING"), and fails the run.
+"""
+from __future__ import annotations
+
+from ..matrix import FEATURES
+from .model import COVERAGE_ROWS, Outcome, suite_checks
+from .plan import conforming_suites
+
+
+def coverage(outcomes: list[Outcome], features, rows=None) -> dict[str, list[str]]:
+    """``feature::function`` of every check of ``features`` -> the detected faults seen failing it
+    (only faults run on ``rows``, when given)."""
+    cov: dict[str, list[str]] = {k: [] for k in suite_checks(features)}
+    for o in outcomes:
+        if o.expect_failed and o.detected and (rows is None or o.row in rows):
+            for k in o.failed_checks:
+                if k in cov:
+                    cov[k].append(o.id)
+    return cov
+
+
+def engine_coverage(outcomes: list[Outcome], matrix, selected: set[str] | None = None) -> dict[str, list[str]]:
+    """Coverage per engine, keyed ``ENGINE: feature::function`` (see the module docstring): vLLM over
+    every check of the suites its reference rows serve; SGLang over the checks its conforming run
+    ran (a check the engine cannot run, e.g. the rendered-prompt one, has no SGLang branch).
+    ``selected``: only these reference rows (``--row``), and only the engines they stand for."""
+    out: dict[str, list[str]] = {}
+    for engine, rows in COVERAGE_ROWS.items():
+        rows = [r for r in rows if r in {x.id for x in matrix.rows} and (selected is None or r in selected)]
+        if not rows:
+            continue
+        served = [f for f in FEATURES if any(f in conforming_suites(matrix.row(r)) for r in rows)]
+        cov = coverage(outcomes, served, set(rows))
+        if engine != "vllm":
+            ran = {k for o in outcomes if o.kind == "conforming" and o.row in rows for k in o.passed_checks}
+            cov = {k: v for k, v in cov.items() if k in ran} or {f"{engine} conforming run": []}
+        out.update({f"{engine}: {k}": v for k, v in cov.items()})
+    return out
+
+
+def coverage_text(cov: dict[str, list[str]]) -> str:
+    width = max((len(k) for k in cov), default=10)
+    return "\n".join(f"{k.ljust(width)}  {', '.join(v) if v else 'NEVER SEEN FAILING'}" for k, v in cov.items())

@@ -1,0 +1,80 @@
+"""The catalogue's verdict and its record: the console table, faults.md, faults.json.
+
+``summary`` is the run's verdict: every fault detected, every control and conforming run
+passing, and (for the whole catalogue) every check seen failing under some fault.
+``write_results`` writes ``faults.json`` (outcomes, coverage, summary) and ``faults.md`` (the
+table as markdown, then the coverage) into the results directory.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from .coverage import coverage_text
+from .model import Outcome
+
+
+def table(outcomes: list[Outcome]) -> str:
+    head = ("fault", "kind", "expected failed", "observed", "detected", "s", "mutated", "evidence (first failing check)")
+    rows = []
+    for o in outcomes:
+        expected = ", ".join(o.expect_failed) or "(none)"
+        observed = ", ".join(f"{f}={s}" for f, s in o.observed.items()) or "-"
+        if not o.expect_failed and o.observed and set(o.observed.values()) == {"verified"}:
+            observed = f"all {len(o.observed)} verified"  # a conforming run's features, in one word
+        verdict = o.verdict
+        rows.append((o.id, o.kind, expected, observed, verdict, f"{o.seconds:.0f}", o.mutated or "-", o.detail[:110]))
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head) - 1)]
+    lines = []
+    for r in [head, tuple("-" * w for w in widths) + ("-" * 30,), *rows]:
+        lines.append("  ".join(str(v).ljust(w) for v, w in zip(r, widths)) + "  " + str(r[-1]))
+    return "\n".join(lines)
+
+
+def markdown(outcomes: list[Outcome]) -> str:
+    def esc(s):
+        return str(s).replace("|", "\\|").replace("\n", " ")
+    lines = ["| fault | kind | expected failed | observed | detected | seconds | evidence |", "|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        verdict = o.verdict
+        lines.append(f"| {esc(o.id)} | {o.kind} | {esc(', '.join(o.expect_failed) or '(none)')} | "
+                     f"{esc(', '.join(f'{f}={s}' for f, s in o.observed.items()))} | {verdict} | {o.seconds:.0f} | "
+                     f"{esc(o.detail[:200])} |")
+    return "\n".join(lines) + "\n"
+
+
+def summary(outcomes: list[Outcome], cov: dict[str, list[str]] | None = None) -> tuple[bool, str]:
+    """Every fault detected, every control and conforming run passing, and (given ``cov``) every
+    check seen failing under some fault."""
+    faults = [o for o in outcomes if o.expect_failed]
+    controls = [o for o in outcomes if not o.expect_failed]
+    found = sum(o.detected for o in faults)
+    ok_controls = sum(o.detected for o in controls)
+    ok = found == len(faults) and ok_controls == len(controls)
+    pct = 100.0 * found / len(faults) if faults else 100.0
+    line = (f"faults detected: {found}/{len(faults)} ({pct:.0f}%); controls and conforming runs passing: "
+            f"{ok_controls}/{len(controls)}")
+    if cov is not None:
+        shown = sum(bool(v) for v in cov.values())
+        ok = ok and shown == len(cov)
+        line += f"; checks seen failing: {shown}/{len(cov)}"
+    return ok, line
+
+
+def console_text(outcomes: list[Outcome], cov: dict[str, list[str]] | None) -> str:
+    """The table, then (given coverage) every check with the faults seen failing it."""
+    return table(outcomes) + ("\n\nchecks and the faults seen failing them:\n" + coverage_text(cov) if cov else "")
+
+
+def write_results(out: Path, outcomes: list[Outcome], cov: dict[str, list[str]] | None,
+                  seconds: float) -> tuple[bool, str]:
+    """``faults.json`` and ``faults.md`` in ``out``; returns ``summary``'s (ok, line)."""
+    ok, line = summary(outcomes, cov)
+    (out / "faults.json").write_text(json.dumps(
+        {"ok": ok, "seconds": round(seconds, 1), "summary": line, "outcomes": [asdict(o) for o in outcomes],
+         "coverage": cov}, indent=1) + "\n")
+    cov_md = ("\n| check | faults seen failing it |\n|---|---|\n"
+              + "".join(f"| {k} | {', '.join(v) or '**never**'} |\n" for k, v in cov.items())) if cov else ""
+    (out / "faults.md").write_text(markdown(outcomes) + cov_md + f"\n{line}; total {seconds / 60:.1f} min\n")
+    return ok, line
