@@ -56,7 +56,9 @@ def test_rows_of_a_run(matrix):
     assert run_rows(matrix, opts()) == list(matrix.rows)
     assert [r.id for r in run_rows(matrix, opts(endpoint="http://x:1", row="reference"))] == ["reference"]
     served = matrix.row("reference").served_model
-    probe = SimpleNamespace(probe=lambda: SimpleNamespace(model=served))
+    # what adapters.probe reads from a vLLM endpoint: its model list, version and window
+    probe = SimpleNamespace(model=None, engine="vllm", facts={}, models=lambda: [{"id": served, "owned_by": "vllm"}],
+                            version=lambda paths=(): "0.32.0", max_model_len=lambda: 16384)
     matches = [r.id for r in matrix.rows if r.served_model == served]
     if len(matches) == 1:
         assert [r.id for r in run_rows(matrix, opts(endpoint="http://x:1"), lambda: probe)] == matches
