@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Iterable
 from . import hardware
 from .engines import EngineServer, EngineStartupError, HttpReadiness, ProgressFn
 from .matrix import Row
-from .paths import REPO_ROOT, STANDIN_MODEL_DIR
+from .paths import REPO_ROOT
 from .redact import REDACT
 from .util import new_run_id
 
@@ -324,9 +324,9 @@ def _placeholders(row: Row, port: int, build: bool) -> dict[str, str]:
     used = " ".join([*row.launch.get("args", []), *row.launch.get("volumes", []),
                      *row.launch.get("env", {}).values()])
     if "{standin_model}" in used:
-        from .standin.build import ensure_built  # late: only rows serving the stand-in need it
+        from .standin.build import ensure_built, model_dir_for  # late: only rows serving the stand-in need it
 
-        subs["standin_model"] = str(ensure_built() if build else STANDIN_MODEL_DIR)
+        subs["standin_model"] = str(ensure_built(row.profile) if build else model_dir_for(row.profile))
     return subs
 
 

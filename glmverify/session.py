@@ -155,7 +155,7 @@ def make_server(row: Row, opts: Options, log_dir: Path,
     if launcher == "process":
         extra = {}
         if any("{standin_model}" in a for a in row.launch.get("args", [])):
-            extra["standin_model"] = str(ensure_built())
+            extra["standin_model"] = str(ensure_built(row.profile))
         if any("{sglang_python}" in c for c in row.launch.get("command", [])):
             extra["sglang_python"] = str(sglang_python(row.engine_version or "0.5.23"))
         command = [expand(c, row, extra) for c in row.launch.get("command", [])]
