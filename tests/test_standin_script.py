@@ -1064,3 +1064,14 @@ def test_schema_values_accept_what_jsonschema_cannot_check():
     assert valid(3, {"type": "integer", "minimum": 2}, None) and not valid(1, {"type": "integer", "minimum": 2}, None)
     assert valid("x", {"$ref": "https://example.com/remote.json"}, None)  # unresolvable: unconstrained
     assert not valid("x", False, None) and valid("x", True, None)
+
+
+def test_glm52_build_template_is_the_package_template():
+    """The fault catalogue edits the package's template as GLM-5.2's: the GLM-5.2 rendering is it."""
+    assert standin_build.render_template() == standin_build.TEMPLATE_PATH.read_text()
+    from dataclasses import replace
+
+    from glmverify.standin.profile import GLM_52
+
+    three = replace(GLM_52, name="t", levels=(("max", "Max"), ("high", "High"), ("low", "Low")))
+    assert "'Low' if (reasoning_effort is defined and reasoning_effort == 'low')" in standin_build.profile_block(three)

@@ -11,9 +11,9 @@ idempotent: when the stamp in ``OUT_DIR`` matches the hash of this builder, the 
 the profile and the options, nothing is written.
 
 Profile: ``build(..., profile=P)`` renders the template's thinking switch and effort line from the
-model profile ``P`` (a ``glmverify.matrix.Profile``; None = GLM-5.2): ``chat_template.jinja`` in
-this package holds placeholders (``__THINKING_VARIABLE__``, ``__EFFORT_VARIABLE__``,
-``__GLMVERIFY_PROFILE__``) that ``render_template`` replaces. The same profile goes to
+model profile ``P`` (a ``glmverify.matrix.Profile``; None = GLM-5.2): ``render_template``
+replaces the template's profile block (GLM-5.2's in this package's ``chat_template.jinja``) with
+``profile_block(P)``, plain Jinja conditionals. The same profile goes to
 ``glmverify_standin.json``, which the engine hooks read so the script ranks the rendered effort
 words (``profile.py``). ``ensure_built(profile)`` keeps one directory per profile under build/.
 
@@ -237,16 +237,49 @@ def _safetensors_bf16(tensors: dict) -> bytes:
     return len(head).to_bytes(8, "little") + head + b"".join(chunks)
 
 
-def render_template(profile: StandinProfile = GLM_52) -> str:
-    """``chat_template.jinja`` with the profile's thinking switch and effort table filled in."""
+PROFILE_BLOCK_BEGIN = "{#- profile block:"
+PROFILE_BLOCK_END = "{#- end of the profile block -#}"
+
+
+def _quoted(text: str) -> str:
+    return "'" + text + "'"  # profile.py admits no quote, backslash or brace in keys and words
+
+
+def profile_block(profile: StandinProfile) -> str:
+    """The template's thinking switch and effort line for ``profile``, as Jinja source.
+
+    The effort word is one conditional expression: the default's word when the variable is unset
+    (only written when the default is not the fallback), each other level's word when the value
+    is that level, else the fallback's. GLM-5.2 gets exactly the block this package's template holds.
+    """
+    tv, ev, words = profile.thinking_variable, profile.effort_variable, profile.words
+    on = "true" if profile.thinking_default else "false"
+    flip = f"not {tv}" if profile.thinking_default else tv
+    branches = []
+    if profile.default != profile.fallback:
+        branches.append(f"{_quoted(words[profile.default])} if ({ev} is not defined or {ev} is none) else ")
+    for key, word in profile.levels:
+        if key != profile.fallback:
+            branches.append(f"{_quoted(word)} if ({ev} is defined and {ev} == {_quoted(key)}) else ")
+    expr = "".join(branches) + _quoted(words[profile.fallback])
     before, after = profile.line_parts()
-    table = {"thinking_default": profile.thinking_default, "effort_default": profile.default,
-             "effort_fallback": profile.fallback, "effort_words": profile.words,
-             "line_before": before, "line_after": after}
-    # JSON is a Jinja literal (double-quoted strings with backslash escapes, true/false)
-    text = TEMPLATE_PATH.read_text().replace("__GLMVERIFY_PROFILE__", json.dumps(table, ensure_ascii=True))
-    text = text.replace("__THINKING_VARIABLE__", profile.thinking_variable)
-    return text.replace("__EFFORT_VARIABLE__", profile.effort_variable)
+    return (f"{{%- set ns = namespace(think_on={on}, last_user=-1) -%}}\n"
+            f"{{%- if {tv} is defined and {tv} is not none and {flip} -%}}\n"
+            f"{{%- set ns.think_on = {'false' if profile.thinking_default else 'true'} -%}}\n"
+            "{%- endif -%}\n"
+            "[gMASK]<sop>\n"
+            "{%- if ns.think_on -%}\n"
+            f"<|system|>{before}{{{{ {expr} }}}}{after}\n"
+            "{%- endif -%}\n")
+
+
+def render_template(profile: StandinProfile = GLM_52) -> str:
+    """``chat_template.jinja`` with its profile block rendered for ``profile``."""
+    text = TEMPLATE_PATH.read_text()
+    start = text.index(PROFILE_BLOCK_BEGIN)
+    start = text.index("\n", start) + 1
+    end = text.index(PROFILE_BLOCK_END, start)
+    return text[:start] + profile_block(profile) + text[end:]
 
 
 def build_hash(max_position: int = DEFAULT_MAX_POSITION, seed: int = SEED, profile: Any | None = None) -> str:

@@ -25,6 +25,7 @@ CONFIG_NAME = "glmverify_standin.json"
 #: Where the level's word goes in ``system_line``.
 LEVEL_FIELD = "{level}"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_UNSAFE = re.compile(r"[{}\n\r]")  # the system line and the words are written into the template source
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class StandinProfile:
                 problems.append(f"{what} {getattr(self, what)!r} is not a template variable name")
         if self.system_line.count(LEVEL_FIELD) != 1:
             problems.append(f"system_line {self.system_line!r} must hold {LEVEL_FIELD} once")
+        elif any(_UNSAFE.search(t) for t in self.line_parts()):
+            problems.append(f"system_line {self.system_line!r}: no braces or line breaks around {LEVEL_FIELD}")
+        for text in (t for lv in self.levels for t in lv):
+            if not text or _UNSAFE.search(text) or "'" in text or "\\" in text:  # written as Jinja literals
+                problems.append(f"level or word {text!r}: no quotes, backslashes, braces or line breaks")
         if problems:
             raise ValueError(f"stand-in profile {self.name!r}: " + "; ".join(problems))
 
