@@ -181,11 +181,14 @@ def test_effort_suite_verifies_glm53_on_the_reference(tmp_path, glm53_data):
     matrix.write_text(yaml.safe_dump(glm53_data, sort_keys=False))
     results = tmp_path / "results"
     proc = subprocess.run([sys.executable, "-m", "pytest", "suites/test_effort_levels.py", "-p", "no:cacheprovider",
-                           "-q", "--matrix", str(matrix), "--row", ROW, "--results", str(results),
+                           # -k: only the new row's checks, so only its engine starts (--row names the
+                           # row an --endpoint stands for; it does not select rows)
+                           "-q", "--matrix", str(matrix), "-k", ROW, "--results", str(results),
                            "--request-timeout", "1200"],
                           cwd=REPO, capture_output=True, text=True, timeout=3000)
     out = proc.stdout[-6000:] + proc.stderr[-3000:]
     doc = json.loads((results / "matrix.json").read_text())
+    assert doc["run"]["launches"] == {ROW: 1}, (doc["run"]["launches"], out)
     cell = next(c for c in doc["cells"] if c["row"] == ROW and c["feature"] == "effort_levels")
     assert cell["status"] == "verified", (cell["basis"], out)
     checks = cell["evidence"]["checks"]
