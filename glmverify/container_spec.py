@@ -31,8 +31,9 @@ from typing import Any
 from . import hardware
 from .adapters import adapter_for_row
 from .matrix import Row
-from .paths import REPO_ROOT, STANDIN_MODEL_DIR
+from .paths import REPO_ROOT
 from .redact import REDACT
+from .standin.build import model_dir_for
 from .util import new_run_id
 
 RUN_LABEL = "glmverify.run"
@@ -306,7 +307,7 @@ def _placeholders(row: Row, port: int, standin_model: str | os.PathLike | None) 
     subs = {"host": "0.0.0.0", "port": str(port), "served_model": row.served_model, "model": row.model,
             "repo": str(REPO_ROOT), "python": "python3", "shared": str(REPO_ROOT.parent / "shared")}
     if uses_standin_model(row):
-        subs["standin_model"] = str(standin_model or STANDIN_MODEL_DIR)
+        subs["standin_model"] = str(standin_model or model_dir_for(row.profile))
     return subs
 
 

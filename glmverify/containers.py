@@ -353,7 +353,7 @@ def container_for_row(row: Row, opts: Any, *, log_dir: Path, readiness: HttpRead
                       progress: ProgressFn | None = None) -> EngineContainer:
     """The engine for a ``launcher: container`` row (called by ``session.make_server``); builds the
     stand-in model first when the row mounts it."""
-    standin = ensure_built() if uses_standin_model(row) else None
+    standin = ensure_built(row.profile) if uses_standin_model(row) else None
     spec = ContainerSpec.from_row(row, current_run_id(opts), standin_model=standin)
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 One function per decision (the suites call them; none computes a bound itself). Targets come from
 the model profile's ``verdicts`` block in matrix.yaml (GSM8K expected accuracy and tolerance per
-mode with their basis, the conforming High/Max ratio, the thinking-off token ratio) and from the
+mode with their basis, the conforming ratio of an effort level's reasoning to the next-higher
+level's, the thinking-off token ratio) and from the
 row's ``expect`` (MTP minimum accept length, an accuracy bar override). The false-failure rate is
 chosen for the sign-off: ``family_alpha`` (1%) per row and run, split evenly over the decisions in
 ``family(row, rendered)``, so a conforming row false-fails anywhere with probability <= 1%.
@@ -14,7 +15,7 @@ simulations in tests/test_verdicts.py show both.
 from __future__ import annotations
 
 from .adapters import adapter_for
-from .matrix import Row
+from .matrix import EffortProfile, Row
 from .verdicts import FAMILY_ALPHA, Rule, per_decision_alpha
 
 GSM8K_SIZE = 1319
@@ -44,7 +45,7 @@ def family(row: Row, rendered: bool) -> list[str]:
         out += ["accuracy[think]", "accuracy[nonthink]"]
     if row.serves("effort_levels"):
         for ch in ("kwargs", "top_level"):
-            out += [f"effort[{ch}:{lv}]" for lv in eff.lowered_levels]
+            out += [f"effort[{ch}:{lower}]" for lower, _ in effort_pairs(eff)]
             if not rendered:
                 out += [f"effort[{ch}:{v}={eff.default}]" for v in eff.probe_values if eff.resolve(v) == eff.default]
     if row.serves("non_think"):
@@ -93,20 +94,29 @@ def accuracy_rule(row: Row, thinking: bool, rendered: bool, first: int, budget: 
         basis=f"bar {t['bar']} = expected {t['expected']} - tolerance {t['tolerance']}: {t['basis']}")
 
 
+def effort_pairs(eff: EffortProfile) -> list[tuple[str, str]]:
+    """``(level, next-higher level)`` for each adjacent pair of the profile's levels (most effort
+    first): each level must reason less than the one above it (GLM-5.2: high < max; GLM-5.3 also
+    low < high)."""
+    levels = list(eff.levels)
+    return [(levels[i], levels[i - 1]) for i in range(1, len(levels))]
+
+
 def _effort_conforming(row: Row) -> float:
-    """A conforming deployment's lowered/default reasoning ratio is at most this (row, else profile)."""
+    """A conforming deployment's level/next-higher-level reasoning ratio is at most this (row, else profile)."""
     return row.expect.get("effort_ratio_max", _v(row).get("effort_conforming_ratio", DEFAULT_EFFORT_RATIO))
 
 
 def effort_rule(row: Row, level: str, rendered: bool, channel: str) -> Rule:
-    eff = row.profile.effort
+    """``level`` reasons less than the next-higher level of the profile (``effort_pairs``)."""
+    higher = dict(effort_pairs(row.profile.effort))[level]
     conforming = _effort_conforming(row)
     return Rule(
         name=f"effort[{channel}:{level}]",
-        quantity=f"{level}/{eff.default} reasoning-token ratio (geometric mean over prompts)", kind="mean",
+        quantity=f"{level}/{higher} reasoning-token ratio (geometric mean over prompts)", kind="mean",
         higher_is_better=False, verify_bound=1.0, fail_bound=conforming, alpha=alpha(row, rendered),
         effect=1.0, looks=EFFORT_LOOKS, log_scale=True,
-        basis=(f"the guides: {level} lowers effort below {eff.default}; a conforming deployment reasons at most "
+        basis=(f"the guides: {level} lowers effort below {higher}; a conforming deployment reasons at most "
                f"{conforming}x as long (profile), effort ignored (1.0x) must fail"))
 
 

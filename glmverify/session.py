@@ -131,7 +131,7 @@ def make_server(row: Row, opts: Options, log_dir: Path,
     if launcher == "process":
         extra = {}
         if any("{standin_model}" in a for a in row.launch.get("args", [])):
-            extra["standin_model"] = str(ensure_built())
+            extra["standin_model"] = str(ensure_built(row.profile))
         extra.update(adapter_for_row(row).process_placeholders(row))
         command = [expand(c, row, extra) for c in row.launch.get("command", [])]
         args = [expand(a, row, extra) for a in row.launch.get("args", [])]

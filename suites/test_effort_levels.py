@@ -1,16 +1,20 @@
-"""effort_levels: the row's profile says which requested values lower reasoning effort.
+"""effort_levels: the row's profile says which requested values lower reasoning effort, and in what order.
 
 GLM-5.2: Max by default, ``high`` is the only value that lowers it, every other value (``low``,
 ``medium``, unknown) falls through to Max, and nothing changes with thinking off. The semantics come
-from ``engine.profile.effort`` (matrix.yaml), so GLM-5.3's low/high/max is a data change.
+from ``engine.profile.effort`` (matrix.yaml: levels most effort first, default, fallback), so
+GLM-5.3's max/high/low is a data change (tests/test_profile_as_data.py runs this suite on one).
 
 Two kinds of check, each through both channels (``chat_template_kwargs.reasoning_effort`` and the
 top-level OpenAI ``reasoning_effort``):
 * rendered: where the engine exposes the rendered prompt (vLLM ``/tokenize``), the system line
   for omitted and every probe value, and no line with thinking off;
-* behaviour, everywhere: a sequential, paired-by-prompt decision (``glmverify.policy``) that each
-  lowered level reasons less than the default, sampled as the guides send requests; where the
-  rendered prompt is not visible, also that values falling through reason like the default.
+* behaviour, everywhere: a sequential, paired-by-prompt decision (``glmverify.policy``) for each
+  adjacent pair of levels that the lower one reasons less than the next-higher one (high < max,
+  low < high), sampled as the guides send requests; where the rendered prompt is not visible, also
+  that values falling through reason like the default. Evidence: ``levels``, ``reasoning_tokens``
+  per requested value (``default``: the field omitted), ``ratio`` (the first pair, today's
+  lowered-vs-default figure) and ``ratios`` per pair (``"low/high"``).
 """
 from __future__ import annotations
 
@@ -144,34 +148,49 @@ def effort_prompts(options) -> list[str]:
 
 
 def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
-    """Paired by prompt: each prompt is sent at the default level and at the probed value; the
-    decision is on the geometric mean of the per-prompt reasoning-token ratios (``policy``).
+    """Paired by prompt: for each adjacent pair of the profile's levels (``policy.effort_pairs``,
+    e.g. high < max, low < high) each prompt is sent at the higher level and at the lower one; the
+    decision is on the geometric mean of the per-prompt reasoning-token ratios (``policy``). The
+    default level is sent as the guides send it: the field omitted.
 
-    Lowered levels must reason less than the default. Where the rendered prompt is not visible
+    Each level must reason less than the next-higher one. Where the rendered prompt is not visible
     (SGLang), every value that falls through must also reason like the default (equivalence
     margin); where it is (vLLM), ``test_rendered_system_line`` proves fall-through exactly."""
     eff = engine.profile.effort
     rendered = policy.rendered_prompt(engine.client.engine)
-    targets = [(lv, policy.effort_rule(engine.row, lv, rendered, channel)) for lv in eff.lowered_levels]
+    pairs = policy.effort_pairs(eff)
+    # (value probed, value it is compared with (None: omitted, the default), rule)
+    targets = [(lower, None if higher == eff.default else higher, policy.effort_rule(engine.row, lower, rendered, channel))
+               for lower, higher in pairs]
     if not rendered:
-        targets += [(v, policy.fallthrough_rule(engine.row, v, rendered, channel))
+        targets += [(v, None, policy.fallthrough_rule(engine.row, v, rendered, channel))
                     for v in eff.probe_values if eff.resolve(v) == eff.default]
-    baseline: dict[int, int | None] = {}   # prompt index -> default-level tokens (None: truncated)
+    # request key ("default": the field omitted) -> prompt index -> reasoning tokens (None: truncated);
+    # a level's draws are reused as the reference of the next pair, paired by prompt
+    drawn: dict[str, dict[int, int | None]] = {"default": {}}
     tokens: dict[str, list] = {"default": []}
     rejected: dict[str, str] = {}
     decisions = []
 
-    for value, rule in targets:
-        pos = 0
-        tokens[value] = []
+    def key(value: str | None) -> str:
+        return "default" if value is None else value
 
-        def draw(k: int, value=value):
+    for value, reference, rule in targets:
+        pos = 0
+        tokens.setdefault(value, [])
+        tokens.setdefault(key(reference), [])
+        ref = drawn.setdefault(key(reference), {})
+        if key(reference) in rejected:
+            rejected[value] = f"not compared: its reference {reference!r} was rejected"
+            continue
+
+        def draw(k: int, value=value, reference=reference, ref=ref):
             nonlocal pos
             idx = list(range(pos, min(pos + k, len(effort_prompts))))
             pos += k
-            need = [i for i in idx if i not in baseline]
-            reqs = [{"messages": [{"role": "user", "content": effort_prompts[i]}], **_effort_fields(engine, None, channel)}
-                    for i in need]
+            need = [i for i in idx if i not in ref]
+            reqs = [{"messages": [{"role": "user", "content": effort_prompts[i]}],
+                     **_effort_fields(engine, reference, channel)} for i in need]
             reqs += [{"messages": [{"role": "user", "content": effort_prompts[i]}], **_effort_fields(engine, value, channel)}
                      for i in idx]
             results = chat_nonstream.many(reqs)
@@ -179,17 +198,18 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
             if probed and all(_rejected(channel, r.status) for r in probed):
                 raise _Rejected(probed[0].error)
             for i, r in zip(need, base):
-                no_problems(r, f"default effort, prompt {i}")
-                baseline[i] = None if r.truncated else reasoning_tokens(engine, r)
-                tokens["default"].append(baseline[i])
+                no_problems(r, f"{channel} reasoning_effort={reference!r}, prompt {i}")
+                ref[i] = None if r.truncated else reasoning_tokens(engine, r)
+                tokens[key(reference)].append(ref[i])
             samples = []
             for i, r in zip(idx, probed):
                 no_problems(r, f"{channel} reasoning_effort={value!r}, prompt {i}")
                 t = None if r.truncated else reasoning_tokens(engine, r)
                 tokens[value].append(t)
-                if t is None or baseline[i] is None:
+                drawn.setdefault(value, {}).setdefault(i, t)
+                if t is None or ref[i] is None:
                     continue  # cut by max_tokens: excluded from the ratio, counted in the decision
-                samples.append(math.log(max(t, 1) / max(baseline[i], 1)))
+                samples.append(math.log(max(t, 1) / max(ref[i], 1)))
             return samples, len(need) + len(idx)
 
         try:
@@ -203,12 +223,14 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
         "decided by behaviour (no rendered prompt): " + ", ".join(f"{d.rule.split(':')[-1].split('=')[0]} "
                                                                   f"{d.estimate:.2f}x default" for d in fell if d.estimate)
         if not rendered else "exact: every fall-through value renders the default's prompt")})
-    evidence.add(channel=channel, reasoning_tokens={k: v[:64] for k, v in tokens.items()}, rejected=rejected,
-                 tokens_spent=chat_nonstream.tokens_spent,
-                 ratio=next((d.estimate for d in decisions if d.rule.endswith(f":{eff.lowered_levels[0]}]")), None)
-                 if eff.lowered_levels else None,
-                 example=chat_nonstream.log[0] if chat_nonstream.log else None)
+    by_rule = {d.rule: d for d in decisions}
+    ratios = {f"{lower}/{higher}": by_rule[f"effort[{channel}:{lower}]"].estimate
+              for lower, higher in pairs if f"effort[{channel}:{lower}]" in by_rule}
+    evidence.add(channel=channel, levels=list(eff.levels), reasoning_tokens={k: v[:64] for k, v in tokens.items()},
+                 rejected=rejected, tokens_spent=chat_nonstream.tokens_spent,
+                 ratio=ratios.get(f"{pairs[0][0]}/{pairs[0][1]}") if pairs else None,
+                 ratios=ratios, example=chat_nonstream.log[0] if chat_nonstream.log else None)
     expect(any(t for t in tokens["default"]), f"no reasoning at the default effort: {tokens['default'][:10]}")
-    for lv in eff.lowered_levels:
-        expect(lv not in rejected, f"{channel} reasoning_effort={lv!r} was rejected: {rejected.get(lv)}")
+    for lower, _ in pairs:
+        expect(lower not in rejected, f"{channel} reasoning_effort={lower!r} was rejected: {rejected.get(lower)}")
     conclude(*decisions, evidence=evidence, context=f"{channel} channel")

@@ -988,3 +988,90 @@ def test_sglang_constraints_read_sglang_sampling_params():
     assert (c.tool_required, c.allowed_tools, c.single_tool_call) == (True, ["get_time"], True)
     js = constraints(SimpleNamespace(temperature=1.0, json_schema='{"type": "object"}', custom_params=None))
     assert js.json_schema == {"type": "object"} and js.faults is None and not js.tool_required
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def test_build_writes_the_profile_and_glm52_is_the_default(model_dir):
+    from glmverify.standin import profile
+
+    data = json.loads((model_dir / profile.CONFIG_NAME).read_text())
+    assert profile.StandinProfile.from_json(data) == profile.GLM_52 == profile.load(model_dir)
+    assert profile.load(model_dir.parent) == profile.GLM_52  # no profile file: GLM-5.2
+    assert standin_build.build_hash() == standin_build.build_hash(profile=profile.GLM_52)
+
+
+def test_profile_is_validated_before_it_reaches_the_template():
+    from dataclasses import replace
+
+    from glmverify.standin.profile import GLM_52
+
+    for bad in ({"default": "ultra"}, {"fallback": "none"}, {"effort_variable": "effort}}{{"},
+                {"system_line": "Effort"}, {"levels": (("max", "Max"), ("max", "High"))}, {"levels": ()}):
+        with pytest.raises(ValueError):
+            replace(GLM_52, **bad)
+
+
+def test_a_profile_changes_the_words_the_variables_and_the_hash(tmp_path):
+    from dataclasses import replace
+
+    from glmverify.standin.profile import GLM_52
+
+    other = replace(GLM_52, name="x-1", thinking_variable="thinking", effort_variable="effort", default="high",
+                    levels=(("ultra", "U"), ("high", "H")), fallback="ultra", system_line="<effort={level}>")
+    assert standin_build.build_hash(profile=other) != standin_build.build_hash()
+    tok = transformers.AutoTokenizer.from_pretrained(str(standin_build.build(tmp_path / "x", profile=other)))
+
+    def render(**kw):
+        return tok.apply_chat_template(user("hi"), tokenize=False, add_generation_prompt=True, **kw)
+
+    assert render() == "[gMASK]<sop><|system|><effort=H><|user|>hi<|assistant|><think>"
+    assert render(effort="ultra").startswith("[gMASK]<sop><|system|><effort=U>")
+    assert render(effort="nope", reasoning_effort="high").startswith("[gMASK]<sop><|system|><effort=U>")
+    assert render(thinking=False) == "[gMASK]<sop><|user|>hi<|assistant|></think>"
+    assert render(enable_thinking=False).endswith("<think>")  # not this profile's switch
+    p = script.parse_prompt(render(), other)
+    assert (p.effort, p.effort_rank) == ("H", 1)
+    assert script.parse_prompt(render(effort="ultra"), other).effort_rank == 0
+    assert "<effort" not in script.respond(render(), profile=other)
+
+
+def test_scripter_reads_the_profile_of_its_model_dir(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from glmverify.standin.forcing import Scripter
+    from glmverify.standin.profile import GLM_52
+
+    monkeypatch.setenv(script.SAMPLING_ENV, "off")
+    three = replace(GLM_52, name="three", levels=(("max", "Max"), ("high", "High"), ("low", "Low")))
+    s = Scripter(str(standin_build.build(tmp_path / "three", profile=three)))
+    assert s.profile == three
+    prompt = "[gMASK]<sop><|system|>Reasoning Effort: {}<|user|>Why is the sky blue?<|assistant|><think>"
+    lengths = [len(s.plan(s.tokenizer.encode(prompt.format(w)).ids, _constraints()).tokens) for w in ("Max", "High", "Low")]
+    assert lengths[0] > lengths[1] > lengths[2], lengths
+
+
+def _constraints():
+    from glmverify.standin.forcing import Constraints
+
+    return Constraints()
+
+
+def test_schema_values_accept_what_jsonschema_cannot_check():
+    from glmverify.standin.schema_values import valid
+
+    assert valid(3, {"type": "integer", "minimum": 2}, None) and not valid(1, {"type": "integer", "minimum": 2}, None)
+    assert valid("x", {"$ref": "https://example.com/remote.json"}, None)  # unresolvable: unconstrained
+    assert not valid("x", False, None) and valid("x", True, None)
+
+
+def test_glm52_build_template_is_the_package_template():
+    """The fault catalogue edits the package's template as GLM-5.2's: the GLM-5.2 rendering is it."""
+    assert standin_build.render_template() == standin_build.TEMPLATE_PATH.read_text()
+    from dataclasses import replace
+
+    from glmverify.standin.profile import GLM_52
+
+    three = replace(GLM_52, name="t", levels=(("max", "Max"), ("high", "High"), ("low", "Low")))
+    assert "'Low' if (reasoning_effort is defined and reasoning_effort == 'low')" in standin_build.profile_block(three)

@@ -84,6 +84,16 @@ def test_effort_rule(row, channel):
     assert ignored[VERIFIED] <= mc_upper(rule.beta)
 
 
+def test_glm52_effort_decisions_are_todays(row):
+    """GLM-5.2's two levels give one adjacent pair, high < max: the decision it always made."""
+    assert policy.effort_pairs(row.profile.effort) == [("high", "max")]
+    rule = policy.effort_rule(row, "high", True, "kwargs")
+    assert rule.name == "effort[kwargs:high]"
+    assert rule.quantity == "high/max reasoning-token ratio (geometric mean over prompts)"
+    with pytest.raises(KeyError):
+        policy.effort_rule(row, "max", True, "kwargs")  # the top level has nothing above it
+
+
 def test_fallthrough_rule(row):
     rule = policy.fallthrough_rule(row, "low", False, "kwargs")
     same = simulate(rule, log_ratio(1.0), RUNS, seed=7)

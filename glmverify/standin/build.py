@@ -5,9 +5,17 @@
 The directory holds ``config.json`` (``LlamaForCausalLM``, 2 layers, hidden 256, head_dim 64),
 ``model.safetensors`` (seeded random bfloat16 weights, the same bytes on every build),
 ``generation_config.json`` (GLM's end-of-turn ids), ``tokenizer.json`` and
-``tokenizer_config.json`` (a ``PreTrainedTokenizerFast``), ``chat_template.jinja`` and a stamp
-file. Building is idempotent: when the stamp in ``OUT_DIR`` matches the hash of this builder, the
-template and the options, nothing is written.
+``tokenizer_config.json`` (a ``PreTrainedTokenizerFast``), ``chat_template.jinja``,
+``glmverify_standin.json`` (the profile the stand-in imitates) and a stamp file. Building is
+idempotent: when the stamp in ``OUT_DIR`` matches the hash of this builder, the rendered template,
+the profile and the options, nothing is written.
+
+Profile: ``build(..., profile=P)`` renders the template's thinking switch and effort line from the
+model profile ``P`` (a ``glmverify.matrix.Profile``; None = GLM-5.2): ``render_template``
+replaces the template's profile block (GLM-5.2's in this package's ``chat_template.jinja``) with
+``profile_block(P)``, plain Jinja conditionals. The same profile goes to
+``glmverify_standin.json``, which the engine hooks read so the script ranks the rendered effort
+words (``profile.py``). ``ensure_built(profile)`` keeps one directory per profile under build/.
 
 Tokenizer: 256 byte tokens (ids 0-255 are the bytes 0x00-0xFF, GPT-2 byte-level alphabet, no
 merges), so every byte of text is one token, then GLM's added tokens from id 256 on
@@ -24,9 +32,13 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from .profile import CONFIG_NAME, GLM_52, StandinProfile, from_profile
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_PATH = HERE / "chat_template.jinja"
@@ -77,6 +89,7 @@ FILES = (
     "tokenizer_config.json",
     "special_tokens_map.json",
     "chat_template.jinja",
+    CONFIG_NAME,
 )
 
 
@@ -224,22 +237,69 @@ def _safetensors_bf16(tensors: dict) -> bytes:
     return len(head).to_bytes(8, "little") + head + b"".join(chunks)
 
 
-def build_hash(max_position: int = DEFAULT_MAX_POSITION, seed: int = SEED) -> str:
-    """Content hash of a build: this builder's source, the chat template and the options."""
+PROFILE_BLOCK_BEGIN = "{#- profile block:"
+PROFILE_BLOCK_END = "{#- end of the profile block -#}"
+
+
+def _quoted(text: str) -> str:
+    return "'" + text + "'"  # profile.py admits no quote, backslash or brace in keys and words
+
+
+def profile_block(profile: StandinProfile) -> str:
+    """The template's thinking switch and effort line for ``profile``, as Jinja source.
+
+    The effort word is one conditional expression: the default's word when the variable is unset
+    (only written when the default is not the fallback), each other level's word when the value
+    is that level, else the fallback's. GLM-5.2 gets exactly the block this package's template holds.
+    """
+    tv, ev, words = profile.thinking_variable, profile.effort_variable, profile.words
+    on = "true" if profile.thinking_default else "false"
+    flip = f"not {tv}" if profile.thinking_default else tv
+    branches = []
+    if profile.default != profile.fallback:
+        branches.append(f"{_quoted(words[profile.default])} if ({ev} is not defined or {ev} is none) else ")
+    for key, word in profile.levels:
+        if key != profile.fallback:
+            branches.append(f"{_quoted(word)} if ({ev} is defined and {ev} == {_quoted(key)}) else ")
+    expr = "".join(branches) + _quoted(words[profile.fallback])
+    before, after = profile.line_parts()
+    return (f"{{%- set ns = namespace(think_on={on}, last_user=-1) -%}}\n"
+            f"{{%- if {tv} is defined and {tv} is not none and {flip} -%}}\n"
+            f"{{%- set ns.think_on = {'false' if profile.thinking_default else 'true'} -%}}\n"
+            "{%- endif -%}\n"
+            "[gMASK]<sop>\n"
+            "{%- if ns.think_on -%}\n"
+            f"<|system|>{before}{{{{ {expr} }}}}{after}\n"
+            "{%- endif -%}\n")
+
+
+def render_template(profile: StandinProfile = GLM_52) -> str:
+    """``chat_template.jinja`` with its profile block rendered for ``profile``."""
+    text = TEMPLATE_PATH.read_text()
+    start = text.index(PROFILE_BLOCK_BEGIN)
+    start = text.index("\n", start) + 1
+    end = text.index(PROFILE_BLOCK_END, start)
+    return text[:start] + profile_block(profile) + text[end:]
+
+
+def build_hash(max_position: int = DEFAULT_MAX_POSITION, seed: int = SEED, profile: Any | None = None) -> str:
+    """Content hash of a build: this builder's source, the rendered template, the profile and the options."""
+    p = from_profile(profile)
     h = hashlib.sha256()
     h.update(Path(__file__).read_bytes())
-    h.update(TEMPLATE_PATH.read_bytes())
-    h.update(json.dumps({"max_position": max_position, "seed": seed}, sort_keys=True).encode())
+    h.update(render_template(p).encode())
+    h.update(json.dumps({"max_position": max_position, "seed": seed, "profile": p.to_json()}, sort_keys=True).encode())
     return h.hexdigest()
 
 
-def is_built(out_dir: str | os.PathLike, max_position: int = DEFAULT_MAX_POSITION, seed: int = SEED) -> bool:
+def is_built(out_dir: str | os.PathLike, max_position: int = DEFAULT_MAX_POSITION, seed: int = SEED,
+             profile: Any | None = None) -> bool:
     out = Path(out_dir)
     try:
         stamp = json.loads((out / STAMP_NAME).read_text())
     except (OSError, ValueError):
         return False
-    return stamp.get("hash") == build_hash(max_position, seed) and all((out / f).is_file() for f in FILES)
+    return stamp.get("hash") == build_hash(max_position, seed, profile) and all((out / f).is_file() for f in FILES)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -258,18 +318,20 @@ def _json_bytes(obj: dict) -> bytes:
     return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def build(out_dir: str | os.PathLike, max_position: int = DEFAULT_MAX_POSITION, seed: int = SEED) -> Path:
-    """Write the stand-in model to ``out_dir`` (created if needed) and return its path.
+def build(out_dir: str | os.PathLike, max_position: int = DEFAULT_MAX_POSITION, seed: int = SEED,
+          profile: Any | None = None) -> Path:
+    """Write the stand-in model for ``profile`` (None: GLM-5.2) to ``out_dir`` and return its path.
 
     Does nothing when ``out_dir`` already holds a build with the same content hash.
     """
     out = Path(out_dir).resolve()
     if max_position < 1:
         raise ValueError("max_position must be positive")
-    if is_built(out, max_position, seed):
+    p = from_profile(profile)
+    if is_built(out, max_position, seed, p):
         return out
     out.mkdir(parents=True, exist_ok=True)
-    template = TEMPLATE_PATH.read_text()
+    template = render_template(p)
     _write_atomic(out / "config.json", _json_bytes(_config(max_position)))
     _write_atomic(out / "generation_config.json", _json_bytes(_generation_config()))
     tensors = _weights(seed)
@@ -278,16 +340,28 @@ def build(out_dir: str | os.PathLike, max_position: int = DEFAULT_MAX_POSITION, 
     _write_atomic(out / "tokenizer_config.json", _json_bytes(_tokenizer_config(max_position, template)))
     _write_atomic(out / "special_tokens_map.json", _json_bytes({"eos_token": EOS_TOKEN, "pad_token": EOS_TOKEN}))
     _write_atomic(out / "chat_template.jinja", template.encode())
-    stamp = {"hash": build_hash(max_position, seed), "max_position": max_position, "seed": seed, "files": list(FILES)}
+    _write_atomic(out / CONFIG_NAME, _json_bytes(p.to_json()))
+    stamp = {"hash": build_hash(max_position, seed, p), "max_position": max_position, "seed": seed,
+             "profile": p.name, "files": list(FILES)}
     _write_atomic(out / STAMP_NAME, _json_bytes(stamp))
     return out
 
 
-def ensure_built() -> Path:
-    """The stand-in model the reference rows serve, built once (idempotently) under build/."""
+def model_dir_for(profile: Any | None = None) -> Path:
+    """build/standin-model for GLM-5.2 (as the reference rows always had), build/standin-model-NAME otherwise."""
     from ..paths import STANDIN_MODEL_DIR
 
-    return build(STANDIN_MODEL_DIR)
+    p = from_profile(profile)
+    if p.name == GLM_52.name:
+        return STANDIN_MODEL_DIR
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p.name):
+        raise ValueError(f"profile name {p.name!r} cannot name a directory")
+    return STANDIN_MODEL_DIR.with_name(f"{STANDIN_MODEL_DIR.name}-{p.name}")
+
+
+def ensure_built(profile: Any | None = None) -> Path:
+    """The stand-in model serving ``profile`` (a row's profile; None: GLM-5.2), built once (idempotently)."""
+    return build(model_dir_for(profile), profile=profile)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,10 @@ Decoding mode per request (``script.Sampling``):
 
 Faults: env ``GLM_STANDIN_FAULTS`` (comma separated, read at start-up) plus per-request faults
 the hook reads from the engine's extra-arguments field; see ``script.FAULTS``.
+
+Profile: the model directory's ``glmverify_standin.json`` (written by ``build.py``) names the
+effort levels its template renders, most effort first; the script ranks the prompt's effort line
+by it (``profile.load``; a directory without the file is GLM-5.2's).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glmverify.standin import profile as standin_profile
 from glmverify.standin import script
 
 log = logging.getLogger(__name__)
@@ -148,10 +153,14 @@ def tool_constraint(structural_tag: str | dict | None) -> tuple[bool, list[str] 
 
 
 class Scripter:
-    """One per engine process: the tokenizer, the end-of-turn ids, faults and the engine rng."""
+    """One per engine process: the tokenizer, the profile, the end-of-turn ids, faults and the engine rng.
 
-    def __init__(self, tokenizer_path: str) -> None:
+    ``model_dir`` holds the profile file; by default the tokenizer's directory (the stand-in's own).
+    """
+
+    def __init__(self, tokenizer_path: str, model_dir: str | None = None) -> None:
         self.tokenizer = load_tokenizer(tokenizer_path)
+        self.profile = standin_profile.load(model_dir or tokenizer_path)
         self.end_answer = self._token_id("<|user|>")
         self.end_tools = self._token_id("<|observation|>")
         self.pad_ids = self.tokenizer.encode(_PAD_TEXT, add_special_tokens=False).ids
@@ -159,6 +168,8 @@ class Scripter:
         self.sampling_on = script.sampling_enabled(os.environ.get(script.SAMPLING_ENV))
         self.seed = script.engine_seed(os.environ.get(script.SEED_ENV))
         self.rng = random.Random(self.seed)
+        log.warning("glm stand-in: profile %s, effort levels %s (most effort first)", self.profile.name,
+                    ", ".join(w for _, w in self.profile.levels))
         if self.faults:
             log.warning("glm stand-in: faults on: %s", ",".join(sorted(self.faults)))
         if self.sampling_on:
@@ -198,6 +209,7 @@ class Scripter:
                     allowed_tools=c.allowed_tools,
                     single_tool_call=c.single_tool_call,
                     sampling=self.sampling_for(c, prompt),
+                    profile=self.profile,
                 )
         except Exception:  # never take the engine down: answer something
             log.exception("glm stand-in: script failed; answering with a fixed text")

@@ -74,7 +74,8 @@ class GLMStandInProcessor(LogitsProcessor):
     def __init__(self, vllm_config: "VllmConfig", device: torch.device, is_pin_memory: bool) -> None:
         model_config = vllm_config.model_config
         tok_path = getattr(model_config, "tokenizer", None) or model_config.model
-        self.scripter = Scripter(str(tok_path))
+        # the model directory holds the profile file (glmverify_standin.json) the script ranks efforts by
+        self.scripter = Scripter(str(tok_path), str(model_config.model))
         self.tokenizer = self.scripter.tokenizer
         self.end_answer = self.scripter.end_answer
         self.end_tools = self.scripter.end_tools

@@ -11,8 +11,11 @@ no import of ``script`` (which imports this module).
   - reasoning: the scripted sentences (units) interleaved with checking sentences until a target
     length of ``len(units) x effort scale x prompt factor x lognormal(0, LENGTH_SIGMA)``. The
     prompt factor (in ``PROMPT_FACTOR_RANGE``) is a hash of the prompt's focus text, the lognormal
-    factor is drawn per request. Max (and no effort line) has ``MAX_SCALE``, High ``HIGH_SCALE``:
-    Max reasoning is about twice as long as High on average and the two distributions overlap.
+    factor is drawn per request. The effort scale comes from the level's rank in the profile
+    (``effort_scale``: ``TOP_SCALE`` for the most effort, and no effort line; divided by
+    ``RANK_STEP`` per lower level): GLM-5.2's Max reasons about twice as long as High on average
+    and the two distributions overlap. Levels whose scale is under 1 (GLM-5.3's Low, two ranks
+    down) reason over the first share ``effort_scale`` of the units only (``units_at``).
   - GSM8K: the answer is off by one with probability ``P_WRONG_THINK`` (thinking on) or
     ``P_WRONG_NONTHINK`` (thinking off): a healthy deployment still gets a few questions wrong.
     Fault ``low_accuracy``: ``P_WRONG_LOW_ACCURACY`` (about 80% accuracy).
@@ -33,6 +36,7 @@ seed; random and logged when unset), ``request_rng`` for requests that carry a s
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 from collections.abc import Iterable
@@ -52,9 +56,11 @@ LOW_ACCURACY_EVERY = 5
 #: Share (percent) of thinking-on prompts whose greedy reasoning loops.
 GREEDY_LOOP_PERCENT = 20
 
-#: Reasoning length: len(units) x scale x prompt factor x lognormal(0, sigma).
-HIGH_SCALE = 1.0
-MAX_SCALE = 2.1
+#: Reasoning length: len(units) x scale x prompt factor x lognormal(0, sigma), where the scale is
+#: TOP_SCALE for the most effort and RANK_STEP times smaller per lower level (rank 1: exactly 1.0,
+#: the units alone, as GLM-5.2's High always had).
+TOP_SCALE = 2.1
+RANK_STEP = 2.1
 PROMPT_FACTOR_RANGE = (0.8, 1.25)
 LENGTH_SIGMA = 0.3
 
@@ -128,12 +134,28 @@ def prompt_factor(key: str) -> float:
     return lo + (hi - lo) * (stable_hash("length", key) % 10_001) / 10_000
 
 
-def reasoning_sentences(units: list[str], words: list[str], *, high: bool, key: str, rng: random.Random) -> list[str]:
-    """``units`` in order, each followed by checking sentences, up to a drawn target length."""
+def effort_scale(rank: int) -> float:
+    """The reasoning length of the effort level at ``rank`` (0 = most effort) in units' lengths."""
+    return TOP_SCALE / RANK_STEP**rank
+
+
+def units_at(units: list[str], rank: int) -> list[str]:
+    """The scripted units a level reasons over: all of them while its scale is at least 1, else
+    the first share ``effort_scale(rank)`` of them (at least one)."""
+    scale = effort_scale(rank)
+    if scale >= 1.0:
+        return list(units)
+    return list(units[: max(1, math.ceil(len(units) * scale))])
+
+
+def reasoning_sentences(units: list[str], words: list[str], *, rank: int, key: str, rng: random.Random) -> list[str]:
+    """The units of the level at ``rank`` in order, each followed by checking sentences, up to a
+    drawn target length."""
+    units = units_at(units, rank)
     if not units:
         return []
     words = words or ["the question"]
-    scale = HIGH_SCALE if high else MAX_SCALE
+    scale = max(effort_scale(rank), 1.0)  # below 1 the level already reasons over fewer units
     target = len(" ".join(units)) * scale * prompt_factor(key) * rng.lognormvariate(0.0, LENGTH_SIGMA)
     out: list[str] = []
     length = -1

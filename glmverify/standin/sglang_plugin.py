@@ -24,7 +24,8 @@ Constraints read from SGLang's ``SamplingParams``: ``temperature``, ``sampling_s
 ``min_new_tokens``, ``json_schema`` (structured output), ``structural_tag`` (the glm47 detector's
 tool-call tag for ``tool_choice`` required / named, read like vLLM's), per-request faults in
 ``custom_params["glm_standin_faults"]``. Env ``GLM_STANDIN_TOKENIZER``: the stand-in model
-directory (its tokenizer decodes the prompt and encodes the output).
+directory (its tokenizer decodes the prompt and encodes the output; its ``glmverify_standin.json``
+names the profile's effort levels).
 """
 from __future__ import annotations
 
