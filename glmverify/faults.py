@@ -54,7 +54,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import yaml
 
-from .matrix import FEATURES, load
+from .matrix import FEATURES, flat_document, load
 from .paths import DEFAULT_MATRIX, REPO_ROOT
 
 CATALOGUE = REPO_ROOT / "fixtures" / "faults.yaml"
@@ -243,7 +243,7 @@ def launch_row_id(case: FaultCase) -> str:
 def derived_matrix(case: FaultCase, workdir: Path, matrix_path: Path | str = DEFAULT_MATRIX,
                    standin_env: str | None = None) -> Path:
     """A one-row matrix.yaml for a misconfigured launch of ``case.row``; returns its path."""
-    data = yaml.safe_load(Path(matrix_path).read_text())
+    data = flat_document(matrix_path)
     row = next(r for r in data["rows"] if r["id"] == case.row)
     launch = dict(row["launch"])
     launch["args"] = derive_args(list(launch.get("args", [])), case.drop_args, case.set_args)

@@ -7,14 +7,24 @@ A row is the merge of, lowest first:
 3. ``defaults.containers.vendors[VENDOR]``           container launches on the vendor's hardware
                                                      (``defaults.vendors`` maps vendor -> hardware)
 4. the model: ``models[NAME]`` gives ``served_model`` (default: the checkpoint) and ``profile``
-5. ``recipes[RECIPE]``                               one launch recipe of a guide
+5. ``recipes[RECIPE]``                               one launch recipe of a guide; a recipe may
+                                                     ``extends`` another (a variant of it: the
+                                                     base is merged first); a row's ``recipe``
+                                                     may be a list, merged in order (a recipe,
+                                                     then claim sets several recipes share)
 6. the row itself                                    id, recipe, model, image, hardware, overrides
 
 Merge rule: mappings are merged key by key, recursively; for any other value (strings, numbers,
 lists) the later layer wins whole, so a list is replaced, never appended to. Which defaults apply
 is decided from the engine, launcher and hardware that layers 4-6 give.
 
-Then: ``model`` becomes the entry's checkpoint; a cell given as a string names an entry of
+Then: ``model`` becomes the entry's checkpoint; ``{NAME}`` in a description stands for
+``notes[NAME]`` (a sentence several rows share); ``source.command`` and ``source.docker`` written
+as a list of lines (the seed's text, one item per line, so a long script stays compact) are joined
+with newlines; ``launch.from_command: [args]`` (or ``[args, env]``) derives the launch from
+``source.command``: args are the shell words after the engine's serve command (``vllm serve``,
+``python3 -m sglang.launch_server``), env the ``export NAME=VALUE`` lines and ``NAME=VALUE``
+prefixes before it (an explicit ``launch.env`` is merged over them); a cell given as a string names an entry of
 ``claims`` (its status, kind and basis); ``{model}`` and ``{served_model}`` in ``launch.args``
 become the row's checkpoint and served name. Those two are launch-time placeholders too
 (``session.expand``, ``containers._placeholders`` substitute the same values), so resolving them
@@ -29,6 +39,8 @@ tests write into one-row matrices are such rows. Every error names its place in 
 from __future__ import annotations
 
 import copy
+import re
+import shlex
 from typing import Any
 
 #: keys of a layered row that only select layers (they are not Row fields)
@@ -67,6 +79,19 @@ def _layer_origin(layers: list[tuple[str, dict]], keys: tuple[str, ...]) -> str:
     return "/".join(keys)
 
 
+def recipe_chain(name: str, recipes: dict) -> tuple[list[str], tuple[str, str] | None]:
+    """The recipe and the recipes it extends, base first; or an error at the bad ``extends``."""
+    chain = [name]
+    while "extends" in recipes[chain[0]]:
+        base = recipes[chain[0]]["extends"]
+        if base not in recipes:
+            return [], (f"recipes/{chain[0]}/extends", f"unknown recipe {base!r}; known: {sorted(recipes)}")
+        if base in chain:
+            return [], (f"recipes/{chain[0]}/extends", f"recipes extend each other in a cycle: {' -> '.join([base, *chain])}")
+        chain.insert(0, base)
+    return chain, None
+
+
 def resolve_row(i: int, row: dict, data: dict) -> tuple[dict | None, list[str], list[tuple[str, str]]]:
     """(flat row or None, the layer paths it was merged from, errors) for ``rows/i``."""
     where = f"rows/{i}"
@@ -76,11 +101,15 @@ def resolve_row(i: int, row: dict, data: dict) -> tuple[dict | None, list[str], 
     errors: list[tuple[str, str]] = []
 
     layers: list[tuple[str, dict]] = []
-    recipe_name = row.get("recipe")
-    if recipe_name is not None:
+    names = row.get("recipe")
+    for n, recipe_name in enumerate([names] if isinstance(names, str) else names or []):
         if recipe_name not in recipes:
-            return None, [], [(f"{where}/recipe", f"unknown recipe {recipe_name!r}; known: {sorted(recipes)}")]
-        layers.append((f"recipes/{recipe_name}", recipes[recipe_name]))
+            at = f"{where}/recipe" + ("" if isinstance(names, str) else f"/{n}")
+            return None, [], [(at, f"unknown recipe {recipe_name!r}; known: {sorted(recipes)}")]
+        chain, err = recipe_chain(recipe_name, recipes)
+        if err:
+            return None, [], [err]
+        layers += [(f"recipes/{name}", {k: v for k, v in recipes[name].items() if k != "extends"}) for name in chain]
     layers.append((where, {k: v for k, v in row.items() if k not in SELECTORS}))
 
     own: dict = {}
@@ -89,8 +118,7 @@ def resolve_row(i: int, row: dict, data: dict) -> tuple[dict | None, list[str], 
     model_name = own.get("model")
     entry = models.get(model_name) if isinstance(model_name, str) else None
     if entry is not None:
-        model_path = _layer_origin(layers, ("model",))
-        layers.insert(0, (model_path, {"served_model": entry.get("served_model", entry["checkpoint"]),
+        layers.insert(0, (f"models/{model_name}", {"served_model": entry.get("served_model", entry["checkpoint"]),
                                        "profile": entry["profile"]}))
     elif "profile" not in own:
         return None, [], [(_layer_origin(layers, ("model",)) if "model" in own else where,
@@ -131,11 +159,62 @@ def resolve_row(i: int, row: dict, data: dict) -> tuple[dict | None, list[str], 
     if "features" in flat:
         flat["features"] = cells
 
+    source = flat.get("source")
+    for key in ("command", "docker"):
+        if isinstance(source, dict) and isinstance(source.get(key), list):
+            source[key] = "\n".join(source[key])
     launch = flat.get("launch")
+    if isinstance(launch, dict) and "from_command" in launch:
+        derive = launch.pop("from_command")
+        try:
+            args, env = from_command((source or {}).get("command", ""))
+        except ValueError as exc:
+            errors.append((_layer_origin(layers, ("launch", "from_command")), str(exc)))
+        else:
+            if "args" in derive:
+                launch["args"] = args
+            if "env" in derive:
+                launch["env"] = {**env, **launch.get("env", {})}
+    if isinstance(flat.get("description"), str):
+        flat["description"] = _notes(flat["description"], data.get("notes") or {},
+                                     _layer_origin(layers, ("description",)), errors)
     if isinstance(launch, dict) and isinstance(launch.get("args"), list):
         subs = {"{model}": str(flat.get("model")), "{served_model}": str(flat.get("served_model"))}
         launch["args"] = [_substitute(a, subs) for a in launch["args"]]
     return flat, [w for w, _ in layers], errors
+
+
+SERVE = re.compile(r"(?:^|\s)(vllm serve|python3? -m sglang\.launch_server)(?=\s)")
+
+
+def from_command(command: str) -> tuple[list[str], dict[str, str]]:
+    """(args, env) of a seed's serve command: the POSIX shell words after the serve command, and
+    the exports and inline assignments before it."""
+    text = command.replace("\\\n", " ")
+    m = SERVE.search(text)
+    if m is None:
+        raise ValueError("no `vllm serve` or `python3 -m sglang.launch_server` in source.command")
+    args = shlex.split(text[m.end(1):])
+    env: dict[str, str] = {}
+    before = text[:m.start(1)].split("\n")
+    for line in before[:-1]:
+        if line.strip().startswith("export "):
+            name, _, value = line.strip()[len("export "):].partition("=")
+            env[name] = "".join(shlex.split(value)) if value else ""
+    for word in shlex.split(before[-1]):
+        name, eq, value = word.partition("=")
+        if eq and name.isidentifier():
+            env[name] = value
+    return args, env
+
+
+def _notes(text: str, notes: dict, where: str, errors: list) -> str:
+    def sub(m: re.Match) -> str:
+        if m.group(1) not in notes:
+            errors.append((where, f"unknown note {m.group(1)!r}; notes: {sorted(notes)}"))
+            return m.group(0)
+        return notes[m.group(1)]
+    return re.sub(r"\{([a-z0-9][a-z0-9.-]*)\}", sub, text)
 
 
 def _substitute(value: Any, subs: dict[str, str]) -> Any:
@@ -161,5 +240,6 @@ def resolve(data: dict) -> tuple[list[tuple[int, dict]], dict[str, str], list[tu
         if flat is not None:
             rows.append((i, flat))
             if row.get("recipe"):
-                recipe_of[str(flat.get("id"))] = row["recipe"]
+                names = row["recipe"]
+                recipe_of[str(flat.get("id"))] = names if isinstance(names, str) else " + ".join(names)
     return rows, recipe_of, errors
