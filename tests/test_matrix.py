@@ -208,3 +208,18 @@ def test_show_prints_a_resolved_row_whole_and_list_names_recipes():
     assert row.id in str(exc.value)
     lines = listing(m, m.recipe_of).splitlines()
     assert len(lines) == len(m.rows) + 1 and m.recipe_of[row.id] in next(l for l in lines if l.startswith(row.id + " "))
+
+
+def test_cli_matrix_show_and_list():
+    from glmverify.cli import main
+    import contextlib
+    import io
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["matrix", "show", "vllm-glm52-fp8-h20"]) == 0
+        assert main(["matrix", "show", "no-such-row"]) == 2
+        assert main(["matrix", "list"]) == 0
+    shown = yaml.safe_load(out.getvalue().split("\nrow ")[0])
+    assert shown["id"] == "vllm-glm52-fp8-h20" and shown["hardware"] == "h20"
+    assert "no row 'no-such-row'" in err.getvalue() and "vllm-glm52-fp8-h200" in err.getvalue()
+    assert "vllm-fp8-standard" in out.getvalue()
