@@ -223,3 +223,30 @@ def test_cli_matrix_show_and_list():
     assert shown["id"] == "vllm-glm52-fp8-h20" and shown["hardware"] == "h20"
     assert "no row 'no-such-row'" in err.getvalue() and "vllm-glm52-fp8-h200" in err.getvalue()
     assert "vllm-fp8-standard" in out.getvalue()
+
+
+def test_a_profile_without_effort_levels_makes_the_effort_cell_unsupported():
+    data = _mini([{"id": "r", "engine": "vllm", "model": "m4", "image": "i", "hardware": "h200", "expect": {},
+                   "source": {"seed": "s"}, "launch": {"launcher": "attach", "args": ["x"]}}],
+                 models={"m4": {"checkpoint": "org/GLM-4.x", "profile": "flat"}})
+    data["profiles"]["flat"] = {"thinking_variable": "enable_thinking",
+                                "effort": {"levels": {}, "basis": "this family has no effort levels"}}
+    m = parse(copy.deepcopy(data))
+    eff = m.profiles["flat"].effort
+    assert not eff.has_levels and eff.resolve(None) is None and eff.resolve("high") is None and eff.lowered_levels == []
+    cell = m.row("r").declared_cell("effort_levels")
+    assert (cell.status, cell.basis) == ("unsupported", "this family has no effort levels")
+    assert not m.row("r").serves("effort_levels")
+    data["rows"][0]["features"] = {"effort_levels": {"status": "not_run", "basis": "x"}}
+    with pytest.raises(MatrixError) as exc:
+        parse(data)
+    assert any(p == "rows/0/features/effort_levels" and "no effort levels" in msg for p, msg in exc.value.errors)
+    del data["profiles"]["flat"]["effort"]["basis"]
+    with pytest.raises(MatrixError) as exc:
+        parse(data)
+    assert any(p == "profiles/flat/effort" and "basis" in msg for p, msg in exc.value.errors)
+
+
+def test_profiles_with_levels_keep_their_order_most_effort_first():
+    eff = load().profiles["glm-5.2"].effort
+    assert eff.has_levels and list(eff.levels) == ["max", "high"] and eff.default == "max"

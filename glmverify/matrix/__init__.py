@@ -55,12 +55,12 @@ def _profile(name: str, d: dict) -> Profile:
         max_tokens=int((d.get("requests") or {}).get("max_tokens", 8192)),
         verdicts=dict(d.get("verdicts") or {}),
         effort=EffortProfile(
-            variable=e["variable"],
-            default=e["default"],
+            variable=e.get("variable"),
+            default=e.get("default"),
             levels=dict(e["levels"]),
-            fallback=e["fallback"],
-            system_line=e["system_line"],
-            probe_values=tuple(e["probe_values"]),
+            fallback=e.get("fallback"),
+            system_line=e.get("system_line", ""),
+            probe_values=tuple(e.get("probe_values", ())),
         ),
     )
 

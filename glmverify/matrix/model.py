@@ -44,15 +44,25 @@ def engine_kind(engine: str | None) -> str:
 
 @dataclass(frozen=True)
 class EffortProfile:
-    variable: str
-    default: str
+    """A model's reasoning-effort levels, most effort first; a profile may have none (GLM-4.x), and
+    then every value resolves to None, no line is rendered and no level is lowered (why it has none
+    is the basis of its rows' unsupported effort cell, see ``glmverify.matrix.validate``)."""
+
+    variable: str | None
+    default: str | None
     levels: dict[str, str]  # level -> word in the rendered system line, most effort first
-    fallback: str
+    fallback: str | None
     system_line: str
     probe_values: tuple[str, ...]
 
-    def resolve(self, value: str | None) -> str:
-        """The effective level for a requested value (None = not passed)."""
+    @property
+    def has_levels(self) -> bool:
+        return bool(self.levels)
+
+    def resolve(self, value: str | None) -> str | None:
+        """The effective level for a requested value (None = not passed); None without levels."""
+        if not self.levels:
+            return None
         if value is None:
             return self.default
         return value if value in self.levels else self.fallback

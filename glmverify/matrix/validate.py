@@ -7,7 +7,8 @@ Three passes, each error a (path, message) pair whose path points into the layer
 3. every resolved row against the schema's ``resolved_row`` (a field no layer gave is reported at
    the row, ``rows/7``, naming the layers it was merged from) and the cross-field rules (unique
    ids, known profiles and features, effort default and fallback among the levels, args for a
-   launched row).
+   launched row). A row whose profile has no effort levels gets its effort cell from the profile
+   (unsupported, with the profile's basis); declaring it too is an error.
 
 Passes 2 and 3 run even when pass 1 found errors (so one run names every bad path), skipping
 any row that cannot be resolved and any error at a path pass 1 already reported.
@@ -51,11 +52,25 @@ def profile_errors(profiles: dict) -> list[tuple[str, str]]:
     errors = []
     for name, prof in profiles.items():
         eff = prof["effort"]
+        if not eff["levels"]:
+            continue  # the schema requires the basis of a profile without levels
         for key in ("default", "fallback"):
             if eff[key] not in eff["levels"]:
                 errors.append((f"profiles/{name}/effort/{key}",
                                f"{eff[key]!r} is not one of the levels {sorted(eff['levels'])}"))
     return errors
+
+
+def _no_effort_levels(i: int, row: dict, effort: dict, data: dict) -> list[tuple[str, str]]:
+    """A profile without effort levels decides its rows' effort cell: unsupported, with the
+    profile's basis. A declaration of that cell elsewhere would contradict the profile."""
+    if "effort_levels" in row.get("features", {}):
+        _, layers, _ = resolve_row(i, data["rows"][i], data)
+        return [(f"rows/{i}/features/effort_levels",
+                 f"profile {row['profile']!r} has no effort levels, so it decides this cell (unsupported); "
+                 f"drop the declaration (merged from {' + '.join(layers)})")]
+    row.setdefault("features", {})["effort_levels"] = {"status": "unsupported", "basis": effort["basis"]}
+    return []
 
 
 def validate(data: Any, source: str = "matrix.yaml") -> list[tuple[str, str]]:
@@ -94,6 +109,8 @@ def validate_and_resolve(data: Any) -> tuple[list[tuple[str, str]], tuple[list[d
         seen.setdefault(row["id"], i)
         if row["profile"] not in profiles:
             errors.append((f"rows/{i}/profile", f"unknown profile {row['profile']!r}; known: {sorted(profiles)}"))
+        elif not profiles[row["profile"]]["effort"]["levels"]:
+            errors += _no_effort_levels(i, row, profiles[row["profile"]]["effort"], data)
         for feat in row.get("features", {}):
             if feat not in data["features"]:
                 errors.append((f"rows/{i}/features/{feat}", f"feature {feat!r} is not listed in features"))
