@@ -63,13 +63,16 @@ def profile_errors(profiles: dict) -> list[tuple[str, str]]:
 
 def _no_effort_levels(i: int, row: dict, effort: dict, data: dict) -> list[tuple[str, str]]:
     """A profile without effort levels decides its rows' effort cell: unsupported, with the
-    profile's basis. A declaration of that cell elsewhere would contradict the profile."""
-    if "effort_levels" in row.get("features", {}):
+    profile's basis. Any other declaration of that cell contradicts the profile (the same cell, as a
+    flat document carries it, is accepted)."""
+    cell = {"status": "unsupported", "basis": effort["basis"]}
+    declared = row.get("features", {}).get("effort_levels")
+    if declared is not None and declared != cell:
         _, layers, _ = resolve_row(i, data["rows"][i], data)
         return [(f"rows/{i}/features/effort_levels",
                  f"profile {row['profile']!r} has no effort levels, so it decides this cell (unsupported); "
                  f"drop the declaration (merged from {' + '.join(layers)})")]
-    row.setdefault("features", {})["effort_levels"] = {"status": "unsupported", "basis": effort["basis"]}
+    row.setdefault("features", {})["effort_levels"] = cell
     return []
 
 
