@@ -65,7 +65,7 @@ def _no_effort_levels(i: int, row: dict, effort: dict, data: dict) -> list[tuple
     """A profile without effort levels decides its rows' effort cell: unsupported, with the
     profile's basis. Any other declaration of that cell contradicts the profile (the same cell, as a
     flat document carries it, is accepted)."""
-    cell = {"status": "unsupported", "basis": effort["basis"]}
+    cell = {"status": "unsupported", "basis": effort.get("basis", "")}  # no basis: the schema reported it
     declared = row.get("features", {}).get("effort_levels")
     if declared is not None and declared != cell:
         _, layers, _ = resolve_row(i, data["rows"][i], data)
