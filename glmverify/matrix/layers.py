@@ -24,8 +24,8 @@ as a list of lines (the seed's text, one item per line, so a long script stays c
 with newlines; ``launch.from_command: [args]`` (or ``[args, env]``) derives the launch from
 ``source.command``: args are the shell words after the engine's serve command (``vllm serve``,
 ``python3 -m sglang.launch_server``), env the ``export NAME=VALUE`` lines and ``NAME=VALUE``
-prefixes before it (an explicit ``launch.env`` is merged over them); a cell given as a string names an entry of
-``claims`` (its status, kind and basis); ``{model}`` and ``{served_model}`` in ``launch.args``
+prefixes before it (an explicit ``launch.env`` is merged over them); a cell given as a string
+names an entry of ``claims`` (its status, kind and basis); ``{model}`` and ``{served_model}`` in ``launch.args``
 become the row's checkpoint and served name. Those two are launch-time placeholders too
 (``session.expand``, ``containers._placeholders`` substitute the same values), so resolving them
 here changes nothing at launch and keeps ``Row.launch`` concrete for the code that reads it
