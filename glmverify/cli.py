@@ -112,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="engine kind (default: the row's; sglang has no rendered prompt, so more decisions)")
     rules.add_argument("--matrix", metavar="PATH", help="matrix.yaml (default: the repository's)")
 
+    mx = sub.add_parser("matrix", help="print resolved matrix rows: show ROW (one row in full, YAML) or list",
+                        formatter_class=_Formatter, allow_abbrev=False,
+                        description="Read matrix.yaml as the harness does (layers resolved) and print it.")
+    mx_sub = mx.add_subparsers(dest="matrix_command", metavar="SUBCOMMAND", required=True)
+    mx_show = mx_sub.add_parser("show", help="one resolved row in full, as YAML", allow_abbrev=False)
+    mx_show.add_argument("row", metavar="ROW", help="a matrix row id")
+    mx_list = mx_sub.add_parser("list", help="every row id with its recipe, engine and hardware", allow_abbrev=False)
+    for sp in (mx_show, mx_list):
+        sp.add_argument("--matrix", metavar="PATH", help="matrix.yaml (default: the repository's)")
+
     so = sub.add_parser("signoff", help="sign off a results directory, or verify its sign-off",
                         formatter_class=_Formatter, epilog=SIGNOFF_EPILOG, allow_abbrev=False,
                         description="Bind a signer and a UTC time to the exact bytes of DIR/matrix.json.")
@@ -340,6 +350,24 @@ def cmd_signoff(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- matrix -------------------------------------------------------------------------------------
+def cmd_matrix(ns: argparse.Namespace) -> int:
+    from .matrix import DEFAULT_MATRIX, load
+    from .matrix.views import UnknownRow, listing, show
+
+    _check_file(ns.matrix, "--matrix")
+    m = load(ns.matrix or DEFAULT_MATRIX)
+    if ns.matrix_command == "list":
+        sys.stdout.write(listing(m, m.recipe_of))
+        return EXIT_OK
+    try:
+        sys.stdout.write(show(m, ns.row))
+    except UnknownRow as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 # ---- entry point ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     from .matrix import MatrixError
@@ -359,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             return _pytest(pytest_args_for_run(ns, extra), ns.dry_run)
         if ns.command == "plan":
             return cmd_plan(ns, extra)
-        return {"merge": cmd_merge, "report": cmd_report, "signoff": cmd_signoff, "rules": cmd_rules}[ns.command](ns)
+        return {"merge": cmd_merge, "report": cmd_report, "signoff": cmd_signoff, "rules": cmd_rules,
+                "matrix": cmd_matrix}[ns.command](ns)
     except (CLIError, DocumentError, SignoffError, MatrixError) as exc:
         _err(str(exc))
         return EXIT_USAGE

@@ -1,4 +1,4 @@
-"""matrix.yaml validation: every bad path named, the run stopped before any launch."""
+"""matrix.yaml validation: every bad path named (in the layered file), the run stopped before any launch."""
 from __future__ import annotations
 
 import copy
@@ -10,14 +10,21 @@ import pytest
 import yaml
 
 from glmverify.paths import DEFAULT_MATRIX
-from glmverify.matrix import FEATURES, MatrixError, load, parse
+from glmverify.matrix import FEATURES, MatrixError, flat_document, load, parse
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def data():
+    """matrix.yaml as written: layers unresolved."""
     return yaml.safe_load(DEFAULT_MATRIX.read_text())
+
+
+@pytest.fixture
+def flat():
+    """matrix.yaml resolved into self-contained rows (what one-row matrices are made from)."""
+    return flat_document()
 
 
 def test_repo_matrix_is_valid():
@@ -36,8 +43,8 @@ def test_every_row_declares_every_feature_or_is_reference():
         assert not missing, f"{row.id} declares no status for {missing}"
 
 
-def test_invalid_matrix_names_every_bad_path(data):
-    bad = copy.deepcopy(data)
+def test_invalid_matrix_names_every_bad_path(flat):
+    bad = copy.deepcopy(flat)
     bad["rows"][0]["accelerators"] = "eight"           # wrong type
     bad["rows"][1]["features"]["flying"] = {"status": "inferred", "basis": "x"}  # unknown feature
     del bad["rows"][2]["image"]                        # missing image
@@ -51,8 +58,8 @@ def test_invalid_matrix_names_every_bad_path(data):
     assert "rows/0/accelerators" in text and "bad.yaml" in text
 
 
-def test_cross_field_errors(data):
-    bad = copy.deepcopy(data)
+def test_cross_field_errors(flat):
+    bad = copy.deepcopy(flat)
     bad["rows"][1]["id"] = bad["rows"][0]["id"]
     bad["rows"][0]["profile"] = "glm-9"
     bad["profiles"]["glm-5.2"]["effort"]["fallback"] = "low"
@@ -98,3 +105,148 @@ def test_unreadable_matrix(tmp_path):
     p.write_text("rows: [\n")
     with pytest.raises(MatrixError, match="not valid YAML"):
         load(p)
+
+
+# ---- the layered form --------------------------------------------------------------------------------
+def test_flat_document_parses_to_the_same_rows(flat):
+    assert parse(flat).rows == load().rows
+
+
+def test_layer_errors_name_their_place_in_the_layered_file(data):
+    bad = copy.deepcopy(data)
+    recipe = bad["rows"][7]["recipe"]
+    recipe = recipe if isinstance(recipe, str) else recipe[0]
+    bad["recipes"][recipe]["launch"] = {"args": "not a list"}
+    bad["rows"][8]["recipe"] = "no-such-recipe"
+    bad["rows"][9]["model"] = "glm-9"
+    bad["rows"][10]["features"] = {"tool_calls": "no.such.claim"}
+    bad["rows"][11]["description"] = "see {no-such-note}"
+    with pytest.raises(MatrixError) as exc:
+        parse(bad)
+    errs = dict(exc.value.errors)
+    assert f"recipes/{recipe}/launch/args" in errs
+    assert "unknown recipe 'no-such-recipe'" in errs["rows/8/recipe"]
+    assert "unknown model 'glm-9'" in errs["rows/9/model"]
+    assert "unknown claim 'no.such.claim'" in errs["rows/10/features/tool_calls"]
+    assert "unknown note 'no-such-note'" in errs["rows/11/description"]
+
+
+def test_a_field_no_layer_gives_is_reported_at_the_row_with_its_layers(data):
+    bad = copy.deepcopy(data)
+    row = bad["rows"][6]
+    del row["image"]
+    with pytest.raises(MatrixError) as exc:
+        parse(bad)
+    (path, msg), = [(p, m) for p, m in exc.value.errors if p == "rows/6"]
+    assert "'image' is a required property" in msg and "after merging" in msg and "recipes/" in msg
+
+
+def test_recipe_extends_cycles_and_unknown_bases_are_reported(data):
+    bad = copy.deepcopy(data)
+    child = next(n for n, r in bad["recipes"].items() if "extends" in r)
+    base = bad["recipes"][child]["extends"]
+    bad["recipes"][base]["extends"] = child
+    with pytest.raises(MatrixError) as exc:
+        parse(bad)
+    assert any(p.endswith("/extends") and "cycle" in m for p, m in exc.value.errors)
+
+
+def _mini(rows, recipes=None, defaults=None, claims=None, models=None):
+    data = yaml.safe_load(DEFAULT_MATRIX.read_text())
+    return {"schema": 1, "features": data["features"], "profiles": data["profiles"], "defaults": defaults or {},
+            "models": models or {"m": {"checkpoint": "org/M-FP8", "profile": "glm-5.2"}}, "claims": claims or {},
+            "recipes": recipes or {}, "rows": [{"features": {}, **r} for r in rows]}
+
+
+def test_merge_rule_mappings_merge_later_wins_lists_replaced():
+    defaults = {"vendors": {"nvidia": ["h200"]},
+                "containers": {"vendors": {"nvidia": {"launch": {"ipc": "host", "volumes": ["a:/a"], "env": {"A": "1"}}}}}}
+    recipes = {"base": {"engine": "vllm", "source": {"seed": "s"}, "expect": {},
+                        "launch": {"launcher": "container", "args": ["{model}", "--served-model-name", "{served_model}"],
+                                   "env": {"B": "2"}, "volumes": ["b:/b"]}},
+               "variant": {"extends": "base", "launch": {"env": {"A": "9"}}}}
+    rows = [{"id": "r", "recipe": "variant", "model": "m", "image": "i", "hardware": "h200", "served_model": "srv"}]
+    row = parse(_mini(rows, recipes, defaults)).row("r")
+    assert row.launch["env"] == {"A": "9", "B": "2"}            # mappings merged, the later layer wins
+    assert row.launch["volumes"] == ["b:/b"]                     # lists replaced whole
+    assert row.launch["ipc"] == "host"                           # the vendor's container default
+    assert row.launch["args"] == ["org/M-FP8", "--served-model-name", "srv"]
+    assert (row.model, row.profile.name) == ("org/M-FP8", "glm-5.2")
+
+
+def test_container_defaults_do_not_reach_other_launchers():
+    defaults = {"vendors": {"nvidia": ["h200"]}, "containers": {"vendors": {"nvidia": {"launch": {"ipc": "host"}}}}}
+    rows = [{"id": "r", "engine": "vllm", "model": "m", "image": "i", "hardware": "h200", "source": {"seed": "s"},
+             "expect": {}, "launch": {"launcher": "attach", "args": ["x"]}}]
+    assert "ipc" not in parse(_mini(rows, defaults=defaults)).row("r").launch
+
+
+def test_launch_from_command_and_claims_by_name():
+    command = "export A=1\nB=2 vllm serve org/M-FP8 \\\n  --tp 8 \\\n  --cfg '{\"x\": 1}'"
+    rows = [{"id": "r", "engine": "vllm", "model": "m", "image": "i", "hardware": "h200", "expect": {},
+             "source": {"seed": "s", "command": command.split("\n")},
+             "launch": {"launcher": "container", "from_command": ["args", "env"]},
+             "features": {"tool_calls": "c"}}]
+    claims = {"c": {"status": "inferred", "kind": "derived", "basis": "seed says so"}}
+    row = parse(_mini(rows, claims=claims)).row("r")
+    assert row.source["command"] == command
+    assert row.launch["args"] == ["org/M-FP8", "--tp", "8", "--cfg", '{"x": 1}']
+    assert row.launch["env"] == {"A": "1", "B": "2"} and "from_command" not in row.launch
+    assert (row.declared_cell("tool_calls").status, row.declared_cell("tool_calls").kind) == ("inferred", "derived")
+
+
+def test_show_prints_a_resolved_row_whole_and_list_names_recipes():
+    from glmverify.matrix.views import UnknownRow, listing, show
+    m = load()
+    row = next(r for r in m.rows if r.launcher == "container" and r.hardware != "cpu")
+    text = show(m, row.id)
+    shown = yaml.safe_load(text)
+    assert shown["launch"]["args"] == row.launch["args"] and shown["profile"]["name"] == row.profile.name
+    assert "{model}" not in text and "recipe" not in shown
+    with pytest.raises(UnknownRow) as exc:
+        show(m, "no-such-row")
+    assert row.id in str(exc.value)
+    lines = listing(m, m.recipe_of).splitlines()
+    assert len(lines) == len(m.rows) + 1 and m.recipe_of[row.id] in next(l for l in lines if l.startswith(row.id + " "))
+
+
+def test_cli_matrix_show_and_list():
+    from glmverify.cli import main
+    import contextlib
+    import io
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["matrix", "show", "vllm-glm52-fp8-h20"]) == 0
+        assert main(["matrix", "show", "no-such-row"]) == 2
+        assert main(["matrix", "list"]) == 0
+    shown = yaml.safe_load(out.getvalue().split("\nrow ")[0])
+    assert shown["id"] == "vllm-glm52-fp8-h20" and shown["hardware"] == "h20"
+    assert "no row 'no-such-row'" in err.getvalue() and "vllm-glm52-fp8-h200" in err.getvalue()
+    assert "vllm-fp8-standard" in out.getvalue()
+
+
+def test_a_profile_without_effort_levels_makes_the_effort_cell_unsupported():
+    data = _mini([{"id": "r", "engine": "vllm", "model": "m4", "image": "i", "hardware": "h200", "expect": {},
+                   "source": {"seed": "s"}, "launch": {"launcher": "attach", "args": ["x"]}}],
+                 models={"m4": {"checkpoint": "org/GLM-4.x", "profile": "flat"}})
+    data["profiles"]["flat"] = {"thinking_variable": "enable_thinking",
+                                "effort": {"levels": {}, "basis": "this family has no effort levels"}}
+    m = parse(copy.deepcopy(data))
+    eff = m.profiles["flat"].effort
+    assert not eff.has_levels and eff.resolve(None) is None and eff.resolve("high") is None and eff.lowered_levels == []
+    cell = m.row("r").declared_cell("effort_levels")
+    assert (cell.status, cell.basis) == ("unsupported", "this family has no effort levels")
+    assert not m.row("r").serves("effort_levels")
+    data["rows"][0]["features"] = {"effort_levels": {"status": "not_run", "basis": "x"}}
+    with pytest.raises(MatrixError) as exc:
+        parse(data)
+    assert any(p == "rows/0/features/effort_levels" and "no effort levels" in msg for p, msg in exc.value.errors)
+    del data["profiles"]["flat"]["effort"]["basis"]
+    with pytest.raises(MatrixError) as exc:
+        parse(data)
+    assert any(p == "profiles/flat/effort" and "basis" in msg for p, msg in exc.value.errors)
+
+
+def test_profiles_with_levels_keep_their_order_most_effort_first():
+    eff = load().profiles["glm-5.2"].effort
+    assert eff.has_levels and list(eff.levels) == ["max", "high"] and eff.default == "max"

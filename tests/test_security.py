@@ -32,7 +32,7 @@ import yaml
 
 from glmverify import faultproxy as fp
 from glmverify.paths import DEFAULT_MATRIX
-from glmverify.matrix import load
+from glmverify.matrix import flat_document, load
 from glmverify.report import write_reports
 from glmverify.session import Options, start_engine
 from glmverify.standin.script import CANARY
@@ -71,7 +71,7 @@ def ref_engine(tmp_path_factory):
 # ---- secrets -----------------------------------------------------------------------------------------------
 def test_secret_canary_never_written(ref_engine, tmp_path):
     canary = "hf_canary_" + secrets.token_hex(12)
-    raw = yaml.safe_load(DEFAULT_MATRIX.read_text())
+    raw = flat_document()
     ref = next(r for r in raw["rows"] if r["id"] == "reference")
     rows = [fp.proxy_row(ref, "leaky-pass", ref_engine.server.base_url, leak_env=["HF_TOKEN"], secret_env=["HF_TOKEN"]),
             # reasoning dropped too: the checks fail and their failure messages quote the content

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ..matrix import FEATURES
+from ..matrix import FEATURES, flat_document
 from ..paths import DEFAULT_MATRIX
 from .model import FaultCase
 from .templates import template_variant
@@ -83,7 +83,7 @@ def launch_row_id(case: FaultCase) -> str:
 def derived_matrix(case: FaultCase, workdir: Path, matrix_path: Path | str = DEFAULT_MATRIX,
                    standin_env: str | None = None) -> Path:
     """A one-row matrix.yaml for a misconfigured launch of ``case.row``; returns its path."""
-    data = yaml.safe_load(Path(matrix_path).read_text())
+    data = flat_document(matrix_path)  # the layered matrix resolved to flat rows, patched below
     row = next(r for r in data["rows"] if r["id"] == case.row)
     launch = dict(row["launch"])
     launch["args"] = derive_args(list(launch.get("args", [])), case.drop_args, case.set_args)
