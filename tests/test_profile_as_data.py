@@ -43,18 +43,20 @@ GLM_53_EFFORT = {
 
 def with_profile(data: dict, name: str, effort: dict, *, model: str, served: str, row_id: str,
                  from_row: str = "reference") -> dict:
-    """``data`` (a parsed matrix.yaml) plus profile ``name`` (GLM-5.2's with ``effort``), served as
-    ``model``/``served`` by row ``row_id``, a copy of ``from_row``."""
+    """``data`` (the layered matrix.yaml, parsed) plus profile ``name`` (GLM-5.2's with ``effort``),
+    a model entry for checkpoint ``model`` served as ``served``, and row ``row_id``: a copy of
+    ``from_row`` serving that model. Pure data: the loader resolves the rest."""
     out = copy.deepcopy(data)
     prof = copy.deepcopy(out["profiles"]["glm-5.2"])
     prof["description"] = f"{name}: effort levels {', '.join(effort['levels'])} (most effort first)"
     prof["effort"] = copy.deepcopy(effort)
     out["profiles"][name] = prof
+    model_key = model.rsplit("/", 1)[-1]
+    out["models"][model_key] = {"checkpoint": model, "served_model": served, "profile": name}
     base = next(r for r in out["rows"] if r["id"] == from_row)
     row = copy.deepcopy(base)
-    row.update(id=row_id, model=model, served_model=served, profile=name,
-               description=f"{base['served_model']}'s reference, serving the {name} stand-in")
-    row["launch"]["args"] = [served if a == base["served_model"] else a for a in row["launch"]["args"]]
+    row.pop("served_model", None)  # the model entry names it
+    row.update(id=row_id, model=model_key, description=f"{from_row}'s reference, serving the {name} stand-in")
     out["rows"].append(row)
     return out
 
