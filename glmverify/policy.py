@@ -10,7 +10,7 @@ chosen for the sign-off: ``family_alpha`` (1%) per row and run, split evenly ove
 
 Looks (group-sequential sample sizes) are chosen so that a conforming engine decides at the first
 look and a broken one at the effect still fails with power >= 95% within the budget; the
-simulations in tests/test_verdicts.py show both.
+simulations in tests/unit/test_verdicts.py show both.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 GLM-5.2: Max by default, ``high`` is the only value that lowers it, every other value (``low``,
 ``medium``, unknown) falls through to Max, and nothing changes with thinking off. The semantics come
 from ``engine.profile.effort`` (matrix.yaml: levels most effort first, default, fallback), so
-GLM-5.3's max/high/low is a data change (tests/test_profile_as_data.py runs this suite on one).
+GLM-5.3's max/high/low is a data change (tests/live/test_profile_as_data_live.py runs this suite on one).
 
 Two kinds of check, each through both channels (``chat_template_kwargs.reasoning_effort`` and the
 top-level OpenAI ``reasoning_effort``):

@@ -8,7 +8,7 @@ basis of the rows' ``reasoning_split``, ``non_think`` and ``tool_calls`` cells: 
 they fail. It never marks a cell verified.
 
 The check itself fails only when the parsers cannot be run; failing catalogue cases are findings
-recorded in the cells (and pinned by tests/test_parser_conformance.py).
+recorded in the cells (and pinned by tests/integration/test_parser_conformance.py).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A stream-rewriting fault works on the list of events (``parse_sse``), never on bytes, so a
 rewrite cannot split an event by accident; an event whose data is not JSON is kept verbatim
 (``Event.raw``) and rendered unchanged. ``render_sse(parse_sse(text))`` equals ``text`` up to
-the spacing of the JSON (tests/test_faultproxy.py checks it on recorded streams).
+the spacing of the JSON (tests/unit/test_faultproxy.py checks it on recorded streams).
 """
 from __future__ import annotations
 

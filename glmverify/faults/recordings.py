@@ -1,7 +1,7 @@
 """Recorded engine answers for the proxy's offline tests (``fixtures/faultproxy_recordings.jsonl.gz``).
 
 ``python -m glmverify.faults record --endpoint URL`` asks a running reference engine the few
-requests tests/test_faultproxy.py replays through the proxy's rewrites (chat and messages, stream
+requests tests/unit/test_faultproxy.py replays through the proxy's rewrites (chat and messages, stream
 and not, from row ``reference``; spec-decode counters around a small workload from row
 ``reference-ngram`` with ``--what metrics``) and merges them into the file by id.
 """

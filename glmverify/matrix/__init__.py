@@ -17,7 +17,7 @@ that a fact is stated once:
 Merge rule: deep-merge mappings, the later layer wins, lists are replaced whole (the order of the
 layers and the placeholder rules are in ``glmverify.matrix.layers``). The loader resolves every
 row into a flat ``Row`` before anything runs, so no consumer sees a layer; ``glmverify matrix show
-ROW`` prints one resolved row whole, and the golden test (tests/test_matrix_golden.py) holds the
+ROW`` prints one resolved row whole, and the golden test (tests/unit/test_matrix_golden.py) holds the
 resolved rows to ``fixtures/matrix_golden.json.gz`` (regenerate it on purpose with
 ``python -m glmverify.matrix snapshot fixtures/matrix_golden.json.gz``).
 

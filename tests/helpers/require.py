@@ -22,3 +22,14 @@ def need(missing: str | None) -> None:
     if in_ci():
         pytest.fail(f"CI installs this, yet: {missing}", pytrace=False)
     pytest.skip(missing)
+
+
+def need_module(name: str):
+    """``pytest.importorskip`` that fails in CI: the module, or a skip (a failure in CI)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        need(f"needs Python module {name} ({exc})")
+

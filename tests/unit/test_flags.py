@@ -1,9 +1,9 @@
 """Flags the other way round, claims as the guides make them, and the plan's provenance.
 
 * Reverse flag test: every flag of every GPU row is in its recipe or listed in ``launch.added``
-  with a reason (tests/test_plan.py proves the forward direction: every recipe flag is in the row).
+  with a reason (tests/unit/test_plan.py proves the forward direction: every recipe flag is in the row).
 * The launch-time refusal of flags the row's engine version no longer accepts.
-* ``pytest suites -m MARKER --plan`` prints each flag's origin for every marker, and the errata.
+* the plan (``pytest suites -m MARKER --plan``) prints each flag's origin for every marker, and the errata.
 * Claims: an inferred cell says what it rests on (vendor-verified / proposed / derived); no recipe
   claims GSM8K accuracy, so no accuracy cell is inferred; a context window is the recipe's own.
 """
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +18,9 @@ import yaml
 
 from glmverify import flags
 from glmverify.matrix import load
-from glmverify.plan import render_plan
+from glmverify.plan import plan_text, render_plan, select_rows
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO.parent / "shared" / "seeds"
 SEED_TEXT = {p.name: p.read_text() for p in SEEDS.glob("*.txt")} if SEEDS.is_dir() else {}
 MATRIX = load()
@@ -102,13 +100,12 @@ def test_the_plan_shows_every_flags_origin_and_the_errata(row):
 
 
 @pytest.mark.parametrize("marker", sorted({r.hardware for r in MATRIX.rows}))
-def test_pytest_plan_for_every_marker_prints_the_origins(marker):
-    proc = subprocess.run([sys.executable, "-m", "pytest", "suites/test_reasoning_split.py", "-m", marker, "--plan",
-                           "-p", "no:cacheprovider", "-q"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
-    rows = [r for r in MATRIX.rows if r.hardware == marker]
-    # reasoning_split is unsupported on some rows: they are still collected (skipped), so planned
+def test_plan_for_every_marker_prints_the_origins(marker):
+    """What ``pytest suites -m MARKER --plan`` prints (tests/integration/test_plan_children.py runs
+    pytest itself for every marker), computed in-process from the same plan module."""
+    rows = select_rows(MATRIX, marker)
+    out = plan_text(rows)
+    assert {r.id for r in rows} == {r.id for r in MATRIX.rows if r.hardware == marker}
     planned = re.findall(r"^# ---- (\S+):", out, re.M)
     assert set(planned) == {r.id for r in rows}, (marker, planned)
     assert out.count("# flag origins") == len(rows)

@@ -1,6 +1,6 @@
 """The fault catalogue and the fault proxy over HTTP, without an engine.
 
-* The proxy's rewrites on recorded answers are in tests/test_faultproxy.py.
+* The proxy's rewrites on recorded answers are in tests/unit/test_faultproxy.py.
 * The catalogue (fixtures/faults.yaml) is well formed; misconfigured launches derive the intended
   one-row matrix; the template variants really change the template.
 * End to end on a replay upstream (recorded answers served by a tiny server): the proxy over HTTP,
@@ -27,7 +27,7 @@ from glmverify.chat import StreamAssembler, parse_completion
 from glmverify.matrix import load
 from helpers.procs import alive, descendants
 
-TOOLS = json.loads((Path(__file__).resolve().parent.parent / "suites" / "cases" / "tools.json").read_text())
+TOOLS = json.loads((Path(__file__).resolve().parents[2] / "suites" / "cases" / "tools.json").read_text())
 REC = {d["id"]: d for d in faults.load_recordings()}
 
 
@@ -227,7 +227,7 @@ def test_catalogue_runner_on_replay(replay, tmp_path, case_id, fault, expected):
 
 
 # ---- the runner's command line -----------------------------------------------------------------------------
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_cli_list_and_bad_catalogue(tmp_path):

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-jsonschema = pytest.importorskip("jsonschema")
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("tokenizers")
-pytest.importorskip("numpy")
+from helpers.require import need, need_module  # noqa: E402
+
+jsonschema = need_module("jsonschema")
+transformers = need_module("transformers")
+need_module("tokenizers")
+need_module("numpy")
 
 from glmverify.standin import build as standin_build  # noqa: E402
 from glmverify.standin import script  # noqa: E402
@@ -525,7 +527,7 @@ def test_gsm8k_default_path_is_next_to_the_repo(monkeypatch):
     repo_root = Path(script.__file__).resolve().parents[2]
     assert script.gsm8k_path() == repo_root.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
     if not script.gsm8k_path().is_file():
-        pytest.skip("the shared GSM8K test set is not on this machine")
+        need("the shared GSM8K test set is not on this machine")
     first = json.loads(script.gsm8k_path().read_text().splitlines()[0])
     found = script.gsm8k_lookup(first["question"])
     assert found is not None and found[1] == first["answer"].split("####")[-1].strip().replace(",", "")
@@ -766,9 +768,9 @@ def test_sampling_settings():
 
 
 def test_processor_forces_the_script_through_batch_changes(model_dir, render, monkeypatch):
-    pytest.importorskip("vllm")
+    need_module("vllm")
     monkeypatch.setenv(script.SAMPLING_ENV, "off")  # exact scripted output at any temperature
-    torch = pytest.importorskip("torch")
+    torch = need_module("torch")
     from types import SimpleNamespace
 
     from vllm import SamplingParams
@@ -850,7 +852,7 @@ def _decode_one(proc, prompt: str, params, max_steps: int) -> list[int]:
 
 
 def test_processor_greedy_loops_until_max_tokens(model_dir, render, monkeypatch):
-    pytest.importorskip("vllm")
+    need_module("vllm")
     from vllm import SamplingParams
 
     proc = _processor(model_dir, monkeypatch, **{script.SEED_ENV: "1234"})
@@ -874,7 +876,7 @@ def test_processor_greedy_loops_until_max_tokens(model_dir, render, monkeypatch)
 
 
 def test_processor_sampled_requests(model_dir, render, monkeypatch):
-    pytest.importorskip("vllm")
+    need_module("vllm")
     from vllm import SamplingParams
 
     proc = _processor(model_dir, monkeypatch, **{script.SEED_ENV: "1234"})
@@ -901,7 +903,7 @@ def test_processor_sampled_requests(model_dir, render, monkeypatch):
 
 
 def test_processor_reads_structural_tags():
-    pytest.importorskip("vllm")
+    need_module("vllm")
     from glmverify.standin.processor import tool_constraint
 
     def tag(name, content=None):
@@ -938,7 +940,7 @@ def test_sglang_processor_forces_the_script_row_by_row(model_dir, render, monkey
     """Two requests in one batch, one joining late: each row gets exactly its own scripted output,
     positioned by its own output_ids, ending with the right end-of-turn token; per-request faults
     come from custom_params."""
-    torch = pytest.importorskip("torch")
+    torch = need_module("torch")
     monkeypatch.setenv(script.SAMPLING_ENV, "off")
     monkeypatch.setenv("GLM_STANDIN_TOKENIZER", str(model_dir))
     from glmverify.standin import sglang_plugin

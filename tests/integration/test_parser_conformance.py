@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.require import need
 from glmverify.parsers import catalogue as cat
 from glmverify.parsers import envs
 
@@ -42,7 +43,7 @@ def _report(engine: str, version: str, chunkings: int = CHUNKINGS, **kwargs) -> 
     try:
         envs.ensure_venv(engine, version)
     except envs.EnvError as exc:
-        pytest.skip(f"cannot create the {engine} {version} venv (no network or package?): {exc}")
+        need(f"cannot create the {engine} {version} venv (no network or package?): {exc}")
     return envs.run_conformance(engine, version, chunkings=chunkings, seed=SEED, **kwargs)
 
 
@@ -206,7 +207,7 @@ def test_runner_reports_mutated_expectation(tmp_path, eng, ver):
     try:
         envs.ensure_venv(eng, ver)
     except envs.EnvError as exc:
-        pytest.skip(f"cannot create the {eng} {ver} venv: {exc}")
+        need(f"cannot create the {eng} {ver} venv: {exc}")
     report = envs.run_conformance(eng, ver, chunkings=5, seed=1, catalogue=_mutated_catalogue(tmp_path))
     assert len(report["cases"]) == 2
     for c in report["cases"]:

@@ -19,7 +19,7 @@ from glmverify.chat import ChatResult
 from glmverify.client import EngineClient, EngineProtocolError
 from glmverify.matrix import engine_kind, load
 
-FIX = Path(__file__).resolve().parent.parent / "fixtures" / "observed"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "observed"
 MATRIX = load()
 VLLM, SGLANG, ASCEND = adapter_for("vllm"), adapter_for("sglang"), adapter_for("vllm-ascend")
 

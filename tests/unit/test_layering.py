@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "glmverify"
+PACKAGE = Path(__file__).resolve().parents[2] / "glmverify"
 
 #: bottom first; a name is a module or a package (all its submodules) under glmverify
 LAYERS: tuple[tuple[str, ...], ...] = (

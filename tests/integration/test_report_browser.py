@@ -23,8 +23,8 @@ from glmverify.report import write_reports
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome",
                                                         "google-chrome-stable")) if p), None)
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs a Chromium browser on PATH (Debian: apt-get install chromium); "
+pytestmark = pytest.mark.requires(
+    None if CHROMIUM else "needs a Chromium browser on PATH (Debian: apt-get install chromium); "
                              "the page's markup is still tested without a browser in test_report.py")
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -12,7 +12,7 @@ import yaml
 from glmverify.paths import DEFAULT_MATRIX
 from glmverify.matrix import FEATURES, MatrixError, flat_document, load, parse
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from glmverify import hardware
 from glmverify.hardware import Inventory, check, identify
 from glmverify.matrix import load
 
-FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hardware"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "hardware"
 PARSE = {".csv": ("nvidia", "nvidia-smi"), ".txt": ("ascend", "npu-smi")}
 
 

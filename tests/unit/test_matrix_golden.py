@@ -17,7 +17,7 @@ from pathlib import Path
 from glmverify.matrix import load
 from glmverify.matrix.views import first_difference, read_snapshot, snapshot, snapshot_bytes
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "fixtures" / "matrix_golden.json.gz"
 
 

@@ -1,20 +1,15 @@
 """GLM-5.3 is a profile change: a new profile, model and row in the matrix, and no code edited.
 
-``with_profile`` is the one place that knows how the matrix is laid out: it copies the project's
-matrix.yaml and adds a profile, a model (its checkpoint and served name) and a row copied from an
-existing one. The fast tests build the stand-in for that profile and read its rendered template
-and scripted reasoning back; the live test (one vLLM engine on CPU, a few minutes) runs the effort
-suite against the reference serving it and expects ``effort_levels`` verified with a decision for
-each adjacent pair of levels (high < max, low < high).
+``helpers.matrices.with_profile`` adds a profile, a model (its checkpoint and served name) and a
+row copied from an existing one to the project's matrix.yaml. These tests build the stand-in for
+that profile and read its rendered template and scripted reasoning back; the live test
+(tests/live/test_profile_as_data_live.py) runs the effort suite against the reference serving it.
 """
 from __future__ import annotations
 
-import copy
 import json
 import random
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,42 +18,10 @@ import yaml
 from glmverify import policy
 from glmverify.matrix import load, parse
 from glmverify.paths import DEFAULT_MATRIX
+from helpers.require import need_module
+from helpers.matrices import GLM_53_EFFORT, ROW, SERVED, with_profile
 
-REPO = Path(__file__).resolve().parent.parent
-ROW = "reference-glm-5.3"
-SERVED = "glm-5.3-ref"
-
-#: GLM-5.3 as its guides would describe it: three levels, Max by default; a value that is not a
-#: level falls through to Max (as GLM-5.2's template does), so "medium" and unknown values reason
-#: like the default.
-GLM_53_EFFORT = {
-    "variable": "reasoning_effort",
-    "default": "max",
-    "levels": {"max": "Max", "high": "High", "low": "Low"},
-    "fallback": "max",
-    "system_line": "Reasoning Effort: {level}",
-    "probe_values": ["max", "high", "low", "medium", "extreme-unknown"],
-}
-
-
-def with_profile(data: dict, name: str, effort: dict, *, model: str, served: str, row_id: str,
-                 from_row: str = "reference") -> dict:
-    """``data`` (the layered matrix.yaml, parsed) plus profile ``name`` (GLM-5.2's with ``effort``),
-    a model entry for checkpoint ``model`` served as ``served``, and row ``row_id``: a copy of
-    ``from_row`` serving that model. Pure data: the loader resolves the rest."""
-    out = copy.deepcopy(data)
-    prof = copy.deepcopy(out["profiles"]["glm-5.2"])
-    prof["description"] = f"{name}: effort levels {', '.join(effort['levels'])} (most effort first)"
-    prof["effort"] = copy.deepcopy(effort)
-    out["profiles"][name] = prof
-    model_key = model.rsplit("/", 1)[-1]
-    out["models"][model_key] = {"checkpoint": model, "served_model": served, "profile": name}
-    base = next(r for r in out["rows"] if r["id"] == from_row)
-    row = copy.deepcopy(base)
-    row.pop("served_model", None)  # the model entry names it
-    row.update(id=row_id, model=model_key, description=f"{from_row}'s reference, serving the {name} stand-in")
-    out["rows"].append(row)
-    return out
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +62,8 @@ def test_glm53_decisions_are_adjacent_pairs(glm53_data):
 
 @pytest.fixture(scope="module")
 def glm53_model(tmp_path_factory, glm53) -> Path:
-    pytest.importorskip("tokenizers")
-    pytest.importorskip("numpy")
+    need_module("tokenizers")
+    need_module("numpy")
     from glmverify.standin import build
 
     return build.build(tmp_path_factory.mktemp("glm53") / "model", profile=glm53)
@@ -172,36 +135,3 @@ def test_glm53_scripted_and_sampled_reasoning_shrink_level_by_level(glm53_model)
     sampled = {lv: statistics.mean(c for i in range(60) for c in chars(lv, script.Sampling(random.Random(i))))
                for lv in ("max", "high", "low")}
     assert sampled["low"] / sampled["high"] <= 0.7 and sampled["high"] / sampled["max"] <= 0.6, sampled
-
-
-# --------------------------------------------------------------------------- live: the effort suite on GLM-5.3
-
-
-@pytest.mark.live
-def test_effort_suite_verifies_glm53_on_the_reference(tmp_path, glm53_data):
-    matrix = tmp_path / "matrix.yaml"
-    matrix.write_text(yaml.safe_dump(glm53_data, sort_keys=False))
-    results = tmp_path / "results"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "suites/test_effort_levels.py", "-p", "no:cacheprovider",
-                           # -k: only the new row's checks, so only its engine starts (--row names the
-                           # row an --endpoint stands for; it does not select rows)
-                           "-q", "--matrix", str(matrix), "-k", ROW, "--results", str(results),
-                           "--request-timeout", "1200"],
-                          cwd=REPO, capture_output=True, text=True, timeout=3000)
-    out = proc.stdout[-6000:] + proc.stderr[-3000:]
-    doc = json.loads((results / "matrix.json").read_text())
-    assert doc["run"]["launches"] == {ROW: 1}, (doc["run"]["launches"], out)
-    cell = next(c for c in doc["cells"] if c["row"] == ROW and c["feature"] == "effort_levels")
-    assert cell["status"] == "verified", (cell["basis"], out)
-    checks = cell["evidence"]["checks"]
-    behaviour = [v for k, v in checks.items() if "behaviour" in k and isinstance(v, dict)]
-    assert behaviour, checks.keys()
-    for ev in behaviour:
-        assert ev["levels"] == ["max", "high", "low"]
-        assert set(ev["ratios"]) == {"high/max", "low/high"}, ev["ratios"]
-        assert all(r < 1.0 for r in ev["ratios"].values()), ev["ratios"]
-        assert ev["ratio"] == ev["ratios"]["high/max"]
-        decided = {d["rule"].split(":")[-1].rstrip("]"): d for d in ev["decisions"]}
-        assert decided["high"]["status"] == decided["low"]["status"] == "verified", decided
-        assert decided["high"]["quantity"].startswith("high/max") and decided["low"]["quantity"].startswith("low/high")
-    assert proc.returncode == 0, out

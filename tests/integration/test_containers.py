@@ -1,5 +1,5 @@
 """The container launcher: its SDK arguments without Docker, then against a real Docker daemon
-(those tests are marked ``docker`` and skipped, with the reason, without one).
+(those tests are marked ``docker``; without a daemon they skip on a developer machine and fail in CI).
 
 Without Docker: a spec built directly (outside the matrix) carries the run's labels and renders
 every field; the SDK accepts ``sdk_kwargs`` as ``containers.create`` arguments (checked by the
@@ -12,8 +12,10 @@ debootstrap + docker import, built once, ~90 s, when missing and the host can bu
 * a healthy container is published on 127.0.0.1 only, reports its image and the host's
   accelerators in ``info()``, and is gone after ``stop()``;
 * a child pytest run killed with SIGTERM (or SIGINT) leaves no container of its run behind;
-* ``reap(run_id)`` removes leftovers by label;
-* the reference image (images/reference), when built, serves GET /v1/models through the launcher.
+* ``reap(run_id)`` removes leftovers by label.
+
+The reference images serving the stand-in through the launcher are live tests
+(tests/live/test_reference_containers.py).
 """
 from __future__ import annotations
 
@@ -37,13 +39,19 @@ from glmverify.engines import EngineStartupError, HttpReadiness
 from helpers.procs import default_sigint
 from helpers.require import need
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "glmverify/debian-minbase:bookworm"
 REFERENCE_IMAGE = "glmverify/reference-vllm-cpu:0.32.0"
 SGLANG_REFERENCE_IMAGE = "glmverify/reference-sglang-cpu:0.5.23"
 
-_why = containers.docker_unavailable()
-needs_docker = pytest.mark.skipif(bool(_why), reason=f"needs Docker: {_why}")
+@pytest.fixture
+def docker_needed():
+    """No Docker daemon: a skip on a developer's machine, a failure in CI."""
+    why = containers.docker_unavailable()
+    need(f"needs Docker: {why}" if why else None)
+
+
+needs_docker = pytest.mark.usefixtures("docker_needed")
 
 
 # ---- without Docker ---------------------------------------------------------------------------------
@@ -112,11 +120,11 @@ def base_image() -> str:
     if containers.image_present(BASE_IMAGE):
         return BASE_IMAGE
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
-        pytest.skip(f"{BASE_IMAGE} is missing and this host cannot build it (needs root and debootstrap): "
-                    "run images/base/build.sh")
+        need(f"{BASE_IMAGE} is missing and this host cannot build it (needs root and debootstrap): "
+             "run images/base/build.sh")
     proc = subprocess.run(["bash", str(REPO / "images" / "base" / "build.sh")], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
-        pytest.skip(f"images/base/build.sh failed: {proc.stderr[-500:]}")
+        pytest.fail(f"images/base/build.sh failed: {proc.stderr[-500:]}")
     return BASE_IMAGE
 
 
@@ -253,57 +261,3 @@ def test_reap_removes_leftovers_by_label(base_image, run_id):
         assert not _cli_ps(run_id)
     finally:
         c.close()
-
-
-@pytest.mark.docker
-@needs_docker
-@pytest.mark.live
-def test_reference_container_serves_models(run_id, tmp_path):
-    """The reference row through the launcher: built image, stand-in model, GET /v1/models."""
-    if not containers.image_present(REFERENCE_IMAGE):
-        pytest.skip(f"{REFERENCE_IMAGE} is not built (images/reference/build.sh, ~6 min)")
-    from glmverify.matrix import load
-    from glmverify.session import Options
-
-    row = load().row("reference-container")
-    opts = Options(matrix_path=REPO / "matrix.yaml", results_dir=tmp_path)
-    opts.run_id = run_id  # what the plugin should pass; containers.current_run_id reads it
-    lines = []
-    e = containers.container_for_row(row, opts, log_dir=tmp_path / "logs",
-                                     readiness=HttpReadiness(timeout=600, progress_every=10), progress=lines.append)
-    assert e.spec.kind == "reference" and e.spec.shm_size == "2g"
-    with e:
-        models = httpx.get(e.url_for("/v1/models"), timeout=30).json()
-        assert models["data"][0]["id"] == "glm-5.2-ref-container"
-        assert models["data"][0]["max_model_len"] == 16384
-        assert e.info()["container"]["labels"][RUN_LABEL] == run_id
-    assert not _cli_ps(run_id)
-    assert (tmp_path / "logs" / "reference-container.log").stat().st_size > 0
-
-
-@pytest.mark.docker
-@needs_docker
-@pytest.mark.live
-def test_sglang_reference_container_serves_the_stand_in(run_id, tmp_path):
-    """The SGLang reference row through the launcher: the image images/sglang-reference builds, the
-    stand-in model and plugin mounted; /v1/models says sglang, and a chat answer comes back split
-    by SGLang's glm45 parser (reasoning_content), which only the stand-in's plugin can produce."""
-    need(None if containers.image_present(SGLANG_REFERENCE_IMAGE)
-         else f"{SGLANG_REFERENCE_IMAGE} is not built (images/sglang-reference/build.sh, ~5 min)")
-    from glmverify.matrix import load
-    from glmverify.session import Options
-
-    row = load().row("reference-sglang-container")
-    opts = Options(matrix_path=REPO / "matrix.yaml", results_dir=tmp_path)
-    opts.run_id = run_id
-    e = containers.container_for_row(row, opts, log_dir=tmp_path / "logs",
-                                     readiness=HttpReadiness(timeout=900, progress_every=10), progress=lambda _: None)
-    with e:
-        models = httpx.get(e.url_for("/v1/models"), timeout=30).json()["data"][0]
-        assert (models["id"], models["owned_by"], models["max_model_len"]) == ("glm-5.2-ref-sglang-container", "sglang", 16384)
-        r = httpx.post(e.url_for("/v1/chat/completions"), timeout=600, json={
-            "model": models["id"], "messages": [{"role": "user", "content": "Why is the sky blue?"}]}).json()
-        msg = r["choices"][0]["message"]
-        assert msg["reasoning_content"] and msg["content"] and "</think>" not in msg["content"], msg
-        assert r["choices"][0]["finish_reason"] == "stop"
-    assert not _cli_ps(run_id)

@@ -4,7 +4,7 @@ fixtures/observed/vllm-reference-* were recorded from the reference engine (vllm
 row ``reference``); vllm-h200-mtp5-metrics.txt is that /metrics with the spec-decode counters a
 5-token MTP server publishes; the SGLang /server_info is written in SGLang 0.5's format.
 The live proof (attaching to a running reference engine with a matching and a mismatching
-``--row``) is in the report of issue 15 and runs as part of ``tests/test_live.py``'s attach path.
+``--row``) is in the report of issue 15 and runs as part of ``tests/live/test_live.py``'s attach path.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from glmverify.matrix import load
 from glmverify.observed import ObservedMismatch, argmap, compare, declared, observe
 from glmverify.session import observed_evidence
 
-FIX = Path(__file__).resolve().parent.parent / "fixtures" / "observed"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "observed"
 MATRIX = load()
 
 

@@ -4,7 +4,7 @@ Every proxy rewrite, applied to answers recorded from the reference engine
 (fixtures/faultproxy_recordings.jsonl.gz, ``python -m glmverify.faults record``), produces the
 defect it names, as the harness's own parsers (glmverify.chat) see it; controls change nothing a
 client may notice; each fault touches only the answers it names. The proxy over HTTP and the
-catalogue's runner are in tests/test_faults.py.
+catalogue's runner are in tests/integration/test_faults.py.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from glmverify.chat import StreamAssembler, parse_completion
 from glmverify.client import parse_prometheus
 
 
-TOOLS = json.loads((Path(__file__).resolve().parent.parent / "suites" / "cases" / "tools.json").read_text())
+TOOLS = json.loads((Path(__file__).resolve().parents[2] / "suites" / "cases" / "tools.json").read_text())
 REC = {d["id"]: d for d in faults.load_recordings()}
 
 

@@ -25,7 +25,7 @@ from glmverify.session import Options, make_server
 
 from helpers.require import need
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.live
 CELL_KEYS = {"row", "engine", "image", "hardware", "feature", "status", "basis", "checks", "evidence"}
 

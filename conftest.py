@@ -1,2 +1,0 @@
-"""Root conftest: the glmverify pytest plugin (options, matrix rows, engines, results)."""
-pytest_plugins = ["glmverify.plugin"]
