@@ -59,7 +59,8 @@ class Engine:
                 self._answer("POST")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # a short poll so shutdown() returns at once (the default 0.5 s poll is most of a test here)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def __enter__(self) -> "Engine":
         self.thread.start()

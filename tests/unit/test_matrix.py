@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from glmverify.matrix import read_document
 from glmverify.paths import DEFAULT_MATRIX
 from glmverify.matrix import FEATURES, MatrixError, flat_document, load, parse
 
@@ -18,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def data():
     """matrix.yaml as written: layers unresolved."""
-    return yaml.safe_load(DEFAULT_MATRIX.read_text())
+    return read_document(DEFAULT_MATRIX)
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ def test_recipe_extends_cycles_and_unknown_bases_are_reported(data):
 
 
 def _mini(rows, recipes=None, defaults=None, claims=None, models=None):
-    data = yaml.safe_load(DEFAULT_MATRIX.read_text())
+    data = read_document(DEFAULT_MATRIX)
     return {"schema": 1, "features": data["features"], "profiles": data["profiles"], "defaults": defaults or {},
             "models": models or {"m": {"checkpoint": "org/M-FP8", "profile": "glm-5.2"}}, "claims": claims or {},
             "recipes": recipes or {}, "rows": [{"features": {}, **r} for r in rows]}
