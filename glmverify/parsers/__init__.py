@@ -22,10 +22,12 @@ Pieces
     strings are not), the stream reassembler (id/name once per call, argument fragments
     concatenated), and the seeded chunkers (``#0`` one token per delta, ``#1`` the whole
     output in one delta, then random 1..k-token deltas; GLM markers are single tokens and
-    never split unless ``--split-markers``).
+    never split unless ``--split-markers``). Its two stdlib-only siblings: ``chunking.py``
+    (GLM markers, atomising an output into tokens, the seeded chunkings) and ``jsonvalues.py``
+    (JSON equality, schema errors, JSON types); ``catalogue.py`` re-exports them.
 
 ``sglang_runner.py`` / ``vllm_runner.py``
-    Scripts that run INSIDE the engine's own venv (stdlib + engine + ``catalogue.py``). They
+    Scripts that run INSIDE the engine's own venv (stdlib + engine + ``catalogue.py`` and its siblings). They
     drive the parsers in the order the engine's chat serving code does (reasoning parser
     first, then the tool parser on the remaining text; per-delta in streams, with the
     end-of-stream flushes) and print one JSON report::
