@@ -66,23 +66,9 @@ def _rejected(channel: str, status: int | None) -> bool:
 
 
 def _rendered_prompt(engine, body: dict) -> str | int:
-    """The exact prompt a chat completion ran on (vLLM ``return_token_ids`` → ``/detokenize``).
-
-    ``/tokenize`` would be cheaper but ignores a top-level ``reasoning_effort`` (vLLM 0.32), so it
-    cannot show what a chat completion with that field really renders.
-    """
-    client = engine.client
-    with client.http() as h:
-        r = h.post("/v1/chat/completions", json={"model": client.model, "messages": MESSAGES, "max_tokens": 1,
-                                                 "return_token_ids": True, **body})
-        if r.status_code != 200:
-            return r.status_code
-        ids = r.json().get("prompt_token_ids")
-        if not ids:  # older vLLM: fall back to /tokenize (kwargs channel only)
-            ids = client.tokenize(messages=MESSAGES, add_generation_prompt=True, **body)["tokens"]
-        r = h.post("/detokenize", json={"model": client.model, "tokens": ids})
-    expect(r.status_code == 200, f"/detokenize: HTTP {r.status_code}")
-    return r.json()["prompt"]
+    """The exact prompt a chat completion with ``body`` ran on, from the engine's adapter (vLLM:
+    ``return_token_ids`` then ``/detokenize``); an int is the HTTP status of a refused request."""
+    return engine.adapter.rendered_prompt(engine.client, MESSAGES, body)
 
 
 def test_rendered_system_line(engine, channel, evidence):
