@@ -41,3 +41,12 @@ def with_profile(data: dict, name: str, effort: dict, *, model: str, served: str
     row.update(id=row_id, model=model_key, description=f"{from_row}'s reference, serving the {name} stand-in")
     out["rows"].append(row)
     return out
+
+
+def glm53_matrix() -> dict:
+    """The project's matrix.yaml plus GLM-5.3 (profile, model, row ``ROW``), as a parsed document."""
+    from glmverify.matrix import read_document
+    from glmverify.paths import DEFAULT_MATRIX
+
+    return with_profile(read_document(DEFAULT_MATRIX), "glm-5.3", GLM_53_EFFORT, model="glmverify/glm-5.3-standin",
+                        served=SERVED, row_id=ROW)

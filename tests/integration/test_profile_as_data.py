@@ -16,19 +16,15 @@ import pytest
 
 from glmverify import policy
 from glmverify.matrix import load, parse
-from glmverify.matrix import read_document
-from glmverify.paths import DEFAULT_MATRIX
 from helpers.require import need_module
-from helpers.matrices import GLM_53_EFFORT, ROW, SERVED, with_profile
+from helpers.matrices import ROW, SERVED, glm53_matrix
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def glm53_data() -> dict:
-    data = read_document(DEFAULT_MATRIX)
-    return with_profile(data, "glm-5.3", GLM_53_EFFORT, model="glmverify/glm-5.3-standin", served=SERVED,
-                        row_id=ROW)
+    return glm53_matrix()
 
 
 @pytest.fixture(scope="module")

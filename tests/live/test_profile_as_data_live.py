@@ -15,18 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from glmverify.matrix import read_document
-from glmverify.paths import DEFAULT_MATRIX
-from helpers.matrices import GLM_53_EFFORT, ROW, SERVED, with_profile
+from helpers.matrices import ROW, glm53_matrix
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def glm53_data() -> dict:
-    data = read_document(DEFAULT_MATRIX)
-    return with_profile(data, "glm-5.3", GLM_53_EFFORT, model="glmverify/glm-5.3-standin", served=SERVED,
-                        row_id=ROW)
+    return glm53_matrix()
 
 
 @pytest.mark.live
