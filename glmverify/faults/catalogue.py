@@ -16,20 +16,38 @@ from ..faultproxy import FAULTS as PROXY_FAULTS
 from ..matrix import FEATURES, load
 from ..paths import DEFAULT_MATRIX
 from ..standin.script import FAULTS as STANDIN_FAULTS
-from .model import CASE_KEYS, CATALOGUE, KINDS, CatalogueError, FaultCase, suite_checks
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from .model import AFFECTED_ENGINES, CASE_KEYS, CATALOGUE, KINDS, SIGNATURE_KEYS, CatalogueError, FaultCase, suite_checks
 from .plan import entry_rows, expand
 from .templates import TEMPLATES
 
 
+def catalogue_files(path: Path | str = CATALOGUE) -> list[Path]:
+    """The catalogue's files: ``path`` and then, sorted, the ``*.yaml`` of the directory next to it
+    named ``<stem>.d`` (``fixtures/faults.d/``: the field bugs, one file per area)."""
+    path = Path(path)
+    extra = path.with_name(path.stem + ".d")
+    return [path] + (sorted(extra.glob("*.yaml")) if extra.is_dir() else [])
+
+
+def read_entries(path: Path | str = CATALOGUE) -> list[tuple[str, object]]:
+    """Every raw entry of the catalogue's files, with where it is (``FILE[i]``), unchecked."""
+    out = []
+    for f in catalogue_files(path):
+        data = yaml.safe_load(f.read_text())
+        if not isinstance(data, list):
+            raise CatalogueError(f"{f}: expected a list of faults")
+        out += [(f"{f.name}[{i}]", d) for i, d in enumerate(data)]
+    return out
+
+
 def load_catalogue(path: Path | str = CATALOGUE, matrix_path: Path | str = DEFAULT_MATRIX) -> list[FaultCase]:
     """Read and check the catalogue: unique ids, known kinds/rows/features/faults, suites that exist."""
-    data = yaml.safe_load(Path(path).read_text())
-    if not isinstance(data, list):
-        raise CatalogueError(f"{path}: expected a list of faults")
     rows = {r.id for r in load(matrix_path).rows}
     errors, cases, seen = [], [], set()
-    for i, d in enumerate(data):
-        where = f"{path}[{i}]" + (f" ({d.get('id')})" if isinstance(d, dict) else "")
+    for place, d in read_entries(path):
+        where = place + (f" ({d.get('id')})" if isinstance(d, dict) else "")
         if not isinstance(d, dict):
             errors.append(f"{where}: not a mapping")
             continue
@@ -83,6 +101,39 @@ def _case_errors(case: FaultCase, where: str, rows: set[str], matrix_path) -> li
         for name in case.checks:
             if name not in known:
                 errors.append(f"{where}: no check {name!r} in the suites {case.suites}")
+    errors += _knowledge_errors(case, where)
     if case.chat_template is not None and case.chat_template not in TEMPLATES:
         errors.append(f"{where}: unknown chat_template {case.chat_template!r} ({', '.join(TEMPLATES)})")
+    return errors
+
+
+def _knowledge_errors(case: FaultCase, where: str) -> list[str]:
+    """``affects``, ``fix`` and ``signature``: the entry's diagnosis and known-issue data."""
+    errors: list[str] = []
+    if not isinstance(case.affects, list):
+        return [f"{where}: affects must be a list of {{engine, versions}}"]
+    for a in case.affects:
+        if not isinstance(a, dict) or a.get("engine") not in AFFECTED_ENGINES or set(a) - {"engine", "versions"}:
+            errors.append(f"{where}: affects item {a!r}: needs engine (one of {AFFECTED_ENGINES}) and optional versions")
+            continue
+        try:
+            SpecifierSet(str(a.get("versions") or ""))
+        except InvalidSpecifier as exc:
+            errors.append(f"{where}: affects versions {a.get('versions')!r}: {exc}")
+    if not isinstance(case.fix, str):
+        errors.append(f"{where}: fix must be text")
+    sig = case.signature
+    if not isinstance(sig, dict) or set(sig) - SIGNATURE_KEYS:
+        return errors + [f"{where}: signature must be a mapping of {sorted(SIGNATURE_KEYS)}"]
+    known = suite_checks(case.suites)
+    for k in sig.get("checks", []):
+        if k not in known:
+            errors.append(f"{where}: signature check {k!r} is not a feature::function of the suites {case.suites}")
+    for rx in sig.get("looks_like", []):
+        try:
+            re.compile(rx)
+        except re.error as exc:
+            errors.append(f"{where}: signature looks_like {rx!r}: {exc}")
+    if not isinstance(sig.get("when", {}), dict):
+        errors.append(f"{where}: signature when must be a mapping")
     return errors

@@ -20,7 +20,10 @@ REFERENCE_ROWS = ("reference", "reference-ngram", "reference-sglang")  # conform
 #: coverage is proven per engine: which reference rows stand for which engine
 COVERAGE_ROWS = {"vllm": ("reference", "reference-ngram"), "sglang": ("reference-sglang",)}
 CASE_KEYS = {"id", "kind", "row", "suites", "expect_failed", "checks", "fault", "standin", "drop_args", "set_args",
-             "env", "chat_template", "select", "source", "why"}
+             "env", "chat_template", "select", "source", "why", "affects", "fix", "signature"}
+#: the engines an ``affects`` item may name (a bug's reported engine and version range)
+AFFECTED_ENGINES = ("vllm", "sglang", "vllm-ascend")
+SIGNATURE_KEYS = {"checks", "looks_like", "when"}
 DEFAULT_TIMEOUT = 1800.0
 
 
@@ -45,6 +48,10 @@ class FaultCase:
     select: str | None = None  # a pytest -k expression narrowing the checks run (controls only)
     source: str = ""
     why: str = ""
+    # what a release engineer reads when a cell fails like this entry (diagnosis, known issues):
+    affects: list[dict] = field(default_factory=list)  # [{engine, versions (PEP 440 specifiers, "" = all)}]
+    fix: str = ""  # the flag to add, the version that fixes it, the workaround
+    signature: dict = field(default_factory=dict)  # {checks: [feature::function], looks_like: [regex], when: {...}}
 
     @property
     def control(self) -> bool:
