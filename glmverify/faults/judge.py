@@ -1,5 +1,9 @@
 """What one pytest run showed: ``observe`` reads its matrix.json, ``judge`` turns it into an ``Outcome``.
 
+Each fault's diagnosis is measured too: the (pessimistic) rank of its own entry in the diagnosis
+the recorder wrote into its failed cells (``diagnosis.rank_in``; best over the cells), what the
+report's top-1/top-3 columns count.
+
 The rule: a fault is detected when every feature it expects failed ``failed`` (and every check it
 names is among the failing ones); a control or a conforming run passes when no feature failed
 and every feature it ran has a live status (``verified``, or ``unsupported``/skipped by the row).
@@ -33,7 +37,8 @@ def observe(results_dir: Path, row: str) -> dict[str, dict]:
                              "checks": len(c.get("checks", [])),
                              "failed": sorted({f"{c['feature']}::{k['id'].split('[')[0]}" for k in bad}),
                              "passed": sorted({f"{c['feature']}::{k['id'].split('[')[0]}" for k in c.get("checks", [])
-                                               if k.get("outcome") == "passed"})}
+                                               if k.get("outcome") == "passed"}),
+                             "diagnosis": c.get("diagnosis") or []}
     return out
 
 
@@ -56,8 +61,13 @@ def judge(case_id: str, kind: str, row: str, expect_failed: list[str], features:
         detail = next((f"{f}: {seen[f]['detail']}" for f in features if seen.get(f, {}).get("detail")), "")
     if "_error" in seen:
         detail = f"{seen['_error']['status']}: {seen['_error']['detail']}"
-    return Outcome(case_id, kind, row, list(expect_failed), observed, detected, round(seconds, 1), detail, rc,
-                   results=str(results), failed_checks=failed, passed_checks=passed)
+    o = Outcome(case_id, kind, row, list(expect_failed), observed, detected, round(seconds, 1), detail, rc,
+                results=str(results), failed_checks=failed, passed_checks=passed)
+    if expect_failed:
+        cells = [seen[f] for f in expect_failed if seen.get(f, {}).get("status") == "failed"]
+        o.rank = own_rank(case_id, cells)
+        o.diagnosed = [g["id"] for c in cells[:1] for g in c.get("diagnosis", [])[:3]]
+    return o
 
 
 # ---- the diagnosis of a fault run ------------------------------------------------------------------

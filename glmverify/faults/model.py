@@ -69,6 +69,16 @@ class Outcome:
     results: str = ""
     failed_checks: list[str] = field(default_factory=list)  # feature::function seen failing
     passed_checks: list[str] = field(default_factory=list)  # feature::function seen passing
+    #: a fault: the rank of its own entry in the diagnosis of its failed cell(s) (None: not listed)
+    rank: int | None = None
+    diagnosed: list[str] = field(default_factory=list)  # the top causes listed, best first
+
+    @property
+    def top(self) -> str:
+        """``1``, ``3`` (in the top 3 but not first), ``-`` (neither) for a fault; empty otherwise."""
+        if not self.expect_failed:
+            return ""
+        return "1" if self.rank == 1 else ("3" if self.rank is not None and self.rank <= 3 else "-")
 
     @property
     def verdict(self) -> str:
