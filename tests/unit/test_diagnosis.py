@@ -229,3 +229,12 @@ def test_reports_show_diagnosis_and_known_issues():
     assert "vLLM \\#46040" in md and "upgrade to 0.24" in md  # md_text escapes the #
     page = render_html(doc, figures=[])
     assert "likely cause:" in page and "second cause" in page and "1 known issue(s)" in page
+
+
+def test_plan_prints_a_rows_known_issues():
+    from glmverify.plan import known_issues_text
+
+    m = load()
+    text = known_issues_text([m.row("vllm-glm52-fp8-h200"), m.row("reference")])
+    assert "# known issues of vllm-glm52-fp8-h200 (vllm 0.23.0):" in text and "proxy-tool-results-emptied" in text
+    assert "proxy-reasoning-renamed" not in text  # >=0.13,<=0.16 does not cover 0.23.0
