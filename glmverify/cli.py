@@ -196,7 +196,7 @@ def cmd_plan(ns: argparse.Namespace, extra: list[str]) -> int:
         return _pytest(pytest_args_for_plan(ns, extra), ns.dry_run)
     from .matrix import load
     from .paths import DEFAULT_MATRIX
-    from .plan import MarkerExpressionError, plan_summary, plan_text, select_rows
+    from .plan import MarkerExpressionError, known_issues_text, plan_summary, plan_text, select_rows
 
     _check_file(ns.matrix, "--matrix")
     if ns.suite:
@@ -207,6 +207,7 @@ def cmd_plan(ns: argparse.Namespace, extra: list[str]) -> int:
     except MarkerExpressionError as exc:
         raise CLIError(str(exc)) from None
     sys.stdout.write(plan_text(rows))
+    sys.stdout.write(known_issues_text(rows))
     print(plan_summary(len(rows)), file=sys.stderr)
     return EXIT_OK
 

@@ -65,6 +65,7 @@ class Cell(TypedDict):
     source: NotRequired[str]
     sources: NotRequired[list[str]]
     history: NotRequired[list[dict[str, Any]]]
+    diagnosis: NotRequired[list[dict[str, Any]]]  # a failed cell: ranked catalogue causes (glmverify.diagnosis)
 
 
 class Run(TypedDict, total=False):
@@ -88,6 +89,7 @@ class Document(TypedDict):
     errata: NotRequired[dict[str, list[dict]]]
     warnings: NotRequired[list[str]]
     unknown: NotRequired[list[dict]]
+    known_issues: NotRequired[dict[str, list[dict]]]  # row -> catalogue entries whose affects covers it
 
 
 class DocumentError(ValueError):
@@ -205,6 +207,13 @@ def validate_document(doc: Any) -> list[str]:
             problems.append(f"cells[{i}].evidence is not an object")
         if not isinstance(c.get("history", []), list):
             problems.append(f"cells[{i}].history is not a list")
+        diag = c.get("diagnosis", [])
+        if not isinstance(diag, list) or not all(isinstance(d, dict) and "id" in d for d in diag):
+            problems.append(f"cells[{i}].diagnosis must be a list of objects with 'id'")
+    issues = doc.get("known_issues", {})
+    if not isinstance(issues, dict) or not all(isinstance(v, list) and all(isinstance(x, dict) and "id" in x for x in v)
+                                               for v in issues.values()):
+        problems.append("'known_issues' must map row ids to lists of objects with 'id'")
     return problems
 
 

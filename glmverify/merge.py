@@ -22,6 +22,10 @@ earlier merge) are candidates too, so merging merged documents is stable. Rules:
    ``warnings`` (the command line also prints them on stderr); cells of matrix.yaml that no input
    has are filled from their declaration.
 
+A failed cell keeps its ``diagnosis``; one whose status the combination of shards changed gets
+it recomputed from its checks (``diagnosis.diagnose``). ``known_issues`` are united per row (by
+entry id; an observed basis beats a declared one, and a later input an earlier one).
+
 The merged ``run`` lists every source run (file, sha256, id, times, matrix digest). Reading and
 validating inputs is ``document``'s; this module only decides between candidates.
 """
@@ -35,6 +39,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import knowledge
+from .diagnosis import diagnose, facts_of
 from .document import (FAILED_OUTCOMES, LIVE, SCHEMA_VERSION, Document, decide_status, errata_of, live_basis, new_cell,
                        read_document, worst_status)
 from .matrix import STATUSES, Matrix
@@ -154,6 +160,9 @@ def _combine_same_run(cands: list[Candidate]) -> Candidate:
     cell = dict(newest.cell)
     cell.update(status=status, basis=basis, checks=list(checks.values()),
                 evidence={k: v for k, v in (("engine", engine), ("checks", evidence_checks)) if v})
+    cell.pop("diagnosis", None)  # the shards' checks together: diagnosed again
+    if status == "failed":
+        cell["diagnosis"] = diagnose(cell, knowledge.catalogue(), facts_of(cell))
     times = [c.time for c in cands if c.time]
     sources = list(dict.fromkeys(c.source for c in cands))
     return Candidate(cell, newest.run_id, sources[-1], max(times) if times else None, newest.order, sources[:-1])
@@ -318,7 +327,22 @@ def merge_documents(sources: list[Source], matrix: Matrix | None = None) -> Docu
     if matrix is not None:
         errata.update(errata_of(matrix))
     doc["errata"] = errata
+    doc["known_issues"] = merge_known_issues([s.doc.get("known_issues") or {} for s in sources])
     return doc
+
+
+def merge_known_issues(inputs: list[dict]) -> dict[str, list[dict]]:
+    """The inputs' ``known_issues`` united per row and entry id: an observed basis beats a declared
+    one; on equal bases the later input wins (rows and entries in order of first appearance)."""
+    out: dict[str, dict[str, dict]] = {}
+    for issues in inputs:
+        for row, items in issues.items():
+            mine = out.setdefault(row, {})
+            for it in items if isinstance(items, list) else []:
+                old = mine.get(it.get("id"))
+                if old is None or not (old.get("basis") == "observed" and it.get("basis") != "observed"):
+                    mine[it.get("id")] = it
+    return {row: list(items.values()) for row, items in out.items() if items}
 
 
 def merge_files(paths: list[str | Path], matrix: Matrix | None = None) -> Document:

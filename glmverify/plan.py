@@ -214,3 +214,18 @@ def render_plan(row: Row) -> str:
     if launcher == "attach":
         return render_attach(row)
     return render_process(row)
+
+
+def known_issues_text(rows: list[Row]) -> str:
+    """Per row, the fault catalogue's entries whose version range covers its declared engine
+    version (``knowledge.known_issues``): what to expect before anything runs."""
+    from .knowledge import catalogue, known_issues
+
+    entries = catalogue()
+    out = []
+    for r in rows:
+        issues = known_issues(entries, r.engine, r.engine_version, "declared")
+        if issues:
+            out.append(f"# known issues of {r.id} ({r.engine} {r.engine_version or 'version not declared'}):")
+            out += [f"#   {i['id']}: {i['source']} (versions {i['versions'] or 'all'}); fix: {i['fix'] or '-'}" for i in issues]
+    return "\n".join(out) + ("\n" if out else "")

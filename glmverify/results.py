@@ -8,6 +8,13 @@ A cell's status is ``document.decide_status`` of its checks and its declaration,
 ``document.live_basis`` when checks decided it; an inferred cell of a GPU row also carries the
 parser-conformance evidence and what this run's live reference of its engine decided.
 
+A failed cell also carries its ``diagnosis`` (``diagnosis.diagnose``: the fault catalogue's causes
+ranked by how well they explain its failing checks, given the row's engine, observed version and
+speculative decoding), and the document lists per row its ``known_issues``: the catalogue entries
+whose ``affects`` covers the row's engine at the version ``/version`` reported when the row ran
+live (``basis: observed``), else at the row's declared ``engine_version`` (``basis: declared``).
+Both are in the document from its first write, before anything ran.
+
 matrix.json is rewritten (write to a temp file, fsync, rename) after every record, so an
 interrupted run keeps everything it finished and never leaves a half-written file. The reports
 (matrix.md, matrix.html, junit.xml) are the caller's to write: this module knows no renderer.
@@ -19,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import knowledge
+from .diagnosis import diagnose, facts_of
 from .document import LIVE, SCHEMA_VERSION, Cell, Document, decide_status, dumps, errata_of, live_basis, new_cell
 from .matrix import FEATURES, Matrix, Row, engine_kind
 from .redact import REDACT
@@ -224,10 +233,27 @@ class Recorder:
             evidence["engine"] = self._engines.get(row.id, {})
             evidence["checks"] = {c["id"]: c["evidence"] for c in checks if c["evidence"]}
         checks = [{k: c[k] for k in ("id", "outcome", "detail", "time", "duration", "launch_id")} for c in checks]
-        return new_cell(row, feature, status, basis, checks, evidence)
+        cell = new_cell(row, feature, status, basis, checks, evidence)
+        if status == "failed":
+            cell["diagnosis"] = diagnose(cell, knowledge.catalogue(), facts_of(cell, row))
+        return cell
+
+    def known_issues(self) -> dict[str, list[dict]]:
+        """{row id: [{id, source, fix, versions, engine_version, basis}]}: the catalogue entries whose
+        ``affects`` covers the row's engine at its observed version (live), else its declared one."""
+        entries = knowledge.catalogue()
+        out = {}
+        for row in self.matrix.rows:
+            obs = (self._engines.get(row.id, {}).get("observed") or {}).get("version")
+            version, basis = (obs, "observed") if obs else (row.engine_version, "declared")
+            issues = knowledge.known_issues(entries, row.engine, version, basis)
+            if issues:
+                out[row.id] = issues
+        return out
 
     def document(self) -> Document:
-        return {"schema": SCHEMA_VERSION, "run": dict(self.run), "cells": self.cells(), "errata": errata_of(self.matrix)}
+        return {"schema": SCHEMA_VERSION, "run": dict(self.run), "cells": self.cells(), "errata": errata_of(self.matrix),
+                "known_issues": self.known_issues()}
 
     def write(self, final: bool = False) -> Document:
         """Rewrite DIR/matrix.json; ``final`` stamps the run's end first. Returns the document."""

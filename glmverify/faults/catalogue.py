@@ -10,36 +10,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 from ..faultproxy import FAULTS as PROXY_FAULTS
 from ..matrix import FEATURES, load
 from ..paths import DEFAULT_MATRIX
 from ..standin.script import FAULTS as STANDIN_FAULTS
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from ..knowledge import catalogue_files, read_entries  # noqa: F401 - the catalogue's files are read as knowledge
 from .model import AFFECTED_ENGINES, CASE_KEYS, CATALOGUE, KINDS, SIGNATURE_KEYS, CatalogueError, FaultCase, suite_checks
 from .plan import entry_rows, expand
 from .templates import TEMPLATES
-
-
-def catalogue_files(path: Path | str = CATALOGUE) -> list[Path]:
-    """The catalogue's files: ``path`` and then, sorted, the ``*.yaml`` of the directory next to it
-    named ``<stem>.d`` (``fixtures/faults.d/``: the field bugs, one file per area)."""
-    path = Path(path)
-    extra = path.with_name(path.stem + ".d")
-    return [path] + (sorted(extra.glob("*.yaml")) if extra.is_dir() else [])
-
-
-def read_entries(path: Path | str = CATALOGUE) -> list[tuple[str, object]]:
-    """Every raw entry of the catalogue's files, with where it is (``FILE[i]``), unchecked."""
-    out = []
-    for f in catalogue_files(path):
-        data = yaml.safe_load(f.read_text())
-        if not isinstance(data, list):
-            raise CatalogueError(f"{f}: expected a list of faults")
-        out += [(f"{f.name}[{i}]", d) for i, d in enumerate(data)]
-    return out
 
 
 def load_catalogue(path: Path | str = CATALOGUE, matrix_path: Path | str = DEFAULT_MATRIX) -> list[FaultCase]:

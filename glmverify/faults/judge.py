@@ -1,5 +1,9 @@
 """What one pytest run showed: ``observe`` reads its matrix.json, ``judge`` turns it into an ``Outcome``.
 
+Each fault's diagnosis is measured too: the (pessimistic) rank of its own entry in the diagnosis
+the recorder wrote into its failed cells (``diagnosis.rank_in``; best over the cells), what the
+report's top-1/top-3 columns count.
+
 The rule: a fault is detected when every feature it expects failed ``failed`` (and every check it
 names is among the failing ones); a control or a conforming run passes when no feature failed
 and every feature it ran has a live status (``verified``, or ``unsupported``/skipped by the row).
@@ -8,8 +12,10 @@ Check ids are reduced to ``feature::function`` (parameters dropped), the unit of
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+from ..diagnosis import Facts, facts_of, rank_in
 from .model import Outcome
 
 
@@ -31,7 +37,8 @@ def observe(results_dir: Path, row: str) -> dict[str, dict]:
                              "checks": len(c.get("checks", [])),
                              "failed": sorted({f"{c['feature']}::{k['id'].split('[')[0]}" for k in bad}),
                              "passed": sorted({f"{c['feature']}::{k['id'].split('[')[0]}" for k in c.get("checks", [])
-                                               if k.get("outcome") == "passed"})}
+                                               if k.get("outcome") == "passed"}),
+                             "diagnosis": c.get("diagnosis") or []}
     return out
 
 
@@ -54,5 +61,87 @@ def judge(case_id: str, kind: str, row: str, expect_failed: list[str], features:
         detail = next((f"{f}: {seen[f]['detail']}" for f in features if seen.get(f, {}).get("detail")), "")
     if "_error" in seen:
         detail = f"{seen['_error']['status']}: {seen['_error']['detail']}"
-    return Outcome(case_id, kind, row, list(expect_failed), observed, detected, round(seconds, 1), detail, rc,
-                   results=str(results), failed_checks=failed, passed_checks=passed)
+    o = Outcome(case_id, kind, row, list(expect_failed), observed, detected, round(seconds, 1), detail, rc,
+                results=str(results), failed_checks=failed, passed_checks=passed)
+    if expect_failed:
+        cells = [seen[f] for f in expect_failed if seen.get(f, {}).get("status") == "failed"]
+        o.rank = own_rank(case_id, cells)
+        o.diagnosed = [g["id"] for c in cells[:1] for g in c.get("diagnosis", [])[:3]]
+    return o
+
+
+# ---- the diagnosis of a fault run ------------------------------------------------------------------
+_PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*")
+
+
+def diagnosis_case(results_dir: Path, row: str, matrix_row=None) -> list[dict]:
+    """The failed cells of ``row`` in one fault run's DIR/matrix.json, reduced to what the
+    diagnosis reads: feature, the row's facts (engine, version, speculative decoding) and every
+    check's id and outcome, with the detail of the failing ones (absolute paths replaced by
+    ``<path>``, so a recording names no machine). ``fixtures/diagnosis_cases.json.gz`` is these,
+    per fault id."""
+    try:
+        doc = json.loads((results_dir / "matrix.json").read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for c in doc.get("cells", []):
+        if c.get("row") != row or c.get("status") != "failed":
+            continue
+        f = facts_of(c, matrix_row)
+        checks = [{"id": k.get("id"), "outcome": k.get("outcome"),
+                   **({"detail": _PATH.sub("<path>", str(k.get("detail") or ""))[:1500]}
+                      if k.get("outcome") in ("failed", "error") else {})} for k in c.get("checks", [])]
+        out.append({"feature": c["feature"], "engine": f.engine, "version": f.version, "spec_decoding": f.spec_decoding,
+                    "checks": checks})
+    return out
+
+
+def case_cell(case: dict) -> tuple[dict, Facts]:
+    """A recorded ``diagnosis_case`` item as a cell and its facts (what ``diagnosis`` takes)."""
+    return ({"feature": case["feature"], "checks": case["checks"]},
+            Facts(case.get("engine"), case.get("version"), bool(case.get("spec_decoding"))))
+
+
+def own_rank(case_id: str, cells: list[dict]) -> int | None:
+    """The best rank of ``case_id``'s entry over the failed cells' stored diagnoses (None: in none)."""
+    ranks = [r for c in cells if (r := rank_in(c.get("diagnosis") or [], case_id)) is not None]
+    return min(ranks) if ranks else None
+
+
+def _export(results_root: Path) -> dict[str, list[dict]]:
+    """``diagnosis_case`` of every fault run under a ``make faults`` results directory."""
+    from ..knowledge import load_entries
+    from ..matrix import load
+
+    matrix = {r.id: r for r in load().rows}
+    entry_rows = {e.id: e.rows for e in load_entries()}
+    out = {}
+    for d in sorted(p for p in results_root.iterdir() if (p / "matrix.json").is_file()):
+        if d.name.startswith(("conforming-", "control-", "engine-")):
+            continue
+        case_id = d.name
+        row = case_id.split("@", 1)[1] if "@" in case_id else None
+        doc = json.loads((d / "matrix.json").read_text())
+        rows = {c.get("row") for c in doc.get("cells", []) if c.get("status") == "failed"}
+        # a launch entry's row is its derived one (ID.ROW); a proxy entry's the reference row
+        row = next((r for r in (launch_row_id_of(case_id), row) if r in rows), None) or (sorted(rows)[0] if rows else "")
+        base_row = case_id.split("@", 1)[1] if "@" in case_id else (entry_rows.get(case_id) or ("",))[0]
+        cells = diagnosis_case(d, row, matrix.get(base_row))
+        if cells:
+            out[case_id] = cells
+    return out
+
+
+def launch_row_id_of(case_id: str) -> str:
+    return case_id.replace("@", ".")
+
+
+if __name__ == "__main__":  # python -m glmverify.faults.judge RESULTS_DIR OUT.json.gz
+    import gzip
+    import sys
+
+    data = _export(Path(sys.argv[1]))
+    text = json.dumps(data, sort_keys=True, indent=0, ensure_ascii=False) + "\n"
+    Path(sys.argv[2]).write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))  # same input, same bytes
+    print(f"{len(data)} fault runs written to {sys.argv[2]}")

@@ -8,12 +8,11 @@ seen failing and passing, which the coverage is counted from. Nothing here runs 
 """
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass, field
 
-from ..paths import FIXTURES_DIR, SUITES_DIR
+from ..knowledge import AFFECTED_ENGINES, CATALOGUE, CatalogueError, suite_checks
+from ..paths import SUITES_DIR
 
-CATALOGUE = FIXTURES_DIR / "faults.yaml"
 SUITES = SUITES_DIR
 KINDS = ("proxy", "standin", "launch")
 REFERENCE_ROWS = ("reference", "reference-ngram", "reference-sglang")  # conforming engines: runs, coverage
@@ -21,14 +20,8 @@ REFERENCE_ROWS = ("reference", "reference-ngram", "reference-sglang")  # conform
 COVERAGE_ROWS = {"vllm": ("reference", "reference-ngram"), "sglang": ("reference-sglang",)}
 CASE_KEYS = {"id", "kind", "row", "suites", "expect_failed", "checks", "fault", "standin", "drop_args", "set_args",
              "env", "chat_template", "select", "source", "why", "affects", "fix", "signature"}
-#: the engines an ``affects`` item may name (a bug's reported engine and version range)
-AFFECTED_ENGINES = ("vllm", "sglang", "vllm-ascend")
 SIGNATURE_KEYS = {"checks", "looks_like", "when"}
 DEFAULT_TIMEOUT = 1800.0
-
-
-class CatalogueError(ValueError):
-    """An invalid catalogue (every problem found, one a line) or chat template variant."""
 
 
 @dataclass
@@ -61,19 +54,6 @@ class FaultCase:
         return [str(SUITES / f"test_{s}.py") for s in self.suites]
 
 
-def suite_checks(features) -> dict[str, str]:
-    """``feature::function`` -> feature, for every check function (``def test_*``) of the features' suites."""
-    out = {}
-    for feat in features:
-        path = SUITES / f"test_{feat}.py"
-        if not path.is_file():
-            continue
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
-                out[f"{feat}::{node.name}"] = feat
-    return out
-
-
 @dataclass
 class Outcome:
     id: str
@@ -89,6 +69,16 @@ class Outcome:
     results: str = ""
     failed_checks: list[str] = field(default_factory=list)  # feature::function seen failing
     passed_checks: list[str] = field(default_factory=list)  # feature::function seen passing
+    #: a fault: the rank of its own entry in the diagnosis of its failed cell(s) (None: not listed)
+    rank: int | None = None
+    diagnosed: list[str] = field(default_factory=list)  # the top causes listed, best first
+
+    @property
+    def top(self) -> str:
+        """``1``, ``3`` (in the top 3 but not first), ``-`` (neither) for a fault; empty otherwise."""
+        if not self.expect_failed:
+            return ""
+        return "1" if self.rank == 1 else ("3" if self.rank is not None and self.rank <= 3 else "-")
 
     @property
     def verdict(self) -> str:

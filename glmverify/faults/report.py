@@ -1,7 +1,8 @@
 """The catalogue's verdict and its record: the console table, faults.md, faults.json.
 
 ``summary`` is the run's verdict: every fault detected, every control and conforming run
-passing, and (for the whole catalogue) every check seen failing under some fault.
+passing, every fault's own entry in the top 3 of its failed cell's diagnosis (top-1 reported
+beside it), and (for the whole catalogue) every check seen failing under some fault.
 ``write_results`` writes ``faults.json`` (outcomes, coverage, summary) and ``faults.md`` (the
 table as markdown, then the coverage) into the results directory.
 """
@@ -16,7 +17,8 @@ from .model import Outcome
 
 
 def table(outcomes: list[Outcome]) -> str:
-    head = ("fault", "kind", "expected failed", "observed", "detected", "s", "mutated", "evidence (first failing check)")
+    head = ("fault", "kind", "expected failed", "observed", "detected", "top-1", "top-3", "s", "mutated",
+            "evidence (first failing check)")
     rows = []
     for o in outcomes:
         expected = ", ".join(o.expect_failed) or "(none)"
@@ -24,7 +26,8 @@ def table(outcomes: list[Outcome]) -> str:
         if not o.expect_failed and o.observed and set(o.observed.values()) == {"verified"}:
             observed = f"all {len(o.observed)} verified"  # a conforming run's features, in one word
         verdict = o.verdict
-        rows.append((o.id, o.kind, expected, observed, verdict, f"{o.seconds:.0f}", o.mutated or "-", o.detail[:110]))
+        t1, t3 = _tops(o)
+        rows.append((o.id, o.kind, expected, observed, verdict, t1, t3, f"{o.seconds:.0f}", o.mutated or "-", o.detail[:110]))
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head) - 1)]
     lines = []
     for r in [head, tuple("-" * w for w in widths) + ("-" * 30,), *rows]:
@@ -32,15 +35,31 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def _tops(o: Outcome) -> tuple[str, str]:
+    """The top-1 and top-3 columns: yes/no per fault (with the rank), empty for a control."""
+    if not o.expect_failed:
+        return "", ""
+    r = f" ({o.rank})" if o.rank is not None else " (-)"
+    return ("yes" if o.rank == 1 else "no"), ("yes" if o.rank is not None and o.rank <= 3 else "no") + r
+
+
+def diagnosis_rates(outcomes: list[Outcome]) -> tuple[int, int, int]:
+    """(top-1, top-3, faults): how many faults' own entries ranked first / in the top 3."""
+    faults = [o for o in outcomes if o.expect_failed]
+    return (sum(o.rank == 1 for o in faults), sum(o.rank is not None and o.rank <= 3 for o in faults), len(faults))
+
+
 def markdown(outcomes: list[Outcome]) -> str:
     def esc(s):
         return str(s).replace("|", "\\|").replace("\n", " ")
-    lines = ["| fault | kind | expected failed | observed | detected | seconds | evidence |", "|---|---|---|---|---|---|---|"]
+    lines = ["| fault | kind | expected failed | observed | detected | top-1 | top-3 | seconds | diagnosis (top 3) | evidence |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for o in outcomes:
         verdict = o.verdict
+        t1, t3 = _tops(o)
         lines.append(f"| {esc(o.id)} | {o.kind} | {esc(', '.join(o.expect_failed) or '(none)')} | "
-                     f"{esc(', '.join(f'{f}={s}' for f, s in o.observed.items()))} | {verdict} | {o.seconds:.0f} | "
-                     f"{esc(o.detail[:200])} |")
+                     f"{esc(', '.join(f'{f}={s}' for f, s in o.observed.items()))} | {verdict} | {t1} | {t3} | "
+                     f"{o.seconds:.0f} | {esc(', '.join(o.diagnosed))} | {esc(o.detail[:200])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -51,15 +70,23 @@ def summary(outcomes: list[Outcome], cov: dict[str, list[str]] | None = None) ->
     controls = [o for o in outcomes if not o.expect_failed]
     found = sum(o.detected for o in faults)
     ok_controls = sum(o.detected for o in controls)
-    ok = found == len(faults) and ok_controls == len(controls)
+    top1, top3, n = diagnosis_rates(outcomes)
+    ok = found == len(faults) and ok_controls == len(controls) and top3 == n
     pct = 100.0 * found / len(faults) if faults else 100.0
-    line = (f"faults detected: {found}/{len(faults)} ({pct:.0f}%); controls and conforming runs passing: "
-            f"{ok_controls}/{len(controls)}")
+    rate = lambda k: f"{k}/{n} ({100.0 * k / n if n else 100.0:.0f}%)"  # noqa: E731
+    line = (f"faults detected: {found}/{len(faults)} ({pct:.0f}%); own entry diagnosed top-1 {rate(top1)}, "
+            f"top-3 {rate(top3)}; controls and conforming runs passing: {ok_controls}/{len(controls)}")
     if cov is not None:
         shown = sum(bool(v) for v in cov.values())
         ok = ok and shown == len(cov)
         line += f"; checks seen failing: {shown}/{len(cov)}"
     return ok, line
+
+
+def _rates_json(outcomes: list[Outcome]) -> dict:
+    top1, top3, n = diagnosis_rates(outcomes)
+    return {"faults": n, "top1": top1, "top3": top3, "top1_rate": round(top1 / n, 4) if n else None,
+            "top3_rate": round(top3 / n, 4) if n else None}
 
 
 def console_text(outcomes: list[Outcome], cov: dict[str, list[str]] | None) -> str:
@@ -72,7 +99,8 @@ def write_results(out: Path, outcomes: list[Outcome], cov: dict[str, list[str]] 
     """``faults.json`` and ``faults.md`` in ``out``; returns ``summary``'s (ok, line)."""
     ok, line = summary(outcomes, cov)
     (out / "faults.json").write_text(json.dumps(
-        {"ok": ok, "seconds": round(seconds, 1), "summary": line, "outcomes": [asdict(o) for o in outcomes],
+        {"ok": ok, "seconds": round(seconds, 1), "summary": line, "diagnosis": _rates_json(outcomes),
+         "outcomes": [asdict(o) for o in outcomes],
          "coverage": cov}, indent=1) + "\n")
     cov_md = ("\n| check | faults seen failing it |\n|---|---|\n"
               + "".join(f"| {k} | {', '.join(v) or '**never**'} |\n" for k, v in cov.items())) if cov else ""

@@ -4,7 +4,10 @@ A Content-Security-Policy forbids any script (``script-src 'none'``) and allows 
 own stylesheet (``matrix.css``, package data, admitted by its sha256) and data: images, so
 evidence that holds HTML or ``<script>`` can neither run nor load anything; every text from the
 document is escaped besides. Rows are grouped by engine and hardware; each cell shows its
-status, claim kind and key figures, and drills down to its checks, evidence and history.
+status, claim kind and key figures, and drills down to its checks, evidence and history. A
+failed cell shows its diagnosis (the most likely cause with its source and fix, the others
+listed below it); each row head lists the row's known issues (catalogue entries whose version
+range covers the row's engine version, observed or declared).
 """
 from __future__ import annotations
 
@@ -85,7 +88,37 @@ def _checks_html(checks: list[dict]) -> str:
 
 
 _KNOWN_CELL_KEYS = {"row", "engine", "image", "hardware", "feature", "status", "declared", "declared_basis", "kind", "window",
-                    "basis", "checks", "evidence", "history", "run", "time", "source", "sources"}
+                    "basis", "checks", "evidence", "history", "run", "time", "source", "sources", "diagnosis"}
+
+
+def _cause_html(g: dict) -> str:
+    return (f"<span class=\"cause\">{h(g.get('cause') or g.get('id'))}</span> <code>{h(g.get('id'))}</code>"
+            + (f"<span class=\"src\"><b>source:</b> {h(g.get('source'))}</span>" if g.get("source") else "")
+            + (f"<span class=\"fix\"><b>fix:</b> {h(g.get('fix'))}</span>" if g.get("fix") else ""))
+
+
+def _diagnosis_html(diag: list[dict]) -> str:
+    """The top cause prominent (cause, source, fix), the other candidates listed under it."""
+    if not diag:
+        return ""
+    top, rest = diag[0], diag[1:]
+    more = ""
+    if rest:
+        more = ("<details><summary>other likely causes</summary><ol>"
+                + "".join(f"<li>{_cause_html(g)} <span class=\"sub\">score {h(g.get('score'))}</span></li>" for g in rest)
+                + "</ol></details>")
+    return (f"<div class=\"diag\"><b>likely cause:</b> {_cause_html(top)}"
+            f"<span class=\"sub\">matched: {h('; '.join(map(str, top.get('matched') or [])))}</span>{more}</div>")
+
+
+def _known_issues_html(items: list[dict]) -> str:
+    if not items:
+        return ""
+    lis = "".join(f"<li><code>{h(k.get('id'))}</code> {h(k.get('source'))}"
+                  + (f" — <b>fix:</b> {h(k.get('fix'))}" if k.get("fix") else "")
+                  + f" <span class=\"sub\">(versions {h(k.get('versions') or 'all')}; {h(k.get('basis'))} "
+                    f"{h(k.get('engine_version') or '')})</span></li>" for k in items)
+    return f"<details class=\"known\"><summary>{len(items)} known issue(s)</summary><ul>{lis}</ul></details>"
 
 
 def _drill_html(c: dict) -> str:
@@ -132,6 +165,7 @@ def _cell_html(c: dict, anchor: str) -> str:
     badge = f"<div class=\"kind kind-{kind}\">{h(kind)}</div>" if kind else ""
     return (f"<td class=\"cell st-{st_cls}{' kd-' + kind if kind else ''}\" id=\"{anchor}\" title=\"{h(clip(str(c.get('basis') or ''), 300))}\">"
             f"<div class=\"st\">{GLYPH.get(st, '?')} {h(st)}</div>{badge}{figs}"
+            f"{_diagnosis_html(c.get('diagnosis') or []) if st == 'failed' else ''}"
             f"<details><summary>{h(summary)}</summary>{_drill_html(c)}</details></td>")
 
 
@@ -192,7 +226,9 @@ def render_html(doc: dict, signoff: dict | None = None, figures: list[dict] | No
             items.append(f"<li><a href=\"#{anchors[id(c)]}\"><code>{h(c['row'])}</code> / <code>{h(c['feature'])}</code></a>: "
                          + (f"<code>{h(first.get('id'))}</code> {h(clip(' '.join(str(first.get('detail') or '').split()), 200))}"
                             if first else h(c.get("basis")))
-                         + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "") + "</li>")
+                         + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")
+                         + (f" — likely: {h((c.get('diagnosis') or [{}])[0].get('cause'))}" if c.get("diagnosis") else "")
+                         + "</li>")
         out.append(f"<div class=\"attention\"><b>{len(failed)} failed cell(s)</b><ul>{''.join(items)}</ul></div>")
     out.append("</header><main>")
 
@@ -212,7 +248,8 @@ def render_html(doc: dict, signoff: dict | None = None, figures: list[dict] | No
             if (run.get("launches") or {}).get(rid):
                 sub.append(f"launched ×{h(run['launches'][rid])}")
             out.append(f"<tr><th class=\"rowhead\"><div class=\"rid\">{h(rid)}</div>"
-                       f"<div class=\"sub\">{' · '.join(s for s in sub if s)}</div></th>")
+                       f"<div class=\"sub\">{' · '.join(s for s in sub if s)}</div>"
+                       f"{_known_issues_html((doc.get('known_issues') or {}).get(rid) or [])}</th>")
             for f in features:
                 c = r.get(f)
                 out.append(_cell_html(c, anchors[id(c)]) if c else "<td class=\"empty\"></td>")

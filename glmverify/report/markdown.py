@@ -88,6 +88,19 @@ def render_markdown(doc: dict, signoff: dict | None = None) -> str:
             for chk in c.get("checks", []):
                 if chk.get("outcome") in ("failed", "error"):
                     out.append(f"  - {md_text(chk['outcome'])}: {md_code(chk['id'])}: {md_text(chk.get('detail'), 300)}")
+            for n, g in enumerate(c.get("diagnosis") or []):
+                out.append(f"  - {'**likely cause**' if n == 0 else 'or'}: {md_text(g.get('cause'), 300)} ({md_code(g.get('id'))}, "
+                           f"score {md_text(g.get('score'))}); source: {md_text(g.get('source') or '-', 300)}; "
+                           f"fix: {md_text(g.get('fix') or '-', 400)}")
+    if doc.get("known_issues"):
+        out += ["", "## Known issues per row", "",
+                "Fault catalogue entries whose reported version range covers the row's engine version "
+                "(observed from the server when the row ran live, else declared).", ""]
+        for rid, items in doc["known_issues"].items():
+            for k in items:
+                out.append(f"- {md_code(rid)}: {md_code(k.get('id'))} {md_text(k.get('source'), 300)} "
+                           f"(versions {md_text(k.get('versions') or 'all')}, {md_text(k.get('basis'))} "
+                           f"{md_text(k.get('engine_version') or '')}); fix: {md_text(k.get('fix') or '-', 400)}")
     if doc.get("errata"):
         out += ["", "## Errata: seed errors kept as the guides wrote them", ""]
         for rid, items in doc["errata"].items():

@@ -334,20 +334,24 @@ def test_results_files(tmp_path):
     from glmverify.faults import report
 
     outs = [faults.Outcome("a", "proxy", "reference", ["context_1m"], {"context_1m": "failed"}, detected=True,
-                           seconds=3.0, failed_checks=["context_1m::test_needles"]),
+                           seconds=3.0, failed_checks=["context_1m::test_needles"], rank=2, diagnosed=["b", "a"]),
             faults.Outcome("control-x", "proxy", "reference", [], {"context_1m": "verified"}, detected=True)]
     cov = {"vllm: context_1m::test_needles": ["a"], "vllm: context_1m::test_max_model_len": []}
     ok, line = report.write_results(tmp_path, outs, cov, 120.0)
     assert not ok and "faults detected: 1/1" in line and "checks seen failing: 1/2" in line
     doc = json.loads((tmp_path / "faults.json").read_text())
-    assert set(doc) == {"ok", "seconds", "summary", "outcomes", "coverage"} and doc["coverage"] == cov
+    assert set(doc) == {"ok", "seconds", "summary", "diagnosis", "outcomes", "coverage"} and doc["coverage"] == cov
+    assert doc["diagnosis"] == {"faults": 1, "top1": 0, "top3": 1, "top1_rate": 0.0, "top3_rate": 1.0}
+    assert "top-1 0/1 (0%), top-3 1/1 (100%)" in line
     assert [o["id"] for o in doc["outcomes"]] == ["a", "control-x"] and doc["summary"] == line
     md = (tmp_path / "faults.md").read_text()
-    assert "| a | proxy | context_1m | context_1m=failed | yes |" in md
+    assert "| a | proxy | context_1m | context_1m=failed | yes | no | yes (2) |" in md and "| b, a |" in md
     assert "| vllm: context_1m::test_max_model_len | **never** |" in md and md.endswith("total 2.0 min\n")
     text = report.console_text(outs, cov)
     assert "all 1 verified" in text and "NEVER SEEN FAILING" in text
     assert report.write_results(tmp_path, outs[:1], None, 1.0)[0]  # a selection: no coverage asked
+    outs[0].rank = None  # its own entry not in its diagnosis's top 3: the run fails
+    assert not report.write_results(tmp_path, outs[:1], None, 1.0)[0]
 
 
 def test_packages_load_without_aiohttp():

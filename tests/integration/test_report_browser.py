@@ -200,3 +200,37 @@ def test_page_shows_vendor_verified_proposed_and_derived_claims_apart(matrix_pag
     # the three kind badges render in their own colours (chips at the top of the page)
     for name, rgb in (("vendor-verified", (0xdd, 0xf4, 0xff)), ("proposed", (0xfb, 0xef, 0xff)), ("derived", (0xf6, 0xf8, 0xfa))):
         assert int((abs(px - rgb).max(axis=1) <= 3).sum()) > 100, f"{name} badge colour {rgb} not on screen"
+
+
+def test_page_shows_diagnosis_and_known_issues(tmp_path):
+    """A failed, diagnosed cell shows its top cause with source and fix (the others listed), and its
+    row head the row's known issues: read back from the DOM Chromium built, inside those elements."""
+    doc = {"schema": 1, "run": {"id": "run-diag"},
+           "known_issues": {"vllm-row": [{"id": "bug-vllm-46040-tool-call-in-reasoning", "source": "vLLM #46040",
+                                          "fix": "upgrade to vLLM >= 0.24 (PR #45915)", "versions": "<0.24",
+                                          "engine_version": "0.23.0", "basis": "declared"}]},
+           "cells": [{"row": "vllm-row", "engine": "vllm", "image": "img", "hardware": "h200", "feature": "tool_calls",
+                      "status": "failed", "basis": "live run run-diag: 1 check(s) failed",
+                      "checks": [{"id": "test_case[nonstream-auto-single-weather]", "outcome": "failed",
+                                  "detail": "AssertionError: expected a tool call, got none"}], "evidence": {},
+                      "diagnosis": [
+                          {"id": "bug-vllm-46040-tool-call-in-reasoning", "score": 9.0,
+                           "cause": "the call is written before </think> and lands in reasoning",
+                           "source": "vLLM #46040", "fix": "upgrade to vLLM >= 0.24 (PR #45915)",
+                           "matched": ["check tool_calls::test_case", "looks like /in reasoning/"]},
+                          {"id": "standin-no-tool-call", "score": 6.0, "cause": "tool call answered in prose",
+                           "source": "", "fix": "check the tools are rendered", "matched": []}]}]}
+    write_reports(tmp_path, doc)
+    dom = dump_dom(tmp_path, tmp_path / "matrix.html")
+    diag = re.search(r'<div class="diag">(.*?)</div>', dom, re.S)
+    assert diag, "no diagnosis element in the rendered page"
+    text = re.sub(r"<[^>]+>", " ", diag.group(1)).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert "the call is written before </think> and lands in reasoning" in " ".join(text.split())
+    assert "source: vLLM #46040" in " ".join(text.split()) and "fix: upgrade to vLLM >= 0.24 (PR #45915)" in " ".join(text.split())
+    assert "tool call answered in prose" in text  # the other candidates, listed
+    known = re.search(r'<details class="known">(.*?)</details>', dom, re.S)
+    assert known, "no known issues in the row head"
+    ktext = " ".join(re.sub(r"<[^>]+>", " ", known.group(1)).replace("&gt;", ">").split())
+    assert "1 known issue(s)" in ktext and "bug-vllm-46040-tool-call-in-reasoning" in ktext and "vLLM #46040" in ktext
+    assert "upgrade to vLLM >= 0.24 (PR #45915)" in ktext and "versions <0.24" in ktext.replace("&lt;", "<")
+    assert "<script" not in dom

@@ -127,8 +127,8 @@ def _imports(path: Path) -> set[str]:
 
 ALLOWED = {  # module -> what it may import (beside itself and the package root's __version__)
     "document": {"matrix"},
-    "results": {"document", "matrix", "redact", "util"},
-    "merge": {"document", "matrix", "util"},
+    "results": {"document", "matrix", "redact", "util", "knowledge", "diagnosis"},
+    "merge": {"document", "matrix", "util", "knowledge", "diagnosis"},
     "signoff": {"document", "util"},
     "report": {"document", "matrix", "util", "report"},
 }

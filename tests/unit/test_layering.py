@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "glmverify"
 #: bottom first; a name is a module or a package (all its submodules) under glmverify
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("paths", "util", "redact", "options", "cli_help"),                  # stdlib only
-    ("matrix", "document", "verdicts", "gsm8k", "haystack", "hardware", "standin", "parsers"),  # data models
+    ("matrix", "document", "verdicts", "gsm8k", "haystack", "hardware", "standin", "parsers",
+     "knowledge", "diagnosis"),                                           # data models, the catalogue as knowledge
     ("client", "chat", "checks", "engines"),                              # talking to an engine
     ("adapters", "flags", "policy", "observed"),                          # engine differences, decisions
     ("container_spec", "containers", "session", "results", "merge", "signoff"),  # runs and their records

@@ -1,0 +1,211 @@
+"""Diagnosis: for a failed cell, the catalogue's causes ranked by how well they explain it.
+
+Inputs: the cell's checks (``id``, ``outcome``, ``detail``), the row's facts (``Facts``: engine,
+engine version, whether the row claims speculative decoding) and the catalogue's entries
+(``knowledge.Entry``). A check id is reduced to ``feature::function`` (parameters dropped): such a
+check *failed* when any of its instances failed or errored, *passed* when every instance that ran
+passed; one that did not run is neither.
+
+An entry is a candidate for a cell when the cell's feature is among the entries' failed features
+(``expect_failed``) or its signature checks. Its score is the sum of (constants below):
+
+* checks: with named signature checks, ``CHECKS`` x (signature checks failed / signature checks
+  that ran), or ``CHECKS_AGAINST`` when some ran and none failed (a signature check that passed
+  is evidence against); with none named (``any_check``), ``ANY_CHECK`` (the feature failed);
+* looks_like: ``LOOKS`` when one of its regexes matches a failing check's detail (Python ``re``,
+  case-insensitive search, over ``id: detail`` of every failing instance), ``LOOKS_MORE`` for each
+  further regex that matches (at most ``LOOKS_MORE_MAX``), ``LOOKS_AGAINST`` when it has regexes
+  and none matches;
+* affects: ``AFFECTS`` when an item covers the row's engine and version (``knowledge.covers``),
+  ``AFFECTS_OTHER_ENGINE`` when the entry names engines and the row's is none of them; a version
+  outside the range adds nothing (the fault catalogue reproduces old bugs on new engines);
+* when: each condition the row meets (``spec_decoding``: the row claims speculative decoding;
+  ``engine``) adds ``WHEN``, each it contradicts ``WHEN_AGAINST``.
+
+Entries that are the same cause (``knowledge.Entry.cause_key``: the same kind and proxy fault,
+stand-in fault or launch change; ``ID@ROW`` cases are one entry already) count as one diagnosis:
+the best-scoring member speaks for the group (its id; the others in ``same_cause``), the group's
+score is its score. Groups are ordered by score, then catalogue order; the diagnosis lists those
+with a positive score, at most ``MAX_LISTED``. ``rank`` is pessimistic on ties: an entry's rank is
+the number of groups scoring at least as much as its own group (so a three-way tie at the top is
+rank 3 for each, never a lucky 1). Deterministic: no randomness, no clock, no dict-order effects.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from .knowledge import Entry, covers
+
+CHECKS = 3.0
+CHECKS_AGAINST = -2.0
+ANY_CHECK = 2.0
+LOOKS = 4.0
+LOOKS_MORE = 1.0
+LOOKS_MORE_MAX = 2
+LOOKS_AGAINST = -1.0
+AFFECTS = 1.0
+AFFECTS_OTHER_ENGINE = -0.5
+WHEN = 0.5
+WHEN_AGAINST = -2.0
+MAX_LISTED = 5
+FAILED = ("failed", "error")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a diagnosis knows of the row: engine, the version compared with ``affects`` (observed
+    when the row ran live, else declared) and whether the row claims speculative decoding."""
+    engine: str | None = None
+    version: str | None = None
+    spec_decoding: bool = False
+
+
+def row_claims_spec(expect: Mapping[str, Any] | None) -> bool:
+    """The row claims speculative decoding: its ``expect`` has draft_tokens or min_accept_length."""
+    expect = expect or {}
+    return bool(expect.get("draft_tokens") or expect.get("min_accept_length"))
+
+
+def observed_version(cell: Mapping[str, Any]) -> str | None:
+    """The engine version the server reported (``/version``), as the cell's evidence records it."""
+    eng = (cell.get("evidence") or {}).get("engine") or {}
+    obs = eng.get("observed") if isinstance(eng, dict) else None
+    v = obs.get("version") if isinstance(obs, dict) else None
+    return str(v) if v else None
+
+
+def facts_of(cell: Mapping[str, Any], row=None) -> Facts:
+    """The facts of ``cell``'s row: from the matrix ``row`` when given, else from the cell's own
+    evidence (engine block: declared version and speculative decoding)."""
+    eng = (cell.get("evidence") or {}).get("engine") or {}
+    eng = eng if isinstance(eng, dict) else {}
+    declared = eng.get("declared") if isinstance(eng.get("declared"), dict) else {}
+    if row is not None:
+        engine, version, spec = row.engine, row.engine_version, row_claims_spec(row.expect)
+    else:
+        engine = cell.get("engine") or eng.get("engine")
+        version = eng.get("engine_version") or declared.get("engine_version")
+        spec = bool(declared.get("speculative") or declared.get("draft_tokens"))
+    return Facts(engine, observed_version(cell) or (str(version) if version else None), spec)
+
+
+def check_outcomes(cell: Mapping[str, Any]) -> tuple[set[str], set[str], list[str]]:
+    """(failed, passed, texts): ``feature::function`` failed / passed in the cell, and the
+    ``id: detail`` of every failing instance (what looks_like is matched against)."""
+    feature = cell.get("feature")
+    by: dict[str, set[str]] = {}
+    texts = []
+    for k in cell.get("checks") or []:
+        key = f"{feature}::{str(k.get('id', '')).split('[')[0]}"
+        oc = k.get("outcome")
+        if oc in FAILED:
+            by.setdefault(key, set()).add("failed")
+            texts.append(f"{k.get('id')}: {k.get('detail') or ''}")
+        elif oc == "passed":
+            by.setdefault(key, set()).add("passed")
+    failed = {k for k, v in by.items() if "failed" in v}
+    passed = {k for k, v in by.items() if v == {"passed"}}
+    return failed, passed, texts
+
+
+def _regex(rx: str):
+    try:
+        return re.compile(rx, re.IGNORECASE)
+    except re.error:
+        return None
+
+
+def score(entry: Entry, cell: Mapping[str, Any], facts: Facts) -> tuple[float | None, list[str]]:
+    """(score, what matched) of ``entry`` for ``cell``; score None when it is no candidate."""
+    feature = cell.get("feature")
+    if feature not in entry.features and not any(c.split("::")[0] == feature for c in entry.signature_checks):
+        return None, []
+    failed, passed, texts = check_outcomes(cell)
+    total, matched = 0.0, []
+    if entry.any_check:
+        total += ANY_CHECK
+        matched.append(f"{feature} failed")
+    else:
+        hit = [c for c in entry.signature_checks if c in failed]
+        ran = hit + [c for c in entry.signature_checks if c in passed]
+        if hit:
+            total += CHECKS * len(hit) / len(ran)
+            matched += [f"check {c}" for c in hit]
+        elif ran:
+            total += CHECKS_AGAINST
+            matched += [f"check {c} passed (against)" for c in ran]
+    text = "\n".join(texts)
+    rx_hit = [rx for rx in entry.looks_like if (r := _regex(rx)) is not None and r.search(text)]
+    if rx_hit:
+        total += LOOKS + LOOKS_MORE * min(len(rx_hit) - 1, LOOKS_MORE_MAX)
+        matched += [f"looks like /{rx}/" for rx in rx_hit]
+    elif entry.looks_like:
+        total += LOOKS_AGAINST
+    if entry.affects:
+        hit_a = next((a for a in entry.affects if covers(a, facts.engine, facts.version)), None)
+        if hit_a is not None:
+            total += AFFECTS
+            matched.append(f"affects {facts.engine} {hit_a.get('versions') or '(all versions)'} "
+                           f"(row: {facts.version or 'version unknown'})")
+        elif facts.engine and all(a.get("engine") != facts.engine for a in entry.affects):
+            total += AFFECTS_OTHER_ENGINE
+    for cond, want in sorted(entry.when.items()):
+        if cond == "spec_decoding":
+            ok = bool(want) == facts.spec_decoding
+        elif cond == "engine":
+            ok = facts.engine is not None and str(want) == facts.engine
+        else:
+            continue  # a condition this version does not know decides nothing
+        total += WHEN if ok else WHEN_AGAINST
+        matched.append(f"when {cond}={want}" + ("" if ok else " (row does not meet it)"))
+    return round(total, 3), matched
+
+
+def ranking(cell: Mapping[str, Any], entries: Iterable[Entry], facts: Facts) -> list[dict[str, Any]]:
+    """Every candidate group, best first: ``{id, score, cause, source, fix, matched, same_cause, members}``."""
+    groups: dict[str, list[tuple[float, list[str], Entry]]] = {}
+    for e in entries:
+        s, matched = score(e, cell, facts)
+        if s is not None:
+            groups.setdefault(e.cause_key, []).append((s, matched, e))
+    out = []
+    for members in groups.values():
+        s, matched, best = max(members, key=lambda m: (m[0], -m[2].order))
+        ids = [m[2].id for m in sorted(members, key=lambda m: m[2].order)]
+        out.append({"id": best.id, "score": s, "cause": best.why or best.id,
+                    "source": best.source or next((m[2].source for m in members if m[2].source), ""),
+                    "fix": best.fix or next((m[2].fix for m in members if m[2].fix), ""), "matched": matched,
+                    "same_cause": [i for i in ids if i != best.id], "_order": min(m[2].order for m in members)})
+    out.sort(key=lambda g: (-g["score"], g["_order"]))
+    for g in out:
+        del g["_order"]
+    return out
+
+
+def diagnose(cell: Mapping[str, Any], entries: Iterable[Entry], facts: Facts) -> list[dict[str, Any]]:
+    """The cell's diagnosis: the groups with a positive score, best first, at most ``MAX_LISTED``
+    (``same_cause`` only where the group has other members)."""
+    out = []
+    for g in ranking(cell, entries, facts):
+        if g["score"] <= 0 or len(out) >= MAX_LISTED:
+            break
+        if not g["same_cause"]:
+            g = {k: v for k, v in g.items() if k != "same_cause"}
+        out.append(g)
+    return out
+
+
+def base_id(case_id: str) -> str:
+    """The entry id of a case id (``ID@ROW`` -> ``ID``)."""
+    return case_id.split("@", 1)[0]
+
+
+def rank_in(diagnosis: list[Mapping[str, Any]], entry_id: str) -> int | None:
+    """The (pessimistic) rank of ``entry_id``'s group in a listed diagnosis; None when absent."""
+    eid = base_id(entry_id)
+    own = next((g for g in diagnosis if g.get("id") == eid or eid in (g.get("same_cause") or [])), None)
+    if own is None:
+        return None
+    return sum(1 for g in diagnosis if g.get("score", 0) >= own.get("score", 0))
