@@ -118,15 +118,19 @@ def test_over_limit_rejected(engine, evidence):
 
 
 def _chain_cost(steps: list[dict]) -> dict:
-    """Prefill of one chain: prompt tokens summed, served from the cache, and computed."""
+    """Prefill of one chain: prompt tokens summed, served from the cache, and computed. A step whose
+    count may include other clients' requests (``clean`` False: engine-wide counters on a shared
+    server) is clipped to its own prompt and named, so the total is then a bound, not a measurement."""
     prompts = sum(s["prompt_tokens"] or 0 for s in steps)
     known = [s for s in steps if s.get("cached") is not None and s["prompt_tokens"] is not None]
-    cached = sum(s["cached"] for s in known)
+    cached = sum(min(max(s["cached"], 0), s["prompt_tokens"]) for s in known)
+    complete = bool(steps) and len(known) == len(steps)
     return {"requests": len(steps), "prompt_tokens_sum": prompts,
             "largest_prompt": max((s["prompt_tokens"] or 0 for s in steps), default=0),
-            "cached_tokens": cached if len(known) == len(steps) else None,
-            "computed_tokens": prompts - cached if len(known) == len(steps) else None,
-            "clean": all(s.get("clean") for s in steps) if known else None}
+            "cached_tokens": cached if complete else None,
+            "computed_tokens": prompts - cached if complete else None,
+            "clean": all(s.get("clean") for s in steps) if known else None,
+            "shared_steps": [s["size"] for s in known if not s.get("clean")]}
 
 
 def _from_size(steps: list[dict], what: str) -> str | None:
