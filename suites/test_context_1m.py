@@ -44,6 +44,7 @@ ANSWER_TOKENS = 64
 TOOL = json.loads((Path(__file__).parent / "cases" / "tools.json").read_text())["get_weather"]["function"]
 TOOL_ASK = "Call get_weather for city Tokyo and days 2."
 TOOL_MAX_TOKENS = 1536   # room for thinking plus the call (the stand-in's take ~300-400 tokens)
+TOOL_RENDER_TOKENS = 1024  # the offered tool as the template renders it before the text (~800 on the stand-in)
 TOOL_FROM = 0.5          # sizes at or above this fraction of the window also get a tool call
 
 
@@ -171,7 +172,7 @@ def _anthropic_tool_call(body: dict) -> str | None:
 def test_context_sweep(engine, options, evidence):
     context = window(engine)
     tools = engine.row.serves("anthropic_messages")
-    sizes = haystack.sweep_sizes(context, (TOOL_MAX_TOKENS if tools else ANSWER_TOKENS) + 64)
+    sizes = haystack.sweep_sizes(context, (TOOL_MAX_TOKENS + TOOL_RENDER_TOKENS if tools else ANSWER_TOKENS) + 64)
     value = f"{secrets.choice(['amber', 'cobalt', 'violet', 'scarlet'])}-{secrets.token_hex(3)}"
     stages = haystack.sweep(token_counter(engine), sizes, haystack.NEEDLE.format(value=value), reserve=ANSWER_TOKENS + 8)
     meter = engine.adapter.prefix_cache_meter(engine.client)
