@@ -8,6 +8,12 @@ row's ``expect`` (MTP minimum accept length, an accuracy bar override). The fals
 chosen for the sign-off: ``family_alpha`` (1%) per row and run, split evenly over the decisions in
 ``family(row, rendered)``, so a conforming row false-fails anywhere with probability <= 1%.
 
+Speculative decoding has three decisions: the mean accept length (``mtp_rule``), the acceptance per
+draft position (``position_rules``: a position's acceptance given the one before it, bounded below
+by half the conditional rate of a drafter that just reaches the row's minimum) and the trend over
+the run (``trend_decision``: Kendall's tau of window accept length on window index, one-sided,
+with the fitted decline as its effect size, and the last windows' mean against the minimum).
+
 Looks (group-sequential sample sizes) are chosen so that a conforming engine decides at the first
 look and a broken one at the effect still fails with power >= 95% within the budget; the
 simulations in tests/unit/test_verdicts.py show both.
@@ -24,6 +30,10 @@ NONTHINK_LOOKS = (8, 16, 32, 64)          # prompts, each sent with thinking off
 WRONG_VARIABLE_LOOKS = (6, 12, 24, 48)    # prompts, each sent with the wrong variable and on
 MTP_LOOKS = (4, 8, 16)                    # windows of the workload (counter deltas per window)
 MTP_WINDOW = 4                            # requests per window
+MTP_TREND_WINDOWS = 12                    # windows of the over-time workload (the whole run, one look)
+MTP_TREND_LAST = 4                        # the last windows, decided against the minimum
+MTP_DECAY_EFFECT = 0.5                    # a decline of the fitted accept length over the run that counts
+MTP_POSITION_FRACTION = 0.5               # a position below this share of the constant conditional rate collapsed
 DEFAULT_EFFORT_RATIO = 0.8
 DEFAULT_NONTHINK_RATIO = 0.5
 
@@ -52,7 +62,7 @@ def family(row: Row, rendered: bool) -> list[str]:
         out.append("non_think[ratio]")
         out += [f"non_think[wrong:{v}]" for v in row.profile.wrong_thinking_variables]
     if row.serves("mtp_accept_length") and row.expect.get("min_accept_length") is not None:
-        out.append("mtp[accept_length]")
+        out += ["mtp[accept_length]", "mtp[position]", "mtp[trend]"]
     return out
 
 
@@ -162,6 +172,97 @@ def mtp_rule(row: Row, rendered: bool) -> Rule:
         basis=f"row {row.id} expect.min_accept_length {minimum} (guides: cookbook 3.5 for EAGLE 5-1-6, >90% for one token)")
 
 
+def constant_conditional_rate(draft_tokens: int, minimum: float) -> float:
+    """The conditional acceptance c of a drafter accepting each position with probability c given
+    the one before (position k: c**(k+1)) whose mean accept length, 1 + sum_k c**k, is ``minimum``."""
+    from scipy.optimize import brentq
+
+    target = minimum - 1.0
+    if target >= draft_tokens:
+        return 1.0
+    if target <= 0:
+        return 0.0
+    return float(brentq(lambda c: sum(c ** k for k in range(1, draft_tokens + 1)) - target, 0.0, 1.0))
+
+
+def position_floor(row: Row) -> tuple[float, str]:
+    """(floor, basis) of the conditional acceptance of a draft position given the one before it."""
+    minimum = float(row.expect["min_accept_length"])
+    drafts = int(row.expect.get("draft_tokens") or 1)
+    c = constant_conditional_rate(drafts, minimum)
+    floor = round(MTP_POSITION_FRACTION * c, 4)
+    return floor, (f"a drafter accepting every position with the same conditional rate reaches the row's minimum "
+                   f"{minimum} over {drafts} draft tokens at c = {c:.3f}; a position accepting under "
+                   f"{MTP_POSITION_FRACTION} x c = {floor} of what the previous position accepted has collapsed "
+                   f"(vLLM PR #46075: ~10% after position 0 with the mean still acceptable)")
+
+
+def position_rules(row: Row, rendered: bool, positions: int, trials: dict[int, int]) -> list[Rule]:
+    """One proportion rule per draft position k >= 1: accepted at k out of accepted at k - 1 (a
+    position can accept only after the previous one did). The counts are tokens of a few sequences,
+    not independent trials, so the exact bound is a working approximation; the floor is far from
+    both a conforming drafter and a collapsed one. The ``mtp[position]`` alpha is split over the
+    positions (Bonferroni); one look over the whole workload."""
+    floor, basis = position_floor(row)
+    share = alpha(row, rendered) / max(1, positions - 1)
+    return [Rule(name=f"mtp[position:{k}]",
+                 quantity=f"acceptance at draft position {k} given position {k - 1} (accepted tokens ratio)",
+                 kind="proportion", higher_is_better=True, verify_bound=floor, fail_bound=floor, alpha=share,
+                 effect=round(floor / 2, 4), looks=(max(2, trials.get(k, 0)),), basis=basis)
+            for k in range(1, positions)]
+
+
+def trend_decision(row: Row, rendered: bool, values: list[float]) -> dict:
+    """The accept length over the run: does it decay, and do the last windows fall below the minimum?
+
+    ``decay``: Kendall's tau of the window values on their index, one-sided (tau < 0), at half the
+    ``mtp[trend]`` alpha, AND a Theil-Sen decline over the run of at least ``MTP_DECAY_EFFECT``
+    (a significant but tiny drift is not a defect). ``last``: the mean of the last
+    ``MTP_TREND_LAST`` windows, Student t, failed when confidently below the minimum (the other
+    half of alpha). Returns the statistics, each part's status and the failure messages."""
+    import math
+
+    from scipy.stats import kendalltau, theilslopes
+
+    from .verdicts import decide
+
+    minimum = float(row.expect["min_accept_length"])
+    a = alpha(row, rendered) / 2
+    n = len(values)
+    out: dict = {"rule": "mtp[trend]", "windows": n, "alpha_decay": a, "alpha_last": a, "minimum": minimum,
+                 "decay_effect": MTP_DECAY_EFFECT, "values": [round(v, 4) for v in values], "problems": []}
+    if n < 3:
+        out["problems"].append(f"accept length over time: only {n} windows measured, need at least 3")
+        return out
+    idx = list(range(n))
+    if len(set(values)) > 1:
+        tau, p = kendalltau(idx, values, alternative="less")
+        slope = float(theilslopes(values, idx)[0])
+    else:
+        tau, p, slope = 0.0, 1.0, 0.0
+    tau = 0.0 if tau is None or math.isnan(tau) else float(tau)
+    p = 1.0 if p is None or math.isnan(p) else float(p)
+    decline = -slope * (n - 1)
+    out.update(kendall_tau=round(tau, 4), p_value=float(f"{p:.4g}"), theil_sen_slope=round(slope, 5),
+               decline_over_run=round(decline, 4))
+    out["decay"] = "failed" if p < a and decline >= MTP_DECAY_EFFECT else "passed"
+    last = values[-MTP_TREND_LAST:]
+    rule = Rule(name="mtp[trend:last]", quantity=f"mean accept length of the last {len(last)} windows", kind="mean",
+                higher_is_better=True, verify_bound=minimum, fail_bound=minimum, alpha=a,
+                effect=round(minimum - MTP_DECAY_EFFECT, 3), looks=(max(2, len(last)),),
+                basis=f"row {row.id} expect.min_accept_length {minimum}, at the end of the run")
+    d = decide(rule, last)
+    out["last"] = d.evidence()
+    if out["decay"] == "failed":
+        out["problems"].append(
+            f"accept length decays over the run: Kendall tau {tau:.3f} (one-sided p {p:.3g} < alpha {a:.2g}), "
+            f"fitted decline {decline:.2f} over {n} windows (>= {MTP_DECAY_EFFECT}), "
+            f"first {values[0]:.2f} -> last {values[-1]:.2f}")
+    if d.status == "failed":
+        out["problems"].append(f"accept length of the last windows below the minimum {minimum}: {d.summary()}")
+    return out
+
+
 def rules(row: Row, rendered: bool, accuracy_first: int = 64, accuracy_budget: int = 0) -> list[Rule]:
     """Every rule of ``family(row, rendered)``, in the same order (for ``glmverify rules``)."""
     eff = row.profile.effort
@@ -181,6 +282,9 @@ def rules(row: Row, rendered: bool, accuracy_first: int = 64, accuracy_budget: i
             out.append(nonthink_rule(row, rendered))
         elif kind == "non_think":
             out.append(wrong_variable_rule(row, arg.partition(":")[2], rendered))
-        elif kind == "mtp":
+        elif name == "mtp[accept_length]":
             out.append(mtp_rule(row, rendered))
+        elif name == "mtp[position]":  # its looks are the workload's counts; shown with none yet
+            out += position_rules(row, rendered, int(row.expect.get("draft_tokens") or 1), {})
+        # mtp[trend] is a trend test, not a bounds rule (trend_decision)
     return out

@@ -10,13 +10,21 @@ mode's bar (expected - tolerance, from the profile, thinking on and off apart), 
 confidently below it; otherwise more questions are drawn (doubling from ``--accuracy-samples`` up
 to ``--accuracy-max``, default the whole 1,319) and the cell ends inconclusive. Requests that
 error or are cut by max_tokens count as wrong and are reported apart.
+
+Speculative decoding: GSM8K can collapse with MTP on while short answers look fine (vLLM #46834,
+SGLang #28685: 1% with MTP against 96% without). So a row that claims MTP is decided WITH
+speculative decoding on, against the model's non-speculative accuracy (the profile's bar: MTP
+must not cost accuracy); the engine must be seen speculating (its observed configuration: vLLM's
+``vllm:spec_decode_*`` counters, SGLang's ``speculative_algorithm``), else the check fails rather
+than score a non-speculative run for a speculative row. The evidence and the failure message name
+whether speculative decoding was on.
 """
 from __future__ import annotations
 
 import pytest
 
 from glmverify import gsm8k, policy
-from glmverify.checks import conclude
+from glmverify.checks import conclude, expect
 from glmverify.verdicts import run_sequential
 
 pytestmark = pytest.mark.feature("accuracy_smoke")
@@ -29,8 +37,23 @@ def questions(options):
     return gsm8k.sample(gsm8k.load(options.gsm8k, options.gsm8k_sha256), 0, options.accuracy_seed, shuffle=True)
 
 
+def speculation(engine) -> dict:
+    """Whether the row claims MTP and whether the engine was seen speculating (None: not reported)."""
+    obs = (engine.evidence or {}).get("observed") or {}
+    seen = obs.get("speculative")
+    if seen is None and isinstance(obs.get("server_args"), dict):
+        seen = bool(obs["server_args"].get("speculative_algorithm"))
+    return {"claimed": bool(engine.row.expect.get("draft_tokens")), "observed": seen}
+
+
 @pytest.mark.parametrize("thinking", [True, False], ids=["think", "nonthink"])
 def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
+    spec = speculation(engine)
+    evidence.add(speculative_decoding=spec)
+    expect(not (spec["claimed"] and spec["observed"] is False),
+           f"row {engine.row.id} claims MTP but the engine runs without speculative decoding: its accuracy "
+        f"must be decided with speculative decoding on")
+    on = spec["observed"] if spec["observed"] is not None else spec["claimed"]
     rendered = policy.rendered_prompt(engine.client.engine)
     rule = policy.accuracy_rule(engine.row, thinking, rendered, options.accuracy_samples or len(questions),
                                 options.accuracy_max or len(questions))
@@ -64,12 +87,14 @@ def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
         return outcomes, len(batch)
 
     decision, outcomes = run_sequential(rule, draw)
-    evidence.add(thinking=thinking, n=decision.n, accuracy=decision.estimate, bar=rule.verify_bound,
+    evidence.add(speculative_decoding={**spec, "on": on, "bar": "the profile's (non-speculative) accuracy"},
+                 thinking=thinking, n=decision.n, accuracy=decision.estimate, bar=rule.verify_bound,
                  **tally, first_wrong=wrong[:10], first_errors=errors[:3], first_truncated=truncated[:3],
                  seed=options.accuracy_seed, sample_ids=asked[:20],
                  max_tokens=engine.profile.max_tokens, tokens_spent=chat_nonstream.tokens_spent, example=chat_nonstream.log[0] if chat_nonstream.log else None)
     conclude(decision, evidence=evidence,
-             context=(f"thinking {'on' if thinking else 'off'}: {tally['correct']}/{decision.n} correct, "
+             context=(f"thinking {'on' if thinking else 'off'}, speculative decoding {'on' if on else 'off'}: "
+                      f"GSM8K {tally['correct']}/{decision.n} correct, "
                       f"{tally['wrong']} wrong, {tally['invalid']} without an answer in content, "
                       f"{tally['truncated']} cut by max_tokens, {tally['request_errors']} failed requests"
                       + (f" (first: {errors[:2]})" if errors else "") + (f"; first wrong: {wrong[:3]}" if wrong else "")))

@@ -9,22 +9,43 @@ against 1M. ``/v1/models`` reports ``max_model_len`` of at least the window; a n
 at several depths from a haystack filled to within 2% of it, sized with the engine's own tokenizer
 in a bounded number of calls (``adapters``: ``prompt_token_counter``); a prompt just over the limit gets a clean 4xx and the engine stays
 healthy.
+
+One needle test at the full window misses defects that start at a length (output corrupted once
+prompt plus output passes ~4k tokens, vLLM #47827; tool calls broken near the window on
+``/v1/messages``, vLLM #42400), so ``test_context_sweep`` walks the lengths: sizes doubling from
+2,048 tokens up to the window minus headroom (``haystack.sweep_sizes``), a needle retrieved at
+each, and where the row serves ``/v1/messages`` a tool call there at every size from half the
+window up. Each prompt extends the previous one's text (``haystack.sweep``), and the requests are
+sequential, so an engine's prefix cache computes only the new part: the sweep costs about one
+window of prefill per chain (needle, tool; the tools are rendered before the text, so the chains
+share nothing), MEASURED from the engine's own prefix-cache count (the adapter's
+``prefix_cache_meter``: vLLM's ``vllm:prefix_cache_*`` counters, SGLang's ``meta_info``) and
+recorded next to the sum of the prompt lengths. A failure names the size it starts at ("from N
+tokens up"), the sizes below it that passed, and per size the result in the evidence.
 """
 from __future__ import annotations
 
+import json
 import secrets
+from pathlib import Path
 
+import jsonschema
 import openai
 import pytest
 
 from glmverify import haystack
 from glmverify.chat import Chat
-from glmverify.checks import expect
+from glmverify.checks import TOOL_MARKUP, expect
 
 pytestmark = pytest.mark.feature("context_1m")
 
 DEPTHS = (0.1, 0.5, 0.9)
 ANSWER_TOKENS = 64
+TOOL = json.loads((Path(__file__).parent / "cases" / "tools.json").read_text())["get_weather"]["function"]
+TOOL_ASK = "Call get_weather for city Tokyo and days 2."
+TOOL_MAX_TOKENS = 1536   # room for thinking plus the call (the stand-in's take ~300-400 tokens)
+TOOL_RENDER_TOKENS = 1024  # the offered tool as the template renders it before the text (~800 on the stand-in)
+TOOL_FROM = 0.5          # sizes at or above this fraction of the window also get a tool call
 
 
 def token_counter(engine):
@@ -95,3 +116,112 @@ def test_over_limit_rejected(engine, evidence):
     expect(engine.client.healthy(), "engine unhealthy after an over-limit prompt")
     ok = client.chat.completions.create(model=engine.model, messages=[{"role": "user", "content": "Hi"}], max_tokens=16)
     expect(ok.choices and ok.choices[0].finish_reason is not None, "engine did not answer a small request after the over-limit prompt")
+
+
+def _chain_cost(steps: list[dict]) -> dict:
+    """Prefill of one chain: prompt tokens summed, served from the cache, and computed. A step whose
+    count may include other clients' requests (``clean`` False: engine-wide counters on a shared
+    server) is clipped to its own prompt and named, so the total is then a bound, not a measurement."""
+    prompts = sum(s["prompt_tokens"] or 0 for s in steps)
+    known = [s for s in steps if s.get("cached") is not None and s["prompt_tokens"] is not None]
+    cached = sum(min(max(s["cached"], 0), s["prompt_tokens"]) for s in known)
+    complete = bool(steps) and len(known) == len(steps)
+    return {"requests": len(steps), "prompt_tokens_sum": prompts,
+            "largest_prompt": max((s["prompt_tokens"] or 0 for s in steps), default=0),
+            "cached_tokens": cached if complete else None,
+            "computed_tokens": prompts - cached if complete else None,
+            "clean": all(s.get("clean") for s in steps) if known else None,
+            "shared_steps": [s["size"] for s in known if not s.get("clean")]}
+
+
+def _from_size(steps: list[dict], what: str) -> str | None:
+    """The failure message of a chain: the size failures start at, what passed below it."""
+    bad = [s for s in steps if not s["ok"]]
+    if not bad:
+        return None
+    first = bad[0]
+    passed = [s["prompt_tokens"] for s in steps if s["ok"] and s["size"] < first["size"]]
+    where = (f"from {first['prompt_tokens']} tokens up (passed at {passed})" if passed
+             else f"at every size of the sweep, from {first['prompt_tokens']} tokens")
+    return (f"{what} {where}; failing sizes {[s['prompt_tokens'] for s in bad]}; first failure: {first['detail']}")
+
+
+def _anthropic_tool_call(body: dict) -> str | None:
+    """What is wrong with a /v1/messages answer that must call get_weather (None: nothing)."""
+    blocks = body.get("content") if isinstance(body, dict) else None
+    if not isinstance(blocks, list):
+        return f"no content blocks: {str(body)[:200]}"
+    text = " ".join(b.get("text") or "" for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+    raw = [t for t in TOOL_MARKUP if t in text]
+    uses = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"]
+    if raw:
+        return f"raw tool-call markup {raw[:2]} in a text block and {len(uses)} tool_use blocks: {text[-160:]!r}"
+    if not uses:
+        return f"no tool_use block (blocks {[b.get('type') for b in blocks if isinstance(b, dict)]}, stop_reason {body.get('stop_reason')!r})"
+    if uses[0].get("name") != TOOL["name"]:
+        return f"tool_use name {uses[0].get('name')!r}, expected {TOOL['name']!r}"
+    try:
+        jsonschema.validate(uses[0].get("input"), TOOL["parameters"])
+    except jsonschema.ValidationError as exc:
+        return f"tool_use input {uses[0].get('input')} invalid: {exc.message}"
+    if body.get("stop_reason") != "tool_use":
+        return f"stop_reason {body.get('stop_reason')!r} with a tool_use block, expected 'tool_use'"
+    return None
+
+
+def test_context_sweep(engine, options, evidence):
+    context = window(engine)
+    tools = engine.row.serves("anthropic_messages")
+    sizes = haystack.sweep_sizes(context, (TOOL_MAX_TOKENS + TOOL_RENDER_TOKENS if tools else ANSWER_TOKENS) + 64)
+    value = f"{secrets.choice(['amber', 'cobalt', 'violet', 'scarlet'])}-{secrets.token_hex(3)}"
+    stages = haystack.sweep(token_counter(engine), sizes, haystack.NEEDLE.format(value=value), reserve=ANSWER_TOKENS + 8)
+    meter = engine.adapter.prefix_cache_meter(engine.client)
+    needles: list[dict] = []
+    calls: list[dict] = []
+    timeout = max(options.request_timeout, 600)
+    with engine.client.http(timeout=timeout) as h:
+        # sequential on purpose: each prompt finds the previous one's text in the prefix cache
+        for st in stages:
+            meter.start()
+            r = h.post("/v1/chat/completions", json={
+                "model": engine.model, "messages": st.messages(), "max_tokens": ANSWER_TOKENS,
+                "chat_template_kwargs": {engine.profile.thinking_variable: False}, **meter.fields("chat")})
+            body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+            usage = body.get("usage") or {}
+            content = ((body.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+            prompt = usage.get("prompt_tokens") if isinstance(usage.get("prompt_tokens"), int) else None
+            ok = r.status_code == 200 and value in content
+            detail = (f"HTTP {r.status_code}: {r.text[:160]!r}" if r.status_code != 200 else
+                      f"needle {value!r} not in the answer {content[:120]!r}")
+            needles.append({"size": st.size, "prompt_tokens": prompt if prompt is not None else st.tokens,
+                            "estimated": st.tokens, "completion_tokens": usage.get("completion_tokens"),
+                            "ok": ok, "answer": content[:120], "detail": None if ok else detail,
+                            **meter.read(body, prompt)})
+        for st in stages if tools else []:
+            if st.size < TOOL_FROM * context:
+                continue
+            meter.start()
+            r = h.post("/v1/messages", json={
+                "model": engine.model, "max_tokens": TOOL_MAX_TOKENS, "messages": st.messages(TOOL_ASK),
+                "tools": [{"name": TOOL["name"], "description": TOOL["description"], "input_schema": TOOL["parameters"]}],
+                **meter.fields("messages")})
+            body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+            prompt = (body.get("usage") or {}).get("input_tokens")
+            problem = _anthropic_tool_call(body) if r.status_code == 200 else f"HTTP {r.status_code}: {r.text[:160]!r}"
+            calls.append({"size": st.size, "prompt_tokens": prompt if isinstance(prompt, int) else st.tokens,
+                          "ok": problem is None, "detail": problem,
+                          "stop_reason": body.get("stop_reason"), **meter.read(body, prompt if isinstance(prompt, int) else None)})
+    prefill = {"source": meter.source, "window": context, "needle": _chain_cost(needles)}
+    if calls:
+        prefill["tool"] = _chain_cost(calls)
+    computed = [c["computed_tokens"] for c in (prefill["needle"], prefill.get("tool")) if c]
+    if all(v is not None for v in computed):
+        prefill["computed_tokens"] = sum(computed)
+        prefill["computed_over_window"] = round(sum(computed) / context, 3)
+    evidence.add(window=context, sizes=[s["prompt_tokens"] for s in needles], needle_value=value,
+                 needles=needles, tool_calls=calls, prefill=prefill,
+                 context_reached=max((s["prompt_tokens"] for s in needles), default=0))
+    message = _from_size(needles, "sweep: needle not retrieved")
+    expect(message is None, message or "")
+    message = _from_size(calls, "sweep: tool call on /v1/messages broken")
+    expect(message is None, message or "")

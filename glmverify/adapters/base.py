@@ -11,6 +11,8 @@ the adapter instead of comparing engine names:
 * prompt token counting for chat messages (``prompt_token_counter``);
 * speculative-decoding statistics (``accept_length_meter``: a meter that measures the accept
   length over a batch of requests, from whatever the engine exposes);
+* prefix-cache accounting (``prefix_cache_meter``: how many prompt tokens of one request the
+  engine served from its prefix cache, so a long-context sweep records the prefill it cost);
 * version probing (``version_paths``) and engine detection (``recognises``, ``answers_probe``);
 * container defaults (``container``: kind, default port, health path, mounts);
 * parser flags (``parser_flags``) and the parser release the conformance runner installs on CPU;
@@ -103,10 +105,50 @@ class AcceptLengthMeter:
     def summary(self, records: list[dict]) -> tuple[dict, list[str]]:
         return {}, []
 
+    def positions(self) -> dict | None:
+        """Per-draft-position acceptance since ``begin()``: ``{"drafts", "accepted", "per_position":
+        {k: accepted tokens at position k}}``; None where the engine counts no positions."""
+        return None
+
     def context(self, records: list[dict]) -> str:
         """What the decision was made over, for its message."""
         return f"over {len(records)} measurements from {self.source}"
 
+
+
+class PrefixCacheMeter:
+    """How many prompt tokens of one request the engine served from its prefix cache.
+
+    ``request_fields`` are added to the request so that the engine reports it; ``start()`` is
+    called before the request and ``read(body, prompt_tokens)`` after it, returning
+    ``{"cached": int | None, "clean": bool | None, ...}``: ``cached`` None where the engine
+    reports nothing, ``clean`` False where the count may include other clients' requests
+    (engine-wide counters on a shared server). The portable source, read here: the OpenAI field
+    ``usage.prompt_tokens_details.cached_tokens`` (Anthropic: ``usage.cache_read_input_tokens``),
+    which engines fill only when asked to (vLLM ``--enable-prompt-tokens-details``, SGLang
+    ``--enable-cache-report``).
+    """
+
+    source: str = "usage.prompt_tokens_details.cached_tokens"
+    request_fields: dict = {}
+
+    def __init__(self, client: "EngineClient"):
+        self.client = client
+
+    def fields(self, endpoint: str) -> dict:
+        """Fields to add to a request to ``endpoint`` (``chat`` or ``messages``)."""
+        return dict(self.request_fields) if endpoint == "chat" else {}
+
+    def start(self) -> None:
+        pass
+
+    def read(self, body: dict, prompt_tokens: int | None) -> dict:
+        usage = (body or {}).get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        if cached is None:
+            cached = usage.get("cache_read_input_tokens")
+        return {"cached": cached if isinstance(cached, int) else None, "clean": True if isinstance(cached, int) else None}
 
 # ---- helpers shared by the adapters and observed.py ------------------------------------------------
 def is_placeholder(v: Any) -> bool:
@@ -223,6 +265,12 @@ class EngineAdapter:
         """A meter for a workload of windows of ``window`` requests (where the engine counts per
         window) and a row claiming ``draft_tokens``."""
         raise NotImplementedError(f"{self.name}: no speculative-decoding statistics known")
+
+    # ---- prefix cache ------------------------------------------------------------------------------
+    def prefix_cache_meter(self, client: "EngineClient") -> PrefixCacheMeter:
+        """A meter of the prompt tokens one request was served from the prefix cache (the
+        engine's own count; the portable usage field here)."""
+        return PrefixCacheMeter(client)
 
     # ---- identity ------------------------------------------------------------------------------
     def version(self, client: "EngineClient") -> str | None:

@@ -7,6 +7,9 @@ one-token completion's usage, the base adapter's way). Accept length: per reques
 (older releases: ``/get_server_info``) carries the version and every server argument
 (``tp_size``, ``context_length``, ``speculative_algorithm``, ``reasoning_parser``, ...), so most
 recipe flags are compared one by one; ``SGLANG_SIMULATE_ACC_LEN`` fakes acceptance (benchmark mode).
+Prefix cache: per request ``meta_info.cached_tokens`` (``return_meta_info``, chat completions
+only; SGLang's ``/v1/messages`` reports no cached count unless ``--enable-cache-report`` fills
+the usage field).
 """
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ import httpx
 
 from ..paths import REPO_ROOT
 
-from .base import (AcceptLengthMeter, ContainerDefaults, EngineAdapter, Judge, Measurement, as_count,
-                   is_placeholder, same_value)
+from .base import (AcceptLengthMeter, ContainerDefaults, EngineAdapter, Judge, Measurement, PrefixCacheMeter,
+                   as_count, is_placeholder, same_value)
 
 if TYPE_CHECKING:
     from ..chat import Chat
@@ -80,6 +83,20 @@ class MetaInfoMeter(AcceptLengthMeter):
         return "SGLang speculative decoding"
 
 
+class MetaInfoPrefixMeter(PrefixCacheMeter):
+    """``meta_info.cached_tokens`` of the request itself (no shared counters: always clean)."""
+
+    source = "meta_info.cached_tokens (return_meta_info)"
+    request_fields = {"return_meta_info": True}
+
+    def read(self, body: dict, prompt_tokens: int | None) -> dict:
+        meta = (((body or {}).get("choices") or [{}])[0] or {}).get("meta_info") or {}
+        cached = meta.get("cached_tokens")
+        if isinstance(cached, int):
+            return {"cached": cached, "clean": True}
+        return super().read(body, prompt_tokens)
+
+
 class SglangAdapter(EngineAdapter):
     """SGLang's server (``python3 -m sglang.launch_server``; image ``lmsysorg/sglang``), port 30000."""
 
@@ -98,6 +115,9 @@ class SglangAdapter(EngineAdapter):
 
     def accept_length_meter(self, client: "EngineClient", draft_tokens: int, window: int) -> AcceptLengthMeter:
         return MetaInfoMeter(client)
+
+    def prefix_cache_meter(self, client: "EngineClient") -> PrefixCacheMeter:
+        return MetaInfoPrefixMeter(client)
 
     def answers_probe(self, client: "EngineClient") -> bool:
         with client.http(timeout=10) as h:

@@ -7,6 +7,11 @@ mean accept length = 1 + Δaccepted / Δdrafts (the bonus token included), per-p
 Δper_pos / Δdrafts. vLLM registers the ``vllm:spec_decode_*`` counters only with a speculative
 config, with one ``position`` label per draft token, so their presence and positions are also
 what ``observe_config`` reports.
+
+Prefix cache (``PrefixCacheMeter``): ``vllm:prefix_cache_queries`` and ``vllm:prefix_cache_hits``
+count prompt tokens looked up and found (engine-wide, block-aligned), scraped around one request:
+Δhits is the cached part of its prompt, and Δqueries equal to its prompt tokens says no other
+request was counted in between (the shared-server case is recorded, not hidden).
 """
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ import re
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..client import EngineProtocolError
-from .base import (AcceptLengthMeter, ContainerDefaults, EngineAdapter, Judge, Measurement, RemovedFlag,
-                   WINDOW_FLAGS, as_count, is_placeholder, json_object, prom_labels, same_value)
+from .base import (AcceptLengthMeter, ContainerDefaults, EngineAdapter, Judge, Measurement, PrefixCacheMeter,
+                   RemovedFlag, WINDOW_FLAGS, as_count, is_placeholder, json_object, prom_labels, same_value)
 
 if TYPE_CHECKING:
     from ..chat import Chat
@@ -25,6 +30,8 @@ DRAFTS = "vllm:spec_decode_num_drafts"
 ACCEPTED = "vllm:spec_decode_num_accepted_tokens"
 DRAFT_TOKENS = "vllm:spec_decode_num_draft_tokens"
 PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos"
+PREFIX_QUERIES = "vllm:prefix_cache_queries"
+PREFIX_HITS = "vllm:prefix_cache_hits"
 #: vLLM flag -> vllm:cache_config_info label
 CACHE_LABELS = {"--kv-cache-dtype": "cache_dtype", "--block-size": "block_size",
                 "--gpu-memory-utilization": "gpu_memory_utilization"}
@@ -108,6 +115,36 @@ class MetricsMeter(AcceptLengthMeter):
     def context(self, records: list[dict]) -> str:
         return f"over {len(records)} windows of {self.requests_per_value} requests"
 
+    def positions(self) -> dict | None:
+        now = self.client.metrics()
+        first = self.first or {}
+        pa, pb = per_position(now), per_position(first)
+        if not pa:
+            return None
+        return {"drafts": (counter(now, DRAFTS) or 0) - (counter(first, DRAFTS) or 0),
+                "accepted": (counter(now, ACCEPTED) or 0) - (counter(first, ACCEPTED) or 0),
+                "per_position": {k: pa[k] - pb.get(k, 0.0) for k in sorted(pa)}}
+
+
+class PrefixCounterMeter(PrefixCacheMeter):
+    """Prefix-cache counter deltas around one request (sequential requests: see the module docstring)."""
+
+    source = "/metrics vllm:prefix_cache_queries / vllm:prefix_cache_hits"
+
+    def start(self) -> None:
+        self.before = self.client.metrics()
+
+    def read(self, body: dict, prompt_tokens: int | None) -> dict:
+        after = self.client.metrics()
+        got = super().read(body, prompt_tokens)
+        queries = (counter(after, PREFIX_QUERIES) or 0) - (counter(self.before, PREFIX_QUERIES) or 0)
+        hits = (counter(after, PREFIX_HITS) or 0) - (counter(self.before, PREFIX_HITS) or 0)
+        if counter(after, PREFIX_QUERIES) is None:  # prefix caching off, or a release without the counters
+            return got
+        return {"cached": int(hits), "queried": int(queries),
+                "clean": prompt_tokens is not None and int(queries) == prompt_tokens,
+                "usage_cached": got["cached"]}
+
 
 class VllmAdapter(EngineAdapter):
     """vLLM's OpenAI server (``vllm serve``; image ``vllm/vllm-openai`` and its ROCm build)."""
@@ -151,6 +188,9 @@ class VllmAdapter(EngineAdapter):
     # ---- speculative decoding -------------------------------------------------------------------
     def accept_length_meter(self, client: "EngineClient", draft_tokens: int, window: int) -> AcceptLengthMeter:
         return MetricsMeter(client, draft_tokens, window)
+
+    def prefix_cache_meter(self, client: "EngineClient") -> PrefixCacheMeter:
+        return PrefixCounterMeter(client)
 
     # ---- observed vs declared ---------------------------------------------------------------------
     def declared_speculation(self, args: dict[str, Any]) -> tuple[bool, int | None]:
