@@ -151,7 +151,7 @@ def test_cut_call(chat, engine, evidence):
     relabel is tolerated while ``usage.completion_tokens`` still shows the cut, and recorded in
     ``evidence.observed``; the stream has no such excuse (vLLM PR #46303 keeps ``length`` there).
     """
-    mode = _mode_of(chat)
+    mode = "stream" if chat.stream else "non-stream"
     req = {"messages": [{"role": "user", "content": CUT_CASE["prompt"]}], "tools": _tools(CUT_CASE["tools"]),
            "tool_choice": CUT_CASE["tool_choice"], "chat_template_kwargs": {engine.profile.thinking_variable: False}}
     full = chat.one(**req)
@@ -182,15 +182,12 @@ def test_cut_call(chat, engine, evidence):
         no_markup(cut, TOOL_MARKUP)
 
 
-def _mode_of(chat) -> str:
-    return "stream" if chat.stream else "non-stream"
-
-
 def test_choice_none(chat, evidence):
     res = chat.one(messages=[{"role": "user", "content": "Use get_weather with city Paris and days 3."}],
                    tools=_tools(["get_weather", "get_time"]), tool_choice="none")
     evidence.add(exchange=chat.log[-1], observed={f"tool_choice none ({'stream' if res.stream else 'non-stream'})":
                  f"{len(res.tool_calls)} call(s), content {(res.content or '')[:48]!r}"})
+    fields_ok(res, ["get_weather", "get_time"])
     no_problems(res)
     expect(not res.tool_calls, f"tool_choice none: expected no call, got {[t.name for t in res.tool_calls]}")
     no_markup(res, TOOL_MARKUP)
@@ -224,6 +221,7 @@ def test_round_trip(chat, evidence):
     messages += answered(second, "Berlin: sunny, 21 C")
     final = chat.one(messages=messages, tools=tools, tool_choice="auto")
     evidence.add(turns=chat.log)
+    fields_ok(final, ["calculator", "get_weather"])
     no_problems(final)
     no_markup(final, TOOL_MARKUP)
     expect(not final.tool_calls, f"turn 3: expected a final answer, got calls {[t.name for t in final.tool_calls]}")
