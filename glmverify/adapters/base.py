@@ -11,6 +11,7 @@ the adapter instead of comparing engine names:
 * prompt token counting for chat messages (``prompt_token_counter``);
 * speculative-decoding statistics (``accept_length_meter``: a meter that measures the accept
   length over a batch of requests, from whatever the engine exposes);
+* which assistant-message fields carry earlier reasoning back in (``input_reasoning_fields``);
 * version probing (``version_paths``) and engine detection (``recognises``, ``answers_probe``);
 * container defaults (``container``: kind, default port, health path, mounts);
 * parser flags (``parser_flags``) and the parser release the conformance runner installs on CPU;
@@ -189,6 +190,9 @@ class EngineAdapter:
     #: an environment variable that fakes speculative acceptance (benchmark mode): never verified
     simulated_acceptance_env: ClassVar[str | None] = None
     shows_rendered_prompt: ClassVar[bool] = False
+    #: the assistant-message fields the engine reads earlier reasoning from when a client sends it
+    #: back (input side; the answer's own field name is recorded by ``chat``)
+    input_reasoning_fields: ClassVar[tuple[str, ...]] = ("reasoning_content",)
     reference: bool = False                  # the project's own engine (``adapters.reference``)
 
     def __repr__(self) -> str:
