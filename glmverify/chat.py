@@ -8,6 +8,15 @@ reasoning delta after content, a tool-call id sent twice.
 
 Field names differ across versions: reasoning is ``reasoning`` (vLLM >= 0.16), ``reasoning_content``
 (SGLang, vLLM <= 0.11) or both (vLLM 0.13-0.15). Both are accepted; which one was used is recorded.
+
+Every answer's ``usage`` is held to arithmetic no engine may get wrong (``usage_problems``): a
+prompt has tokens, an answer with output has completion tokens, total = prompt + completion,
+reasoning tokens are part of the completion (vLLM reports them under
+``completion_tokens_details.reasoning_tokens``, SGLang there and under ``reasoning_tokens``; both
+are checked) and the completion fits ``max_tokens``. Streams are checked on their usage chunk
+(requested with ``stream_options.include_usage``). A broken count is a protocol defect like a
+malformed chunk: billing and context budgeting read it (SGLang #39826: reasoning tokens above
+completion tokens under speculative decoding).
 """
 from __future__ import annotations
 
@@ -110,6 +119,50 @@ def _reasoning_of(msg: dict, result: ChatResult) -> str | None:
     return found
 
 
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def usage_problems(usage: Any, request: dict | None = None, has_output: bool = True) -> list[str]:
+    """What is wrong with one answer's ``usage`` (empty: nothing, or no usage to check)."""
+    if not isinstance(usage, dict) or not usage:
+        return []
+    out: list[str] = []
+    counts: dict[str, int] = {}
+    details = usage.get("completion_tokens_details")
+    reasoning = {"completion_tokens_details.reasoning_tokens": details.get("reasoning_tokens") if isinstance(details, dict) else None,
+                 "reasoning_tokens": usage.get("reasoning_tokens")}
+    for name, v in [(k, usage.get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens")] + list(reasoning.items()):
+        if v is None:
+            continue
+        if not _count(v) or v < 0:
+            out.append(f"usage: {name} is {v!r}, not a non-negative integer")
+        else:
+            counts[name] = v
+    p, c, t = counts.get("prompt_tokens"), counts.get("completion_tokens"), counts.get("total_tokens")
+    if usage.get("prompt_tokens") is None:
+        out.append("usage: no prompt_tokens")
+    elif p == 0:
+        out.append("usage: prompt_tokens 0 (every prompt has tokens)")
+    if c == 0 and has_output:
+        out.append("usage: completion_tokens 0 although the answer has output")
+    if t is not None and p is not None and c is not None and t != p + c:
+        out.append(f"usage: total_tokens {t} != prompt_tokens {p} + completion_tokens {c}")
+    for name in reasoning:
+        r = counts.get(name)
+        if r is not None and c is not None and r > c:
+            out.append(f"usage: {name} {r} exceeds completion_tokens {c} (reasoning tokens are part of the completion)")
+    req = request if isinstance(request, dict) else {}
+    limit = next((req[k] for k in ("max_completion_tokens", "max_tokens") if _count(req.get(k))), None)
+    if limit is not None and c is not None and c > limit:
+        out.append(f"usage: completion_tokens {c} exceeds max_tokens {limit}")
+    return out
+
+
+def _has_output(res: "ChatResult") -> bool:
+    return bool(res.content or res.reasoning or res.tool_calls)
+
+
 def parse_completion(body: Any, request: dict | None = None) -> ChatResult:
     """A non-stream chat completion body (already JSON-decoded)."""
     res = ChatResult(stream=False, request=request or {})
@@ -155,6 +208,7 @@ def parse_completion(body: Any, request: dict | None = None) -> ChatResult:
         res.problems.append(f"usage is {type(usage).__name__}, not an object")
         usage = {}
     res.usage = usage
+    res.problems += usage_problems(usage, res.request, _has_output(res))
     res.events = 1
     return res
 
@@ -297,6 +351,7 @@ class StreamAssembler:
             r.problems.append("stream ended without data: [DONE]")
         if r.finish_reason is None:
             r.problems.append("stream ended without a finish_reason")
+        r.problems += usage_problems(r.usage, r.request, _has_output(r))
         return r
 
 

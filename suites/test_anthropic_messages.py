@@ -1,26 +1,38 @@
 """anthropic_messages: ``POST /v1/messages`` through the official ``anthropic`` client.
 
 Content blocks come as thinking, then text, then tool_use; ``stop_reason`` is ``end_turn`` or
-``tool_use``; tool_use ``input`` validates against the tool's schema. A stream's events come in the
-documented order (message_start, per block content_block_start → deltas → content_block_stop with
-consecutive indexes, message_delta carrying stop_reason, message_stop) with thinking deltas present
-(SGLang #26795 dropped them and misnumbered tool_use blocks).
+``tool_use``; tool_use ``input`` validates against the tool's schema. Every stream is read from its
+raw events and held to the event grammar (``glmverify.anthropic_stream``: message_start first, per
+block content_block_start → deltas of the block's type → content_block_stop with consecutive
+indexes, one block open at a time, message_delta carrying stop_reason, message_stop last) with
+thinking deltas present (SGLang #26795 dropped them and misnumbered tool_use blocks). The tool case
+asks for two calls, so a stream has two tool_use blocks in a row (SGLang #24293 sent a text_delta
+on the still-open first one).
+
+A ``system`` message inside ``messages`` (what Claude Code sends; vLLM #48874 rendered it
+mid-conversation and broke tool calls) must still give a tool_use block. Anthropic's own API
+refuses that role in ``messages``, but vLLM 0.32 and SGLang 0.5.23 both accept it, and Claude Code
+depends on it, so an engine that serves ``/v1/messages`` for it must answer it: a refusal fails the
+check with the status, as a broken answer does.
 """
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from glmverify.anthropic_stream import MessagesStreamReader
+from glmverify.chat import MAX_STREAM_EVENTS, MAX_STREAM_SECONDS
 from glmverify.checks import THINK_TAGS, TOOL_MARKUP, expect
 
 pytestmark = pytest.mark.feature("anthropic_messages")
 
 TOOLS = json.loads((Path(__file__).parent / "cases" / "tools.json").read_text())
 ORDER = {"thinking": 0, "redacted_thinking": 0, "text": 1, "tool_use": 2}
-DELTA_FOR = {"thinking": {"thinking_delta", "signature_delta"}, "text": {"text_delta"}, "tool_use": {"input_json_delta"}}
+TWO_CALLS = "Call get_weather for city Tokyo and days 2, and also call get_time."
 
 
 def anthropic_tools(names):
@@ -29,62 +41,18 @@ def anthropic_tools(names):
 
 
 def collect_stream(client, **kw) -> dict:
-    """Replay a stream into blocks, checking event order as it goes."""
-    blocks: dict[int, dict] = {}
-    problems: list[str] = []
-    names: list[str] = []
-    open_index = None
-    stop_reason = None
-    with client.messages.create(stream=True, **kw) as stream:
-        for ev in stream:
-            names.append(ev.type)
-            if len(names) == 1 and ev.type != "message_start":
-                problems.append(f"first event is {ev.type}, not message_start")
-            if ev.type == "content_block_start":
-                if open_index is not None:
-                    problems.append(f"block {ev.index} started while block {open_index} is open")
-                if ev.index != len(blocks):
-                    problems.append(f"block index {ev.index}, expected {len(blocks)} (misnumbered blocks)")
-                block = ev.content_block.model_dump()
-                blocks[ev.index] = {"type": block["type"], "text": "", "thinking": "", "json": "",
-                                    "name": block.get("name"), "id": block.get("id"), "deltas": set()}
-                open_index = ev.index
-            elif ev.type == "content_block_delta":
-                b = blocks.get(ev.index)
-                if b is None or ev.index != open_index:
-                    problems.append(f"delta for block {ev.index} which is not open")
-                    continue
-                d = ev.delta
-                b["deltas"].add(d.type)
-                if d.type not in DELTA_FOR.get(b["type"], set()):
-                    problems.append(f"{d.type} inside a {b['type']} block")
-                b["text"] += getattr(d, "text", "") or ""
-                b["thinking"] += getattr(d, "thinking", "") or ""
-                b["json"] += getattr(d, "partial_json", "") or ""
-            elif ev.type == "content_block_stop":
-                if ev.index != open_index:
-                    problems.append(f"stop for block {ev.index} while {open_index} is open")
-                open_index = None
-            elif ev.type == "message_delta":
-                stop_reason = ev.delta.stop_reason
-            elif ev.type == "message_stop":
-                pass
-    if not names or names[-1] != "message_stop":
-        problems.append(f"stream did not end with message_stop (last: {names[-1] if names else None})")
-    if "message_delta" not in names:
-        problems.append("no message_delta event")
-    out = []
-    for i in sorted(blocks):
-        b = blocks[i]
-        if b["type"] == "tool_use":
-            try:
-                b["input"] = json.loads(b["json"]) if b["json"].strip() else {}
-            except ValueError:
-                problems.append(f"tool_use block {i}: input_json_delta fragments are not JSON: {b['json'][:200]!r}")
-                b["input"] = None
-        b["deltas"] = sorted(b["deltas"])
-        out.append(b)
-    return {"blocks": out, "stop_reason": stop_reason, "problems": problems, "events": names[:12] + ["…"] + names[-3:]}
+    """Read a stream's raw events and hold them to the event grammar (``glmverify.anthropic_stream``):
+    the SDK's event iterator would parse a text_delta on a tool_use block without complaint."""
+    reader = MessagesStreamReader()
+    deadline = time.monotonic() + MAX_STREAM_SECONDS
+    with client.messages.with_streaming_response.create(stream=True, **kw) as resp:
+        for line in resp.iter_lines():
+            reader.feed_line(line)
+            if len(reader.out.events) > MAX_STREAM_EVENTS or time.monotonic() > deadline:
+                reader.out.problems.append(f"stream did not end after {len(reader.out.events)} events")
+                break
+    out = reader.result()
+    return {"blocks": out.blocks, "stop_reason": out.stop_reason, "problems": out.problems, "events": out.summary()}
 
 
 def nonstream(client, **kw) -> dict:
@@ -138,9 +106,9 @@ def test_thinking_then_text(engine, stream, evidence):
 
 
 def test_tool_use(engine, stream, evidence):
+    """Two calls: two tool_use blocks in a row (a stream must close the first before the second)."""
     names = ["get_weather", "get_time"]
-    out = send(engine, stream, tools=anthropic_tools(names),
-               messages=[{"role": "user", "content": "Call get_weather for city Tokyo and days 2, and also call get_time."}])
+    out = send(engine, stream, tools=anthropic_tools(names), messages=[{"role": "user", "content": TWO_CALLS}])
     evidence.add(stream=stream, blocks=[{k: v for k, v in b.items() if k != "deltas"} for b in out["blocks"]],
                  stop_reason=out["stop_reason"], events=out["events"])
     expect(not out["problems"], f"stream defects: {out['problems'][:5]}")
@@ -156,3 +124,34 @@ def test_tool_use(engine, stream, evidence):
             raise AssertionError(f"tool_use {b['name']} input {b['input']} invalid: {exc.message}") from None
     expect(len({b["id"] for b in uses}) == len(uses), "tool_use ids not unique")
     expect(out["stop_reason"] == "tool_use", f"expected stop_reason tool_use, got {out['stop_reason']!r}")
+
+
+def test_tool_use_system_in_messages(engine, stream, evidence):
+    """A system message as the first entry of ``messages`` (Claude Code's request) still gets a
+    tool_use block, no call markup in text, stop_reason tool_use."""
+    import anthropic
+
+    try:
+        out = send(engine, stream, tools=anthropic_tools(["get_weather"]),
+                   messages=[{"role": "system", "content": "You are a coding agent. Use the tools when asked."},
+                             {"role": "user", "content": "Call get_weather for city Tokyo and days 2."}])
+    except anthropic.APIStatusError as exc:
+        raise AssertionError(f"system message inside messages refused: HTTP {exc.status_code}: "
+                             f"{str(exc.message)[:200]} (Claude Code sends it)") from None
+    evidence.add(stream=stream, blocks=[{k: v for k, v in b.items() if k != "deltas"} for b in out["blocks"]],
+                 stop_reason=out["stop_reason"], events=out["events"])
+    expect(not out["problems"], f"stream defects: {out['problems'][:5]}")
+    types = [b["type"] for b in out["blocks"]]
+    text = " ".join(b.get("text") or "" for b in out["blocks"] if b["type"] == "text")
+    expect("<tool_call>" not in text, f"with a system message inside messages: raw tool-call markup in a text block "
+                                      f"and tool_use blocks {types.count('tool_use')}: {text[:200]!r}")
+    expect("tool_use" in types, f"with a system message inside messages: no tool_use block, got {types}")
+    check_order(out)
+    use = next(b for b in out["blocks"] if b["type"] == "tool_use")
+    expect(use["name"] == "get_weather", f"tool_use name {use['name']!r}, expected 'get_weather'")
+    try:
+        jsonschema.validate(use["input"], TOOLS["get_weather"]["function"]["parameters"])
+    except jsonschema.ValidationError as exc:
+        raise AssertionError(f"tool_use get_weather input {use['input']} invalid: {exc.message}") from None
+    expect(out["stop_reason"] == "tool_use", f"with a system message inside messages: expected stop_reason tool_use, "
+                                             f"got {out['stop_reason']!r}")

@@ -4,8 +4,22 @@ Reasoning may be named ``reasoning`` or ``reasoning_content`` (recorded); both f
 non-empty and free of ``<think>``/``</think>``. In a stream every reasoning delta precedes the first
 content delta and the stream ends with a finish_reason and ``[DONE]``. The whole answer landing in
 reasoning (SGLang #37645) is a failure, not a pass with empty content.
+
+The prompts of ``test_split`` are bare requests (no ``chat_template_kwargs``): the guides' default is
+thinking on. When one does not split, the same prompt is sent again with thinking switched on
+explicitly and the message says whether that one splits (a default that no longer thinks, SGLang
+#26036, against a model or parser that never splits, SGLang #37645).
+
+Input side (``test_reasoning_sent_back_rendered``): earlier reasoning a client sends back must reach
+the template under every field name the engine reads (its adapter's ``input_reasoning_fields``;
+vLLM reads ``reasoning`` and ``reasoning_content``, SGLang ``reasoning_content``). Decided on
+``usage.prompt_tokens``, which is exact: the same prompt under each name, longer than with the
+reasoning omitted (vLLM #38488 dropped ``reasoning_content`` silently).
 """
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
@@ -22,15 +36,32 @@ PROMPTS = [
 ]
 
 
-def test_split(chat, evidence):
+def test_split(chat, engine, evidence):
     results = chat.many({"messages": [{"role": "user", "content": p}]} for p in PROMPTS)
     evidence.add(reasoning_field=results[0].reasoning_field, samples=chat.log[:2], n=len(results),
                  observed={"reasoning field": results[0].reasoning_field})
-    for res in results:
-        split_ok(res)
+    for prompt, res in zip(PROMPTS, results):
+        try:
+            split_ok(res)
+        except AssertionError as exc:
+            raise AssertionError(f"bare request (no chat_template_kwargs): {exc}; "
+                                 f"{_explicit_thinking(chat, engine, prompt, evidence)}") from None
         expect(res.finish_reason == "stop", f"expected finish_reason 'stop', got {res.finish_reason!r}")
     fields = {r.reasoning_field for r in results}
     expect(len(fields) == 1, f"reasoning arrived under different field names across requests: {fields}")
+
+
+def _explicit_thinking(chat, engine, prompt: str, evidence) -> str:
+    """What the same prompt gives with thinking switched on explicitly (said in the failure)."""
+    kwargs = {engine.profile.thinking_variable: True}
+    res = chat.one(messages=[{"role": "user", "content": prompt}], chat_template_kwargs=kwargs)
+    evidence.add(explicit_thinking_on=res.excerpt(200))
+    try:
+        split_ok(res)
+    except AssertionError as exc:
+        return f"with chat_template_kwargs {kwargs} it fails too: {str(exc)[:160]}"
+    return (f"with chat_template_kwargs {kwargs} the same prompt splits: the default is not thinking on "
+            "(a bare request must think, as the guides' default)")
 
 
 def test_multi_turn_reasoning_sent_back(chat, evidence):
@@ -47,6 +78,48 @@ def test_multi_turn_reasoning_sent_back(chat, evidence):
     evidence.add(turns=chat.log)
     split_ok(second)
     expect(second.finish_reason == "stop", f"turn 2: expected finish_reason 'stop', got {second.finish_reason!r}")
+
+
+TOOLS = json.loads((Path(__file__).parent / "cases" / "tools.json").read_text())
+EARLIER_REASONING = ("The user wants the weather in Paris for two days; get_weather takes city and days, "
+                     "so I call it with city Paris and days 2 and then report what it returns.")
+
+
+def _tool_loop(field: str | None) -> list[dict]:
+    """A tool-call turn and its result after the last user message: the template keeps this turn's
+    reasoning (the current tool loop), so what the engine read of it is in the prompt."""
+    call = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1", "type": "function",
+         "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris", "days": 2})}}]}
+    if field:
+        call[field] = EARLIER_REASONING
+    return [{"role": "user", "content": "What is the weather in Paris for the next 2 days?"}, call,
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C both days"}]
+
+
+def test_reasoning_sent_back_rendered(chat_nonstream, engine, evidence):
+    """Earlier reasoning sent back under each name the engine reads renders the same prompt, longer
+    than the prompt without it: exact ``prompt_tokens`` (one-token answers; no sampling involved)."""
+    names = engine.adapter.input_reasoning_fields
+    expect(bool(names), f"{engine.adapter!r} declares no input reasoning field")
+    variants = [None, *names]
+    results = chat_nonstream.many({"messages": _tool_loop(f), "tools": [TOOLS["get_weather"]], "max_tokens": 1}
+                                  for f in variants)
+    tokens = {}
+    for f, res in zip(variants, results):
+        label = f or "omitted"
+        expect(res.error is None, f"reasoning sent back as {label!r}: request failed: {res.error}")
+        n = res.usage.get("prompt_tokens")
+        expect(isinstance(n, int) and n > 0, f"reasoning sent back as {label!r}: no usage.prompt_tokens ({res.usage})")
+        tokens[label] = n
+    evidence.add(input_reasoning_fields=list(names), prompt_tokens=tokens,
+                 observed={"input reasoning fields": ", ".join(names)})
+    dropped = [f for f in names if tokens[f] <= tokens["omitted"]]
+    expect(not dropped, "earlier reasoning sent back as " + ", ".join(repr(f) for f in dropped)
+           + f" was dropped (not rendered): prompt_tokens {', '.join(str(tokens[f]) for f in dropped)}, "
+           f"no more than with the reasoning omitted ({tokens['omitted']}); all: {tokens}")
+    expect(len({tokens[f] for f in names}) == 1,
+           f"earlier reasoning renders differently by field name: prompt_tokens {tokens}")
 
 
 def test_stream_matches_nonstream(chat_nonstream, engine, evidence):

@@ -13,6 +13,7 @@ the adapter instead of comparing engine names:
   length over a batch of requests, from whatever the engine exposes);
 * prefix-cache accounting (``prefix_cache_meter``: how many prompt tokens of one request the
   engine served from its prefix cache, so a long-context sweep records the prefill it cost);
+* which assistant-message fields carry earlier reasoning back in (``input_reasoning_fields``);
 * version probing (``version_paths``) and engine detection (``recognises``, ``answers_probe``);
 * container defaults (``container``: kind, default port, health path, mounts);
 * parser flags (``parser_flags``) and the parser release the conformance runner installs on CPU;
@@ -231,6 +232,9 @@ class EngineAdapter:
     #: an environment variable that fakes speculative acceptance (benchmark mode): never verified
     simulated_acceptance_env: ClassVar[str | None] = None
     shows_rendered_prompt: ClassVar[bool] = False
+    #: the assistant-message fields the engine reads earlier reasoning from when a client sends it
+    #: back (input side; the answer's own field name is recorded by ``chat``)
+    input_reasoning_fields: ClassVar[tuple[str, ...]] = ("reasoning_content",)
     reference: bool = False                  # the project's own engine (``adapters.reference``)
 
     def __repr__(self) -> str:

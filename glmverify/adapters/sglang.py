@@ -106,6 +106,8 @@ class SglangAdapter(EngineAdapter):
     parser_conformance_version = CPU_RELEASE
     version_paths = (*INFO_PATHS, "/version")
     simulated_acceptance_env = "SGLANG_SIMULATE_ACC_LEN"
+    #: SGLang 0.5.23 reads only reasoning_content (measured: ``reasoning`` is dropped unrendered)
+    input_reasoning_fields = ("reasoning_content",)
 
     def process_placeholders(self, row) -> dict[str, str]:
         """``{sglang_python}``: the server venv of the row's release (the reference runs SGLang from it)."""

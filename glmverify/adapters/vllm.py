@@ -159,6 +159,8 @@ class VllmAdapter(EngineAdapter):
     )
     version_paths = ("/version",)
     shows_rendered_prompt = True
+    #: vLLM 0.32 renders earlier reasoning sent back under either name (measured: equal prompt_tokens)
+    input_reasoning_fields = ("reasoning", "reasoning_content")
 
     # ---- rendered prompt and tokens -------------------------------------------------------------
     def rendered_prompt(self, client: "EngineClient", messages: list[dict], body: dict) -> str | int | None:

@@ -34,7 +34,7 @@ def test_vllm_stream_reassembles():
                                  "function": {"name": "get_weather", "arguments": ""}}]),
               delta(tool_calls=[{"index": 0, "function": {"arguments": '{"city": '}}]),
               delta(tool_calls=[{"index": 0, "function": {"arguments": '"Paris"}'}}]),
-              finish("tool_calls"), {"choices": [], "usage": {"completion_tokens": 9}}]
+              finish("tool_calls"), {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}}]
     r = assemble(sse(chunks))
     assert r.problems == []
     assert r.reasoning == "Let me think." and r.reasoning_field == "reasoning"
