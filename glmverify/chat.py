@@ -59,6 +59,10 @@ class ChatResult:
     # streams with tool calls: how the engine chunked them (engines differ: one delta per call or
     # argument fragments, several calls flushed in one delta), recorded, never judged
     stream_shape: dict[str, Any] = field(default_factory=dict)
+    # the answer as it came over the wire: the parsed body, or a stream's chunks in order (what a
+    # check needs beyond the normalised fields, e.g. each tool call's declared type and header;
+    # glmverify.toolcalls); never in excerpts
+    wire: Any = field(default=None, repr=False)
 
     @property
     def truncated(self) -> bool:
@@ -165,7 +169,7 @@ def _has_output(res: "ChatResult") -> bool:
 
 def parse_completion(body: Any, request: dict | None = None) -> ChatResult:
     """A non-stream chat completion body (already JSON-decoded)."""
-    res = ChatResult(stream=False, request=request or {})
+    res = ChatResult(stream=False, request=request or {}, wire=body)
     if not isinstance(body, dict) or not isinstance(body.get("choices"), list) or not body["choices"]:
         res.problems.append(f"no choices in response: {str(body)[:300]}")
         return res
@@ -217,7 +221,7 @@ class StreamAssembler:
     """Reassembles chat-completion chunks and notes every ordering/framing defect."""
 
     def __init__(self, request: dict | None = None):
-        self.res = ChatResult(stream=True, request=request or {})
+        self.res = ChatResult(stream=True, request=request or {}, wire=[])
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self._calls: dict[int, dict] = {}
@@ -254,6 +258,7 @@ class StreamAssembler:
     def feed_chunk(self, chunk: Any) -> None:
         r = self.res
         r.events += 1
+        r.wire.append(chunk)
         if not isinstance(chunk, dict):
             r.problems.append(f"stream event {r.events} is not an object")
             return

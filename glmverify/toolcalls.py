@@ -3,20 +3,20 @@
 ``glmverify.chat`` normalises an answer into ``ToolCall(id, name, arguments)``; a client
 dispatches on more than that: ``type`` ``"function"``, and in a stream the call's header (id,
 type, name) on its first delta, sent once (SGLang repeats ``type`` on every fragment, which is
-legal; a repeated id or name is not: clients concatenate names). ``RecordingChat`` is a ``Chat``
-that also keeps what each call declared (``res.declared``: one dict per call, in index order),
-from the message of a non-stream answer or from every chunk of a stream; ``field_problems``
+legal; a repeated id or name is not: clients concatenate names). ``declared`` gives what each
+call declared (one dict per call, in index order), from the message of a non-stream answer or
+from every chunk of a stream; ``field_problems``
 names every call field that is empty or undeclared, and every header sent again, in words that
 tell the causes apart (an empty name is not an unknown name; a header re-sent on the chunk that
-carries ``finish_reason`` is not one re-sent with every fragment).
+carries ``finish_reason`` is not one re-sent with every fragment). What each call declared is read
+from the answer's wire form (``ChatResult.wire``: the body, or the stream's chunks), which every
+``Chat`` answer keeps.
 """
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
-from .chat import _SDK_ARGS, MAX_STREAM_SECONDS, MAX_STREAM_EVENTS, Chat, ChatResult, StreamAssembler, parse_completion
+from .chat import ChatResult
 
 
 def declared_nonstream(body: Any) -> list[dict]:
@@ -61,39 +61,29 @@ def declared_stream(chunks: list[Any]) -> list[dict]:
     return [calls[i] for i in sorted(calls)]
 
 
-def declared_from_text(text: str, stream: bool) -> list[dict]:
-    """``declared_*`` of a raw answer (a JSON body, or SSE text)."""
-    if not stream:
-        try:
-            return declared_nonstream(json.loads(text))
-        except ValueError:
-            return []
-    chunks = []
-    for line in text.splitlines():
-        data = line[5:].strip() if line.startswith("data:") else ""
-        if data and data != "[DONE]":
-            try:
-                chunks.append(json.loads(data))
-            except ValueError:
-                pass
-    return declared_stream(chunks)
+def declared(res: ChatResult) -> list[dict] | None:
+    """What each call of ``res`` declared on the wire, or None when the answer kept no wire form."""
+    if res.wire is None:
+        return None
+    return declared_stream(res.wire) if res.stream else declared_nonstream(res.wire)
 
 
 def field_problems(res: ChatResult, offered: list[str]) -> list[str]:
     """Every call field that is empty or undeclared, and every stream header sent again.
 
-    Uses ``res.declared`` (``RecordingChat``) where present, else the normalised calls (then
-    ``type`` cannot be judged). ``finish_reason`` ``tool_calls`` needs a call."""
+    Uses what the calls declared on the wire (``declared``) where the answer kept its wire form,
+    else the normalised calls (then ``type`` cannot be judged). ``finish_reason`` ``tool_calls``
+    needs a call."""
     mode = "stream" if res.stream else "non-stream"
     fr = res.finish_reason
-    declared = getattr(res, "declared", None)
-    if declared is None:
-        declared = [{"id": t.id, "type": "function", "name": t.name, "arguments": t.arguments, "headers": [],
+    calls = declared(res)
+    if calls is None:
+        calls = [{"id": t.id, "type": "function", "name": t.name, "arguments": t.arguments, "headers": [],
                      "header_with_finish": False} for t in res.tool_calls]
     out = []
-    if fr == "tool_calls" and not declared:
+    if fr == "tool_calls" and not calls:
         out.append(f"{mode}: finish_reason 'tool_calls' but no tool call in the answer")
-    for i, d in enumerate(declared):
+    for i, d in enumerate(calls):
         while_ = f" while finish_reason is {fr!r}"
         name = d.get("name")
         if not (isinstance(d.get("id"), str) and d["id"]):
@@ -115,46 +105,3 @@ def field_problems(res: ChatResult, offered: list[str]) -> list[str]:
         elif again:
             out.append(f"{mode}: call {i} ({name}): id/type/name re-sent in {len(again)} later argument chunk(s)")
     return out
-
-
-class RecordingChat(Chat):
-    """A ``Chat`` whose answers also carry ``declared`` (``declared_stream``/``declared_nonstream``):
-    the same requests, parsed by the same ``parse_completion``/``StreamAssembler``, with the raw
-    tool-call fields kept."""
-
-    async def _send(self, client, body: dict) -> ChatResult:
-        extra = {k: v for k, v in body.items() if k not in _SDK_ARGS}
-        known = {k: v for k, v in body.items() if k in _SDK_ARGS}
-        if not self.stream:
-            raw = await client.chat.completions.with_raw_response.create(**known, extra_body=extra or None)
-            text = raw.http_response.text
-            try:
-                parsed = json.loads(text)
-            except ValueError:
-                res = ChatResult(stream=False, request=body)
-                res.problems.append(f"response is not JSON: {text[:200]!r}")
-                parsed = None
-            else:
-                res = parse_completion(parsed, body)
-            res.declared = declared_nonstream(parsed)
-            return res
-        asm = StreamAssembler(body)
-        chunks: list[Any] = []
-        known["stream"] = True
-        known.setdefault("stream_options", {"include_usage": True})
-        async with client.chat.completions.with_streaming_response.create(**known, extra_body=extra or None) as resp:
-            deadline = time.monotonic() + MAX_STREAM_SECONDS
-            async for line in resp.iter_lines():
-                asm.feed_line(line)
-                data = line[5:].strip() if line.startswith("data:") else ""
-                if data and data != "[DONE]":
-                    try:
-                        chunks.append(json.loads(data))
-                    except ValueError:
-                        pass  # the assembler records it as a problem
-                if asm.res.events > MAX_STREAM_EVENTS or time.monotonic() > deadline:
-                    asm.res.problems.append(f"stream did not end after {asm.res.events} events")
-                    break
-        res = asm.result()
-        res.declared = declared_stream(chunks)
-        return res

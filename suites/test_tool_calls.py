@@ -21,8 +21,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from glmverify.chat import Chat
 from glmverify.checks import TOOL_MARKUP, expect, no_markup, no_problems
-from glmverify.toolcalls import RecordingChat, field_problems
+from glmverify.toolcalls import field_problems
 
 pytestmark = pytest.mark.feature("tool_calls")
 
@@ -37,13 +38,13 @@ def _tools(names):
 
 # every answer of this suite keeps what its calls declared on the wire (type, the stream header)
 @pytest.fixture
-def chat(engine, stream, options) -> RecordingChat:
-    return RecordingChat(engine, stream=stream, concurrency=options.concurrency, timeout=options.request_timeout)
+def chat(engine, stream, options) -> Chat:
+    return Chat(engine, stream=stream, concurrency=options.concurrency, timeout=options.request_timeout)
 
 
 @pytest.fixture
-def chat_nonstream(engine, options) -> RecordingChat:
-    return RecordingChat(engine, stream=False, concurrency=options.concurrency, timeout=options.request_timeout)
+def chat_nonstream(engine, options) -> Chat:
+    return Chat(engine, stream=False, concurrency=options.concurrency, timeout=options.request_timeout)
 
 
 def _mode(res) -> str:
@@ -117,7 +118,7 @@ def test_stream_matches_nonstream(chat_nonstream, engine, evidence):
     call; vLLM 0.32 parses it in both, but relabels only the non-stream finish reason)."""
     from glmverify.checks import structure_differences
 
-    streaming = RecordingChat(engine, stream=True, concurrency=chat_nonstream.concurrency, timeout=chat_nonstream.timeout)
+    streaming = Chat(engine, stream=True, concurrency=chat_nonstream.concurrency, timeout=chat_nonstream.timeout)
     reqs = [{"messages": [{"role": "user", "content": c["prompt"]}], "tools": _tools(c["tools"]),
              "tool_choice": c["tool_choice"]} for c in CASES]
     plain, streamed = chat_nonstream.many(reqs), streaming.many(reqs)
