@@ -12,6 +12,8 @@ engine, then the behavioural faults through the fault proxy on the same launch:
 * ``standin-ignore-thinking-off``  thinking off ignored                     -> non_think failed
 * ``standin-low-accuracy``         GSM8K at about 80% accuracy              -> accuracy_smoke failed
 * ``proxy-spec-accept-low``        accept length below the row's minimum    -> mtp_accept_length failed
+* ``bug-vllm-ascend-13523-accept-decay``  acceptance decaying over the run   -> mtp_accept_length failed (trend)
+* ``bug-vllm-46075-position-collapse``    acceptance collapsing after position 0 -> mtp_accept_length failed
 
 It prints, per feature: the cells run on the conforming engine, how many false-failed and how many
 ended inconclusive, each with a 95% Clopper-Pearson interval (statsmodels); the requests spent
@@ -37,7 +39,8 @@ from glmverify import faults  # noqa: E402
 from glmverify.faults import runner as faults_runner  # noqa: E402
 from glmverify.report import decisions  # noqa: E402
 
-BEHAVIOURAL = ("standin-ignore-effort", "standin-ignore-thinking-off", "standin-low-accuracy", "proxy-spec-accept-low")
+BEHAVIOURAL = ("standin-ignore-effort", "standin-ignore-thinking-off", "standin-low-accuracy", "proxy-spec-accept-low",
+               "bug-vllm-ascend-13523-accept-decay", "bug-vllm-46075-position-collapse")
 # requests per cell before sequential decisions (suites at commit 60907a0): accuracy 64 x 2 modes;
 # effort 5 values x 5 prompts x 2 channels + rendered lines; non_think 4+4 x 2 axes + 3 + 1 tool;
 # mtp 16 (fixed workload)
