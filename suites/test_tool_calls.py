@@ -36,17 +36,6 @@ def _tools(names):
     return [TOOLS[n] for n in names]
 
 
-# every answer of this suite keeps what its calls declared on the wire (type, the stream header)
-@pytest.fixture
-def chat(engine, stream, options) -> Chat:
-    return Chat(engine, stream=stream, concurrency=options.concurrency, timeout=options.request_timeout)
-
-
-@pytest.fixture
-def chat_nonstream(engine, options) -> Chat:
-    return Chat(engine, stream=False, concurrency=options.concurrency, timeout=options.request_timeout)
-
-
 def _mode(res) -> str:
     return "stream" if res.stream else "non-stream"
 
