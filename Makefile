@@ -63,7 +63,7 @@ images:
 	images/sglang-reference/build.sh
 
 verify: standin
-	$(PY) -m pytest suites -m "cpu or parsers" -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -m "cpu or parsers" -p no:cacheprovider $(PYTEST_ARGS)
 
 # tests/unit on the core dependencies alone (under a minute; no engine, vLLM, Docker or browser)
 unit: $(UNIT_STAMP)
@@ -87,7 +87,7 @@ bench-verdicts: standin
 	$(PY) bench/verdicts.py --runs $(RUNS)
 
 plan: setup
-	$(PY) -m pytest suites -m $(MARKER) --plan -p no:cacheprovider
+	$(PY) -m pytest -m $(MARKER) --plan -p no:cacheprovider
 
 clean:
 	rm -rf build results .pytest_cache

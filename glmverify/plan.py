@@ -135,7 +135,7 @@ def _wrap_comment(text: str, prefix: str = "# ") -> list[str]:
 
 
 def _pytest_line(row: Row, url: str) -> str:
-    return f"pytest suites --endpoint {url} --row {row.id}"
+    return f"pytest --endpoint {url} --row {row.id}"
 
 
 def plan_spec(row: Row):
@@ -166,7 +166,7 @@ def render_container(row: Row) -> str:
     out.append(f"# port: docker port {spec.name} {spec.port}/tcp; logs: docker logs -f {spec.name}; "
                f"remove: docker rm -f {spec.name} (or python -m glmverify.containers reap {spec.run_id})")
     out.append(f"# then: {_pytest_line(row, 'http://127.0.0.1:<published port>')}"
-               f"  (or let pytest launch it: pytest suites -m {row.hardware})")
+               f"  (or let pytest launch it: pytest -m {row.hardware})")
     return "\n".join(out)
 
 

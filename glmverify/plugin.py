@@ -192,7 +192,8 @@ class ResultsRecorderPlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config, items) -> None:
         self.opts.collect_only = bool(config.option.collectonly)
-        rows = [it.callspec.params["engine"] for it in items if hasattr(it, "callspec") and "engine" in it.callspec.params]
+        rows = [it.callspec.params["engine"] for it in items
+                if hasattr(it, "callspec") and "engine" in it.callspec.params and _feature_of(it) is not None]
         self.recorder.select_rows(rows)
         if (rows or self.opts.explicit_results) and not self.opts.collect_only:
             self.activate()
@@ -230,11 +231,13 @@ def _feature_of(node) -> str | None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "engine" not in metafunc.fixturenames:
+    feature = _feature_of(metafunc.definition)
+    # only suite checks (a feature marker) run per row: the project's own tests may have a
+    # parameter of the same name (the plugin is registered for every run by the root conftest)
+    if "engine" not in metafunc.fixturenames or feature is None:
         return
     state: RunState = metafunc.config.stash[STATE_KEY]
-    feature = _feature_of(metafunc.definition)
-    if feature is not None and feature not in FEATURES:
+    if feature not in FEATURES:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown feature {feature!r}")
     params = []
     for row in state.rows():

@@ -10,11 +10,6 @@ import pytest
 
 from glmverify.chat import Chat
 
-# the suites' plugin (options, matrix rows, engines, results); loaded here, not at the repository
-# root, so the project's own tests (tests/) do not depend on it
-pytest_plugins = ["glmverify.plugin"]
-
-
 @pytest.fixture(params=[False, True], ids=["nonstream", "stream"])
 def stream(request) -> bool:
     return request.param

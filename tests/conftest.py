@@ -7,9 +7,8 @@
   child pytest runs against recorded engine answers.
 * ``tests/live``: real engines (vLLM and SGLang references, as processes and containers).
 
-``make test`` runs all three. The glmverify plugin is not loaded here (it is the suites' plugin,
-loaded by suites/conftest.py), so a typo in matrix.yaml fails the tests that read it, not every
-test. ``@pytest.mark.requires(missing)`` with ``missing`` a reason (or None when the component is
+``make test`` runs all three. The suites' plugin (glmverify.plugin) is registered by the root
+conftest for every run, and stays inert where no matrix row is collected. ``@pytest.mark.requires(missing)`` with ``missing`` a reason (or None when the component is
 there) skips on a developer's machine and fails in CI (helpers.require.need).
 """
 from __future__ import annotations

@@ -35,3 +35,26 @@ def test_pytest_plan_for_every_marker_prints_the_origins(marker):
         assert ": harness (" in out
 
 
+
+
+# ---- the design card's commands, exactly as typed at the repository root --------------------------
+def _root(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_root_plan_prints_every_h200_row():
+    proc = _root("-m", "h200", "--plan")
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # --plan is known at the root
+    planned = set(re.findall(r"^# ---- (\S+):", proc.stdout, re.M))
+    assert planned == {r.id for r in MATRIX.rows if r.hardware == "h200"}, planned
+
+
+@pytest.mark.parametrize("marker", ["h200", "cpu"])
+def test_root_marker_selects_the_suites(marker):
+    proc = _root("-m", marker, "--collect-only", "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # 5 would mean nothing selected
+    ids = [ln for ln in proc.stdout.splitlines() if "::" in ln]
+    assert ids and all(ln.startswith("suites/") for ln in ids), proc.stdout[-2000:]
+    rows = {r.id for r in MATRIX.rows if r.hardware == marker}
+    assert all(any(r in ln for r in rows) for ln in ids), "a check of another hardware was selected"
