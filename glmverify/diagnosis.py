@@ -16,9 +16,9 @@ An entry is a candidate for a cell when the cell's feature is among the entries'
   case-insensitive search, over ``id: detail`` of every failing instance), ``LOOKS_MORE`` for each
   further regex that matches (at most ``LOOKS_MORE_MAX``), ``LOOKS_AGAINST`` when it has regexes
   and none matches;
-* affects: ``AFFECTS`` when an item covers the row's engine and version (``knowledge.covers``),
-  ``AFFECTS_OTHER_ENGINE`` when the entry names engines and the row's is none of them; a version
-  outside the range adds nothing (the fault catalogue reproduces old bugs on new engines);
+* affects: ``AFFECTS`` when an item covers the row's engine and version (``knowledge.covers``);
+  a version outside the range adds nothing (on a reference row: the fault catalogue reproduces
+  old bugs on new engines; elsewhere such an entry is inapplicable, below);
 * when: each condition the row meets (``spec_decoding``: the row claims speculative decoding;
   ``engine``) adds ``WHEN``, each it contradicts ``WHEN_AGAINST``.
 
@@ -29,14 +29,39 @@ score is its score. Groups are ordered by score, then catalogue order; the diagn
 with a positive score, at most ``MAX_LISTED``. ``rank`` is pessimistic on ties: an entry's rank is
 the number of groups scoring at least as much as its own group (so a three-way tie at the top is
 rank 3 for each, never a lucky 1). Deterministic: no randomness, no clock, no dict-order effects.
+
+A diagnosis claims only what it can support:
+
+* **Applicability first** (``inapplicable``): an entry is no candidate where its cause cannot
+  happen. On a reference row, the test equipment (stand-in and fault-proxy faults, launches that
+  change the stand-in) can reproduce any entry, whatever engine its bug was reported against; a
+  real launch change only on the engine of the rows it was made on (a vLLM template entry is no
+  cause on an SGLang row). Elsewhere (GPU rows, attached deployments) test equipment never is a
+  cause; a reported engine bug (``affects``) only on its engine and in its affected versions; a
+  launch change (a misconfiguration) only on its rows' engine. ``when: engine`` holds everywhere.
+* **A confidence floor** (``FLOOR``): a group is ``likely`` only when its score reaches it, i.e.
+  more than "the feature failed" with the row's engine and conditions (``ANY_CHECK`` + ``AFFECTS``
+  + ``WHEN`` stay below it); a matching failure pattern or a failed signature check with a
+  covering ``affects`` reaches it. Below it the groups are listed as ``similar`` and the cell
+  says no known cause matches. Groups tied at the top stay tied (each is ``likely``, rank
+  pessimistic).
+* **Alike symptoms** (``fixtures/symptoms.yaml``): entries the harness cannot tell apart from the
+  answers alone; a listed group names the applicable others of its class under ``alike``.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+import yaml
+
+from .document import LIKELY, SIMILAR, likely, no_known_cause  # noqa: F401 - the document's vocabulary
 from .knowledge import Entry, covers
+from .paths import FIXTURES_DIR
+
+SYMPTOMS = FIXTURES_DIR / "symptoms.yaml"
 
 CHECKS = 3.0
 CHECKS_AGAINST = -2.0
@@ -46,20 +71,25 @@ LOOKS_MORE = 1.0
 LOOKS_MORE_MAX = 2
 LOOKS_AGAINST = -1.0
 AFFECTS = 1.0
-AFFECTS_OTHER_ENGINE = -0.5
 WHEN = 0.5
 WHEN_AGAINST = -2.0
 MAX_LISTED = 5
 FAILED = ("failed", "error")
+#: the score a cause needs to be called likely (above ANY_CHECK + AFFECTS + WHEN = 3.5: a failed
+#: feature on a matching engine is not evidence of one cause over another)
+FLOOR = 4.0
 
 
 @dataclass(frozen=True)
 class Facts:
     """What a diagnosis knows of the row: engine, the version compared with ``affects`` (observed
-    when the row ran live, else declared) and whether the row claims speculative decoding."""
+    when the row ran live, else declared), whether the row claims speculative decoding, and
+    whether it is a reference row (the only rows with test equipment: stand-in, fault proxy).
+    ``reference`` defaults to False: an unknown row is never diagnosed with test equipment."""
     engine: str | None = None
     version: str | None = None
     spec_decoding: bool = False
+    reference: bool = False
 
 
 def row_claims_spec(expect: Mapping[str, Any] | None) -> bool:
@@ -84,11 +114,69 @@ def facts_of(cell: Mapping[str, Any], row=None) -> Facts:
     declared = eng.get("declared") if isinstance(eng.get("declared"), dict) else {}
     if row is not None:
         engine, version, spec = row.engine, row.engine_version, row_claims_spec(row.expect)
+        reference = row.is_reference
     else:
         engine = cell.get("engine") or eng.get("engine")
         version = eng.get("engine_version") or declared.get("engine_version")
         spec = bool(declared.get("speculative") or declared.get("draft_tokens"))
-    return Facts(engine, observed_version(cell) or (str(version) if version else None), spec)
+        reference = _reference_row(cell.get("row"))
+    return Facts(engine, observed_version(cell) or (str(version) if version else None), spec, reference)
+
+
+def _reference_row(row_id: Any) -> bool:
+    """Whether the matrix row ``row_id`` is a reference row (``Row.is_reference``); an unknown row
+    is not (it then gets no test-equipment cause)."""
+    row = _matrix_rows().get(str(row_id)) if row_id else None
+    return bool(row is not None and row.is_reference)
+
+
+def _matrix_rows() -> dict:
+    global _ROWS
+    if _ROWS is None:
+        try:
+            from .matrix import load
+            _ROWS = {r.id: r for r in load().rows}
+        except Exception:  # noqa: BLE001 - a diagnosis never fails a results document
+            _ROWS = {}
+    return _ROWS
+
+
+_ROWS: dict | None = None
+
+
+def _entry_engines(entry: Entry) -> set[str]:
+    """The engines of the rows ``entry`` runs on (where its launch change was made)."""
+    rows = _matrix_rows()
+    return {rows[r].engine for r in entry.rows if r in rows}
+
+
+def reproduced_on_reference(entry: Entry) -> bool:
+    """A cause made by the reference rows' test equipment: a stand-in or fault-proxy fault, or a
+    launch that changes the stand-in. On a reference row it can happen whatever engine a bug it
+    reproduces was reported against."""
+    return entry.kind in ("standin", "proxy") or "GLM_STANDIN" in entry.cause_key
+
+
+def inapplicable(entry: Entry, facts: Facts) -> str | None:
+    """Why ``entry`` cannot be the cause on the row of ``facts`` (None: it can)."""
+    want = entry.when.get("engine")
+    if want and facts.engine and str(want) != facts.engine:
+        return f"needs engine {want}"
+    if facts.reference and reproduced_on_reference(entry):
+        return None
+    if not entry.affects:
+        if reproduced_on_reference(entry):
+            return "test equipment of the reference rows (stand-in or fault proxy)"
+        engines = _entry_engines(entry)  # a launch change: the engine of the rows it was made on
+        if engines and facts.engine and facts.engine not in engines:
+            return f"a launch change of {', '.join(sorted(engines))} rows"
+        return None
+    if facts.engine and not any(a.get("engine") == facts.engine for a in entry.affects):
+        return f"a bug of {', '.join(sorted({str(a.get('engine')) for a in entry.affects}))}, not {facts.engine}"
+    if not facts.reference and not any(covers(a, facts.engine, facts.version) for a in entry.affects):
+        ranges = ", ".join(str(a.get("versions")) for a in entry.affects if a.get("engine") == facts.engine)
+        return f"affects {facts.engine} {ranges}; the row runs {facts.version or 'an unknown version'}"
+    return None
 
 
 def check_outcomes(cell: Mapping[str, Any]) -> tuple[set[str], set[str], list[str]]:
@@ -122,6 +210,8 @@ def score(entry: Entry, cell: Mapping[str, Any], facts: Facts) -> tuple[float | 
     feature = cell.get("feature")
     if feature not in entry.features and not any(c.split("::")[0] == feature for c in entry.signature_checks):
         return None, []
+    if inapplicable(entry, facts):
+        return None, []
     failed, passed, texts = check_outcomes(cell)
     total, matched = 0.0, []
     if entry.any_check:
@@ -149,8 +239,6 @@ def score(entry: Entry, cell: Mapping[str, Any], facts: Facts) -> tuple[float | 
             total += AFFECTS
             matched.append(f"affects {facts.engine} {hit_a.get('versions') or '(all versions)'} "
                            f"(row: {facts.version or 'version unknown'})")
-        elif facts.engine and all(a.get("engine") != facts.engine for a in entry.affects):
-            total += AFFECTS_OTHER_ENGINE
     for cond, want in sorted(entry.when.items()):
         if cond == "spec_decoding":
             ok = bool(want) == facts.spec_decoding
@@ -161,6 +249,22 @@ def score(entry: Entry, cell: Mapping[str, Any], facts: Facts) -> tuple[float | 
         total += WHEN if ok else WHEN_AGAINST
         matched.append(f"when {cond}={want}" + ("" if ok else " (row does not meet it)"))
     return round(total, 3), matched
+
+
+@functools.lru_cache(maxsize=4)
+def alike_classes(path: str = str(SYMPTOMS)) -> tuple[frozenset[str], ...]:
+    """The symptom classes of ``fixtures/symptoms.yaml`` (entry ids that look alike); lenient: an
+    unreadable file gives none (a results document must still be written)."""
+    try:
+        data = yaml.safe_load(open(path, encoding="utf-8").read()) or []
+    except (OSError, yaml.YAMLError):
+        return ()
+    return tuple(frozenset(map(str, d.get("entries") or [])) for d in data if isinstance(d, dict))
+
+
+def alike(entry_id: str) -> set[str]:
+    """The entries documented as looking like ``entry_id`` (not itself)."""
+    return {i for c in alike_classes() if entry_id in c for i in c} - {entry_id}
 
 
 def ranking(cell: Mapping[str, Any], entries: Iterable[Entry], facts: Facts) -> list[dict[str, Any]]:
@@ -185,15 +289,24 @@ def ranking(cell: Mapping[str, Any], entries: Iterable[Entry], facts: Facts) -> 
 
 
 def diagnose(cell: Mapping[str, Any], entries: Iterable[Entry], facts: Facts) -> list[dict[str, Any]]:
-    """The cell's diagnosis: the groups with a positive score, best first, at most ``MAX_LISTED``
-    (``same_cause`` only where the group has other members)."""
+    """The cell's diagnosis: the applicable groups with a positive score, best first, at most
+    ``MAX_LISTED`` (``same_cause`` only where the group has other members), each with its
+    ``confidence``: ``likely`` at or above ``FLOOR``, else ``similar`` (``no_known_cause``), and
+    ``alike``: the applicable entries documented as looking the same (``fixtures/symptoms.yaml``)."""
+    entries = list(entries)
     out = []
     for g in ranking(cell, entries, facts):
         if g["score"] <= 0 or len(out) >= MAX_LISTED:
             break
         if not g["same_cause"]:
             g = {k: v for k, v in g.items() if k != "same_cause"}
+        g["confidence"] = LIKELY if g["score"] >= FLOOR else SIMILAR
         out.append(g)
+    applicable = {e.id for e in entries if not inapplicable(e, facts)}
+    for g in out:
+        others = sorted((alike(g["id"]) & applicable) - {g["id"], *g.get("same_cause", [])})
+        if others:
+            g["alike"] = others
     return out
 
 

@@ -253,3 +253,21 @@ def load_document(path: str | Path) -> Document:
 def dumps(doc: Mapping[str, Any]) -> str:
     """matrix.json text: what every writer writes (one space indent, UTF-8 kept, final newline)."""
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+# ---- a failed cell's diagnosis (glmverify.diagnosis writes it; reports read it) -----------------
+LIKELY, SIMILAR = "likely", "similar"
+
+
+def no_known_cause(diagnosis: list[Mapping[str, Any]]) -> bool:
+    """True when no listed cause is likely (every one below the diagnosis's confidence floor)."""
+    return not any(g.get("confidence", LIKELY) == LIKELY for g in diagnosis)
+
+
+def likely(diagnosis: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The likely causes: the groups tied at the top score, when that score reaches the floor
+    (a diagnosis written before the floor existed has no ``confidence``: its top is likely)."""
+    if not diagnosis or no_known_cause(diagnosis):
+        return []
+    top = diagnosis[0].get("score", 0)
+    return [g for g in diagnosis if g.get("score", 0) == top and g.get("confidence", LIKELY) == LIKELY]

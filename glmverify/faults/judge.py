@@ -98,9 +98,10 @@ def diagnosis_case(results_dir: Path, row: str, matrix_row=None) -> list[dict]:
 
 
 def case_cell(case: dict) -> tuple[dict, Facts]:
-    """A recorded ``diagnosis_case`` item as a cell and its facts (what ``diagnosis`` takes)."""
+    """A recorded ``diagnosis_case`` item as a cell and its facts (what ``diagnosis`` takes); every
+    recording comes from a fault run on the reference rows."""
     return ({"feature": case["feature"], "checks": case["checks"]},
-            Facts(case.get("engine"), case.get("version"), bool(case.get("spec_decoding"))))
+            Facts(case.get("engine"), case.get("version"), bool(case.get("spec_decoding")), reference=True))
 
 
 def own_rank(case_id: str, cells: list[dict]) -> int | None:

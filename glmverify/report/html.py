@@ -5,7 +5,7 @@ own stylesheet (``matrix.css``, package data, admitted by its sha256) and data: 
 evidence that holds HTML or ``<script>`` can neither run nor load anything; every text from the
 document is escaped besides. Rows are grouped by engine and hardware; each cell shows its
 status, claim kind and key figures, and drills down to its checks, evidence and history. A
-failed cell shows its diagnosis (the most likely cause with its source and fix, the others
+failed cell shows its diagnosis (the likely cause, or "no known cause matches", with source and fix, the others
 listed below it); each row head lists the row's known issues (catalogue entries whose version
 range covers the row's engine version, observed or declared).
 """
@@ -18,7 +18,7 @@ from importlib.resources import files
 from typing import Any
 
 from .. import __version__
-from ..document import counts as counts_of
+from ..document import counts as counts_of, likely as likely_causes
 from .common import GLYPH, KIND_MEANING, KIND_ORDER, MEANING, STATUS_ORDER, clip, h, kind_counts, layout
 from .figures import key_figures
 from .plots import render_figures
@@ -98,17 +98,32 @@ def _cause_html(g: dict) -> str:
 
 
 def _diagnosis_html(diag: list[dict]) -> str:
-    """The top cause prominent (cause, source, fix), the other candidates listed under it."""
+    """The likely cause prominent (cause, source, fix; tied causes all named, look-alikes named),
+    or "no known cause matches" when none reaches the floor; the other candidates as similar."""
     if not diag:
         return ""
-    top, rest = diag[0], diag[1:]
+    likely = likely_causes(diag)
+    rest = [g for g in diag if g not in likely]
     more = ""
     if rest:
-        more = ("<details><summary>other likely causes</summary><ol>"
+        more = ("<details><summary>similar known causes (not likely)</summary><ol>"
                 + "".join(f"<li>{_cause_html(g)} <span class=\"sub\">score {h(g.get('score'))}</span></li>" for g in rest)
                 + "</ol></details>")
-    return (f"<div class=\"diag\"><b>likely cause:</b> {_cause_html(top)}"
-            f"<span class=\"sub\">matched: {h('; '.join(map(str, top.get('matched') or [])))}</span>{more}</div>")
+    if not likely:
+        return f"<div class=\"diag\"><b>no known cause matches</b>{more}</div>"
+    label = "likely cause" if len(likely) == 1 else f"likely causes ({len(likely)} tied)"
+    body = "".join(
+        f"{_cause_html(g)}<span class=\"sub\">matched: {h('; '.join(map(str, g.get('matched') or [])))}</span>"
+        + (f"<span class=\"sub\">looks the same as: {h(', '.join(g['alike']))}</span>" if g.get("alike") else "")
+        for g in likely)
+    return f"<div class=\"diag\"><b>{label}:</b> {body}{more}</div>"
+
+
+def _likely_summary(diag: list[dict]) -> str:
+    if not diag:
+        return ""
+    likely = likely_causes(diag)
+    return f" — likely: {h(' / '.join(str(g.get('cause')) for g in likely))}" if likely else " — no known cause matches"
 
 
 def _known_issues_html(items: list[dict]) -> str:
@@ -227,7 +242,7 @@ def render_html(doc: dict, signoff: dict | None = None, figures: list[dict] | No
                          + (f"<code>{h(first.get('id'))}</code> {h(clip(' '.join(str(first.get('detail') or '').split()), 200))}"
                             if first else h(c.get("basis")))
                          + (f" (+{len(bad) - 1} more)" if len(bad) > 1 else "")
-                         + (f" — likely: {h((c.get('diagnosis') or [{}])[0].get('cause'))}" if c.get("diagnosis") else "")
+                         + _likely_summary(c.get("diagnosis") or [])
                          + "</li>")
         out.append(f"<div class=\"attention\"><b>{len(failed)} failed cell(s)</b><ul>{''.join(items)}</ul></div>")
     out.append("</header><main>")

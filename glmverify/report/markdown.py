@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..document import counts as counts_of
+from ..document import counts as counts_of, likely as likely_causes
 from .common import SYMBOL, STATUS_ORDER, cell_label, clean, clip, kind_counts, layout
 from .figures import key_figures
 
@@ -88,10 +88,16 @@ def render_markdown(doc: dict, signoff: dict | None = None) -> str:
             for chk in c.get("checks", []):
                 if chk.get("outcome") in ("failed", "error"):
                     out.append(f"  - {md_text(chk['outcome'])}: {md_code(chk['id'])}: {md_text(chk.get('detail'), 300)}")
-            for n, g in enumerate(c.get("diagnosis") or []):
-                out.append(f"  - {'**likely cause**' if n == 0 else 'or'}: {md_text(g.get('cause'), 300)} ({md_code(g.get('id'))}, "
+            diag = c.get("diagnosis") or []
+            likely = likely_causes(diag)
+            if diag and not likely:
+                out.append("  - **no known cause matches**; similar known causes below")
+            for g in diag:
+                label = "**likely cause**" if g in likely else "similar"
+                alike = f"; looks the same as: {md_text(', '.join(g['alike']), 300)}" if g.get("alike") else ""
+                out.append(f"  - {label}: {md_text(g.get('cause'), 300)} ({md_code(g.get('id'))}, "
                            f"score {md_text(g.get('score'))}); source: {md_text(g.get('source') or '-', 300)}; "
-                           f"fix: {md_text(g.get('fix') or '-', 400)}")
+                           f"fix: {md_text(g.get('fix') or '-', 400)}{alike}")
     if doc.get("known_issues"):
         out += ["", "## Known issues per row", "",
                 "Fault catalogue entries whose reported version range covers the row's engine version "
