@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import openai  # noqa: E402
+
 from glmverify import gsm8k, haystack  # noqa: E402
 from glmverify.chat import Chat  # noqa: E402
 from glmverify.adapters import probe  # noqa: E402
@@ -47,7 +49,14 @@ async def bare(client: EngineClient, bodies: list[dict], concurrency: int) -> li
 
     async def one(b):
         async with sem:
-            r = await oai.chat.completions.create(**b)
+            try:
+                r = await oai.chat.completions.create(**b)
+            except openai.APIConnectionError as exc:
+                if isinstance(exc, openai.APITimeoutError):
+                    raise
+                # the engine closed a pooled keep-alive connection before answering (seen under CPU
+                # load): one fresh attempt, as Chat makes, so both clients do the same work
+                r = await oai.chat.completions.create(**b)
             return r.choices[0].message.content
     try:
         return await asyncio.gather(*(one(b) for b in bodies))
