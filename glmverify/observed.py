@@ -15,13 +15,23 @@ What is engine-specific (which endpoint reports what, how a recipe declares spec
 flags are compared one by one) is the engine's adapter (``observe_config``, ``compare_config``,
 ``declared_speculation`` in ``glmverify.adapters``); this module is the common frame.
 
-``compare(row, observed)`` returns the differences (declared X, observed Y), what was confirmed
-and what stays *declared-only* (no endpoint reports it: e.g. vLLM's tensor parallel size or parser
-names, which the suites check by behaviour instead). An attached row with a difference is failed
-with it (``ObservedMismatch``); a launched row records it in the evidence.
+``compare(row, observed)`` returns the differences (declared X, observed Y), what was confirmed,
+what stays *declared-only* (no endpoint of this engine reports it: e.g. vLLM's tensor parallel
+size or parser names, which the suites check by behaviour instead) and what is *unobserved* on
+this endpoint although the engine can report it (``/metrics`` behind a gateway: speculative
+decoding is then neither confirmed nor assumed, and the checks that need it stay undecided). An
+attached row with a difference is failed with it (``ObservedMismatch``); a launched row records it.
+
+The checkpoint is compared by its traits, read from names (``checkpoint_traits``): the model
+family (``GLM-5.2``) and the quantization tag of the published checkpoints (``FP8``, ``NVFP4``,
+``w8a8``, ...; a GLM name without one is the unquantized BF16 release). The server's model root
+(``/v1/models`` ``root``, SGLang's ``model_path``) is held to the row's ``model``; a root that
+names no GLM family (a local path such as ``/models/main``) reveals nothing, and the checkpoint
+stays declared-only.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .adapters import adapter_for
@@ -50,6 +60,25 @@ def declared(row) -> dict[str, Any]:
         "draft_tokens": drafts,
         "args": a,
     }
+
+
+#: quantization tags of GLM checkpoint names (longest first: "nvfp4" before "fp4"), lower case
+QUANT_TAGS = ("nvfp4", "mxfp4", "w8a8", "w4a8", "w4a16", "fp8", "int8", "int4", "awq", "gptq", "fp4", "bf16")
+_FAMILY = re.compile(r"glm[-_ ]?(\d+(?:\.\d+)?)", re.I)
+
+
+def checkpoint_traits(name: Any) -> dict[str, str] | None:
+    """``{"family", "quantization"}`` read from a checkpoint name or path; None when the name
+    names no GLM family (nothing can be read from it). No tag is the BF16 release."""
+    if "<" in str(name or ""):
+        return None  # a placeholder of the seed (<MODEL_PATH>): names no checkpoint
+    base = str(name or "").rstrip("/").rsplit("/", 1)[-1]
+    fam = _FAMILY.search(base)
+    if not fam:
+        return None
+    low = base.lower()
+    quant = next((t for t in QUANT_TAGS if re.search(rf"(?<![a-z0-9]){t}(?![a-z0-9])", low)), "bf16")
+    return {"family": f"GLM-{fam.group(1)}", "quantization": quant}
 
 
 def observe(client: EngineClient) -> dict[str, Any]:
@@ -94,10 +123,33 @@ def compare(row, obs: dict[str, Any]) -> dict[str, Any]:
             only.append(f"engine version {d['engine_version']} (the server reports none)")
         else:
             judge("engine version", d["engine_version"], got, str(got).split("+")[0] == d["engine_version"])
+    _compare_checkpoint(row, obs, judge, only)
     # the row's adapter: what its recipe declares is compared with what that engine reports
     adapter_for(row.engine).compare_config(d, obs, judge, only)
+    unobserved = dict(obs.get("unobserved") or {})
+    only += [f"{what} (unobserved: {why})" for what, why in unobserved.items()]
     return {"declared": {k: v for k, v in d.items() if k != "args"}, "differences": diffs, "confirmed": ok,
-            "declared_only": only}
+            "declared_only": only, "unobserved": unobserved}
+
+
+def _compare_checkpoint(row, obs: dict[str, Any], judge, only: list[str]) -> None:
+    """The served checkpoint's family and quantization against the row's ``model``."""
+    want = checkpoint_traits(row.model)
+    args = obs.get("server_args") or {}
+    roots = [r for r in (obs.get("model_root"), args.get("model_path")) if r]
+    seen = next((t for t in map(checkpoint_traits, roots) if t), None)
+    if want is None:
+        return  # the row names no GLM checkpoint (a placeholder): nothing to hold the server to
+    if seen is None:
+        only.append(f"checkpoint {row.model} (the server's model root {roots[0] if roots else None!r} names none)")
+    else:
+        for k in ("family", "quantization"):
+            judge(f"checkpoint {k}", want[k], seen[k], want[k] == seen[k])
+    q = args.get("quantization")
+    if q and want["quantization"] != "bf16":
+        # SGLang reports the --quantization it runs with (e.g. fp8, modelopt_fp4, w8a8_int8)
+        same = want["quantization"].replace("nv", "") in str(q).lower() or str(q).lower() in want["quantization"]
+        judge("quantization", want["quantization"], q, same)
 
 
 def mismatch_message(row, cmp: dict[str, Any]) -> str:

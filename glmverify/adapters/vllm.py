@@ -209,6 +209,9 @@ class VllmAdapter(EngineAdapter):
             obs["endpoints"]["/metrics"] = "ok"
         except Exception as exc:  # noqa: BLE001 - recorded, not raised
             obs["endpoints"]["/metrics"] = f"error: {str(exc)[:200]}"
+            # what only /metrics reveals is unobserved, never assumed (a gateway often hides it)
+            why = f"GET /metrics failed ({str(exc)[:120]}); expose the engine's /metrics to observe it"
+            obs.setdefault("unobserved", {}).update({"speculative decoding": why, "KV-cache configuration": why})
             return
         obs["cache_config"] = next((prom_labels(k) for k in metrics if k.startswith("vllm:cache_config_info{")), None)
         positions = {prom_labels(k).get("position") for k in metrics if k.startswith(PER_POS)}

@@ -126,3 +126,67 @@ def test_a_row_that_differs_only_in_version_is_caught():
     row = dataclasses.replace(MATRIX.row("reference"), engine_version="0.23.0")
     cmp = compare(row, observe(Recorded(model="glm-5.2-ref")))
     assert cmp["differences"] == ["engine version: declared '0.23.0', observed '0.32.0'"]
+
+
+# ---- the checkpoint, and what an endpoint cannot show --------------------------------------------------------
+def test_checkpoint_traits_from_names():
+    from glmverify.observed import checkpoint_traits as traits
+
+    assert traits("zai-org/GLM-5.2-FP8") == {"family": "GLM-5.2", "quantization": "fp8"}
+    assert traits("/models/GLM-5.2/") == {"family": "GLM-5.2", "quantization": "bf16"}  # no tag: the BF16 release
+    assert traits("nvidia/GLM-5.2-NVFP4")["quantization"] == "nvfp4"
+    assert traits("vllm-ascend/GLM-5.2-w8a8")["quantization"] == "w8a8"
+    assert traits("/srv/models/main") is None and traits("GLM-5.2 (<MODEL_PATH> in the seed)") is None
+
+
+def _models_with_root(root):
+    data = json.loads((FIX / "vllm-reference-models.json").read_text())["data"]
+    return [{**data[0], "id": "zai-org/GLM-5.2-FP8", "root": root}]
+
+
+@pytest.mark.parametrize("root, differs", [
+    ("/models/zai-org/GLM-5.2-FP8", []),
+    ("/models/GLM-5.2-NVFP4", ["checkpoint quantization: declared 'fp8', observed 'nvfp4'"]),
+    ("zai-org/GLM-5.2", ["checkpoint quantization: declared 'fp8', observed 'bf16'"]),
+    ("/models/GLM-4.7-FP8", ["checkpoint family: declared 'GLM-5.2', observed 'GLM-4.7'"]),
+])
+def test_a_checkpoint_served_under_the_rows_name_is_held_to_the_row(root, differs):
+    row = MATRIX.row("vllm-glm52-fp8-h200")
+    cmp = compare(row, observe(Recorded(model="zai-org/GLM-5.2-FP8", models=_models_with_root(root))))
+    assert [d for d in cmp["differences"] if d.startswith("checkpoint")] == differs
+
+
+def test_a_root_that_names_nothing_leaves_the_checkpoint_declared_only():
+    row = MATRIX.row("vllm-glm52-fp8-h200")
+    cmp = compare(row, observe(Recorded(model="zai-org/GLM-5.2-FP8", models=_models_with_root("/srv/models/main"))))
+    assert not [d for d in cmp["differences"] if d.startswith("checkpoint")]
+    assert any(o.startswith("checkpoint zai-org/GLM-5.2-FP8") for o in cmp["declared_only"])
+
+
+def test_sglang_model_path_and_quantization_are_compared():
+    info = json.loads((FIX / "sglang-fp8-h200-low-latency-server_info.json").read_text())
+    row = next(r for r in MATRIX.rows if r.engine == "sglang" and "fp8" in r.model.lower() and not r.is_reference)
+    ok = compare(row, observe(Recorded(engine="sglang", model=row.served_model, server_info=info)))
+    assert not [d for d in ok["differences"] if "checkpoint" in d or d.startswith("quantization")], ok["differences"]
+    bad = {**info, "model_path": "nvidia/GLM-5.2-NVFP4", "quantization": "modelopt_fp4"}
+    cmp = compare(row, observe(Recorded(engine="sglang", model=row.served_model, server_info=bad)))
+    assert "checkpoint quantization: declared 'fp8', observed 'nvfp4'" in cmp["differences"]
+    assert any(d.startswith("quantization: declared 'fp8'") for d in cmp["differences"])
+
+
+class NoMetrics(Recorded):
+    def metrics(self):
+        raise RuntimeError("GET /metrics: HTTP 404")
+
+
+def test_metrics_behind_a_gateway_leave_speculation_unobserved_not_different():
+    row = MATRIX.row("reference-ngram")
+    cmp = compare(row, observe(NoMetrics(model="glm-5.2-ref-ngram", models=[{**_models_with_root("x")[0],
+                                                                              "id": "glm-5.2-ref-ngram"}])))
+    assert not any("speculative" in d for d in cmp["differences"]) and not any("speculative" in c for c in cmp["confirmed"])
+    assert "speculative decoding" in cmp["unobserved"] and "/metrics" in cmp["unobserved"]["speculative decoding"]
+    assert any(o.startswith("speculative decoding (unobserved:") for o in cmp["declared_only"])
+    # with /metrics readable, the plain reference (no speculation) under the MTP row is a difference
+    plain = compare(row, observe(Recorded(model="glm-5.2-ref-ngram", models=[{**_models_with_root("x")[0],
+                                                                              "id": "glm-5.2-ref-ngram"}])))
+    assert any(d.startswith("speculative decoding: declared") for d in plain["differences"])
