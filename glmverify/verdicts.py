@@ -359,9 +359,9 @@ def error_bar_decision(name: str, quantity: str, requests: int, errors: Sequence
                 f"(conforming), P(passed) {beta:.2g} at {flaky_rate:g} (flaky)"),
         alpha=alpha, beta=beta, effect=flaky_rate, verify_bound=share, fail_bound=share, n=requests,
         estimate=rate, interval=(None, None), interval_level=0.0, looks_taken=1, looks_planned=1,
-        requests=requests, excluded=0, basis=basis,
+        requests=0, excluded=0, basis=basis,   # it spends none: n is the check's requests, judged
         detail=(f"{count} serving errors, first: {list(errors)[:3]}" if count else "no serving errors"),
-        extra={"errors": count, "allowed": allowed})
+        extra={"errors": count, "allowed": allowed, "hard_bar": True})
 
 
 # ---- the family of decisions a row makes --------------------------------------------------------

@@ -300,14 +300,14 @@ def test_serving_errors_are_told_from_answers():
 def test_serving_error_bar():
     """One timeout among a conforming cell's requests passes; a flaky server goes red."""
     ok = policy.serving_decision("effort_levels[kwargs]", 32, ["timeout"])
-    assert ok.status == VERIFIED and ok.extra == {"errors": 1, "allowed": 1}
+    assert ok.status == VERIFIED and ok.extra == {"errors": 1, "allowed": 1, "hard_bar": True}
     assert policy.serving_decision("effort_levels[kwargs]", 32, ["timeout"] * 2).status == FAILED
     big = policy.serving_decision("effort_levels[kwargs]", 400, ["timeout"] * 8)
     assert big.status == VERIFIED and big.extra["allowed"] == 8       # 2% of 400
     assert policy.serving_decision("x", 400, ["timeout"] * 9).status == FAILED
     # its operating characteristics at n, stated in the decision
     assert ok.alpha == pytest.approx(binom.sf(1, 32, policy.SERVING_CONFORMING_RATE)) and ok.alpha < 0.02
-    assert "hard bar" in ok.method and ok.evidence()["requests"] == 32
+    assert "hard bar" in ok.method and ok.evidence()["n"] == 32 and ok.requests == 0   # it spends none
     flaky = error_bar_decision("x", "q", 200, [], 0.02, 1, 0.005, 0.10)
     assert flaky.beta < 1e-4            # a server failing 10% of 200 requests passes with P < 1e-4
 
