@@ -19,10 +19,13 @@ side of the pair; a level's draws are reused as the reference of the next pair):
 
 * effort and fall-through: looks ``EFFORT_LOOKS`` = 8 .. 768 prompts (at most 1,536 requests a
   decision); a conforming engine (High about half of Max) decides at 8-16 prompts, an
-  effort-ignoring one fails by 256-768; a fall-through value that reasons like the default is an
-  equivalence claim (its ratio > 0.8) and takes about 64-128;
-* non_think off/on: ``NONTHINK_LOOKS`` = 8 .. 128 prompts (256 requests); conforming: 8;
-* wrong variable: ``WRONG_VARIABLE_LOOKS`` = 8 .. 64 prompts (128 requests); conforming: 8-16.
+  effort-ignoring one fails after about 150 prompts at the stand-in's spread (log-ratio SD 0.45),
+  about 400 at SD 0.8; a fall-through value that reasons like the default is an equivalence claim
+  (its ratio > 0.8) and takes about 64-128;
+* non_think off/on: ``NONTHINK_LOOKS`` = 8 .. 128 prompts (256 requests); conforming: 8, thinking
+  off ignored: about 25-55;
+* wrong variable: ``WRONG_VARIABLE_LOOKS`` = 8 .. 64 prompts (128 requests); conforming: 8-16,
+  the wrong variable obeyed: about 20-40.
 
 Requests that time out or fail in transport (``serving_error``) are excluded from these decisions
 and judged apart (``serving_decision``): a hard bar of ``SERVING_ERROR_SHARE`` (2%) of a check's
