@@ -55,7 +55,10 @@ SHAPES = {
     "lognormal-left": lognormal_skew(-1.0),
     "gamma-lengths": lambda g, k: np.log(g.gamma(4.0, 1.0, k) / g.gamma(4.0, 1.0, k)),  # CV 0.5, SD 0.75
 }
-FALSE_SHAPES = [s for s in SHAPES if s != "gauss-0.6"]  # sign counts are scale-free: one Gaussian spread less
+# one Gaussian spread less keeps the tier fast; the exact worst case above covers every distribution
+FALSE_SHAPES = [s for s in SHAPES if s != "gauss-0.6"]
+# the most requests a decision may spend: two a prompt (policy's docstring states the same)
+BUDGET_REQUESTS = {"effort": 1536, "fall-through": 1536, "non_think": 256, "wrong-variable": 128}
 
 
 @pytest.fixture(scope="module")
@@ -171,11 +174,13 @@ def test_ratio_rule_false_failures_simulated_per_shape(sglang_row, name):
 @pytest.mark.parametrize("name", RATIO_RULES)
 def test_ratio_rule_power_at_the_effect(sglang_row, name):
     rule = ratio_rules(sglang_row)[name]
+    assert 2 * rule.looks[-1] == BUDGET_REQUESTS[name]
     for i, shape in enumerate(SHAPES):
         broken = simulate(rule, at_ratio(rule.effect, shape), RUNS_POWER, seed=60 + i)
         assert broken[FAILED] >= 0.95, (shape, broken)
         assert broken[VERIFIED] <= rule.beta, (shape, broken)
-        assert broken["max_n"] <= rule.looks[-1]     # within the budget: 2 requests a prompt
+        # a broken engine may spend the budget, on average well under it
+        assert 2 * broken["mean_n"] <= 0.6 * BUDGET_REQUESTS[name], (shape, broken)
 
 
 @pytest.mark.parametrize("name,typical", [("effort", 0.5), ("non_think", 0.15), ("wrong-variable", 1.0)])
