@@ -64,7 +64,8 @@ def _spent(results_dir: str) -> dict[str, dict]:
         return {}
     out: dict[str, dict] = {}
     for c in doc.get("cells", []):
-        ds = decisions(c)
+        # the serving-error bars judge the requests the decisions spent: counted once, with them
+        ds = [d for d in decisions(c) if not (d.get("extra") or {}).get("hard_bar")]
         tokens = sum(int(ev.get("tokens_spent") or 0)
                      for ev in ((c.get("evidence") or {}).get("checks") or {}).values() if isinstance(ev, dict))
         if ds:

@@ -6,10 +6,21 @@ parses itself (``--endpoint``) with the same functions, so both refuse a value i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ENGINES = ("vllm", "sglang", "auto")
+# The default request timeout follows the answer's length: max_tokens at a decode-speed floor per
+# request (the row's, else this conservative one) plus a margin for queueing behind a full batch
+# and prefill. A fixed 120 s cut healthy long reasoning (8192 tokens at concurrency 64).
+DEFAULT_DECODE_TOKENS_PER_S = 10.0
+REQUEST_TIMEOUT_MARGIN_S = 60.0
+DEFAULT_MAX_TOKENS = 8192
+
+
+def derived_request_timeout(max_tokens: int, decode_tokens_per_s: float | None = None) -> float:
+    """Seconds a request generating up to ``max_tokens`` may take at the decode floor, plus the margin."""
+    return REQUEST_TIMEOUT_MARGIN_S + max_tokens / (decode_tokens_per_s or DEFAULT_DECODE_TOKENS_PER_S)
 
 
 @dataclass
@@ -21,7 +32,9 @@ class Options:
     engine: str = "auto"
     row: str | None = None
     concurrency: int = 64
-    request_timeout: float = 120.0
+    # None: derived per row (``timeout_for``); the field then holds the derivation for the default
+    # max_tokens, so code reading it directly gets a float
+    request_timeout: float | None = None
     startup_timeout: float | None = None
     accuracy_samples: int = 64
     accuracy_max: int = 0  # 0: the whole test set
@@ -32,6 +45,18 @@ class Options:
     explicit_results: bool = False
     run_id: str | None = None
     collect_only: bool = False
+    request_timeout_given: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.request_timeout_given = self.request_timeout is not None
+        if self.request_timeout is None:
+            self.request_timeout = derived_request_timeout(DEFAULT_MAX_TOKENS)
+
+    def timeout_for(self, max_tokens: int, decode_tokens_per_s: float | None = None) -> float:
+        """``--request-timeout`` when given, else derived from ``max_tokens`` and the decode floor."""
+        if self.request_timeout_given:
+            return float(self.request_timeout)
+        return derived_request_timeout(max_tokens, decode_tokens_per_s)
 
 
 class OptionError(ValueError):
@@ -49,7 +74,7 @@ def problems(opts: Options) -> list[str]:
     out = [p for p in (endpoint_problem(opts.endpoint),) if p]
     if opts.concurrency < 1:
         out.append("--concurrency must be at least 1")
-    if opts.request_timeout <= 0:
+    if opts.request_timeout is not None and opts.request_timeout <= 0:
         out.append("--request-timeout must be positive")
     if opts.accuracy_samples < 0:
         out.append("--accuracy-samples must be >= 0")

@@ -8,6 +8,31 @@ row's ``expect`` (MTP minimum accept length, an accuracy bar override). The fals
 chosen for the sign-off: ``family_alpha`` (1%) per row and run, split evenly over the decisions in
 ``family(row, rendered)``, so a conforming row false-fails anywhere with probability <= 1%.
 
+Ratio decisions (effort High/Max and each adjacent pair, fall-through value/default, non_think
+off/on, the wrong thinking variable) are on the **median** of per-prompt log ratios of paired
+requests, by the sign test (``verdicts``, kind ``median``): their error rates hold whatever the
+shape of the ratio's distribution (heavy tails, skew), which an assumed Gaussian spread did not.
+The sign test needs more samples than a t test on Gaussian data, so the budgets are larger; the
+power is stated for log-ratio spreads up to SD 0.8 and t3, lognormal and gamma shapes (simulated
+in tests/unit/test_verdicts.py). Budgets, in prompts (each prompt costs two requests, one per
+side of the pair; a level's draws are reused as the reference of the next pair):
+
+* effort and fall-through: looks ``EFFORT_LOOKS`` = 8 .. 768 prompts (at most 1,536 requests a
+  decision); a conforming engine (High about half of Max) decides at 8-16 prompts, an
+  effort-ignoring one fails after about 150 prompts at the stand-in's spread (log-ratio SD 0.45),
+  about 400 at SD 0.8; a fall-through value that reasons like the default is an equivalence claim
+  (its ratio > 0.8) and takes about 64-128;
+* non_think off/on: ``NONTHINK_LOOKS`` = 8 .. 128 prompts (256 requests); conforming: 8, thinking
+  off ignored: about 25-55;
+* wrong variable: ``WRONG_VARIABLE_LOOKS`` = 8 .. 64 prompts (128 requests); conforming: 8-16,
+  the wrong variable obeyed: about 20-40.
+
+Requests that time out or fail in transport (``serving_error``) are excluded from these decisions
+and judged apart (``serving_decision``): a hard bar of ``SERVING_ERROR_SHARE`` (2%) of a check's
+requests, at least ``SERVING_ERROR_AT_LEAST`` (1), so one slow request does not fail a conforming
+cell and a flaky server still goes red. The request timeout follows the row (``request_timeout``:
+``max_tokens`` at the row's decode-speed floor, unless ``--request-timeout`` is given).
+
 Speculative decoding has three decisions: the mean accept length (``mtp_rule``), the acceptance per
 draft position (``position_rules``: a position's acceptance given the one before it, bounded below
 by half the conditional rate of a drafter that just reaches the row's minimum) and the trend over
@@ -15,19 +40,21 @@ the run (``trend_decision``: Kendall's tau of window accept length on window ind
 with the fitted decline as its effect size, and the last windows' mean against the minimum).
 
 Looks (group-sequential sample sizes) are chosen so that a conforming engine decides at the first
-look and a broken one at the effect still fails with power >= 95% within the budget; the
+look or two and a broken one at the effect still fails with power >= 95% within the budget; the
 simulations in tests/unit/test_verdicts.py show both.
 """
 from __future__ import annotations
 
 from .adapters import adapter_for
+from .chat import ChatResult
 from .matrix import EffortProfile, Row
-from .verdicts import FAMILY_ALPHA, Rule, per_decision_alpha
+from .options import Options
+from .verdicts import FAMILY_ALPHA, Decision, Rule, error_bar_decision, per_decision_alpha
 
 GSM8K_SIZE = 1319
-EFFORT_LOOKS = (8, 16, 32, 64, 128)       # prompts, each sent at both levels (paired)
-NONTHINK_LOOKS = (8, 16, 32, 64)          # prompts, each sent with thinking off and on
-WRONG_VARIABLE_LOOKS = (6, 12, 24, 48)    # prompts, each sent with the wrong variable and on
+EFFORT_LOOKS = (8, 16, 32, 64, 128, 256, 512, 768)  # prompts, each sent at both levels (paired)
+NONTHINK_LOOKS = (8, 16, 32, 64, 128)     # prompts, each sent with thinking off and on
+WRONG_VARIABLE_LOOKS = (8, 16, 32, 64)    # prompts, each sent with the wrong variable and on
 MTP_LOOKS = (4, 8, 16)                    # windows of the workload (counter deltas per window)
 MTP_WINDOW = 4                            # requests per window
 MTP_TREND_WINDOWS = 12                    # windows of the over-time workload (the whole run, one look)
@@ -36,6 +63,13 @@ MTP_DECAY_EFFECT = 0.5                    # a decline of the fitted accept lengt
 MTP_POSITION_FRACTION = 0.5               # a position below this share of the constant conditional rate collapsed
 DEFAULT_EFFORT_RATIO = 0.8
 DEFAULT_NONTHINK_RATIO = 0.5
+# serving errors (timeouts, transport errors, 5xx): a hard bar per check. A conforming server at a
+# timeout derived from its decode floor fails well under 0.5% of requests (P(failed) <= 0.3% at
+# 16 requests, less at more); a flaky one failing 10% of them is caught from about 30 requests.
+SERVING_ERROR_SHARE = 0.02
+SERVING_ERROR_AT_LEAST = 1
+SERVING_CONFORMING_RATE = 0.005
+SERVING_FLAKY_RATE = 0.10
 
 
 def _v(row: Row) -> dict:
@@ -68,6 +102,37 @@ def family(row: Row, rendered: bool) -> list[str]:
 
 def alpha(row: Row, rendered: bool) -> float:
     return per_decision_alpha(len(family(row, rendered)), _v(row).get("family_alpha", FAMILY_ALPHA))
+
+
+def serving_error(r: ChatResult) -> bool:
+    """A request the server did not serve: a timeout, a transport error or a 5xx. It is no sample
+    of the behaviour being decided (excluded from the decision, judged by ``serving_decision``);
+    a 4xx refusal or a protocol defect is the engine's answer and stays with the check."""
+    return r.error is not None and (r.status is None or r.status >= 500)
+
+
+def serving_decision(check: str, requests: int, errors: list[str]) -> Decision:
+    """The serving-error bar of one check: at most ``SERVING_ERROR_SHARE`` of its requests (at
+    least ``SERVING_ERROR_AT_LEAST``) may fail to be served."""
+    return error_bar_decision(
+        f"serving_errors[{check}]", f"serving errors of {check} (timeouts, transport errors, 5xx)", requests, errors,
+        SERVING_ERROR_SHARE, SERVING_ERROR_AT_LEAST, SERVING_CONFORMING_RATE, SERVING_FLAKY_RATE,
+        basis=(f"a request cut by the derived timeout or the transport is no sample of the behaviour; a server "
+               f"failing over {SERVING_ERROR_SHARE:.0%} of requests (or more than {SERVING_ERROR_AT_LEAST} of a small "
+               f"batch) is flaky, whatever its answers"))
+
+
+def decode_floor(row: Row) -> float | None:
+    """The row's slowest acceptable decode speed per request (tokens/s): ``expect.decode_tokens_per_s``,
+    else the profile's ``verdicts.decode_tokens_per_s``, else None (the options' conservative default)."""
+    v = row.expect.get("decode_tokens_per_s", _v(row).get("decode_tokens_per_s"))
+    return float(v) if v else None
+
+
+def request_timeout(row: Row, options: Options) -> float:
+    """Seconds one request of this row may take: ``--request-timeout`` when given, else the row's
+    ``max_tokens`` at its decode floor plus a margin (``options.derived_request_timeout``)."""
+    return options.timeout_for(row.profile.max_tokens, decode_floor(row))
 
 
 def accuracy_looks(first: int, budget: int) -> tuple[int, ...]:
@@ -123,7 +188,7 @@ def effort_rule(row: Row, level: str, rendered: bool, channel: str) -> Rule:
     conforming = _effort_conforming(row)
     return Rule(
         name=f"effort[{channel}:{level}]",
-        quantity=f"{level}/{higher} reasoning-token ratio (geometric mean over prompts)", kind="mean",
+        quantity=f"{level}/{higher} reasoning-length ratio (median over prompts)", kind="median",
         higher_is_better=False, verify_bound=1.0, fail_bound=conforming, alpha=alpha(row, rendered),
         effect=1.0, looks=EFFORT_LOOKS, log_scale=True,
         basis=(f"the guides: {level} lowers effort below {higher}; a conforming deployment reasons at most "
@@ -136,7 +201,7 @@ def fallthrough_rule(row: Row, value: str, rendered: bool, channel: str) -> Rule
     conforming = _effort_conforming(row)
     return Rule(
         name=f"effort[{channel}:{value}={eff.default}]",
-        quantity=f"reasoning_effort={value!r} / default reasoning-token ratio", kind="mean",
+        quantity=f"reasoning_effort={value!r} / default reasoning-length ratio (median over prompts)", kind="median",
         higher_is_better=True, verify_bound=conforming, fail_bound=1.0, alpha=alpha(row, rendered),
         effect=conforming, looks=EFFORT_LOOKS, log_scale=True,
         basis=(f"the guides: {value!r} falls through to {eff.default}; equivalence margin: it must not reason "
@@ -146,8 +211,8 @@ def fallthrough_rule(row: Row, value: str, rendered: bool, channel: str) -> Rule
 def nonthink_rule(row: Row, rendered: bool) -> Rule:
     bar = _v(row).get("nonthink_ratio", DEFAULT_NONTHINK_RATIO)
     return Rule(
-        name="non_think[ratio]", quantity="thinking-off/on completion-token ratio (geometric mean over prompts)",
-        kind="mean", higher_is_better=False, verify_bound=bar, fail_bound=bar, alpha=alpha(row, rendered),
+        name="non_think[ratio]", quantity="thinking-off/on completion-token ratio (median over prompts)",
+        kind="median", higher_is_better=False, verify_bound=bar, fail_bound=bar, alpha=alpha(row, rendered),
         effect=1.0, looks=NONTHINK_LOOKS, log_scale=True,
         basis=f"enable_thinking: false turns reasoning off: under {bar}x the tokens of thinking on (profile)")
 
@@ -156,8 +221,8 @@ def wrong_variable_rule(row: Row, variable: str, rendered: bool) -> Rule:
     bar = _v(row).get("nonthink_ratio", DEFAULT_NONTHINK_RATIO)
     return Rule(
         name=f"non_think[wrong:{variable}]",
-        quantity=f"{variable}=false / thinking-on completion-token ratio (geometric mean over prompts)",
-        kind="mean", higher_is_better=True, verify_bound=bar, fail_bound=bar, alpha=alpha(row, rendered),
+        quantity=f"{variable}=false / thinking-on completion-token ratio (median over prompts)",
+        kind="median", higher_is_better=True, verify_bound=bar, fail_bound=bar, alpha=alpha(row, rendered),
         effect=0.2, looks=WRONG_VARIABLE_LOOKS, log_scale=True,
         basis=(f"{variable!r} is not the switch ({row.profile.thinking_variable} is): the model keeps thinking, "
                f"i.e. at least {bar}x the tokens of thinking on"))
@@ -219,7 +284,8 @@ def trend_decision(row: Row, rendered: bool, values: list[float]) -> dict:
     ``mtp[trend]`` alpha, AND a Theil-Sen decline over the run of at least ``MTP_DECAY_EFFECT``
     (a significant but tiny drift is not a defect). ``last``: the mean of the last
     ``MTP_TREND_LAST`` windows, Student t, failed when confidently below the minimum (the other
-    half of alpha). Returns the statistics, each part's status and the failure messages."""
+    half of alpha). Returns the statistics, each part's status, the failure messages and ``status``:
+    failed on any problem, else the last windows' decision (inconclusive: not enough evidence)."""
     import math
 
     from scipy.stats import kendalltau, theilslopes
@@ -233,6 +299,7 @@ def trend_decision(row: Row, rendered: bool, values: list[float]) -> dict:
                  "decay_effect": MTP_DECAY_EFFECT, "values": [round(v, 4) for v in values], "problems": []}
     if n < 3:
         out["problems"].append(f"accept length over time: only {n} windows measured, need at least 3")
+        out["status"] = "failed"
         return out
     idx = list(range(n))
     if len(set(values)) > 1:
@@ -260,6 +327,8 @@ def trend_decision(row: Row, rendered: bool, values: list[float]) -> dict:
             f"first {values[0]:.2f} -> last {values[-1]:.2f}")
     if d.status == "failed":
         out["problems"].append(f"accept length of the last windows below the minimum {minimum}: {d.summary()}")
+    # the check's outcome: a problem fails it; last windows that decide nothing leave it open
+    out["status"] = "failed" if out["problems"] else d.status
     return out
 
 

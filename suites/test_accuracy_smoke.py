@@ -8,8 +8,11 @@ sampling fields; the profile's max_tokens), so a healthy sampling deployment sti
 The decision (``policy.accuracy_rule``): verified once the accuracy is confidently at or above the
 mode's bar (expected - tolerance, from the profile, thinking on and off apart), failed once it is
 confidently below it; otherwise more questions are drawn (doubling from ``--accuracy-samples`` up
-to ``--accuracy-max``, default the whole 1,319) and the cell ends inconclusive. Requests that
-error or are cut by max_tokens count as wrong and are reported apart.
+to ``--accuracy-max``, default the whole 1,319) and the cell ends inconclusive. Requests cut by
+max_tokens, refused (4xx) or with protocol defects count as wrong and are reported apart;
+requests the server did not serve (timeouts, transport errors, 5xx) are no answer to score: they
+are excluded and judged by the serving-error bar (``policy.serving_decision``). The request
+timeout follows the row's ``max_tokens`` and decode floor (``policy.request_timeout``).
 
 Speculative decoding: GSM8K can collapse with MTP on while short answers look fine (vLLM #46834,
 SGLang #28685: 1% with MTP against 96% without). So a row that claims MTP is decided WITH
@@ -46,6 +49,7 @@ def speculation(engine) -> dict:
     return {"claimed": bool(engine.row.expect.get("draft_tokens")), "observed": seen}
 
 
+@pytest.mark.behaviour
 @pytest.mark.parametrize("thinking", [True, False], ids=["think", "nonthink"])
 def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
     spec = speculation(engine)
@@ -54,12 +58,13 @@ def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
            f"row {engine.row.id} claims MTP but the engine runs without speculative decoding: its accuracy "
         f"must be decided with speculative decoding on")
     on = spec["observed"] if spec["observed"] is not None else spec["claimed"]
+    chat_nonstream.timeout = policy.request_timeout(engine.row, options)
     rendered = policy.rendered_prompt(engine.client.engine)
     rule = policy.accuracy_rule(engine.row, thinking, rendered, options.accuracy_samples or len(questions),
                                 options.accuracy_max or len(questions))
     extra = {} if thinking else {"chat_template_kwargs": {engine.profile.thinking_variable: False}}
     tally = {"correct": 0, "wrong": 0, "invalid": 0, "truncated": 0, "request_errors": 0}
-    wrong, errors, truncated = [], [], []
+    wrong, errors, truncated, unserved = [], [], [], []
     asked: list[str] = []
 
     def draw(k: int):
@@ -69,7 +74,9 @@ def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
             {"messages": [{"role": "user", "content": f"{q['question']}\n\n{INSTRUCTION}"}], **extra} for q in batch)
         outcomes = []
         for q, r in zip(batch, results):
-            if r.error or r.problems:
+            if policy.serving_error(r):
+                unserved.append(f"{q['id']}: {r.error}")  # excluded: no answer to score
+            elif r.error or r.problems:
                 tally["request_errors"] += 1
                 errors.append({"id": q["id"], "error": r.error or r.problems[:2]})
                 outcomes.append(False)
@@ -87,14 +94,16 @@ def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
         return outcomes, len(batch)
 
     decision, outcomes = run_sequential(rule, draw)
+    serving = policy.serving_decision(f"accuracy_smoke[{'think' if thinking else 'nonthink'}]", len(asked), unserved)
     evidence.add(speculative_decoding={**spec, "on": on, "bar": "the profile's (non-speculative) accuracy"},
                  thinking=thinking, n=decision.n, accuracy=decision.estimate, bar=rule.verify_bound,
                  **tally, first_wrong=wrong[:10], first_errors=errors[:3], first_truncated=truncated[:3],
                  seed=options.accuracy_seed, sample_ids=asked[:20],
                  max_tokens=engine.profile.max_tokens, tokens_spent=chat_nonstream.tokens_spent, example=chat_nonstream.log[0] if chat_nonstream.log else None)
-    conclude(decision, evidence=evidence,
+    conclude(decision, serving, evidence=evidence,
              context=(f"thinking {'on' if thinking else 'off'}, speculative decoding {'on' if on else 'off'}: "
                       f"GSM8K {tally['correct']}/{decision.n} correct, "
                       f"{tally['wrong']} wrong, {tally['invalid']} without an answer in content, "
-                      f"{tally['truncated']} cut by max_tokens, {tally['request_errors']} failed requests"
+                      f"{tally['truncated']} cut by max_tokens, {tally['request_errors']} failed requests, "
+                      f"{len(unserved)} not served (excluded)"
                       + (f" (first: {errors[:2]})" if errors else "") + (f"; first wrong: {wrong[:3]}" if wrong else "")))

@@ -9,12 +9,20 @@ Two kinds of check, each through both channels (``chat_template_kwargs.reasoning
 top-level OpenAI ``reasoning_effort``):
 * rendered: where the engine exposes the rendered prompt (vLLM ``/tokenize``), the system line
   for omitted and every probe value, and no line with thinking off;
-* behaviour, everywhere: a sequential, paired-by-prompt decision (``glmverify.policy``) for each
+* behaviour, everywhere: a sequential, paired-by-prompt decision (``glmverify.policy``, the sign
+  test on the median reasoning-length ratio) for each
   adjacent pair of levels that the lower one reasons less than the next-higher one (high < max,
   low < high), sampled as the guides send requests; where the rendered prompt is not visible, also
   that values falling through reason like the default. Evidence: ``levels``, ``reasoning_tokens``
   per requested value (``default``: the field omitted), ``ratio`` (the first pair, today's
   lowered-vs-default figure) and ``ratios`` per pair (``"low/high"``).
+
+The behaviour decisions are on reasoning length, never completion tokens (an engine whose High
+turns thinking off would otherwise show a tiny ratio and pass): every answer at every level is
+sent with thinking on and must carry reasoning (an invariant: one answer without it fails the
+check). Requests that time out or fail in transport are excluded from the ratios and judged by
+the serving-error bar (``policy.serving_decision``); the request timeout follows the row's
+``max_tokens`` and decode floor (``policy.request_timeout``).
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ import math
 import pytest
 
 from glmverify import gsm8k, policy
-from glmverify.checks import conclude, expect, no_problems
+from glmverify.checks import conclude, expect, no_problems, words
 from glmverify.verdicts import run_sequential
 
 pytestmark = pytest.mark.feature("effort_levels")
@@ -110,15 +118,30 @@ def test_rendered_system_line(engine, channel, evidence):
     evidence.add(channel=channel, rendered_lines=seen)
 
 
-def reasoning_tokens(engine, r) -> int:
-    """Reasoning length of one answer: ``usage`` reasoning tokens where the engine reports them,
-    else the reasoning text through the engine's tokenizer (vLLM ``/tokenize``), else completion tokens."""
+def reasoning_length(engine, r) -> tuple[int | None, int]:
+    """(tokens, words) of one answer's reasoning: tokens from ``usage`` where the engine reports
+    them, else the reasoning text through the engine's tokenizer (vLLM ``/tokenize``), else None;
+    words always. Never completion tokens: they count the answer too, and an answer without
+    reasoning would pass for a short one."""
     n = r.reasoning_tokens
     if n is None and r.reasoning and policy.rendered_prompt(engine.client.engine):
         n = engine.client.tokenize(prompt=r.reasoning, add_special_tokens=False)["count"]
-    if n is None:
-        n = r.completion_tokens or 0
-    return int(n)
+    return (None if n is None else int(n)), words(r.reasoning)
+
+
+def log_ratio(a: tuple[int | None, int], b: tuple[int | None, int]) -> float:
+    """log(a / b) of two reasoning lengths, in tokens when both have them, else in words (one unit per pair)."""
+    unit = 0 if a[0] is not None and b[0] is not None else 1
+    return math.log(max(a[unit], 1) / max(b[unit], 1))
+
+
+def _shown(length: tuple | None, units: set) -> int | None:
+    """A reasoning length for the evidence: tokens, else words (``units`` collects which); None
+    when no sample."""
+    if length is None:
+        return None
+    units.add("tokens" if length[0] is not None else "words")
+    return length[0] if length[0] is not None else length[1]
 
 
 class _Rejected(Exception):
@@ -133,16 +156,18 @@ def effort_prompts(options) -> list[str]:
     return [q["question"] for q in items]
 
 
-def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
+@pytest.mark.behaviour
+def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts, options):
     """Paired by prompt: for each adjacent pair of the profile's levels (``policy.effort_pairs``,
     e.g. high < max, low < high) each prompt is sent at the higher level and at the lower one; the
-    decision is on the geometric mean of the per-prompt reasoning-token ratios (``policy``). The
-    default level is sent as the guides send it: the field omitted.
+    decision is on the median of the per-prompt reasoning-length ratios (sign test, ``policy``).
+    The default level is sent as the guides send it: the field omitted. Every answer must reason.
 
     Each level must reason less than the next-higher one. Where the rendered prompt is not visible
     (SGLang), every value that falls through must also reason like the default (equivalence
     margin); where it is (vLLM), ``test_rendered_system_line`` proves fall-through exactly."""
     eff = engine.profile.effort
+    chat_nonstream.timeout = policy.request_timeout(engine.row, options)
     rendered = policy.rendered_prompt(engine.client.engine)
     pairs = policy.effort_pairs(eff)
     # (value probed, value it is compared with (None: omitted, the default), rule)
@@ -151,12 +176,27 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
     if not rendered:
         targets += [(v, None, policy.fallthrough_rule(engine.row, v, rendered, channel))
                     for v in eff.probe_values if eff.resolve(v) == eff.default]
-    # request key ("default": the field omitted) -> prompt index -> reasoning tokens (None: truncated);
-    # a level's draws are reused as the reference of the next pair, paired by prompt
-    drawn: dict[str, dict[int, int | None]] = {"default": {}}
+    # request key ("default": the field omitted) -> prompt index -> reasoning (tokens, words) (None:
+    # truncated or not served); a level's draws are reused as the reference of the next pair
+    drawn: dict[str, dict[int, tuple | None]] = {"default": {}}
     tokens: dict[str, list] = {"default": []}
     rejected: dict[str, str] = {}
     decisions = []
+    served_errors: list[str] = []
+    units: set[str] = set()
+    sent = 0
+
+    def length(r, value, i) -> tuple | None:
+        """The answer's reasoning length; None when it is no sample (not served, truncated)."""
+        if policy.serving_error(r):
+            served_errors.append(f"reasoning_effort={value!r}, prompt {i}: {r.error}")
+            return None
+        no_problems(r, f"{channel} reasoning_effort={value!r}, prompt {i}")
+        # thinking is on at every level: an answer without reasoning breaks the promise, whatever its length
+        expect(bool(r.reasoning and r.reasoning.strip()),
+               f"{channel} reasoning_effort={value!r}, prompt {i}: no reasoning with thinking on "
+               f"(content {r.content!r:.160}); every effort level must still reason")
+        return None if r.truncated else reasoning_length(engine, r)
 
     def key(value: str | None) -> str:
         return "default" if value is None else value
@@ -171,7 +211,7 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
             continue
 
         def draw(k: int, value=value, reference=reference, ref=ref):
-            nonlocal pos
+            nonlocal pos, sent
             idx = list(range(pos, min(pos + k, len(effort_prompts))))
             pos += k
             need = [i for i in idx if i not in ref]
@@ -180,22 +220,21 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
             reqs += [{"messages": [{"role": "user", "content": effort_prompts[i]}], **_effort_fields(engine, value, channel)}
                      for i in idx]
             results = chat_nonstream.many(reqs)
+            sent += len(results)
             base, probed = results[:len(need)], results[len(need):]
             if probed and all(_rejected(channel, r.status) for r in probed):
                 raise _Rejected(probed[0].error)
             for i, r in zip(need, base):
-                no_problems(r, f"{channel} reasoning_effort={reference!r}, prompt {i}")
-                ref[i] = None if r.truncated else reasoning_tokens(engine, r)
-                tokens[key(reference)].append(ref[i])
+                ref[i] = length(r, reference, i)
+                tokens[key(reference)].append(_shown(ref[i], units))
             samples = []
             for i, r in zip(idx, probed):
-                no_problems(r, f"{channel} reasoning_effort={value!r}, prompt {i}")
-                t = None if r.truncated else reasoning_tokens(engine, r)
-                tokens[value].append(t)
+                t = length(r, value, i)
+                tokens[value].append(_shown(t, units))
                 drawn.setdefault(value, {}).setdefault(i, t)
                 if t is None or ref[i] is None:
-                    continue  # cut by max_tokens: excluded from the ratio, counted in the decision
-                samples.append(math.log(max(t, 1) / max(ref[i], 1)))
+                    continue  # cut by max_tokens or not served: excluded from the ratio, counted in the decision
+                samples.append(log_ratio(t, ref[i]))
             return samples, len(need) + len(idx)
 
         try:
@@ -213,10 +252,11 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts):
     ratios = {f"{lower}/{higher}": by_rule[f"effort[{channel}:{lower}]"].estimate
               for lower, higher in pairs if f"effort[{channel}:{lower}]" in by_rule}
     evidence.add(channel=channel, levels=list(eff.levels), reasoning_tokens={k: v[:64] for k, v in tokens.items()},
+                 reasoning_length_unit=" and ".join(sorted(units)) or None, requests=sent,
                  rejected=rejected, tokens_spent=chat_nonstream.tokens_spent,
                  ratio=ratios.get(f"{pairs[0][0]}/{pairs[0][1]}") if pairs else None,
                  ratios=ratios, example=chat_nonstream.log[0] if chat_nonstream.log else None)
-    expect(any(t for t in tokens["default"]), f"no reasoning at the default effort: {tokens['default'][:10]}")
     for lower, _ in pairs:
         expect(lower not in rejected, f"{channel} reasoning_effort={lower!r} was rejected: {rejected.get(lower)}")
-    conclude(*decisions, evidence=evidence, context=f"{channel} channel")
+    serving = policy.serving_decision(f"effort_levels[{channel}]", sent, served_errors)
+    conclude(*decisions, serving, evidence=evidence, context=f"{channel} channel")

@@ -20,7 +20,8 @@ A good mean can hide two field defects, so two more checks decide on what the me
   minutes, a scrape at the start passing): ``policy.MTP_TREND_WINDOWS`` windows across the run,
   a one-sided Kendall's tau of window accept length on window index with the fitted (Theil-Sen)
   decline as effect size, and the last windows' mean against the minimum
-  (``policy.trend_decision``); the trend is in the evidence either way.
+  (``policy.trend_decision``); the trend is in the evidence either way. When nothing fails and
+  the last windows decide nothing, the check ends inconclusive (never passed for lack of evidence).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import pytest
 
 from glmverify import policy
 from glmverify.adapters import adapter_for_row
-from glmverify.checks import conclude, expect
+from glmverify.checks import Inconclusive, conclude, expect
 from glmverify.verdicts import decide, run_sequential
 
 pytestmark = pytest.mark.feature("mtp_accept_length")
@@ -71,6 +72,7 @@ def _windows(meter, chat, n: int, records: list[dict], start: int = 0) -> list[f
     return values
 
 
+@pytest.mark.behaviour
 def test_accept_length(engine, chat_nonstream, evidence):
     """Windows of a natural workload (no ``ignore_eos``: the guides warn synthetic decode
     under-reports acceptance); one accept length per window from the counters' deltas (vLLM) or
@@ -111,6 +113,7 @@ def test_accept_length(engine, chat_nonstream, evidence):
     conclude(decision, evidence=evidence, context=meter.context(records))
 
 
+@pytest.mark.behaviour
 def test_accept_per_position(engine, chat_nonstream, evidence):
     """Per-position acceptance over one look of the workload: consistent counters, then each
     position k >= 1 given k - 1 against the floor (``policy.position_rules``, Bonferroni over
@@ -155,10 +158,12 @@ def test_accept_per_position(engine, chat_nonstream, evidence):
     conclude(*decisions, evidence=evidence, context=context)
 
 
+@pytest.mark.behaviour
 def test_accept_over_time(engine, chat_nonstream, evidence):
     """``policy.MTP_TREND_WINDOWS`` windows across the run (one look: a trend needs the whole
     run), then ``policy.trend_decision``: a decay (Kendall's tau, one-sided, and a fitted decline of
-    at least ``policy.MTP_DECAY_EFFECT``) or last windows confidently below the minimum fail."""
+    at least ``policy.MTP_DECAY_EFFECT``) or last windows confidently below the minimum fail; last
+    windows neither confidently above nor below the minimum end it inconclusive."""
     row = engine.row
     meter, minimum, _ = _meter(engine)
     meter.begin()
@@ -168,3 +173,7 @@ def test_accept_over_time(engine, chat_nonstream, evidence):
     evidence.add(source=meter.source, threshold=minimum, trend=trend, windows=records[:meter.evidence_records])
     for problem in trend["problems"]:
         expect(False, problem)
+    if trend["status"] != "verified":
+        raise Inconclusive(f"INCONCLUSIVE: accept length of the last {policy.MTP_TREND_LAST} windows undecided "
+                           f"against the minimum {minimum}: {trend['last']['estimate']} "
+                           f"(interval {trend['last']['interval']}); no decay found")

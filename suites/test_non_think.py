@@ -5,6 +5,11 @@ otherwise), far fewer completion tokens than with thinking on (a sequential deci
 prompts, ``glmverify.policy``), in streams too; tools are still parsed. Passing the wrong variable (``thinking: false``, the
 profile's ``wrong_thinking_variables``) is recorded: it must NOT turn thinking off on a conforming
 GLM-5.2 template, and an engine where it does is rendering a different template.
+
+The ratios are decided on the median of per-prompt log ratios (the sign test, ``policy``).
+Requests that time out or fail in transport are excluded from them and judged by the
+serving-error bar (``policy.serving_decision``); the request timeout follows the row's
+``max_tokens`` and decode floor (``policy.request_timeout``).
 """
 from __future__ import annotations
 
@@ -41,22 +46,46 @@ def _off(engine) -> dict:
     return {"chat_template_kwargs": {engine.profile.thinking_variable: False}}
 
 
-def _paired_ratio_samples(chat, engine, prompts, variant: dict, log: dict, label: str):
-    """Per prompt: log(tokens with ``variant`` / tokens with thinking on). Truncated pairs excluded."""
+class Served:
+    """Requests a check sent and those the server did not serve (excluded from its decisions)."""
+
+    def __init__(self, check: str):
+        self.check, self.sent, self.errors = check, 0, []
+
+    def answered(self, results) -> list:
+        """The results that are answers (each held to ``no_problems``); serving errors recorded."""
+        out = []
+        for r in results:
+            self.sent += 1
+            if policy.serving_error(r):
+                self.errors.append(str(r.error))
+                continue
+            no_problems(r)
+            out.append(r)
+        return out
+
+    def decision(self):
+        return policy.serving_decision(self.check, self.sent, self.errors)
+
+
+def _paired_ratio_samples(chat, engine, prompts, variant: dict, log: dict, label: str, served: Served):
+    """Per prompt: log(tokens with ``variant`` / tokens with thinking on). Pairs with a truncated
+    or unserved side excluded."""
     reqs = [{"messages": [{"role": "user", "content": p}], **variant} for p in prompts]
     reqs += [{"messages": [{"role": "user", "content": p}]} for p in prompts]
     results = chat.many(reqs)
+    ok = {id(r) for r in served.answered(results)}
     a, b = results[:len(prompts)], results[len(prompts):]
     samples = []
     for r in results:
-        no_problems(r)
-        expect(isinstance(r.completion_tokens, int), f"usage.completion_tokens missing: {r.usage}")
+        if id(r) in ok:
+            expect(isinstance(r.completion_tokens, int), f"usage.completion_tokens missing: {r.usage}")
     for x, y in zip(a, b):
         log.setdefault(label, []).append(x.completion_tokens)
         log.setdefault("on", []).append(y.completion_tokens)
-        if not (x.truncated or y.truncated):
+        if id(x) in ok and id(y) in ok and not (x.truncated or y.truncated):
             samples.append(math.log(max(x.completion_tokens, 1) / max(y.completion_tokens, 1)))
-    return a, samples
+    return [r for r in a if id(r) in ok], samples
 
 
 def _answered_without_thinking(r) -> None:
@@ -65,17 +94,21 @@ def _answered_without_thinking(r) -> None:
     no_markup(r, THINK_TAGS)
 
 
-def test_no_reasoning(chat, engine, evidence, nonthink_prompts):
+@pytest.mark.behaviour
+def test_no_reasoning(chat, engine, evidence, nonthink_prompts, options):
     """Every answer with thinking off has no reasoning and a clean content (deterministic: a
     conforming engine never does otherwise); non-stream, the token ratio off/on is decided
     sequentially (``policy.nonthink_rule``)."""
+    chat.timeout = policy.request_timeout(engine.row, options)
+    served = Served("non_think[no_reasoning]")
     tokens: dict = {}
     if chat.stream:
-        off = chat.many({"messages": [{"role": "user", "content": p}], **_off(engine)} for p in nonthink_prompts[:4])
+        off = served.answered(chat.many({"messages": [{"role": "user", "content": p}], **_off(engine)}
+                                        for p in nonthink_prompts[:4]))
         for r in off:
-            no_problems(r)
             _answered_without_thinking(r)
         evidence.add(sample=chat.log[0], off_tokens=[r.completion_tokens for r in off])
+        conclude(served.decision(), evidence=evidence, context="thinking off, streamed")
         return
     rule = policy.nonthink_rule(engine.row, policy.rendered_prompt(engine.client.engine))
     pos = 0
@@ -84,7 +117,7 @@ def test_no_reasoning(chat, engine, evidence, nonthink_prompts):
         nonlocal pos
         prompts = nonthink_prompts[pos:pos + k]
         pos += k
-        off, samples = _paired_ratio_samples(chat, engine, prompts, _off(engine), tokens, "off")
+        off, samples = _paired_ratio_samples(chat, engine, prompts, _off(engine), tokens, "off", served)
         for r in off:
             _answered_without_thinking(r)
         return samples, 2 * len(prompts)
@@ -92,7 +125,7 @@ def test_no_reasoning(chat, engine, evidence, nonthink_prompts):
     decision, _ = run_sequential(rule, draw)
     evidence.add(off_tokens=tokens.get("off", [])[:64], on_tokens=tokens.get("on", [])[:64],
                  ratio_off_on=decision.estimate, tokens_spent=chat.tokens_spent, sample=chat.log[0])
-    conclude(decision, evidence=evidence, context="thinking off vs on")
+    conclude(decision, served.decision(), evidence=evidence, context="thinking off vs on")
 
 
 def test_tools_still_parsed(chat, engine, evidence):
@@ -107,7 +140,8 @@ def test_tools_still_parsed(chat, engine, evidence):
     no_markup(res)
 
 
-def test_wrong_variable_recorded(chat_nonstream, engine, evidence, nonthink_prompts):
+@pytest.mark.behaviour
+def test_wrong_variable_recorded(chat_nonstream, engine, evidence, nonthink_prompts, options):
     """``thinking: false`` is not the GLM-5.2 switch: the model must still think.
 
     Judged by what the model generated (completion tokens against thinking on, paired by prompt,
@@ -119,7 +153,9 @@ def test_wrong_variable_recorded(chat_nonstream, engine, evidence, nonthink_prom
     wrong = engine.profile.wrong_thinking_variables
     if not wrong:
         pytest.skip("profile lists no wrong thinking variables")
+    chat_nonstream.timeout = policy.request_timeout(engine.row, options)
     rendered = policy.rendered_prompt(engine.client.engine)
+    served = Served("non_think[wrong_variable]")
     decisions, observed = [], {}
     for v in wrong:
         tokens: dict = {}
@@ -131,7 +167,7 @@ def test_wrong_variable_recorded(chat_nonstream, engine, evidence, nonthink_prom
             prompts = nonthink_prompts[pos:pos + k]
             pos += k
             res, samples = _paired_ratio_samples(chat_nonstream, engine, prompts, {"chat_template_kwargs": {v: False}},
-                                                 tokens, v)
+                                                 tokens, v, served)
             seen.extend(res)
             return samples, 2 * len(prompts)
 
@@ -144,4 +180,5 @@ def test_wrong_variable_recorded(chat_nonstream, engine, evidence, nonthink_prom
                        "reasoning_leaked_into_content": in_field == 0 and decision.status == "verified",
                        "content_head": (seen[0].content or "")[:160] if seen else None}
     evidence.add(wrong_variables=observed, tokens_spent=chat_nonstream.tokens_spent)
-    conclude(*decisions, evidence=evidence, context="the wrong thinking variable must not turn thinking off")
+    conclude(*decisions, served.decision(), evidence=evidence,
+             context="the wrong thinking variable must not turn thinking off")
