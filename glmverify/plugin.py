@@ -54,7 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="results directory (default results/<UTC timestamp>/, results/latest points at it)")
     g.addoption("--concurrency", type=int, default=64,
                 help="requests in flight per suite (default 64: a whole first round of a sequential decision at once)")
-    g.addoption("--request-timeout", type=float, default=120.0, help="seconds before one request fails (default 120)")
+    g.addoption("--request-timeout", type=float, default=None,
+                help="seconds before one request fails (default: the row's max_tokens at its decode-speed floor, "
+                     "plus a margin; glmverify.policy.request_timeout)")
     g.addoption("--startup-timeout", type=float, default=None,
                 help="seconds an engine may take to become healthy (default: the row's, else 3600)")
     g.addoption("--accuracy-samples", type=int, default=64,

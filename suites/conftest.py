@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from glmverify.chat import Chat
+from glmverify.policy import request_timeout
 
 @pytest.fixture(params=[False, True], ids=["nonstream", "stream"])
 def stream(request) -> bool:
@@ -17,9 +18,9 @@ def stream(request) -> bool:
 
 @pytest.fixture
 def chat(engine, stream, options) -> Chat:
-    return Chat(engine, stream=stream, concurrency=options.concurrency, timeout=options.request_timeout)
+    return Chat(engine, stream=stream, concurrency=options.concurrency, timeout=request_timeout(engine.row, options))
 
 
 @pytest.fixture
 def chat_nonstream(engine, options) -> Chat:
-    return Chat(engine, stream=False, concurrency=options.concurrency, timeout=options.request_timeout)
+    return Chat(engine, stream=False, concurrency=options.concurrency, timeout=request_timeout(engine.row, options))
