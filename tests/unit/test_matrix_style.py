@@ -6,20 +6,29 @@
 * Block style: no flow collection (``[a, b]``, ``{k: v}``) except an empty one, which block style
   cannot write.
 * A seed's command or docker run is a literal block (``|``), so it reads as the guide prints it.
+* Names are chosen, not generated: no claim, note or recipe name ends in a counter (``-2``), a
+  claim's name starts with its guide (``sglang.mtp.low-latency``), and every claim, note and recipe
+  is cited somewhere (an entry nobody cites is text nobody reads).
 
 The checks read the YAML's node tree (``yaml.compose``), which keeps each value's style and lines.
 Each rule is also shown failing on a planted defect.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
+
+from glmverify.matrix import read_document
 
 REPO = Path(__file__).resolve().parents[2]
 MATRIX = REPO / "matrix.yaml"
 MAX_COLUMNS = 120
 SEED_TEXT_KEYS = ("command", "docker")
+#: a claim's name starts with its guide: the reference rows or one of the five seeds
+CLAIM_GUIDES = ("ref", "vllm", "sglang", "glm4x", "ascend", "sizing")
+NOTE = re.compile(r"\{([a-z0-9][a-z0-9.-]*)\}")
 
 
 def _walk(node, path=(), seen=None):
@@ -71,6 +80,26 @@ def unliteral_seed_text(text: str) -> list[str]:
             if _is_seed_text(path) and not (isinstance(node, yaml.ScalarNode) and node.style == "|")]
 
 
+def badly_named(data: dict) -> list[str]:
+    """Claim, note and recipe names that end in a counter, or claims without their guide's prefix."""
+    out = [f"{section}/{name}" for section in ("claims", "notes", "recipes")
+           for name in data.get(section) or {} if re.search(r"-\d+$", name)]
+    return out + [f"claims/{name}" for name in data.get("claims") or {} if name.split(".")[0] not in CLAIM_GUIDES]
+
+
+def uncited(data: dict) -> list[str]:
+    """Claims no cell names, notes no description cites, recipes no row or recipe uses."""
+    layers = [*(data.get("recipes") or {}).values(), *(data.get("rows") or [])]
+    claims = {c for layer in layers for c in (layer.get("features") or {}).values() if isinstance(c, str)}
+    notes = {n for layer in layers for n in NOTE.findall(layer.get("description") or "")}
+    recipes = {layer["extends"] for layer in layers if "extends" in layer}
+    for row in data.get("rows") or []:
+        names = row.get("recipe") or []
+        recipes.update([names] if isinstance(names, str) else names)
+    return [f"{section}/{name}" for section, cited in (("claims", claims), ("notes", notes), ("recipes", recipes))
+            for name in data.get(section) or {} if name not in cited]
+
+
 # ---- matrix.yaml --------------------------------------------------------------------------------------------
 def test_no_line_over_120_columns_but_the_seeds_text():
     problems = long_lines(MATRIX.read_text())
@@ -94,6 +123,16 @@ def test_the_exemption_covers_real_seed_text():
     exempt = seed_text_lines(text)
     long = [n for n, line in enumerate(text.split("\n"), 1) if len(line) > MAX_COLUMNS]
     assert long and set(long) <= exempt
+
+
+def test_names_are_chosen_not_generated():
+    problems = badly_named(read_document(MATRIX))
+    assert not problems, "generated-looking names (say what the entry is):\n" + "\n".join(problems)
+
+
+def test_every_claim_note_and_recipe_is_cited():
+    problems = uncited(read_document(MATRIX))
+    assert not problems, "entries nothing cites:\n" + "\n".join(problems)
 
 
 # ---- planted defects ------------------------------------------------------------------------------------------
@@ -152,3 +191,23 @@ def test_a_planted_quoted_seed_command_fails():
 """, """      command: "vllm serve model --flag value"
 """)
     assert unliteral_seed_text(planted) == ["line 7: /recipes/example/source/command"]
+
+
+def test_planted_generated_names_fail():
+    data = read_document(MATRIX)
+    name = next(iter(data["claims"]))
+    data["claims"][f"{name}-2"] = data["claims"][name]
+    data["notes"]["note-3"] = "a sentence"
+    data["claims"]["mtp.balanced"] = data["claims"][name]
+    assert badly_named(data) == [f"claims/{name}-2", "notes/note-3", "claims/mtp.balanced"]
+
+
+def test_planted_uncited_entries_fail():
+    data = read_document(MATRIX)
+    data["claims"]["vllm.mtp.nowhere"] = {"status": "not_run", "basis": "cited by no cell"}
+    data["notes"]["nowhere"] = "cited by no description"
+    data["recipes"]["vllm-nowhere"] = {"extends": "vllm-guide"}
+    assert uncited(data) == ["claims/vllm.mtp.nowhere", "notes/nowhere", "recipes/vllm-nowhere"]
+    # a recipe cited only through another's extends counts as cited
+    data["rows"][-1] = {**data["rows"][-1], "recipe": "vllm-nowhere"}
+    assert "recipes/vllm-nowhere" not in uncited(data)
