@@ -251,3 +251,50 @@ def test_a_profile_without_effort_levels_makes_the_effort_cell_unsupported():
 def test_profiles_with_levels_keep_their_order_most_effort_first():
     eff = load().profiles["glm-5.2"].effort
     assert eff.has_levels and list(eff.levels) == ["max", "high"] and eff.default == "max"
+
+
+# ---- the seeds' text, line for line ------------------------------------------------------------------------
+# test_plan's drift check compares a recipe's seed text with its guide modulo whitespace, so it passes
+# a reflowed command. Written as literal blocks, the commands can be held to more: the guide's own
+# lines, in order, with only the indentation of the guide's code block taken off.
+SEEDS = REPO.parent / "shared" / "seeds"
+SEED_TEXT = {p.name: p.read_text() for p in SEEDS.glob("*.txt")} if SEEDS.is_dir() else {}
+needs_seeds = pytest.mark.requires(None if SEED_TEXT else f"seed documents not found at {SEEDS}")
+
+
+def _dedent(lines: list[str]) -> list[str]:
+    indent = min((len(l) - len(l.lstrip()) for l in lines if l.strip()), default=0)
+    return [l[indent:] if l.strip() else "" for l in lines]
+
+
+def is_seed_lines(text: str, seed: str) -> bool:
+    """``text`` is a run of consecutive lines of ``seed``, up to the run's common indentation; its
+    last line may stop short of the seed's (the scraped guides run a command into the next sentence)."""
+    want, lines = _dedent(text.split("\n")), seed.split("\n")
+    n = len(want)
+    for i in range(len(lines) - n + 1):
+        if not lines[i].strip().startswith(want[0].strip()):
+            continue
+        run = _dedent(lines[i:i + n])
+        if run[:-1] == want[:-1] and run[-1].startswith(want[-1]) and want[-1].strip():
+            return True
+    return False
+
+
+@needs_seeds
+def test_seed_commands_are_the_guides_lines():
+    drifted = sorted({f"{row.id}: source.{key}" for row in load().rows for key in ("command", "docker")
+                      if row.source.get(key) and not is_seed_lines(row.source[key], SEED_TEXT[row.source["seed"]])})
+    assert not drifted, "seed text that is not the guide's lines verbatim:\n" + "\n".join(drifted)
+
+
+def test_seed_lines_catch_what_whitespace_normalising_passes():
+    seed = "Run:\n\n    vllm serve org/model \\\n      --tp 8 \\\n      --flag x\n\nThen query it."
+    assert is_seed_lines("vllm serve org/model \\\n  --tp 8 \\\n  --flag x", seed)
+    assert is_seed_lines("  --tp 8 \\\n  --flag x", seed)               # a tail of the block
+    reflowed = "vllm serve org/model \\\n  --tp 8 \\ --flag x"             # same words, joined lines
+    assert " ".join(reflowed.split()) in " ".join(seed.split())          # the old check passes it
+    assert not is_seed_lines(reflowed, seed)
+    assert not is_seed_lines("vllm serve org/model \\\n  --tp 4 \\\n  --flag x", seed)
+    assert not is_seed_lines("vllm serve org/model \\\n  --flag x", seed)  # a line left out
+    assert is_seed_lines("Then query", seed) and not is_seed_lines("Then ask", seed)  # a line cut short
