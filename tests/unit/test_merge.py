@@ -73,7 +73,8 @@ def test_newest_live_result_wins_by_run_finished_time_and_older_goes_to_history(
     b = mkdoc("run-B", "2025-01-01T11:00:00Z", [mkcell(row, feat, "verified", checks=[PASS])])
     for order in ((a, b), (b, a)):
         c = merged_cell(merge(*order), row, feat)
-        assert c["status"] == "verified" and c["run"] == "run-B"
+        # the newer result wins, but a failure before it is never erased: flaky, not verified
+        assert c["status"] == "flaky" and c["run"] == "run-B"
         assert c["time"] == "2025-01-01T11:00:00Z"
         assert [(h["run"], h["status"]) for h in c["history"]] == [("run-A", "failed")]
         assert c["history"][0]["checks"][0]["detail"] == "AssertionError: no tool call"
@@ -128,7 +129,7 @@ def test_newer_verified_that_did_not_rerun_a_failed_check_is_flagged(rf):
     a = mkdoc("run-A", "2025-01-01T00:00:00Z", [mkcell(row, feat, "failed", checks=[dict(FAIL, id="test_weather")])])
     b = mkdoc("run-B", "2025-01-02T00:00:00Z", [mkcell(row, feat, "verified", checks=[dict(PASS, id="test_other")])])
     doc = merge(a, b)
-    assert merged_cell(doc, row, feat)["status"] == "verified"
+    assert merged_cell(doc, row, feat)["status"] == "flaky"
     assert any("test_weather" in w and "not re-run" in w for w in doc["warnings"])
 
 
@@ -247,7 +248,8 @@ def test_merging_a_merged_document_is_stable(rf):
     ab = merge(a, b)
     again = merged_cell(merge(ab, c), row, feat)
     at_once = merged_cell(merge(a, b, c), row, feat)
-    assert again["status"] == at_once["status"] == "verified"
+    assert again["status"] == at_once["status"] == "flaky"
+    assert again["flaky"] == at_once["flaky"] and again["basis"] == at_once["basis"]
     assert again["run"] == at_once["run"] == "run-B"
     assert [h["run"] for h in again["history"]] == [h["run"] for h in at_once["history"]] == ["run-A"]
     # a newer failure still beats the merged verified result
