@@ -164,6 +164,19 @@ class RunVerdict:
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "exit_code": self.exit_code, "failed": self.failed, "undecided": self.undecided}
 
+    def summary(self, limit: int = 40, exit_status: int | None = None) -> list[str]:
+        """Terminal lines: each failed and undecided cell with why (at most ``limit`` of each), then
+        the verdict with the exit status the process ends with (``exit_status``, default its own)."""
+        out = []
+        for what, reasons in (("failed", self.failed), ("undecided", self.undecided)):
+            out += [f"  {what}: {r}" for r in reasons[:limit]]
+            if len(reasons) > limit:
+                out.append(f"  ... and {len(reasons) - limit} more {what} cell(s) (run.verdict in matrix.json lists all)")
+        meaning = {"verified": "every selected cell decided and verified", "failed": "a cell failed",
+                   "undecided": "nothing failed, but the cells above were not decided: not verified"}
+        code = self.exit_code if exit_status is None else exit_status
+        return out + [f"glmverify verdict: {self.status} (exit {code}): {meaning[self.status]}"]
+
 
 def _first_detail(checks: Iterable[Mapping[str, Any]], outcomes: tuple[str, ...]) -> str:
     detail = next((str(c.get("detail") or "") for c in checks if c.get("outcome") in outcomes), "")

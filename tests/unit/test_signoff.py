@@ -29,7 +29,8 @@ def test_sign_binds_signer_time_digest_and_counts(results):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rec["signed_at"])
     raw = (results / "matrix.json").read_bytes()
     assert rec["matrix_json"] == {"file": "matrix.json", "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
-    assert rec["counts"] == {"verified": 1, "failed": 1, "inconclusive": 0, "inferred": 1, "unsupported": 0, "not_run": 0}
+    assert rec["counts"] == {"verified": 1, "failed": 1, "flaky": 0, "inconclusive": 0, "inferred": 1, "unsupported": 0,
+                             "not_run": 0}
     assert rec["run"]["id"] == "run-1" and rec["note"] == "release 2025.1"
 
 
