@@ -195,7 +195,7 @@ def undecided_reason(cell: Mapping[str, Any], selected: Iterable[str] = ()) -> s
         return None  # failed is decided; an unsupported feature has nothing to decide
     gated = [c for c in checks if c.get("outcome") == "skipped" and c.get("phase") == "setup"]
     if gated and status not in LIVE:
-        return "not run: " + _first_detail(gated, ("skipped",))
+        return "not run: " + _first_detail(gated, ("skipped",)).removeprefix("Skipped: ")
     ran = {c.get("id") for c in checks}
     missing = [i for i in dict.fromkeys(selected) if i not in ran]
     if missing:
