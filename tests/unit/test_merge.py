@@ -310,3 +310,44 @@ def test_inconclusive_is_live_and_a_newer_run_replaces_it(rf):
     assert c["status"] == "inconclusive" and "inconclusive" in c["basis"]   # live beats declared
     newer = mkdoc("r2", "2026-02-01T00:00:00Z", [mkcell(row, feature, "verified", checks=[dict(PASS, time="2026-02-01T00:00:00Z")])])
     assert merged_cell(merge(a, newer), row, feature)["status"] == "verified"
+
+
+# ---- a failure followed by a green re-run: flaky, never plain verified ------------------------------
+def test_failure_then_green_rerun_is_flaky_on_the_page_and_in_matrix_md(rf, matrix):
+    from glmverify.report import render_html, render_markdown
+
+    row, feat = rf
+    a = mkdoc("run-A", "2025-01-01T10:00:00Z", [mkcell(row, feat, "failed", checks=[FAIL])])
+    b = mkdoc("run-B", "2025-01-01T11:00:00Z", [mkcell(row, feat, "verified", checks=[PASS])])
+    doc = merge(a, b, matrix=matrix)
+    c = merged_cell(doc, row, feat)
+    assert c["status"] == "flaky" and c["status"] != "verified"
+    assert c["flaky"]["verified_run"] == "run-B"
+    assert c["flaky"]["failed_runs"] == [{"run": "run-A", "time": "2025-01-01T10:00:00Z", "failed_checks": ["test_a"]}]
+    assert c["basis"].startswith("FLAKY: verified in run run-B after failing in run run-A")
+    md = render_markdown(doc)
+    assert "## Flaky: failed, then verified on a re-run (not verified)" in md
+    assert "⚠️ flaky" in md and "⚠ failed in run `run-A`" in md and "--accept-flaky ROW/FEATURE" in md
+    page = render_html(doc)
+    assert "st-flaky" in page and "1 flaky cell(s)" in page and "⚠ failed" in page
+
+
+def test_inconclusive_then_verified_is_verified_and_failure_after_green_is_failed(rf):
+    row, feat = rf
+    OPEN = {"id": "test_a", "outcome": "inconclusive", "detail": "INCONCLUSIVE"}
+    a = mkdoc("run-A", "2025-01-01T10:00:00Z", [mkcell(row, feat, "inconclusive", checks=[OPEN])])
+    b = mkdoc("run-B", "2025-01-01T11:00:00Z", [mkcell(row, feat, "verified", checks=[PASS])])
+    assert merged_cell(merge(a, b), row, feat)["status"] == "verified"  # undecided before is no failure
+    c = mkdoc("run-C", "2025-01-01T12:00:00Z", [mkcell(row, feat, "failed", checks=[FAIL])])
+    assert merged_cell(merge(b, c), row, feat)["status"] == "failed"
+
+
+def test_a_flaky_cell_stays_flaky_when_a_newer_green_run_is_merged_in(rf):
+    row, feat = rf
+    a = mkdoc("run-A", "2025-01-01T10:00:00Z", [mkcell(row, feat, "failed", checks=[FAIL])])
+    b = mkdoc("run-B", "2025-01-01T11:00:00Z", [mkcell(row, feat, "verified", checks=[PASS])])
+    c = mkdoc("run-C", "2025-01-01T12:00:00Z", [mkcell(row, feat, "verified", checks=[PASS])])
+    again = merged_cell(merge(merge(a, b), c), row, feat)
+    assert again["status"] == "flaky" and again["run"] == "run-C"
+    assert [(h["run"], h["status"]) for h in again["history"]] == [("run-B", "verified"), ("run-A", "failed")]
+    assert [r["run"] for r in again["flaky"]["failed_runs"]] == ["run-A"]
