@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--by", metavar="NAME", help="sign: the signer's name (and e-mail)")
     mode.add_argument("--verify", action="store_true", help="check that matrix.json is the signed one (exit 1 if not)")
     so.add_argument("--note", metavar="TEXT", help="a note kept in the sign-off (with --by)")
+    so.add_argument("--accept-flaky", action="append", default=[], metavar="ROW/FEATURE",
+                    help="sign although this flaky cell (failed, then verified on a re-run) is not verified; "
+                         "recorded with --reason, who and when (repeat for several cells)")
+    so.add_argument("--reason", metavar="TEXT", help="why the --accept-flaky cells' failures do not block the sign-off")
     so.add_argument("dir", nargs="?", default=str(DEFAULT_DIR), metavar="DIR",
                     help=f"results directory (default: {DEFAULT_DIR})")
     return p
@@ -277,6 +281,9 @@ def cmd_merge(ns: argparse.Namespace) -> int:
     written = _write_reports(out, doc)
     for w in doc.get("warnings", []):
         _warn(w)
+    for c in doc["cells"]:
+        if c.get("status") == "flaky":
+            _warn(f"{c['row']}/{c['feature']} is flaky: {c.get('basis')}")
     print(f"merged {len(unique)} file(s) into {out / 'matrix.json'}: {_summary(doc)}")
     print("reports: " + ", ".join(str(p) for p in written))
     return EXIT_OK
@@ -327,15 +334,21 @@ def cmd_signoff(ns: argparse.Namespace) -> int:
 
     d = Path(ns.dir)
     if ns.verify:
-        if ns.note:
-            raise CLIError("--note goes with --by, not --verify")
+        if ns.note or ns.accept_flaky or ns.reason:
+            raise CLIError("--note, --accept-flaky and --reason go with --by, not --verify")
         v = signoff.verify(d)
         if v.ok:
             print(v.message)
             return EXIT_OK
         print(f"glmverify: sign-off FAILED: {v.message}", file=sys.stderr)
         return EXIT_FAILED
-    record = signoff.sign(d, ns.by, ns.note)
+    if ns.reason and not ns.accept_flaky:
+        raise CLIError("--reason goes with --accept-flaky ROW/FEATURE")
+    try:
+        record = signoff.sign(d, ns.by, ns.note, {cell: ns.reason or "" for cell in ns.accept_flaky})
+    except signoff.FlakyNotAccepted as exc:
+        print(f"glmverify: not signed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         _write_reports(d, load_document(d))  # matrix.md/html now carry the sign-off
     except Exception as exc:  # noqa: BLE001 - the sign-off itself is written; say what is stale
@@ -348,6 +361,8 @@ def cmd_signoff(ns: argparse.Namespace) -> int:
         _warn(f"the signed matrix has {c['failed']} failed cell(s)")
     if c.get("inconclusive"):
         _warn(f"the signed matrix has {c['inconclusive']} inconclusive cell(s): not verified")
+    for a in record.get("accepted_flaky", []):
+        _warn(f"flaky cell {a['cell']} accepted by {a['by']}: {a['reason']}")
     return EXIT_OK
 
 

@@ -12,6 +12,23 @@ One rule decides a cell's status from its checks (``decide_status``):
 * ``verified``      at least one check passed and none failed or ended inconclusive;
 * otherwise the declared status (``inferred`` / ``unsupported`` / ``not_run``).
 
+A merged document has one more status, ``flaky``: verified in the newest run after a failure in
+an older one (``merge``). It is never read as verified: sign-off needs a recorded override.
+
+One rule decides a whole run from its final document (``decide_run``), and so pytest's exit
+status (the plugin only translates it):
+
+* ``failed``    (exit 1, pytest's own) some cell failed;
+* ``undecided`` (exit ``UNDECIDED_EXIT`` = 6) nothing failed, but some cell the run set out to
+  decide was not decided: ``inconclusive``, ``flaky``, skipped before its checks ran (a hardware
+  gate, an attach-only row, a container row without Docker: ``phase: setup`` skips of a row that
+  serves the feature), or selected checks with no result at all (not reached);
+* ``verified``  (exit 0) everything selected was decided and verified.
+
+6 because pytest uses 0-5 (ok, tests failed, interrupted, internal error, usage error, no tests
+collected) and neither pytest nor pytest-xdist assigns 6: a CI step can tell "nothing failed, but
+nothing was proven either" from every pytest outcome.
+
 ``counts`` is the one tally per status (the recorder's summary, the reports, the sign-off record);
 ``live_basis`` the one sentence a live cell's basis starts with. ``new_cell`` builds a cell of a
 matrix.yaml row in the order of keys every writer uses. Reading (``read_document`` and friends)
@@ -22,16 +39,20 @@ Imports only ``matrix`` (statuses, rows): everything above it may use this modul
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, NotRequired, TypedDict
 
-from .matrix import STATUSES, Matrix, Row
+from .matrix import STATUSES as DECLARABLE, Matrix, Row
 
 SCHEMA_VERSION = 1
 MATRIX_JSON = "matrix.json"
 LIVE: tuple[str, ...] = ("verified", "failed", "inconclusive")  # decided by checks that ran
 DECLARED: tuple[str, ...] = ("inferred", "unsupported", "not_run")  # taken from matrix.yaml
 FAILED_OUTCOMES = ("failed", "error")
+#: every status a cell may have: matrix.yaml's, plus ``flaky`` (merge only), in the order of the tallies
+STATUSES: tuple[str, ...] = (*DECLARABLE[:2], "flaky", *DECLARABLE[2:])
+VERIFIED_EXIT, FAILED_EXIT, UNDECIDED_EXIT = 0, 1, 6
 
 
 class Check(TypedDict):
@@ -39,6 +60,7 @@ class Check(TypedDict):
     id: str
     outcome: str  # passed | failed | error | inconclusive | skipped
     detail: NotRequired[str]
+    phase: NotRequired[str]  # "setup": skipped before the check ran (a gate), absent for the check's own outcome
     time: NotRequired[str | None]
     duration: NotRequired[float | None]
     launch_id: NotRequired[str | None]
@@ -66,6 +88,7 @@ class Cell(TypedDict):
     sources: NotRequired[list[str]]
     history: NotRequired[list[dict[str, Any]]]
     diagnosis: NotRequired[list[dict[str, Any]]]  # a failed cell: ranked catalogue causes (glmverify.diagnosis)
+    flaky: NotRequired[dict[str, Any]]  # merge: the failed runs a newer verified one followed
 
 
 class Run(TypedDict, total=False):
@@ -75,6 +98,8 @@ class Run(TypedDict, total=False):
     finished: str | None
     launches: dict[str, int]
     selected_rows: list[str]
+    selected: dict[str, dict[str, list[str]]]  # row -> feature -> check ids the run selected
+    verdict: dict[str, Any]  # decide_run of the final document
     matrix: dict[str, Any]
     merged: bool
     sources: list[dict[str, Any]]
@@ -122,6 +147,78 @@ def counts(document: Mapping[str, Any]) -> dict[str, int]:
     for c in document.get("cells", []):
         out[c.get("status")] = out.get(c.get("status"), 0) + 1
     return out
+
+
+# ---- the run's verdict ---------------------------------------------------------------------------
+@dataclass
+class RunVerdict:
+    """What a run's final document amounts to, and why (one line per failed or undecided cell)."""
+    status: str  # verified | failed | undecided
+    failed: list[str] = field(default_factory=list)
+    undecided: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return {"verified": VERIFIED_EXIT, "failed": FAILED_EXIT}.get(self.status, UNDECIDED_EXIT)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "exit_code": self.exit_code, "failed": self.failed, "undecided": self.undecided}
+
+    def summary(self, limit: int = 40, exit_status: int | None = None) -> list[str]:
+        """Terminal lines: each failed and undecided cell with why (at most ``limit`` of each), then
+        the verdict with the exit status the process ends with (``exit_status``, default its own)."""
+        out = []
+        for what, reasons in (("failed", self.failed), ("undecided", self.undecided)):
+            out += [f"  {what}: {r}" for r in reasons[:limit]]
+            if len(reasons) > limit:
+                out.append(f"  ... and {len(reasons) - limit} more {what} cell(s) (run.verdict in matrix.json lists all)")
+        meaning = {"verified": "every selected cell decided and verified", "failed": "a cell failed",
+                   "undecided": "nothing failed, but the cells above were not decided: not verified"}
+        code = self.exit_code if exit_status is None else exit_status
+        return out + [f"glmverify verdict: {self.status} (exit {code}): {meaning[self.status]}"]
+
+
+def _first_detail(checks: Iterable[Mapping[str, Any]], outcomes: tuple[str, ...]) -> str:
+    detail = next((str(c.get("detail") or "") for c in checks if c.get("outcome") in outcomes), "")
+    return " ".join(detail.split())[:300]
+
+
+def undecided_reason(cell: Mapping[str, Any], selected: Iterable[str] = ()) -> str | None:
+    """Why ``cell`` is undecided (see the module docstring), None when it is decided or was not
+    for this run to decide. ``selected`` are the check ids the run selected for the cell."""
+    status, checks = cell.get("status"), [c for c in cell.get("checks", []) if isinstance(c, Mapping)]
+    if status == "inconclusive":
+        return "inconclusive: " + (_first_detail(checks, ("inconclusive",)) or cell.get("basis", ""))
+    if status == "flaky":
+        return "flaky: " + str(cell.get("basis", ""))
+    if status == "failed" or cell.get("declared") == "unsupported":
+        return None  # failed is decided; an unsupported feature has nothing to decide
+    gated = [c for c in checks if c.get("outcome") == "skipped" and c.get("phase") == "setup"]
+    if gated and status not in LIVE:
+        return "not run: " + _first_detail(gated, ("skipped",)).removeprefix("Skipped: ")
+    ran = {c.get("id") for c in checks}
+    missing = [i for i in dict.fromkeys(selected) if i not in ran]
+    if missing:
+        return (f"not reached: {len(missing)} of {len(set(selected))} selected check(s) have no result "
+                f"(first: {missing[0]})")
+    return None
+
+
+def decide_run(document: Mapping[str, Any]) -> RunVerdict:
+    """The run's verdict from its final document: failed, else undecided, else verified."""
+    selected = (document.get("run") or {}).get("selected") or {}
+    verdict = RunVerdict("verified")
+    for c in document.get("cells", []):
+        where = f"{c.get('row')}/{c.get('feature')}"
+        if c.get("status") == "failed":
+            failing = [k.get("id") for k in c.get("checks", []) if k.get("outcome") in FAILED_OUTCOMES]
+            verdict.failed.append(f"{where}: failed ({', '.join(map(str, failing[:5])) or c.get('basis', '')})")
+            continue
+        why = undecided_reason(c, (selected.get(c.get("row")) or {}).get(c.get("feature")) or ())
+        if why:
+            verdict.undecided.append(f"{where}: {why}")
+    verdict.status = "failed" if verdict.failed else "undecided" if verdict.undecided else "verified"
+    return verdict
 
 
 def live_basis(run_id: Any, status: str, checks: Iterable[Mapping[str, Any]]) -> str:

@@ -14,8 +14,13 @@ earlier merge) are candidates too, so merging merged documents is stable. Rules:
    ``time``, else the run's ``finished``/``started`` time). The losers stay, newest first, in the
    cell's ``history``.
 4. A failed result is never hidden by a verified one of the same age or older: on equal (or
-   unknown) times failed wins. When a newer verified result did not re-run a check that failed
-   before, the merge says so in ``warnings``.
+   unknown) times failed wins. A *newer* verified result after a failure does not erase it either:
+   the cell is ``flaky`` (its ``flaky`` entry names the failed runs and their failing checks, its
+   history keeps them, marked, on the page and in matrix.md), never plain ``verified``; sign-off
+   needs a recorded ``--accept-flaky`` for it. A flaky input cell is read back as the verified
+   result of its run, so re-merging finds its failure in its history again. When the newer
+   verified result did not re-run a check that failed before, the merge also says so in
+   ``warnings``.
 5. Without any live result the newest declaration wins and is kept verbatim (an ``inferred``
    cell keeps its basis); disagreeing declarations are reported in ``warnings``.
 6. Rows and features unknown to matrix.yaml are kept and listed in ``unknown`` and
@@ -41,9 +46,9 @@ from typing import Any, Iterable
 
 from . import knowledge
 from .diagnosis import diagnose, facts_of
-from .document import (FAILED_OUTCOMES, LIVE, SCHEMA_VERSION, Document, decide_status, errata_of, live_basis, new_cell,
-                       read_document, worst_status)
-from .matrix import STATUSES, Matrix
+from .document import (FAILED_OUTCOMES, LIVE, SCHEMA_VERSION, STATUSES, Document, decide_status, errata_of, live_basis,
+                       new_cell, read_document, worst_status)
+from .matrix import Matrix
 from .util import utcnow
 
 
@@ -116,6 +121,10 @@ def _candidates(src: Source, index: int) -> Iterable[tuple[tuple[str, str], Cand
     run_id = str(run.get("id") or f"{src.label}#{index}")
     for cell in src.doc["cells"]:
         key = (cell["row"], cell["feature"])
+        if cell.get("status") == "flaky":  # its own run verified it; the failure is in its history
+            flaky = cell.get("flaky") or {}
+            cell = {k: v for k, v in cell.items() if k != "flaky"}
+            cell.update(status="verified", basis=flaky.get("verified_basis", cell.get("basis", "")))
         # a merged input names each cell's own run; a Recorder document has one run for all
         yield key, Candidate(cell, str(cell.get("run") or run_id), cell.get("source") or src.label,
                              cell_time(cell, run), index)
@@ -198,6 +207,9 @@ def merge_cell(key: tuple[str, str], cands: list[Candidate], warnings: list[str]
                     warnings.append(
                         f"{row}/{feature}: verified in run {winner.run_id}, but check(s) {', '.join(missed)} "
                         f"that failed in older run {o.run_id} were not re-run")
+            failures = [o for o in older if o.status == "failed"]
+            if failures:
+                _mark_flaky(cell, winner, failures)
         declared = [c for c in cands if not c.live]
         if declared and "declared_basis" not in cell:
             d = max(declared, key=lambda c: c.sort_key())
@@ -228,6 +240,16 @@ def merge_cell(key: tuple[str, str], cands: list[Candidate], warnings: list[str]
     return cell
 
 
+def _mark_flaky(cell: dict, winner: Candidate, failures: list[Candidate]) -> None:
+    """A verified result after failed ones: status ``flaky``, the failures named in its basis."""
+    runs = [{"run": f.run_id, "time": _fmt(f.time), "failed_checks": sorted(_failed_ids(f.cell))} for f in failures]
+    said = "; ".join(f"run {r['run']} ({r['time'] or 'time unknown'}): {', '.join(r['failed_checks']) or 'failed'}"
+                     for r in runs)
+    cell["flaky"] = {"verified_run": winner.run_id, "verified_basis": cell.get("basis", ""), "failed_runs": runs}
+    cell["status"] = "flaky"
+    cell["basis"] = f"FLAKY: verified in run {winner.run_id} after failing in {said}; not verified"
+
+
 def _declared_cell(matrix: Matrix, row_id: str, feature: str) -> dict:
     row = matrix.row(row_id)
     d = row.declared_cell(feature)
@@ -248,7 +270,7 @@ def merge_documents(sources: list[Source], matrix: Matrix | None = None) -> Docu
     if matrix is not None:  # a live cell shows what matrix.yaml declares for it
         rows = {r.id: r for r in matrix.rows}
         for (row, feature), cell in merged.items():
-            if cell["status"] in LIVE and row in rows and feature in matrix.features:
+            if cell["status"] in (*LIVE, "flaky") and row in rows and feature in matrix.features:
                 d = rows[row].declared_cell(feature)
                 cell["declared"] = d.status
                 cell["declared_basis"] = d.basis

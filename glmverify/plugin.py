@@ -13,7 +13,12 @@ into calls of plain modules, like pytest's own ``stepwise`` plugin:
 * each check's outcome -> a ``results.CheckRecord`` (its id from ``item.callspec``: the test's
   name and every parameter's id but the row's), sent as ``user_properties`` to the controller,
   where one registered ``ResultsRecorderPlugin`` feeds the ``results.Recorder`` and writes the
-  reports at the end; ``XdistBridge`` hands the run id and results directory to workers.
+  reports at the end; ``XdistBridge`` hands the run id and results directory to workers;
+* the exit status: at the end of a run that recorded anything, ``document.decide_run`` of the final
+  document decides it (0 verified, 1 failed, 6 undecided: inconclusive, gate-skipped, not reached;
+  see ``document``); the plugin only replaces pytest's 0 with it and prints the undecided and
+  failed cells with why in the terminal summary. The checks a run selected per cell (what "not
+  reached" is measured against) come from the collection, on each xdist worker under xdist.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import pytest
 
 from . import hardware
 from .checks import Inconclusive
-from .document import counts
+from .document import counts, decide_run
 from .eligibility import EligibilityError, feature_skip, launch_gate, run_rows
 from .engines import EngineStartupError, install_signal_cleanup
 from .matrix import FEATURES, Matrix, MatrixError, load
@@ -37,6 +42,7 @@ from .session import LiveEngine, default_results_dir, point_latest, run_info, st
 from .util import new_run_id, utcnow
 
 STATE_KEY = pytest.StashKey["RunState"]()
+MAX_SUMMARY_LINES = 40
 EVIDENCE_KEY = pytest.StashKey["Evidence"]()
 
 
@@ -147,19 +153,47 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder = Recorder(matrix, opts.results_dir, run_info(opts, run_id, sys.argv))
         config.pluginmanager.register(ResultsRecorderPlugin(recorder, opts), "glmverify-results")
         if config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(XdistBridge(run_id, opts), "glmverify-xdist")
+            config.pluginmanager.register(XdistBridge(run_id, opts, recorder), "glmverify-xdist")
 
 
 class XdistBridge:
-    """Controller side of pytest-xdist: hands the run id and results dir to every worker."""
+    """Controller side of pytest-xdist: hands the run id and results dir to every worker, and
+    takes back the checks each worker's collection selected (the controller collects nothing)."""
 
-    def __init__(self, run_id: str, opts: Options):
+    def __init__(self, run_id: str, opts: Options, recorder: Recorder):
         self.run_id = run_id
         self.opts = opts
+        self.recorder = recorder
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput["glmverify_run_id"] = self.run_id
         node.workerinput["glmverify_results"] = str(self.opts.results_dir)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        selected = getattr(node, "workeroutput", {}).get(SELECTED_KEY)
+        if selected:
+            self.recorder.select(selected)
+
+
+SELECTED_KEY = "glmverify_selected"
+
+
+def selected_checks(items) -> dict[str, dict[str, list[str]]]:
+    """{row: {feature: [check ids]}} of the suite checks among ``items`` (what the run set out to decide)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for it in items:
+        cs = getattr(it, "callspec", None)
+        feature = _feature_of(it)
+        if cs is not None and "engine" in cs.params and feature is not None:
+            out.setdefault(str(cs.params["engine"]), {}).setdefault(feature, []).append(check_id(it))
+    return out
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    if hasattr(config, "workeroutput"):  # an xdist worker: the controller reads it in pytest_testnodedown
+        config.workeroutput[SELECTED_KEY] = selected_checks(items)
 
 
 class ResultsRecorderPlugin:
@@ -171,6 +205,8 @@ class ResultsRecorderPlugin:
         self.opts = opts
         self.interrupted = False
         self.active = False
+        self.verdict = None  # document.decide_run of the final document (sessionfinish)
+        self.exit_status = 0
 
     def activate(self) -> None:
         """Results are written only by runs that verify something (not by the project's own tests)."""
@@ -183,7 +219,9 @@ class ResultsRecorderPlugin:
         for key, value in report.user_properties:
             if key == f"{PROPERTY_KEY}.{report.when}":
                 self.activate()
-                self.recorder.add(CheckRecord.from_json(value))
+                rec = CheckRecord.from_json(value)
+                rec.phase = report.when  # a setup-phase skip is a launch gate: the check never ran
+                self.recorder.add(rec)
             elif key == PARSER_PROPERTY and report.when == "call":
                 self.activate()
                 self.recorder.add_parsers(value)
@@ -197,14 +235,23 @@ class ResultsRecorderPlugin:
         rows = [it.callspec.params["engine"] for it in items
                 if hasattr(it, "callspec") and "engine" in it.callspec.params and _feature_of(it) is not None]
         self.recorder.select_rows(rows)
+        if not self.opts.collect_only:
+            self.recorder.select(selected_checks(items))
         if (rows or self.opts.explicit_results) and not self.opts.collect_only:
             self.activate()
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
         if not self.active:
             return
+        self.verdict = decide_run(self.recorder.document())
+        if exitstatus == 0 and self.verdict.exit_code:
+            # pytest saw no failed test, but a cell failed (e.g. a parser-conformance finding) or
+            # nothing decided it: the run must not read as verified
+            session.exitstatus = exitstatus = self.verdict.exit_code
+        self.exit_status = int(exitstatus)
         self.recorder.run["interrupted"] = self.interrupted or exitstatus == 2
         self.recorder.run["exit_status"] = int(exitstatus)
+        self.recorder.run["verdict"] = self.verdict.to_json()
         doc = self.recorder.write(final=True)
         try:
             from .report import write_reports
@@ -224,6 +271,9 @@ class ResultsRecorderPlugin:
             + f"; launches: {doc['run'].get('launches') or {}}"
         )
         terminalreporter.write_line(f"results: {self.recorder.dir / 'matrix.json'}")
+        if self.verdict is not None:
+            for line in self.verdict.summary(MAX_SUMMARY_LINES, self.exit_status):
+                terminalreporter.write_line(line, red=line.startswith("  failed"), yellow=line.startswith("  undecided"))
 
 
 # ---- collection ------------------------------------------------------------------------------------

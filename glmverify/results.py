@@ -1,23 +1,21 @@
-"""Results: check records in, one typed cell per (row, feature) out, written atomically.
+"""Results: check records in, DIR/matrix.json out, written atomically. This module records;
+what the records mean for each cell is ``inference``'s.
 
 Each check (one pytest test item for one row) produces a ``CheckRecord``. Records travel from
 xdist workers to the controller inside ``report.user_properties``, so exactly one ``Recorder``
-(in the controller) owns DIR/matrix.json. The last record per (row, feature, check id) wins.
+(in the controller) owns DIR/matrix.json. The last record per (row, feature, check id) wins. A
+record's ``phase`` is the pytest phase that produced it: ``setup`` for a check skipped before it
+ran (the row's launch gate: hardware, attach-only, Docker), which the run's verdict
+(``document.decide_run``) reads as not run. The recorder also keeps parser-conformance results
+(``add_parsers``), the engine evidence of each row, the launches per row and the checks the run
+selected per cell (``select``: what ``decide_run`` calls not reached when it has no result).
 
-A cell's status is ``document.decide_status`` of its checks and its declaration, its basis
-``document.live_basis`` when checks decided it; an inferred cell of a GPU row also carries the
-parser-conformance evidence and what this run's live reference of its engine decided.
-
-A failed cell also carries its ``diagnosis`` (``diagnosis.diagnose``: the fault catalogue's causes
-ranked by how well they explain its failing checks, given the row's engine, observed version and
-speculative decoding), and the document lists per row its ``known_issues``: the catalogue entries
-whose ``affects`` covers the row's engine at the version ``/version`` reported when the row ran
-live (``basis: observed``), else at the row's declared ``engine_version`` (``basis: declared``).
-Both are in the document from its first write, before anything ran.
-
-matrix.json is rewritten (write to a temp file, fsync, rename) after every record, so an
-interrupted run keeps everything it finished and never leaves a half-written file. The reports
-(matrix.md, matrix.html, junit.xml) are the caller's to write: this module knows no renderer.
+The document (``document``) is ``inference.cells`` and ``inference.known_issues`` of those
+records, with the run and the matrix's errata; both are in it from its first write, before
+anything ran. matrix.json is rewritten (write to a temp file, fsync, rename) after every record,
+so an interrupted run keeps everything it finished and never leaves a half-written file. The
+reports (matrix.md, matrix.html, junit.xml) are the caller's to write: this module knows no
+renderer.
 """
 from __future__ import annotations
 
@@ -26,10 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import knowledge
-from .diagnosis import diagnose, facts_of
-from .document import LIVE, SCHEMA_VERSION, Cell, Document, decide_status, dumps, errata_of, live_basis, new_cell
-from .matrix import FEATURES, Matrix, Row, engine_kind
+from . import inference
+from .document import SCHEMA_VERSION, Document, dumps, errata_of
+from .matrix import FEATURES, Matrix
 from .redact import REDACT
 from .util import atomic_write, utcnow
 
@@ -51,6 +48,7 @@ class CheckRecord:
     launch_id: str | None = None
     time: str = field(default_factory=utcnow)
     duration: float | None = None
+    phase: str = "call"  # the pytest phase: "setup" for a skip before the check ran (a launch gate)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -92,166 +90,62 @@ class Recorder:
         self.run.setdefault("started", utcnow())
         self.run.setdefault("launches", {})
         self.selected_rows: list[str] = []
-        self._checks: dict[tuple[str, str], dict[str, dict]] = {}
-        self._engines: dict[str, dict] = {}
+        self.records = inference.Records(run_id=self.run.get("id"))
         self._launch_ids: dict[str, set[str]] = {}
-        self._parsers: dict[tuple[str, str], dict] = {}
         self._lock = threading.Lock()
 
     def select_rows(self, row_ids: list[str]) -> None:
         self.selected_rows = [r for r in dict.fromkeys(row_ids)]
         self.run["selected_rows"] = self.selected_rows
 
+    def select(self, selected: dict[str, dict[str, list[str]]]) -> None:
+        """Add to the checks the run selected per row and feature (``run.selected``; from the
+        controller's collection, or each xdist worker's): the rows are ``selected_rows`` too."""
+        with self._lock:
+            mine = self.run.setdefault("selected", {})
+            for row, features in selected.items():
+                for feature, ids in features.items():
+                    have = mine.setdefault(row, {}).setdefault(feature, [])
+                    have.extend(i for i in ids if i not in have)
+            self.select_rows(self.selected_rows + list(mine))
+
     def add(self, rec: CheckRecord) -> None:
         with self._lock:
             if rec.feature not in FEATURES:
                 rec.detail = f"(unknown feature {rec.feature!r}) {rec.detail}"
-            self._checks.setdefault((rec.row, rec.feature), {})[rec.id] = {
-                "id": rec.id,
-                "outcome": rec.outcome,
-                "detail": REDACT(_clip(rec.detail)),
-                "time": rec.time,
-                "duration": rec.duration,
-                "evidence": sanitize(rec.evidence),
-                "launch_id": rec.launch_id,
-            }
+            check = {"id": rec.id, "outcome": rec.outcome, "detail": REDACT(_clip(rec.detail)), "time": rec.time,
+                     "duration": rec.duration, "evidence": sanitize(rec.evidence), "launch_id": rec.launch_id}
+            if rec.phase != "call":
+                check["phase"] = rec.phase
+            self.records.checks.setdefault((rec.row, rec.feature), {})[rec.id] = check
             if rec.engine:
-                self._engines[rec.row] = sanitize(rec.engine)
+                self.records.engines[rec.row] = sanitize(rec.engine)
             if rec.launch_id:
                 self._launch_ids.setdefault(rec.row, set()).add(rec.launch_id)
                 self.run["launches"] = {r: len(ids) for r, ids in sorted(self._launch_ids.items())}
             self.write()
 
     def add_parsers(self, result: dict) -> None:
-        """Parser-conformance evidence for rows: a basis for inferred cells, never a live verdict."""
+        """A parser-conformance result for its rows' parsing features (``inference`` decides what
+        it means for their cells)."""
         with self._lock:
             for row in result.get("rows", []):
                 for feature, summ in result.get("features", {}).items():
-                    self._parsers[(row["id"], feature)] = {
+                    self.records.parsers[(row["id"], feature)] = {
                         **{k: result[k] for k in ("engine", "version", "reasoning_parser", "tool_parser", "chunkings")},
-                        "row_engine_version": row.get("engine_version"), **summ}
+                        "row_engine_version": row.get("engine_version"), "time": result.get("time") or utcnow(),
+                        **summ}
             self.write()
 
-    @staticmethod
-    def parser_basis(p: dict) -> str:
-        ns, st = p["nonstream"], p["stream"]
-        own = p.get("row_engine_version")
-        note = "" if own == p["version"] else f" (row's engine version {own or 'unknown'}; checked against {p['version']})"
-        text = (f"parsers of {p['engine']} {p['version']} (reasoning {p['reasoning_parser']}, tools {p['tool_parser']}){note} "
-                f"on GLM-5.2 raw outputs: non-stream {ns[0]}/{ns[1]}, stream {st[0]}/{st[1]} "
-                f"({p['chunkings']} seeded chunkings each)")
-        if p["failing"]:
-            ids = sorted({f["id"] for f in p["failing"]})
-            text += f"; FAILING: {', '.join(ids)}"
-        else:
-            text += "; all pass"
-        return text
-
-    # ---- live reference observations on GPU rows -----------------------------------------------
-    def observed(self, row_id: str, feature: str) -> dict[str, str]:
-        """What the checks of (row, feature) recorded as engine behaviour (``evidence.observed``)."""
-        out: dict[str, str] = {}
-        for c in self._checks.get((row_id, feature), {}).values():
-            if isinstance(c.get("evidence"), dict) and isinstance(c["evidence"].get("observed"), dict):
-                out.update({str(k): str(v) for k, v in c["evidence"]["observed"].items()})
-        return dict(sorted(out.items()))
-
-    def _live_references(self, feature: str) -> dict[str, Row]:
-        """Engine kind -> this run's live reference for ``feature``: the first process row on CPU of
-        that kind whose checks of the feature ran live (verified, failed or inconclusive)."""
-        out: dict[str, Row] = {}
-        for r in self.matrix.rows:
-            checks = self._checks.get((r.id, feature))
-            if (r.hardware == "cpu" and r.launcher == "process" and checks
-                    and decide_status(list(checks.values()), "not_run") in LIVE):
-                out.setdefault(engine_kind(r.engine), r)
-        return out
-
-    def _version(self, row: Row) -> str | None:
-        return self._engines.get(row.id, {}).get("engine_version") or row.engine_version
-
-    def live_reference(self, row: Row, feature: str) -> dict[str, Any] | None:
-        """For a GPU row's inferred cell: what this run's live reference of the same engine decided
-        and observed, and where that differs from the other engine's reference; None when no such
-        reference ran the feature live. Still a basis, never a verdict."""
-        refs = self._live_references(feature)
-        kind = engine_kind(row.engine)
-        ref = refs.get(kind)
-        if row.hardware == "cpu" or ref is None:
-            return None
-        status = decide_status(list(self._checks[(ref.id, feature)].values()), "not_run")
-        version = self._version(ref)
-        seen = self.observed(ref.id, feature)
-        others: dict[str, dict[str, Any]] = {}
-        for other_kind, r in refs.items():
-            if other_kind != kind:
-                for k, v in self.observed(r.id, feature).items():
-                    others.setdefault(k, {"row": r.id, "engine": other_kind, "engine_version": self._version(r), "observed": v})
-        differs = {k: o for k, o in others.items() if k in seen and seen[k] != o["observed"]}
-        parts = [f"{k}: {v}" + (f" (differs from {differs[k]['engine']} {differs[k]['engine_version']}: "
-                                 f"{differs[k]['observed']})" if k in differs else "") for k, v in seen.items()]
-        text = f"live {kind} {version} reference (row {ref.id}, run {self.run.get('id')}): {status}"
-        if parts:
-            text += "; observed " + "; ".join(parts)
-        return {"row": ref.id, "engine": kind, "engine_version": version, "status": status, "observed": seen,
-                "differs_from": differs, "basis": text}
-
     # ---- output -------------------------------------------------------------------------------
-    def cells(self) -> list[Cell]:
-        out = []
-        for row in self.matrix.rows:
-            for feature in self.matrix.features:
-                out.append(self._cell(row, feature))
-        known = {r.id for r in self.matrix.rows}
-        for (row_id, feature), checks in sorted(self._checks.items()):
-            if row_id not in known or feature not in self.matrix.features:
-                out.append({"row": row_id, "engine": None, "image": None, "hardware": None,
-                            "feature": feature, "status": decide_status(list(checks.values()), "not_run"),
-                            "basis": "not in matrix.yaml", "checks": list(checks.values()), "evidence": {}})
-        return out
-
-    def _cell(self, row: Row, feature: str) -> Cell:
-        declared = row.declared_cell(feature)
-        checks = list(self._checks.get((row.id, feature), {}).values())
-        status = decide_status(checks, declared.status)
-        if status in LIVE:
-            basis = live_basis(self.run.get("id"), status, checks)
-        elif checks:
-            basis = f"checks skipped in run {self.run.get('id')}; declared: {declared.basis}"
-        else:
-            basis = declared.basis
-        evidence: dict[str, Any] = {}
-        parsers = self._parsers.get((row.id, feature))
-        if parsers and status == "inferred":
-            basis = f"{basis}; {self.parser_basis(parsers)}"
-            evidence["parsers"] = parsers
-        live = self.live_reference(row, feature) if status == "inferred" else None
-        if live:
-            basis = f"{basis}; {live['basis']}"
-            evidence["live_reference"] = live
-        if checks:
-            evidence["engine"] = self._engines.get(row.id, {})
-            evidence["checks"] = {c["id"]: c["evidence"] for c in checks if c["evidence"]}
-        checks = [{k: c[k] for k in ("id", "outcome", "detail", "time", "duration", "launch_id")} for c in checks]
-        cell = new_cell(row, feature, status, basis, checks, evidence)
-        if status == "failed":
-            cell["diagnosis"] = diagnose(cell, knowledge.catalogue(), facts_of(cell, row))
-        return cell
+    def cells(self):
+        return inference.cells(self.matrix, self.records)
 
     def known_issues(self) -> dict[str, list[dict]]:
-        """{row id: [{id, source, fix, versions, engine_version, basis}]}: the catalogue entries whose
-        ``affects`` covers the row's engine at its observed version (live), else its declared one."""
-        entries = knowledge.catalogue()
-        out = {}
-        for row in self.matrix.rows:
-            obs = (self._engines.get(row.id, {}).get("observed") or {}).get("version")
-            version, basis = (obs, "observed") if obs else (row.engine_version, "declared")
-            issues = knowledge.known_issues(entries, row.engine, version, basis)
-            if issues:
-                out[row.id] = issues
-        return out
+        return inference.known_issues(self.matrix, self.records)
 
     def document(self) -> Document:
+        self.records.run_id = self.run.get("id")
         return {"schema": SCHEMA_VERSION, "run": dict(self.run), "cells": self.cells(), "errata": errata_of(self.matrix),
                 "known_issues": self.known_issues()}
 

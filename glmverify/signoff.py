@@ -6,6 +6,13 @@ to matrix.json after signing (a re-run, a re-merge, a hand edit) makes it fail. 
 integrity record, not a cryptographic signature: it proves *which* matrix was signed, not who
 signed it (the repository's commit of signoff.json does that). ``signoff_state(DIR)`` is what
 the reports show: the caller computes it and hands it to ``report.write_reports``.
+
+A ``flaky`` cell (``merge``: verified in the newest run after failing in an older one) is not
+verified, so ``sign`` refuses a matrix with one unless the signer accepts that very cell with a
+reason (``accept_flaky={"ROW/FEATURE": "why"}``, the command line's ``--accept-flaky ROW/FEATURE
+--reason TEXT``). Each acceptance is recorded in signoff.json's ``accepted_flaky`` with who, when,
+why and the failed runs it overrides; accepting a cell that is not flaky is refused too (a typo
+must not read as an override).
 """
 from __future__ import annotations
 
@@ -27,6 +34,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 class SignoffError(ValueError):
     """Bad input: missing directory or matrix.json, corrupt signoff.json, bad signer name."""
+
+
+class FlakyNotAccepted(SignoffError):
+    """The matrix has flaky cells the signer did not accept with a reason: nothing was signed."""
 
 
 @dataclass
@@ -70,16 +81,47 @@ def check_name(name: str) -> str:
     return name
 
 
-def sign(results_dir: str | Path, by: str, note: str | None = None) -> dict:
-    """Write DIR/signoff.json for the current DIR/matrix.json and return the record."""
+def flaky_cells(doc: dict) -> dict[str, dict]:
+    """{"ROW/FEATURE": cell} of every flaky cell of ``doc``."""
+    return {f"{c['row']}/{c['feature']}": c for c in doc.get("cells", []) if c.get("status") == "flaky"}
+
+
+def _overrides(doc: dict, accept: dict[str, str], by: str, at: str) -> list[dict]:
+    """The recorded acceptances of ``doc``'s flaky cells; SignoffError unless each flaky cell is
+    accepted with a reason and each accepted cell is flaky."""
+    flaky = flaky_cells(doc)
+    not_flaky = sorted(set(accept) - set(flaky))
+    if not_flaky:
+        raise SignoffError(f"--accept-flaky {', '.join(not_flaky)}: not a flaky cell of this matrix"
+                           + (f" (flaky: {', '.join(flaky)})" if flaky else " (it has none)"))
+    blank = sorted(k for k, why in accept.items() if not (why or "").strip())
+    if blank:
+        raise SignoffError(f"--accept-flaky {', '.join(blank)} needs --reason TEXT: why the failure does not matter")
+    open_ = [k for k in flaky if k not in accept]
+    if open_:
+        raise FlakyNotAccepted(
+            f"{len(open_)} flaky cell(s) failed in an earlier run and were verified in a later one: "
+            f"{', '.join(open_)}. They are not verified; review each failure (matrix.md, 'Flaky'), then sign with "
+            + " ".join(f"--accept-flaky {k}" for k in open_) + " --reason TEXT, or re-run until the failure is explained")
+    return [{"cell": k, "reason": _CONTROL.sub(" ", accept[k]).strip(), "by": by, "at": at,
+             "verified_run": (flaky[k].get("flaky") or {}).get("verified_run"),
+             "failed_runs": (flaky[k].get("flaky") or {}).get("failed_runs", [])} for k in flaky]
+
+
+def sign(results_dir: str | Path, by: str, note: str | None = None,
+         accept_flaky: dict[str, str] | None = None) -> dict:
+    """Write DIR/signoff.json for the current DIR/matrix.json and return the record
+    (SignoffError for a flaky cell not accepted, see the module docstring)."""
     d = _results_dir(results_dir)
     by = check_name(by)
     raw, doc = _read_matrix(d)
+    at = utcnow()
+    accepted = _overrides(doc, dict(accept_flaky or {}), by, at)
     run = doc.get("run") or {}
     record: dict[str, Any] = {
         "schema": SIGNOFF_SCHEMA,
         "signed_by": by,
-        "signed_at": utcnow(),
+        "signed_at": at,
         "matrix_json": {"file": MATRIX_JSON, "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)},
         "run": {"id": run.get("id"), "started": run.get("started"), "finished": run.get("finished"),
                 "matrix": run.get("matrix"), "merged": bool(run.get("merged"))},
@@ -88,6 +130,8 @@ def sign(results_dir: str | Path, by: str, note: str | None = None) -> dict:
     }
     if note:
         record["note"] = _CONTROL.sub(" ", note).strip()
+    if accepted:
+        record["accepted_flaky"] = accepted
     previous = _load_record(d / SIGNOFF_JSON, missing_ok=True)
     if previous:
         record["supersedes"] = {k: previous.get(k) for k in ("signed_by", "signed_at")}

@@ -9,15 +9,17 @@ import html
 import re
 from typing import Any
 
-from ..matrix import STATUSES
+from ..document import STATUSES
 
 STATUS_ORDER = STATUSES  # the order of the summary chips and counts
-SYMBOL = {"verified": "✅ verified", "failed": "❌ failed", "inconclusive": "❓ inconclusive", "inferred": "◐ inferred",
+SYMBOL = {"verified": "✅ verified", "failed": "❌ failed", "flaky": "⚠️ flaky", "inconclusive": "❓ inconclusive", "inferred": "◐ inferred",
           "unsupported": "— unsupported", "not_run": "· not_run"}
-GLYPH = {"verified": "✓", "failed": "✗", "inconclusive": "?", "inferred": "◐", "unsupported": "—", "not_run": "·"}
+GLYPH = {"verified": "✓", "failed": "✗", "flaky": "!", "inconclusive": "?", "inferred": "◐", "unsupported": "—", "not_run": "·"}
 MEANING = {
     "verified": "checks passed against a live engine, none failed",
-    "failed": "at least one check failed live (or the engine did not start)",
+    "failed": "at least one check failed live (or the engine did not start, or the engine's parsers mis-parse GLM-5.2 output)",
+    "flaky": "verified in the newest run, but failed in an earlier one (see its history): not verified; "
+             "sign-off needs an explicit, recorded --accept-flaky",
     "inconclusive": "ran live, but a statistical check spent its sample budget without deciding: not verified",
     "inferred": "claimed by a recipe or guide, not run; see its basis",
     "unsupported": "not offered by this row; see its basis",

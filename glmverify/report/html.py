@@ -88,7 +88,7 @@ def _checks_html(checks: list[dict]) -> str:
 
 
 _KNOWN_CELL_KEYS = {"row", "engine", "image", "hardware", "feature", "status", "declared", "declared_basis", "kind", "window",
-                    "basis", "checks", "evidence", "history", "run", "time", "source", "sources", "diagnosis"}
+                    "basis", "checks", "evidence", "history", "run", "time", "source", "sources", "diagnosis", "flaky"}
 
 
 def _cause_html(g: dict) -> str:
@@ -160,10 +160,12 @@ def _drill_html(c: dict) -> str:
     if hist:
         items = []
         for x in hist:
+            mark = "⚠ " if x.get("status") == "failed" and c.get("status") == "flaky" else ""
             items.append(f"<li><span class=\"oc oc-{'passed' if x.get('status') == 'verified' else 'failed'}\">"
-                         f"{h(x.get('status'))}</span> run <code>{h(x.get('run'))}</code> {h(x.get('time') or '')}: "
+                         f"{mark}{h(x.get('status'))}</span> run <code>{h(x.get('run'))}</code> {h(x.get('time') or '')}: "
                          f"{h(x.get('basis'))}{_checks_html(x.get('checks') or [])}</li>")
-        parts.append(f"<details><summary>{len(hist)} older result(s)</summary><ul>{''.join(items)}</ul></details>")
+        flaky = " open" if c.get("status") == "flaky" else ""  # a flaky cell shows its failure unasked
+        parts.append(f"<details{flaky}><summary>{len(hist)} older result(s)</summary><ul>{''.join(items)}</ul></details>")
     return "<div class=\"drill\">" + "".join(p for p in parts if p) + "</div>"
 
 
@@ -223,7 +225,10 @@ def render_html(doc: dict, signoff: dict | None = None, figures: list[dict] | No
         if signoff.get("ok"):
             out.append(f"<div class=\"banner ok\"><b>Signed off</b> by {h(rec.get('signed_by'))} at {h(rec.get('signed_at'))} "
                        f"(matrix.json sha256 <code>{h(sha[:16])}</code>, verified)"
-                       + (f"<br>{h(rec.get('note'))}" if rec.get("note") else "") + "</div>")
+                       + (f"<br>{h(rec.get('note'))}" if rec.get("note") else "")
+                       + "".join(f"<br>⚠ flaky <code>{h(a.get('cell'))}</code> accepted by {h(a.get('by'))} at "
+                                 f"{h(a.get('at'))}: {h(a.get('reason'))}" for a in rec.get("accepted_flaky") or [])
+                       + "</div>")
         else:
             out.append(f"<div class=\"banner bad\"><b>Sign-off does not match this matrix.json</b>: {h(signoff.get('message'))}</div>")
     elif signoff and not signoff.get("ok"):
@@ -245,6 +250,13 @@ def render_html(doc: dict, signoff: dict | None = None, figures: list[dict] | No
                          + _likely_summary(c.get("diagnosis") or [])
                          + "</li>")
         out.append(f"<div class=\"attention\"><b>{len(failed)} failed cell(s)</b><ul>{''.join(items)}</ul></div>")
+    flaky = [c for c in doc.get("cells", []) if c.get("status") == "flaky"]
+    if flaky:  # a failure a later green run followed: shown, never folded into verified
+        items = [f"<li><a href=\"#{anchors[id(c)]}\"><code>{h(c['row'])}</code> / <code>{h(c['feature'])}</code></a>: "
+                 f"{h(c.get('basis'))}</li>" for c in flaky]
+        out.append(f"<div class=\"attention\"><b>{len(flaky)} flaky cell(s)</b>: failed in an earlier run, verified in a "
+                   f"later one; not verified (sign-off needs <code>--accept-flaky ROW/FEATURE --reason ...</code>)"
+                   f"<ul>{''.join(items)}</ul></div>")
     out.append("</header><main>")
 
     out.append("<table class=\"matrix\"><thead><tr><th>row</th>"

@@ -98,6 +98,17 @@ def render_markdown(doc: dict, signoff: dict | None = None) -> str:
                 out.append(f"  - {label}: {md_text(g.get('cause'), 300)} ({md_code(g.get('id'))}, "
                            f"score {md_text(g.get('score'))}); source: {md_text(g.get('source') or '-', 300)}; "
                            f"fix: {md_text(g.get('fix') or '-', 400)}{alike}")
+    flaky = [c for c in doc.get("cells", []) if c.get("status") == "flaky"]
+    if flaky:
+        out += ["", "## Flaky: failed, then verified on a re-run (not verified)", "",
+                "Sign-off needs `glmverify signoff --accept-flaky ROW/FEATURE --reason TEXT` for each.", ""]
+        for c in flaky:
+            out.append(f"- {md_code(c['row'])} / {md_code(c['feature'])}: {md_text(c.get('basis'), 300)}")
+            for x in c.get("history") or []:
+                if x.get("status") == "failed":
+                    bad = [k.get("id") for k in x.get("checks") or [] if k.get("outcome") in ("failed", "error")]
+                    out.append(f"  - ⚠ failed in run {md_code(x.get('run'))} ({md_text(x.get('time'))}): "
+                               + ", ".join(md_code(b) for b in bad))
     if doc.get("known_issues"):
         out += ["", "## Known issues per row", "",
                 "Fault catalogue entries whose reported version range covers the row's engine version "
@@ -119,7 +130,7 @@ def render_markdown(doc: dict, signoff: dict | None = None) -> str:
             if chk.get("outcome") not in ("passed", "failed", "error"):
                 out.append(f"  - {md_text(chk.get('outcome'))}: {md_code(chk['id'])}: {md_text(chk.get('detail'), 300)}")
         if c.get("history"):
-            older = ", ".join(f"{md_text(x.get('status'))} in run {md_code(x.get('run'))} ({md_text(x.get('time'))})"
+            older = ", ".join(f"{'⚠ ' if x.get('status') == 'failed' else ''}{md_text(x.get('status'))} in run {md_code(x.get('run'))} ({md_text(x.get('time'))})"
                               for x in c["history"])
             out.append(f"  - older results: {older}")
     if doc.get("unknown"):
@@ -134,6 +145,9 @@ def render_markdown(doc: dict, signoff: dict | None = None) -> str:
                    f"for matrix.json sha256 {md_code((rec.get('matrix_json') or {}).get('sha256'))}; {state}.")
         if rec.get("note"):
             out.append(f"Note: {md_text(rec['note'], 500)}")
+        for a in rec.get("accepted_flaky") or []:
+            out.append(f"- ⚠ flaky {md_code(a.get('cell'))} accepted by {md_text(a.get('by'))} at {md_text(a.get('at'))}: "
+                       f"{md_text(a.get('reason'), 500)}")
     else:
         out.append("Not signed off. Review, then: `glmverify signoff --by NAME DIR` "
                    "(binds the name, UTC time and sha256 of matrix.json; `glmverify signoff --verify DIR` checks it).")

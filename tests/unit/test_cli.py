@@ -245,3 +245,24 @@ def test_rules_lists_every_decision_with_its_error_rates(capsys):
     assert "effort[kwargs:low=max]" in capsys.readouterr().out   # no rendered prompt: fall-through decided too
     assert main(["rules", "no-such-row"]) == 2
     assert "no row 'no-such-row'" in capsys.readouterr().err
+
+
+def test_signoff_of_a_flaky_cell_needs_accept_flaky_with_a_reason(capsys, results):
+    doc = json.loads((results / "matrix.json").read_text())
+    c = doc["cells"][0]
+    c.update(status="flaky", basis="FLAKY: verified in run run-1 after failing in run run-0",
+             flaky={"verified_run": "run-1", "failed_runs": [{"run": "run-0", "time": None, "failed_checks": ["t"]}]})
+    (results / "matrix.json").write_text(json.dumps(doc))
+    where = f"{c['row']}/{c['feature']}"
+    code, out, err = run_cli(capsys, "signoff", "--by", "Jane", str(results))
+    assert code == 1 and "not signed" in err and f"--accept-flaky {where}" in err
+    assert not (results / "signoff.json").exists()
+    code, out, err = run_cli(capsys, "signoff", "--by", "Jane", "--accept-flaky", where, str(results))
+    assert code == 2 and "needs --reason" in err
+    code, out, err = run_cli(capsys, "signoff", "--by", "Jane", "--accept-flaky", where,
+                             "--reason", "run-0 lost its runner mid-check", str(results))
+    assert code == 0, err
+    assert f"flaky cell {where} accepted by Jane: run-0 lost its runner mid-check" in err
+    record = json.loads((results / "signoff.json").read_text())
+    assert record["accepted_flaky"][0]["cell"] == where and record["accepted_flaky"][0]["by"] == "Jane"
+    assert f"flaky `{where}` accepted by Jane" in (results / "matrix.md").read_text()

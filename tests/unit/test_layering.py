@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "glmverify"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("paths", "util", "redact", "options", "cli_help"),                  # stdlib only
     ("matrix", "document", "verdicts", "gsm8k", "haystack", "hardware", "standin", "parsers",
-     "knowledge", "diagnosis"),                                           # data models, the catalogue as knowledge
+     "knowledge", "diagnosis", "inference"),                              # data models, the catalogue as knowledge, cells inferred from records
     ("client", "chat", "anthropic_stream", "checks", "toolcalls", "engines"),  # talking to an engine
     ("adapters", "flags", "policy", "observed"),                          # engine differences, decisions
     ("container_spec", "containers", "session", "results", "merge", "signoff"),  # runs and their records

@@ -73,7 +73,8 @@ def test_newest_live_result_wins_by_run_finished_time_and_older_goes_to_history(
     b = mkdoc("run-B", "2025-01-01T11:00:00Z", [mkcell(row, feat, "verified", checks=[PASS])])
     for order in ((a, b), (b, a)):
         c = merged_cell(merge(*order), row, feat)
-        assert c["status"] == "verified" and c["run"] == "run-B"
+        # the newer result wins, but a failure before it is never erased: flaky, not verified
+        assert c["status"] == "flaky" and c["run"] == "run-B"
         assert c["time"] == "2025-01-01T11:00:00Z"
         assert [(h["run"], h["status"]) for h in c["history"]] == [("run-A", "failed")]
         assert c["history"][0]["checks"][0]["detail"] == "AssertionError: no tool call"
@@ -128,7 +129,7 @@ def test_newer_verified_that_did_not_rerun_a_failed_check_is_flagged(rf):
     a = mkdoc("run-A", "2025-01-01T00:00:00Z", [mkcell(row, feat, "failed", checks=[dict(FAIL, id="test_weather")])])
     b = mkdoc("run-B", "2025-01-02T00:00:00Z", [mkcell(row, feat, "verified", checks=[dict(PASS, id="test_other")])])
     doc = merge(a, b)
-    assert merged_cell(doc, row, feat)["status"] == "verified"
+    assert merged_cell(doc, row, feat)["status"] == "flaky"
     assert any("test_weather" in w and "not re-run" in w for w in doc["warnings"])
 
 
@@ -247,7 +248,8 @@ def test_merging_a_merged_document_is_stable(rf):
     ab = merge(a, b)
     again = merged_cell(merge(ab, c), row, feat)
     at_once = merged_cell(merge(a, b, c), row, feat)
-    assert again["status"] == at_once["status"] == "verified"
+    assert again["status"] == at_once["status"] == "flaky"
+    assert again["flaky"] == at_once["flaky"] and again["basis"] == at_once["basis"]
     assert again["run"] == at_once["run"] == "run-B"
     assert [h["run"] for h in again["history"]] == [h["run"] for h in at_once["history"]] == ["run-A"]
     # a newer failure still beats the merged verified result
@@ -308,3 +310,44 @@ def test_inconclusive_is_live_and_a_newer_run_replaces_it(rf):
     assert c["status"] == "inconclusive" and "inconclusive" in c["basis"]   # live beats declared
     newer = mkdoc("r2", "2026-02-01T00:00:00Z", [mkcell(row, feature, "verified", checks=[dict(PASS, time="2026-02-01T00:00:00Z")])])
     assert merged_cell(merge(a, newer), row, feature)["status"] == "verified"
+
+
+# ---- a failure followed by a green re-run: flaky, never plain verified ------------------------------
+def test_failure_then_green_rerun_is_flaky_on_the_page_and_in_matrix_md(rf, matrix):
+    from glmverify.report import render_html, render_markdown
+
+    row, feat = rf
+    a = mkdoc("run-A", "2025-01-01T10:00:00Z", [mkcell(row, feat, "failed", checks=[FAIL])])
+    b = mkdoc("run-B", "2025-01-01T11:00:00Z", [mkcell(row, feat, "verified", checks=[PASS])])
+    doc = merge(a, b, matrix=matrix)
+    c = merged_cell(doc, row, feat)
+    assert c["status"] == "flaky" and c["status"] != "verified"
+    assert c["flaky"]["verified_run"] == "run-B"
+    assert c["flaky"]["failed_runs"] == [{"run": "run-A", "time": "2025-01-01T10:00:00Z", "failed_checks": ["test_a"]}]
+    assert c["basis"].startswith("FLAKY: verified in run run-B after failing in run run-A")
+    md = render_markdown(doc)
+    assert "## Flaky: failed, then verified on a re-run (not verified)" in md
+    assert "⚠️ flaky" in md and "⚠ failed in run `run-A`" in md and "--accept-flaky ROW/FEATURE" in md
+    page = render_html(doc)
+    assert "st-flaky" in page and "1 flaky cell(s)" in page and "⚠ failed" in page
+
+
+def test_inconclusive_then_verified_is_verified_and_failure_after_green_is_failed(rf):
+    row, feat = rf
+    OPEN = {"id": "test_a", "outcome": "inconclusive", "detail": "INCONCLUSIVE"}
+    a = mkdoc("run-A", "2025-01-01T10:00:00Z", [mkcell(row, feat, "inconclusive", checks=[OPEN])])
+    b = mkdoc("run-B", "2025-01-01T11:00:00Z", [mkcell(row, feat, "verified", checks=[PASS])])
+    assert merged_cell(merge(a, b), row, feat)["status"] == "verified"  # undecided before is no failure
+    c = mkdoc("run-C", "2025-01-01T12:00:00Z", [mkcell(row, feat, "failed", checks=[FAIL])])
+    assert merged_cell(merge(b, c), row, feat)["status"] == "failed"
+
+
+def test_a_flaky_cell_stays_flaky_when_a_newer_green_run_is_merged_in(rf):
+    row, feat = rf
+    a = mkdoc("run-A", "2025-01-01T10:00:00Z", [mkcell(row, feat, "failed", checks=[FAIL])])
+    b = mkdoc("run-B", "2025-01-01T11:00:00Z", [mkcell(row, feat, "verified", checks=[PASS])])
+    c = mkdoc("run-C", "2025-01-01T12:00:00Z", [mkcell(row, feat, "verified", checks=[PASS])])
+    again = merged_cell(merge(merge(a, b), c), row, feat)
+    assert again["status"] == "flaky" and again["run"] == "run-C"
+    assert [(h["run"], h["status"]) for h in again["history"]] == [("run-B", "verified"), ("run-A", "failed")]
+    assert [r["run"] for r in again["flaky"]["failed_runs"]] == ["run-A"]

@@ -29,7 +29,8 @@ def test_sign_binds_signer_time_digest_and_counts(results):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rec["signed_at"])
     raw = (results / "matrix.json").read_bytes()
     assert rec["matrix_json"] == {"file": "matrix.json", "sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
-    assert rec["counts"] == {"verified": 1, "failed": 1, "inconclusive": 0, "inferred": 1, "unsupported": 0, "not_run": 0}
+    assert rec["counts"] == {"verified": 1, "failed": 1, "flaky": 0, "inconclusive": 0, "inferred": 1, "unsupported": 0,
+                             "not_run": 0}
     assert rec["run"]["id"] == "run-1" and rec["note"] == "release 2025.1"
 
 
@@ -111,3 +112,44 @@ def test_signoff_state_is_what_the_reports_show(results):
     (results / "signoff.json").write_text("{")
     assert signoff_state(results)["record"] is None and not signoff_state(results)["ok"]
     assert "not valid JSON" in signoff_state(results)["message"]
+
+
+# ---- a flaky cell needs an explicit, recorded override ------------------------------------------------
+FLAKY = {"row": "r", "feature": "tool_calls", "status": "flaky", "checks": [{"id": "t", "outcome": "passed"}],
+         "evidence": {}, "basis": "FLAKY: verified in run run-B after failing in run run-A",
+         "flaky": {"verified_run": "run-B", "verified_basis": "live run run-B: 1 check(s) passed",
+                   "failed_runs": [{"run": "run-A", "time": "2025-01-01T00:00:00Z", "failed_checks": ["t"]}]}}
+
+
+@pytest.fixture
+def flaky_results(tmp_path):
+    doc = dict(DOC, cells=[FLAKY, *DOC["cells"][1:]])
+    (tmp_path / "matrix.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return tmp_path
+
+
+def test_sign_refuses_a_flaky_cell_without_the_override(flaky_results):
+    from glmverify.signoff import FlakyNotAccepted
+
+    with pytest.raises(FlakyNotAccepted, match=r"r/tool_calls.*--accept-flaky r/tool_calls --reason"):
+        sign(flaky_results, "Jane")
+    assert not (flaky_results / "signoff.json").exists()
+
+
+@pytest.mark.parametrize("accept, message", [
+    ({"r/tool_calls": "  "}, "needs --reason"),            # an override without a reason
+    ({"r/context_1m": "seen"}, "not a flaky cell"),         # a typo, or a failed cell: never an override
+])
+def test_sign_refuses_a_blank_or_misdirected_override(flaky_results, accept, message):
+    with pytest.raises(SignoffError, match=message):
+        sign(flaky_results, "Jane", accept_flaky=accept)
+    assert not (flaky_results / "signoff.json").exists()
+
+
+def test_sign_records_who_when_and_why_of_each_override(flaky_results):
+    rec = sign(flaky_results, "Jane Doe", accept_flaky={"r/tool_calls": "run-A hit a runner OOM (INC-42)"})
+    [a] = rec["accepted_flaky"]
+    assert a == {"cell": "r/tool_calls", "reason": "run-A hit a runner OOM (INC-42)", "by": "Jane Doe",
+                 "at": rec["signed_at"], "verified_run": "run-B", "failed_runs": FLAKY["flaky"]["failed_runs"]}
+    assert json.loads((flaky_results / "signoff.json").read_text())["accepted_flaky"] == [a]
+    assert rec["counts"]["flaky"] == 1 and verify(flaky_results).ok
