@@ -31,9 +31,7 @@ What differs per engine (kind, port, health path, mounts) is the engine's adapte
 """
 from __future__ import annotations
 
-import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -41,11 +39,11 @@ import httpx
 
 from . import hardware
 from .container_owner import configure_ryuk, owner_labels, sweep, sweep_once
+from .container_images import build_image, image_facts, image_present, pull_image  # noqa: F401 - image_present re-exported
 from .container_spec import LAUNCH_LABEL, RUN_LABEL, ContainerSpec, current_run_id, image_override_var
 from .engines import EngineServer, EngineStartupError, HttpReadiness, ProgressFn
 from .launchers import register, standin_for
 from .matrix import Row
-from .paths import REPO_ROOT
 from .redact import REDACT
 
 try:
@@ -213,40 +211,6 @@ def reap(run_id: str, client=None) -> list[str]:
     return removed
 
 
-def image_present(image: str, client=None) -> bool:
-    own = client is None
-    client = client or _client()
-    try:
-        client.images.get(image)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
-    finally:
-        if own:
-            client.close()
-
-
-def build_image(recipe: str, progress: ProgressFn | None = None, log: ProgressFn | None = None) -> None:
-    """Run ``<recipe>/build.sh`` (idempotent: it skips when the image exists)."""
-    script = REPO_ROOT / recipe / "build.sh"
-    if not script.is_file():
-        raise EngineStartupError(f"image recipe {recipe}: {script.relative_to(REPO_ROOT)} does not exist")
-    if progress:
-        progress(f"building the image with {script.relative_to(REPO_ROOT)} (minutes, once)")
-    proc = subprocess.Popen(["bash", str(script)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace")
-    tail: list[str] = []
-    assert proc.stdout
-    for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-30:]
-        if log:
-            log(line)
-        if progress and line.startswith("[images/"):
-            progress(line.strip())
-    if proc.wait() != 0:
-        raise EngineStartupError(f"{script.relative_to(REPO_ROOT)} failed (exit {proc.returncode}):\n" + "\n".join(tail))
-
-
 # ---- the engine ---------------------------------------------------------------------------------------
 class EngineContainer(EngineServer):
     """An engine in a container, configured by a ``ContainerSpec``."""
@@ -288,7 +252,7 @@ class EngineContainer(EngineServer):
                     f"{self.name}: the seed leaves the image tag unknown ({spec.image} is a guess) and it is "
                     f"not present locally; pull the image you deploy and set {image_override_var(spec.row_id)}")
             else:
-                self._pull(client)
+                pull_image(client, spec.image, self.name, self.progress)
         if self.progress:
             self.progress(f"{self.name}: docker run {spec.image} as {spec.name}")
         try:
@@ -298,7 +262,7 @@ class EngineContainer(EngineServer):
             raise EngineStartupError(f"{self.name}: docker could not start {spec.image}: {exc.explanation or exc}"
                                      + _api_hint(exc)) from None
         container = self._container
-        self._image_facts = _image_facts(client, spec.image)
+        self._image_facts = image_facts(client, spec.image)
         self._reader = threading.Thread(target=self._pump, args=(container,), name=f"log-{self.name}", daemon=True)
         self._reader.start()
         container.reload()
@@ -312,21 +276,6 @@ class EngineContainer(EngineServer):
         host_ip = binding[0].get("HostIp") or "127.0.0.1"
         connect = "127.0.0.1" if host_ip in ("0.0.0.0", "::", "") else host_ip
         self.base_url = f"http://{connect}:{binding[0]['HostPort']}"
-
-    def _pull(self, client) -> None:
-        repo, _, tag = self.spec.image.rpartition(":") if ":" in self.spec.image.split("/")[-1] else (self.spec.image, "", "latest")
-        if self.progress:
-            self.progress(f"{self.name}: pulling {self.spec.image}")
-        last = 0.0
-        try:
-            for ev in client.api.pull(repo, tag=tag, stream=True, decode=True):
-                if ev.get("error"):
-                    raise RuntimeError(ev["error"])
-                if self.progress and time.monotonic() - last > 15 and ev.get("status"):
-                    last = time.monotonic()
-                    self.progress(f"{self.name}: pull: {ev.get('status')} {ev.get('progress', '')}".rstrip())
-        except Exception as exc:  # noqa: BLE001
-            raise EngineStartupError(f"{self.name}: cannot pull {self.spec.image}: {exc}") from None
 
     def _pump(self, container) -> None:
         sink = open(self.log_path, "a", encoding="utf-8") if self.log_path else None
@@ -422,16 +371,6 @@ class EngineContainer(EngineServer):
             "accelerators": hardware.accelerators(),
             **({"nvidia": hardware.nvidia_details()} if self.spec.vendor == "nvidia" else {}),
         }
-
-
-def _image_facts(client, image: str) -> dict[str, Any]:
-    try:
-        img = client.images.get(image)
-        return {"image_id": img.id, "image_digests": list(img.attrs.get("RepoDigests") or []),
-                "image_created": img.attrs.get("Created"),
-                "docker_server": client.version().get("Version")}
-    except Exception:  # noqa: BLE001
-        return {"image_id": None, "image_digests": []}
 
 
 def _api_hint(exc) -> str:

@@ -18,7 +18,7 @@ from . import containers  # noqa: F401 - registers the container launcher
 from .adapters import EngineAdapter, adapter_for, probe
 from .client import EngineClient
 from .engines import AttachedEngine, EngineServer, HttpReadiness
-from .launchers import DEFAULT_STARTUP_TIMEOUT, launcher_for, startup_timeout  # noqa: F401 - re-exported
+from .launchers import launcher_for, startup_timeout
 from .matrix import Matrix, Row
 from .observed import ObservedMismatch, compare, mismatch_message, observe
 from .options import Options
