@@ -92,6 +92,10 @@ def test_a_container_takes_its_health_path_from_the_spec():
     spec = ContainerSpec(row_id="adhoc", image="example/engine:1", run_id="r1", health_path="/ready")
     e = EngineContainer(spec, readiness=HttpReadiness(timeout=42, interval=0.5))
     assert (e.readiness.path, e.readiness.timeout, e.readiness.interval) == ("/ready", 42, 0.5)
+    from testcontainers.core.wait_strategies import HttpWaitStrategy
+
+    strategy = e.readiness.strategy  # the readiness is testcontainers' HTTP wait on the spec's port and path
+    assert isinstance(strategy, HttpWaitStrategy) and (strategy._port, strategy._path) == (spec.port, "/ready")
     assert e.alive() == (False, "not launched")
     assert e.info()["container"]["id"] is None
 
@@ -265,6 +269,33 @@ def test_reap_removes_leftovers_by_label(base_image, run_id):
         assert not _cli_ps(run_id)
     finally:
         c.close()
+
+
+RYUK_CHILD = (
+    "import os, docker; from testcontainers.core.config import testcontainers_config as c; "
+    "from glmverify.container_owner import configure_ryuk; d = docker.from_env(); "
+    "print(configure_ryuk(d, c)); print(c.ryuk_disabled, os.environ.get('TESTCONTAINERS_RYUK_DISABLED'))")
+
+
+@pytest.mark.docker
+@needs_docker
+@pytest.mark.parametrize("user_setting", [None, "false", "true"])
+def test_ryuk_is_used_where_it_can_run_and_the_users_setting_wins(user_setting):
+    env = {k: v for k, v in os.environ.items() if k != "TESTCONTAINERS_RYUK_DISABLED"}
+    if user_setting is not None:
+        env["TESTCONTAINERS_RYUK_DISABLED"] = user_setting
+    out = subprocess.run([sys.executable, "-c", RYUK_CHILD], env={**env, "PYTHONPATH": str(REPO)},
+                         capture_output=True, text=True, timeout=120)
+    decision, state = out.stdout.strip().splitlines()
+    if user_setting == "false":
+        assert (decision, state) == ("ryuk", "False false")
+    elif user_setting == "true":
+        assert decision.startswith("sweep: Ryuk disabled by") and state == "True true"
+    elif decision == "ryuk":  # the image is here or could be pulled
+        assert state == "False None"
+    else:  # no registry (these CPU machines): turned off for this run and the processes it starts
+        assert decision.startswith("sweep: Ryuk unavailable: cannot pull testcontainers/ryuk"), decision
+        assert state == "True true"
 
 
 # ---- SIGKILL: the next run's start removes what a killed run left -------------------------------------
