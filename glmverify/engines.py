@@ -4,13 +4,13 @@ Design (after vLLM's ``RemoteOpenAIServer``, made stricter):
 
 * Constructing an engine launches nothing; ``start()`` launches and waits, ``stop()`` always
   cleans up, and ``with engine:`` stops it again when ``start()`` fails half-way.
-* Readiness is a value (``HttpReadiness``, for containers its subclass applying a testcontainers
-  wait strategy) that serves processes and containers alike: it polls
-  the health endpoint and asks the engine whether it is still alive on every turn, so an engine
-  that dies during a 20-minute weight load fails the wait within one poll interval, with the
-  tail of its log in the error.
-* Launchers: ``ProcessEngine`` (the reference engine), ``glmverify.containers.EngineContainer``
-  (GPU images and the reference image), ``AttachedEngine`` (an endpoint someone else deployed).
+* Readiness is a value (``HttpReadiness``; for containers its subclass applying a testcontainers
+  wait strategy) that serves processes and containers alike: it probes the health endpoint and
+  asks the engine whether it is still alive on every turn, so an engine that dies during a
+  20-minute weight load fails the wait within one turn, with the tail of its log in the error.
+* Engines: ``ProcessEngine`` (the reference engine), ``glmverify.containers.EngineContainer``
+  (GPU images and the reference image), ``AttachedEngine`` (an endpoint someone else deployed);
+  which one a row gets is ``glmverify.launchers``.
 * Every live engine is registered in ``LIVE``; ``stop_all()`` runs on SIGTERM/SIGINT and at exit
   so no process or container of a run outlives it.
 * Secrets: the environment is never printed; values listed as secret are redacted from any log
