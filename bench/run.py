@@ -38,9 +38,9 @@ INSTRUCTION = "Solve the problem. End your answer with 'The answer is N.' where 
 
 def reference_row(context: int):
     row = load().row("reference")
-    args = list(row.launch["args"])
+    args = list(row.launch.args)
     args[args.index("--max-model-len") + 1] = str(context)
-    return dataclasses.replace(row, launch={**row.launch, "args": args})
+    return dataclasses.replace(row, launch=dataclasses.replace(row.launch, args=args))
 
 
 async def bare(client: EngineClient, bodies: list[dict], concurrency: int) -> list[str | None]:

@@ -6,8 +6,11 @@ the published port and the run's labels. ``docker_run_argv()`` renders it as the
 command line ``--plan`` prints; ``glmverify.containers.sdk_kwargs(spec)`` renders the same fields
 as docker SDK arguments, so a plan cannot drift from a launch.
 
-Defaults come from two places: the engine's adapter (``adapters.*.container``: kind, port, health
-path, Hugging Face cache, /dev/shm) and the accelerator vendor of the row's hardware:
+Placeholders (``{python}`` is the image's ``python3``, ``{host}`` every interface) are
+``glmverify.launchers.placeholders("container", ...)``, expanded by ``LaunchSpec.expanded``, the
+expander the process launcher uses too. Container defaults come from two places: the engine's
+adapter (``adapters.*.container``: kind, port, health path, Hugging Face cache, /dev/shm) and the
+accelerator vendor of the row's hardware:
 
 * NVIDIA GPUs through a device request (``--gpus all``) and ``--ipc host``;
 * ROCm GPUs through /dev/kfd and /dev/dri, the video group, SYS_PTRACE, seccomp unconfined and
@@ -30,10 +33,9 @@ from typing import Any
 
 from . import hardware
 from .adapters import adapter_for_row
+from .launchers import placeholders
 from .matrix import Row
-from .paths import REPO_ROOT
 from .redact import REDACT
-from .standin.build import model_dir_for
 from .util import new_run_id
 
 RUN_LABEL = "glmverify.run"
@@ -168,33 +170,25 @@ class ContainerSpec:
         if row.launcher not in ("container", "attach"):
             raise ValueError(f"row {row.id}: launcher {row.launcher!r} is not a container launch")
         defaults = adapter_for_row(row).container
-        launch = row.launch
-        port = int(launch.get("port") or defaults.default_port)
+        port = int(row.launch.port or defaults.default_port)
         image = os.environ.get(image_override_var(row.id)) or row.image
-        subs = _placeholders(row, port, standin_model)
-
-        def x(value: str) -> str:
-            for k, v in subs.items():
-                value = value.replace("{" + k + "}", v)
-            return value
-
+        launch = row.launch.expanded(placeholders("container", row, port=port, standin_model=standin_model))
         spec = cls(row_id=row.id, image=image, run_id=run_id or current_run_id(), kind=defaults.kind,
                    vendor=_vendor(row.hardware), launch_id=launch_id or "", image_known=row.image_known, port=port,
-                   health_path=defaults.health_path, build=launch.get("build"))
-        spec.entrypoint = [x(a) for a in launch["entrypoint"]] if launch.get("entrypoint") else None
-        spec.command = [x(a) for a in launch.get("command", [])] + [x(a) for a in launch.get("args", [])]
-        spec.env = {k: x(v) for k, v in launch.get("env", {}).items()}
-        spec.secret_env = list(launch.get("secret_env", []))
-        spec.ipc = launch.get("ipc")
-        spec.shm_size = launch.get("shm_size")
-        if launch.get("network") and launch["network"] != "host":
-            spec.network = launch["network"]  # host networking is a multi-node recipe detail: not launched here
-        spec.volumes = [Volume.parse(x(v)) for v in launch.get("volumes", [])]
-        devices = launch.get("devices", {})
-        if devices.get("paths"):
-            spec.devices = list(devices["paths"])
-        if devices.get("gpus") is not None:
-            spec.gpus = devices["gpus"]
+                   health_path=defaults.health_path, build=launch.build)
+        spec.entrypoint = list(launch.entrypoint) if launch.entrypoint else None
+        spec.command = launch.command + launch.args
+        spec.env = dict(launch.env)
+        spec.secret_env = list(launch.secret_env)
+        spec.ipc = launch.ipc
+        spec.shm_size = launch.shm_size
+        if launch.network and launch.network != "host":
+            spec.network = launch.network  # host networking is a multi-node recipe detail: not launched here
+        spec.volumes = [Volume.parse(v) for v in launch.volumes]
+        if launch.devices.get("paths"):
+            spec.devices = list(launch.devices["paths"])
+        if launch.devices.get("gpus") is not None:
+            spec.gpus = launch.devices["gpus"]
         _vendor_defaults(spec, row)
         if defaults.mount_hf_cache:
             _ensure_hf_cache(spec)
@@ -298,17 +292,7 @@ def _ensure_hf_cache(spec: ContainerSpec) -> None:
 
 def uses_standin_model(row: Row) -> bool:
     """The row's launch names the stand-in model (``{standin_model}``): the launcher builds it."""
-    used = " ".join([*row.launch.get("args", []), *row.launch.get("volumes", []),
-                     *row.launch.get("env", {}).values()])
-    return "{standin_model}" in used
-
-
-def _placeholders(row: Row, port: int, standin_model: str | os.PathLike | None) -> dict[str, str]:
-    subs = {"host": "0.0.0.0", "port": str(port), "served_model": row.served_model, "model": row.model,
-            "repo": str(REPO_ROOT), "python": "python3", "shared": str(REPO_ROOT.parent / "shared")}
-    if uses_standin_model(row):
-        subs["standin_model"] = str(standin_model or model_dir_for(row.profile))
-    return subs
+    return row.launch.mentions("standin_model")
 
 
 def gpus_cli(gpus: str | int) -> str:

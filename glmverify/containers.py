@@ -1,43 +1,58 @@
 """Engines in containers: the Docker life of a ``ContainerSpec`` (``glmverify.container_spec``).
 
-``EngineContainer`` (an ``EngineServer``) owns one container, through the docker SDK alone:
-``sdk_kwargs(spec)`` are the ``containers.create`` arguments of the spec (the same fields its
-``docker run`` plan renders), then start, log stream, state and removal. The container
+``EngineContainer`` (an ``EngineServer``) owns one container, a testcontainers ``DockerContainer``
+made from ``sdk_kwargs(spec)`` (the same fields the spec's ``docker run`` plan renders). The
+container
 
 * is created from the row's image: built with ``<recipe>/build.sh`` where the row names a build,
-  pulled when missing, refused when the seed leaves its tag unknown and it is not present;
+  pulled when missing (with progress lines), refused when the seed leaves its tag unknown and it
+  is not present;
+* is ready when its readiness value says so: ``ContainerReadiness`` applies a testcontainers wait
+  strategy (``HttpWaitStrategy`` on the engine's health path) turn by turn and asks the container
+  whether it is still running between turns, so an engine that dies while loading fails the wait
+  at once, with the last lines of its log;
 * streams its log into the engine log (progress lines while the weights load) and into
-  ``<log_dir>/<row>.log``; ``alive()`` reports a container that exited, so startup fails at once
-  with the last log lines;
-* is labelled ``glmverify.run=<run id>`` (and row, launch) and removed on stop, on a failed
-  start, on SIGINT/SIGTERM (``engines.stop_all``) and at exit; ``reap(run_id)`` removes leftovers
-  (``python -m glmverify.containers reap RUN_ID``), so no reaper container is needed;
+  ``<log_dir>/<row>.log``;
+* is labelled with its run, row and launch (``glmverify.run``, ...) and its owner
+  (``glmverify.container_owner``: host, boot id, pid) and removed on stop, on a failed start, on
+  SIGINT/SIGTERM (``engines.stop_all``) and at exit. After a SIGKILL, testcontainers' Ryuk removes
+  it where it can run, and the next run's start removes it anyway (``container_owner.sweep``:
+  the containers of this host whose owning process is dead); ``reap(run_id)`` by hand;
 * receives the row's ``secret_env`` values from the host environment: they are registered with
   ``REDACT`` here and never appear in the plan, the evidence or a log.
 
+The docker SDK (testcontainers' client underneath) is used directly only where testcontainers
+has nothing: pulling with progress, the log stream, the container's exit state, image facts,
+the daemon check, and listing and removing containers by label (sweep, reap).
+
 What differs per engine (kind, port, health path, mounts) is the engine's adapter
-(``adapters.*.container``), applied by ``ContainerSpec.from_row``: there is one container class.
+(``adapters.*.container``), applied by ``ContainerSpec.from_row``: there is one container class;
+``ContainerLauncher`` is the ``container`` entry of ``glmverify.launchers``.
 """
 from __future__ import annotations
 
-import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterable
 
+import httpx
+
 from . import hardware
-from .container_spec import LAUNCH_LABEL, RUN_LABEL, ContainerSpec, current_run_id, image_override_var, uses_standin_model
+from .container_owner import configure_ryuk, owner_labels, sweep, sweep_once
+from .container_images import build_image, image_facts, image_present, pull_image  # noqa: F401 - image_present re-exported
+from .container_spec import LAUNCH_LABEL, RUN_LABEL, ContainerSpec, current_run_id, image_override_var
 from .engines import EngineServer, EngineStartupError, HttpReadiness, ProgressFn
+from .launchers import register, standin_for
 from .matrix import Row
-from .paths import REPO_ROOT
 from .redact import REDACT
-from .standin.build import ensure_built
 
 try:
     import docker
     from docker.types import DeviceRequest
-except ImportError:  # reported by docker_unavailable(); nothing here runs without the SDK
+    from testcontainers.core.config import testcontainers_config
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import HttpWaitStrategy
+except ImportError:  # reported by docker_unavailable(); nothing here runs without them
     docker = None
 
 
@@ -87,6 +102,74 @@ def device_request(gpus: str | int) -> "DeviceRequest":
     return DeviceRequest(device_ids=ids, capabilities=[["gpu"]])
 
 
+def testcontainer(spec: ContainerSpec, *, labels: dict[str, str] | None = None,
+                  docker_timeout: int = 120) -> "DockerContainer":
+    """The spec as a testcontainers ``DockerContainer`` (not started): ``sdk_kwargs(spec)``, the
+    fields the plan renders, plus ``labels`` (the owner's)."""
+    kw = sdk_kwargs(spec)
+    tc = DockerContainer(kw.pop("image"), docker_client_kw={"timeout": docker_timeout})
+    tc.with_name(kw.pop("name")).with_envs(**kw.pop("environment"))
+    if kw.get("command"):
+        tc.with_command(kw["command"])
+    kw.pop("command")
+    for host, mount in kw.pop("volumes").items():
+        tc.with_volume_mapping(host, mount["bind"], mount["mode"])
+    # (host ip, port) pairs: published on the spec's address only, which with_bind_ports cannot say
+    tc.ports.update(kw.pop("ports"))
+    return tc.with_kwargs(labels={**kw.pop("labels"), **(labels or {})}, **kw)
+
+
+class ContainerReadiness(HttpReadiness):
+    """``HttpReadiness`` whose probe is a testcontainers wait strategy (default: an HTTP wait for
+    200 on ``path`` of the engine's port), applied for one short turn at a time so the container's
+    state is checked between turns."""
+
+    def __init__(self, strategy: "Any", path: str, timeout: float = 600.0, interval: float = 1.0,
+                 progress_every: float = 15.0):
+        super().__init__(path, timeout, interval, progress_every)
+        # a turn: probes every interval for at most max(interval, 2 s) (the port lookup is an API call)
+        self.strategy = strategy.with_startup_timeout(max(interval, 2.0)).with_poll_interval(interval)
+
+    @classmethod
+    def http(cls, spec: ContainerSpec, base: HttpReadiness) -> "ContainerReadiness":
+        strategy = HttpWaitStrategy(spec.port, spec.health_path).for_status_code(200)
+        return cls(strategy, spec.health_path, base.timeout, base.interval, base.progress_every)
+
+    def with_timeout(self, timeout: float) -> "ContainerReadiness":
+        return ContainerReadiness(self.strategy, self.path, timeout, self.interval, self.progress_every)
+
+    def ready(self, engine: "EngineServer", http: Any, url: str) -> bool:
+        try:
+            self.strategy.wait_until_ready(_Published(engine))
+            return True
+        except (TimeoutError, ConnectionError):
+            return False
+        except docker.errors.NotFound:
+            return False  # removed under us: the next turn's alive() says so
+
+    def pause(self) -> None:
+        pass  # the strategy's turn waited already
+
+
+class _Published:
+    """The engine's container as a wait strategy sees it, reached where ``base_url`` says: the
+    port is published on one address only (127.0.0.1 by default), which testcontainers' own guess
+    (the bridge gateway when the harness itself runs in a container) may not reach."""
+
+    def __init__(self, engine: "EngineContainer"):
+        self._tc = engine.testcontainer
+        self._url = httpx.URL(engine.base_url)
+
+    def get_container_host_ip(self) -> str:
+        return self._url.host
+
+    def get_exposed_port(self, port: int) -> int:
+        return self._url.port
+
+    def __getattr__(self, name: str) -> Any:  # logs, status, reload: the container's own
+        return getattr(self._tc, name)
+
+
 # ---- docker helpers ---------------------------------------------------------------------------------
 def _client(timeout: int = 60):
     return docker.from_env(timeout=timeout)
@@ -95,7 +178,7 @@ def _client(timeout: int = 60):
 def docker_unavailable() -> str | None:
     """None when a Docker daemon answers, else why not (the engine fixture skips with it)."""
     if docker is None:
-        return "Docker SDK for Python is not installed (pip install docker)"
+        return "the docker SDK or testcontainers is not installed (pip install testcontainers)"
     try:
         client = _client(timeout=5)
         try:
@@ -128,40 +211,6 @@ def reap(run_id: str, client=None) -> list[str]:
     return removed
 
 
-def image_present(image: str, client=None) -> bool:
-    own = client is None
-    client = client or _client()
-    try:
-        client.images.get(image)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
-    finally:
-        if own:
-            client.close()
-
-
-def build_image(recipe: str, progress: ProgressFn | None = None, log: ProgressFn | None = None) -> None:
-    """Run ``<recipe>/build.sh`` (idempotent: it skips when the image exists)."""
-    script = REPO_ROOT / recipe / "build.sh"
-    if not script.is_file():
-        raise EngineStartupError(f"image recipe {recipe}: {script.relative_to(REPO_ROOT)} does not exist")
-    if progress:
-        progress(f"building the image with {script.relative_to(REPO_ROOT)} (minutes, once)")
-    proc = subprocess.Popen(["bash", str(script)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace")
-    tail: list[str] = []
-    assert proc.stdout
-    for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-30:]
-        if log:
-            log(line)
-        if progress and line.startswith("[images/"):
-            progress(line.strip())
-    if proc.wait() != 0:
-        raise EngineStartupError(f"{script.relative_to(REPO_ROOT)} failed (exit {proc.returncode}):\n" + "\n".join(tail))
-
-
 # ---- the engine ---------------------------------------------------------------------------------------
 class EngineContainer(EngineServer):
     """An engine in a container, configured by a ``ContainerSpec``."""
@@ -171,13 +220,16 @@ class EngineContainer(EngineServer):
     def __init__(self, spec: ContainerSpec, *, name: str | None = None, log_path: Path | None = None,
                  readiness: HttpReadiness | None = None, progress: ProgressFn | None = None,
                  docker_timeout: int = 120):
-        readiness = readiness or HttpReadiness()
-        readiness = HttpReadiness(spec.health_path, readiness.timeout, readiness.interval, readiness.progress_every)
-        super().__init__(name or spec.row_id, readiness=readiness, progress=progress)
+        base = readiness or HttpReadiness()
+        if not isinstance(base, ContainerReadiness):
+            base = ContainerReadiness.http(spec, base)
+        super().__init__(name or spec.row_id, readiness=base, progress=progress)
         self.spec = spec
         self.log_path = log_path
         self.docker_timeout = docker_timeout
-        self._docker = None      # the SDK client this container's life runs on (closed in _terminate)
+        self.testcontainer = None  # testcontainers' DockerContainer: create, start, remove
+        self.reaper: str | None = None  # "ryuk", or "sweep: <why Ryuk cannot run here>"
+        self._docker = None      # the SDK client underneath (pull, logs, state, image facts)
         self._container = None   # docker.models.containers.Container
         self._reader: threading.Thread | None = None
         self._image_facts: dict[str, Any] = {}
@@ -186,7 +238,12 @@ class EngineContainer(EngineServer):
     # ---- life ----------------------------------------------------------------------------------------
     def _launch(self) -> None:
         spec = self.spec
-        client = self._docker = _client(timeout=self.docker_timeout)
+        tc = self.testcontainer = testcontainer(spec, labels=owner_labels(), docker_timeout=self.docker_timeout)
+        client = self._docker = tc.get_docker_client().client
+        self.reaper = configure_ryuk(client, testcontainers_config)
+        swept = sweep_once(client)
+        if swept and self.progress:
+            self.progress(f"removed {len(swept)} container(s) of dead runs: {', '.join(swept)}")
         if not image_present(spec.image, client):
             if spec.build:
                 build_image(spec.build, self.progress, self._feed_log)
@@ -195,17 +252,17 @@ class EngineContainer(EngineServer):
                     f"{self.name}: the seed leaves the image tag unknown ({spec.image} is a guess) and it is "
                     f"not present locally; pull the image you deploy and set {image_override_var(spec.row_id)}")
             else:
-                self._pull(client)
+                pull_image(client, spec.image, self.name, self.progress)
         if self.progress:
             self.progress(f"{self.name}: docker run {spec.image} as {spec.name}")
         try:
-            self._container = client.containers.create(**sdk_kwargs(spec))
-            self._container.start()
+            tc.start()  # no wait strategy attached: the readiness value waits, checking alive()
+            self._container = tc.get_wrapped_container()
         except docker.errors.APIError as exc:
             raise EngineStartupError(f"{self.name}: docker could not start {spec.image}: {exc.explanation or exc}"
                                      + _api_hint(exc)) from None
         container = self._container
-        self._image_facts = _image_facts(client, spec.image)
+        self._image_facts = image_facts(client, spec.image)
         self._reader = threading.Thread(target=self._pump, args=(container,), name=f"log-{self.name}", daemon=True)
         self._reader.start()
         container.reload()
@@ -219,21 +276,6 @@ class EngineContainer(EngineServer):
         host_ip = binding[0].get("HostIp") or "127.0.0.1"
         connect = "127.0.0.1" if host_ip in ("0.0.0.0", "::", "") else host_ip
         self.base_url = f"http://{connect}:{binding[0]['HostPort']}"
-
-    def _pull(self, client) -> None:
-        repo, _, tag = self.spec.image.rpartition(":") if ":" in self.spec.image.split("/")[-1] else (self.spec.image, "", "latest")
-        if self.progress:
-            self.progress(f"{self.name}: pulling {self.spec.image}")
-        last = 0.0
-        try:
-            for ev in client.api.pull(repo, tag=tag, stream=True, decode=True):
-                if ev.get("error"):
-                    raise RuntimeError(ev["error"])
-                if self.progress and time.monotonic() - last > 15 and ev.get("status"):
-                    last = time.monotonic()
-                    self.progress(f"{self.name}: pull: {ev.get('status')} {ev.get('progress', '')}".rstrip())
-        except Exception as exc:  # noqa: BLE001
-            raise EngineStartupError(f"{self.name}: cannot pull {self.spec.image}: {exc}") from None
 
     def _pump(self, container) -> None:
         sink = open(self.log_path, "a", encoding="utf-8") if self.log_path else None
@@ -291,8 +333,13 @@ class EngineContainer(EngineServer):
         try:
             if self._container is not None:
                 try:
-                    self._container.stop(timeout=self.spec.stop_timeout)
+                    self._container.stop(timeout=self.spec.stop_timeout)  # SIGTERM first: engines log why
                 except Exception:  # noqa: BLE001 - already stopped or gone
+                    pass
+            if self.testcontainer is not None:
+                try:
+                    self.testcontainer.stop()  # remove, with its volumes
+                except Exception:  # noqa: BLE001 - already removed
                     pass
             # by label too: a create that failed half-way leaves a container no object refers to
             for c in client.containers.list(all=True, filters={"label": f"{LAUNCH_LABEL}={self.spec.launch_id}"}):
@@ -304,12 +351,7 @@ class EngineContainer(EngineServer):
             client.close()
         if self._reader:
             self._reader.join(timeout=3)
-        if self._docker is not None:
-            try:
-                self._docker.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._docker = None
+        self._docker = None  # closed by testcontainer.stop()
 
     # ---- evidence -------------------------------------------------------------------------------------
     def public_args(self) -> list[str]:
@@ -324,20 +366,11 @@ class EngineContainer(EngineServer):
                 "id": container.short_id if container is not None else None,
                 **self._image_facts,
                 "exit": self._exit,
+                "reaper": self.reaper,
             },
             "accelerators": hardware.accelerators(),
             **({"nvidia": hardware.nvidia_details()} if self.spec.vendor == "nvidia" else {}),
         }
-
-
-def _image_facts(client, image: str) -> dict[str, Any]:
-    try:
-        img = client.images.get(image)
-        return {"image_id": img.id, "image_digests": list(img.attrs.get("RepoDigests") or []),
-                "image_created": img.attrs.get("Created"),
-                "docker_server": client.version().get("Version")}
-    except Exception:  # noqa: BLE001
-        return {"image_id": None, "image_digests": []}
 
 
 def _api_hint(exc) -> str:
@@ -351,27 +384,46 @@ def _api_hint(exc) -> str:
 
 def container_for_row(row: Row, opts: Any, *, log_dir: Path, readiness: HttpReadiness | None = None,
                       progress: ProgressFn | None = None) -> EngineContainer:
-    """The engine for a ``launcher: container`` row (called by ``session.make_server``); builds the
-    stand-in model first when the row mounts it."""
-    standin = ensure_built(row.profile) if uses_standin_model(row) else None
-    spec = ContainerSpec.from_row(row, current_run_id(opts), standin_model=standin)
+    """The engine for a ``launcher: container`` row; builds the stand-in model first when the row
+    mounts it."""
+    spec = ContainerSpec.from_row(row, current_run_id(opts), standin_model=standin_for(row))
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     return EngineContainer(spec, name=row.id, log_path=log_dir / f"{row.id}.log", readiness=readiness, progress=progress)
 
 
+class ContainerLauncher:
+    """The ``container`` entry of ``glmverify.launchers``."""
+
+    kind = "container"
+
+    def server(self, row: Row, opts: Any, *, log_dir: Path, readiness: HttpReadiness,
+               progress: ProgressFn | None = None) -> EngineContainer:
+        return container_for_row(row, opts, log_dir=log_dir, readiness=readiness, progress=progress)
+
+
+register(ContainerLauncher())
+
+
 def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m glmverify.containers reap RUN_ID``: remove a run's leftover containers."""
+    """``python -m glmverify.containers reap RUN_ID`` (a run's containers) or ``sweep`` (those of dead runs)."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m glmverify.containers")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("reap", help="remove every container labelled glmverify.run=RUN_ID")
     r.add_argument("run_id")
+    sub.add_parser("sweep", help="remove this host's containers whose owning run process is dead")
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.cmd == "reap":
         removed = reap(args.run_id)
-        print(f"removed {len(removed)} container(s)" + (": " + ", ".join(removed) if removed else ""))
+    else:
+        client = _client()
+        try:
+            removed = sweep(client)
+        finally:
+            client.close()
+    print(f"removed {len(removed)} container(s)" + (": " + ", ".join(removed) if removed else ""))
     return 0
 
 

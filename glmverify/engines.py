@@ -4,12 +4,13 @@ Design (after vLLM's ``RemoteOpenAIServer``, made stricter):
 
 * Constructing an engine launches nothing; ``start()`` launches and waits, ``stop()`` always
   cleans up, and ``with engine:`` stops it again when ``start()`` fails half-way.
-* Readiness is a value (``HttpReadiness``) that serves processes and containers alike: it polls
-  the health endpoint and asks the engine whether it is still alive on every turn, so an engine
-  that dies during a 20-minute weight load fails the wait within one poll interval, with the
-  tail of its log in the error.
-* Launchers: ``ProcessEngine`` (the reference engine), ``glmverify.containers.EngineContainer``
-  (GPU images and the reference image), ``AttachedEngine`` (an endpoint someone else deployed).
+* Readiness is a value (``HttpReadiness``; for containers its subclass applying a testcontainers
+  wait strategy) that serves processes and containers alike: it probes the health endpoint and
+  asks the engine whether it is still alive on every turn, so an engine that dies during a
+  20-minute weight load fails the wait within one turn, with the tail of its log in the error.
+* Engines: ``ProcessEngine`` (the reference engine), ``glmverify.containers.EngineContainer``
+  (GPU images and the reference image), ``AttachedEngine`` (an endpoint someone else deployed);
+  which one a row gets is ``glmverify.launchers``.
 * Every live engine is registered in ``LIVE``; ``stop_all()`` runs on SIGTERM/SIGINT and at exit
   so no process or container of a run outlives it.
 * Secrets: the environment is never printed; values listed as secret are redacted from any log
@@ -51,7 +52,10 @@ PROGRESS_PATTERNS = re.compile(
 
 
 class HttpReadiness:
-    """Wait strategy: poll ``path`` until 200, failing fast when the engine stops being alive."""
+    """Wait strategy: poll ``path`` until 200, failing fast when the engine stops being alive.
+
+    Each turn asks ``engine.alive()``, then probes once (``ready``; a subclass may probe another
+    way: ``containers.ContainerReadiness`` applies a testcontainers wait strategy)."""
 
     def __init__(self, path: str = "/health", timeout: float = 600.0, interval: float = 1.0,
                  progress_every: float = 15.0):
@@ -75,11 +79,8 @@ class HttpReadiness:
                         f"{engine.name}: engine exited during startup ({why}) after "
                         f"{time.monotonic() - start:.1f}s\n--- last log lines ---\n{engine.log_tail()}"
                     )
-                try:
-                    if http.get(url).status_code == 200:
-                        return time.monotonic() - start
-                except httpx.HTTPError:
-                    pass
+                if self.ready(engine, http, url):
+                    return time.monotonic() - start
                 now = time.monotonic()
                 if now - start > self.timeout:
                     raise EngineStartupError(
@@ -89,7 +90,18 @@ class HttpReadiness:
                 if progress and now - last_report >= self.progress_every:
                     last_report = now
                     progress(f"{engine.name}: loading for {now - start:.0f}s; {engine.last_progress_line() or 'waiting for the engine log'}")
-                time.sleep(self.interval)
+                self.pause()
+
+    def ready(self, engine: "EngineServer", http: httpx.Client, url: str) -> bool:
+        """One turn's probe: ``GET url`` answers 200."""
+        try:
+            return http.get(url).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def pause(self) -> None:
+        """Between turns (a probe that waits by itself makes this a no-op)."""
+        time.sleep(self.interval)
 
 
 class EngineServer:

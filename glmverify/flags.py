@@ -71,10 +71,10 @@ def arg_pairs(args: list[str]) -> list[tuple[str, str | None]]:
 
 def origins(row) -> list[Origin]:
     seed = recipe_flags(row)
-    added = row.launch.get("added") or {}
-    changed = row.launch.get("changed") or {}
+    added = row.launch.added
+    changed = row.launch.changed
     out = []
-    for flag, value in arg_pairs(list(row.launch.get("args", []))):
+    for flag, value in arg_pairs(list(row.launch.args)):
         if flag in seed and flag in changed:
             out.append(Origin(flag, value, "seed, value changed by the harness", changed[flag]))
         elif flag in seed:
@@ -105,7 +105,7 @@ def refused(row) -> str | None:
     version = _version_of(row)
     if version is None:
         return None
-    flags = {f for f, _ in arg_pairs(list(row.launch.get("args", [])))}
+    flags = {f for f, _ in arg_pairs(list(row.launch.args))}
     for removed in adapter_for(row.engine).removed_flags:
         flag, since, why = removed.flag, removed.since, removed.why
         if flag in flags and version >= since:

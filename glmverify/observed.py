@@ -48,7 +48,7 @@ class ObservedMismatch(AssertionError):
 def declared(row) -> dict[str, Any]:
     """What the row's recipe says the server is, in the terms the server can report."""
     adapter = adapter_for(row.engine)
-    a = argmap(list(row.launch.get("args", [])))
+    a = argmap(list(row.launch.args))
     window = next((a[f] for f in WINDOW_FLAGS if f in a), None)
     spec, drafts = adapter.declared_speculation(a)
     return {

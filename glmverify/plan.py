@@ -98,7 +98,7 @@ def _header(row: Row) -> list[str]:
     lines = [
         f"# ---- {row.id}: {row.engine}"
         + (f" {row.engine_version}" if row.engine_version else "")
-        + f" on {row.accelerators or 0}x {row.hardware} ({row.launch['launcher']})",
+        + f" on {row.accelerators or 0}x {row.hardware} ({row.launcher})",
         f"# model {row.model}, served as {row.served_model}",
         f"# source: seed {src.get('seed')}" + (f", section '{src['section']}'" if src.get("section") else ""),
     ]
@@ -117,7 +117,7 @@ def _provenance(row: Row) -> list[str]:
     out = ["# flag origins (seed: in the guide's recipe; harness: added by the harness, with the reason):"]
     for o in origins(row):
         out += _wrap_comment(o.text(), "#   ")
-    for flag, why in (row.launch.get("dropped") or {}).items():
+    for flag, why in row.launch.dropped.items():
         out += _wrap_comment(f"{flag}: in the recipe, left out ({why})", "#   dropped ")
     for e in row.errata:
         out += _wrap_comment(f"the guide writes {e['seed']}; correction: {e['correction']}", "# ERRATUM: ")
@@ -160,7 +160,7 @@ def render_container(row: Row) -> str:
         out.append("# image pulled from its registry on first launch")
     if spec.secret_env:
         out.append(f"# from the host environment (never recorded): {', '.join(spec.secret_env)}")
-    timeout = row.launch.get("startup_timeout")
+    timeout = row.launch.startup_timeout
     out.append(f"# startup timeout {timeout or 'default'} s; ready when GET {spec.health_path} answers 200")
     out.append(spec.shell_command())
     out.append(f"# port: docker port {spec.name} {spec.port}/tcp; logs: docker logs -f {spec.name}; "
@@ -172,7 +172,7 @@ def render_container(row: Row) -> str:
 
 def render_attach(row: Row) -> str:
     launch = row.launch
-    att = launch.get("attach") or {}
+    att = launch.attach or {}
     nodes = att.get("nodes", 1)
     out = _header(row) + _provenance(row)
     out.append(f"# attach-only: a {nodes}-node deployment made by the cluster's own tooling; the harness never launches it")
@@ -187,8 +187,8 @@ def render_attach(row: Row) -> str:
         out.append("# serve command (seed, verbatim):")
         out += [ln for ln in src["command"].splitlines()]
     else:
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in launch.get("env", {}).items())
-        argv = list(launch.get("command", [])) + list(launch.get("args", []))
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in launch.env.items())
+        argv = list(launch.command) + list(launch.args)
         out.append("# serve command (node 0; flags the seed does not give are marked harness above):")
         out.append((env + " " if env else "") + " ".join(shlex.quote(a) for a in argv))
     url = att.get("endpoint", "http://<host>:<port>")
@@ -199,8 +199,8 @@ def render_attach(row: Row) -> str:
 
 def render_process(row: Row) -> str:
     out = _header(row) + _provenance(row)
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in row.launch.get("env", {}).items())
-    argv = list(row.launch.get("command", [])) + list(row.launch.get("args", []))
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in row.launch.env.items())
+    argv = list(row.launch.command) + list(row.launch.args)
     out.append("# a local process (no container); placeholders are filled at launch")
     out.append((env + " " if env else "") + " ".join(shlex.quote(a) for a in argv))
     return "\n".join(out)

@@ -293,7 +293,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown feature {feature!r}")
     params = []
     for row in state.rows():
-        marks = [getattr(pytest.mark, row.hardware), pytest.mark.xdist_group(row.launch.get("xdist_group") or row.id)]
+        marks = [getattr(pytest.mark, row.hardware), pytest.mark.xdist_group(row.launch.xdist_group or row.id)]
         why = feature_skip(row, feature)
         if why:
             marks.append(pytest.mark.skip(reason=why))

@@ -14,19 +14,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .adapters import EngineAdapter, adapter_for, adapter_for_row, probe
+from . import containers  # noqa: F401 - registers the container launcher
+from .adapters import EngineAdapter, adapter_for, probe
 from .client import EngineClient
-from .containers import container_for_row
-from .engines import AttachedEngine, EngineServer, HttpReadiness, ProcessEngine
+from .engines import AttachedEngine, EngineServer, HttpReadiness
+from .launchers import launcher_for, startup_timeout
 from .matrix import Matrix, Row
 from .observed import ObservedMismatch, compare, mismatch_message, observe
 from .options import Options
-from .paths import REPO_ROOT
 from .redact import REDACT
-from .standin.build import ensure_built
 from .util import utcnow
-
-DEFAULT_STARTUP_TIMEOUT = 3600.0  # a 743B checkpoint can take 20+ minutes to load
 
 
 def default_results_dir(root: Path, run_id: str) -> Path:
@@ -81,16 +78,6 @@ def row_for_endpoint(matrix: Matrix, opts: Options, client: EngineClient | None 
     )
 
 
-# ---- placeholders in matrix.yaml launch specs ------------------------------------------------------
-def expand(value: str, row: Row, extra: dict[str, str]) -> str:
-    subs = {"python": sys.executable, "served_model": row.served_model, "model": row.model,
-            "repo": str(REPO_ROOT), **extra}
-    out = value
-    for k, v in subs.items():
-        out = out.replace("{" + k + "}", v)
-    return out
-
-
 # ---- launching -----------------------------------------------------------------------------------
 @dataclass
 class LiveEngine:
@@ -119,40 +106,18 @@ class LiveEngine:
 
 def make_server(row: Row, opts: Options, log_dir: Path,
                 progress: Callable[[str], None] | None = None) -> EngineServer:
-    timeout = opts.startup_timeout or row.launch.get("startup_timeout") or DEFAULT_STARTUP_TIMEOUT
-    # loading progress every 15 s on a terminal, every minute in CI logs
-    readiness = HttpReadiness(timeout=float(timeout), progress_every=15.0 if sys.stderr.isatty() else 60.0)
+    """The row's engine, unstarted: the attached ``--endpoint``, else its launcher's
+    (``glmverify.launchers``: process or container, one registry for both)."""
     if opts.endpoint:
         return AttachedEngine(row.id, opts.endpoint, progress=progress)
-    launcher = row.launcher
-    if launcher == "attach":
-        raise LookupError(f"row {row.id} is attach-only: deploy it with the cluster's tooling and "
-                          f"run with --endpoint URL --row {row.id}")
-    if launcher == "process":
-        extra = {}
-        if any("{standin_model}" in a for a in row.launch.get("args", [])):
-            extra["standin_model"] = str(ensure_built(row.profile))
-        extra.update(adapter_for_row(row).process_placeholders(row))
-        command = [expand(c, row, extra) for c in row.launch.get("command", [])]
-        args = [expand(a, row, extra) for a in row.launch.get("args", [])]
-        env = {k: expand(v, row, extra) for k, v in row.launch.get("env", {}).items()}
-        # the stand-in's logits processor is imported by the engine from this repository
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-        for name in row.launch.get("secret_env", []):
-            if name in os.environ:
-                env[name] = os.environ[name]
-                REDACT.add(os.environ[name])
-        log_dir.mkdir(parents=True, exist_ok=True)
-        return ProcessEngine(row.id, command + args, env=env, log_path=log_dir / f"{row.id}.log",
-                             readiness=readiness, progress=progress, cwd=REPO_ROOT)
-    if launcher == "container":
-        return container_for_row(row, opts, log_dir=log_dir, readiness=readiness, progress=progress)
-    raise ValueError(f"row {row.id}: unknown launcher {launcher!r}")
+    # loading progress every 15 s on a terminal, every minute in CI logs
+    readiness = HttpReadiness(timeout=startup_timeout(row, opts), progress_every=15.0 if sys.stderr.isatty() else 60.0)
+    return launcher_for(row).server(row, opts, log_dir=Path(log_dir), readiness=readiness, progress=progress)
 
 
 def engine_evidence(row: Row, server: EngineServer, client: EngineClient) -> dict[str, Any]:
     facts = client.facts
-    args = [REDACT(a) for a in getattr(server, "public_args", lambda: row.launch.get("args", []))()]
+    args = [REDACT(a) for a in getattr(server, "public_args", lambda: row.launch.args)()]
     # an attached server's args are the row's claim, not what it runs: never recorded as server_args
     attached = server.launcher == "attach"
     return {

@@ -53,7 +53,7 @@ def _meter(engine):
     drafts_claimed = row.expect.get("draft_tokens")
     expect(minimum is not None and drafts_claimed, f"row {row.id} claims no MTP (expect.draft_tokens/min_accept_length unset)")
     simulated = adapter_for_row(row).simulated_acceptance_env
-    expect(simulated is None or simulated not in row.launch.get("env", {}),
+    expect(simulated is None or simulated not in row.launch.env,
            f"{simulated} is set on this row: accept length is simulated (benchmark mode), never verified")
     return engine.adapter.accept_length_meter(engine.client, drafts_claimed, policy.MTP_WINDOW), minimum, drafts_claimed
 

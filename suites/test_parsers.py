@@ -33,7 +33,7 @@ def parser_configs(rows) -> dict[str, dict]:
         if adapter.reference:
             continue  # reference rows are verified live
         engine = adapter.api
-        reasoning, tool = adapter.parser_flags.names(row.launch.get("args", []))
+        reasoning, tool = adapter.parser_flags.names(row.launch.args)
         if not reasoning and not tool:
             continue
         version = adapter.parser_conformance_version

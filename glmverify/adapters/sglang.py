@@ -111,7 +111,7 @@ class SglangAdapter(EngineAdapter):
 
     def process_placeholders(self, row) -> dict[str, str]:
         """``{sglang_python}``: the server venv of the row's release (the reference runs SGLang from it)."""
-        if any("{sglang_python}" in c for c in row.launch.get("command", [])):
+        if any("{sglang_python}" in c for c in row.launch.command):
             return {"sglang_python": str(server_python(row.engine_version or CPU_RELEASE))}
         return {}
 

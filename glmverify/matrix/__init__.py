@@ -35,14 +35,14 @@ from typing import Any
 import yaml
 
 from ..paths import DEFAULT_MATRIX
-from .model import (CLAIM_KINDS, FEATURES, STATUSES, Cell, EffortProfile, Matrix, MatrixError, Profile, Row,
+from .model import (CLAIM_KINDS, FEATURES, STATUSES, Cell, EffortProfile, LaunchSpec, Matrix, MatrixError, Profile, Row,
                     engine_kind)
 from .validate import SCHEMA_PATH, validate, validate_and_resolve
 
 # libyaml's loader when PyYAML was built with it (about 8x faster on matrix.yaml), else pure Python
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-__all__ = ["CLAIM_KINDS", "DEFAULT_MATRIX", "FEATURES", "SCHEMA_PATH", "STATUSES", "Cell", "EffortProfile", "Matrix",
+__all__ = ["CLAIM_KINDS", "DEFAULT_MATRIX", "FEATURES", "SCHEMA_PATH", "STATUSES", "Cell", "EffortProfile", "LaunchSpec", "Matrix",
            "MatrixError", "Profile", "Row", "engine_kind", "flat_document", "load", "parse", "read_document",
            "validate"]
 
@@ -82,7 +82,7 @@ def _row(r: dict, profiles: dict[str, Profile]) -> Row:
         profile=profiles[r["profile"]],
         description=r.get("description", ""),
         source=dict(r["source"]),
-        launch=dict(r["launch"]),
+        launch=LaunchSpec.from_mapping(r["launch"]),
         expect=dict(r["expect"]),
         declared={f: Cell(c["status"], c["basis"], c.get("kind")) for f, c in r.get("features", {}).items()},
         errata=tuple(dict(e) for e in r.get("errata", [])),

@@ -27,7 +27,7 @@ with newlines; ``launch.from_command: [args]`` (or ``[args, env]``) derives the 
 prefixes before it (an explicit ``launch.env`` is merged over them); a cell given as a string
 names an entry of ``claims`` (its status, kind and basis); ``{model}`` and ``{served_model}`` in ``launch.args``
 become the row's checkpoint and served name. Those two are launch-time placeholders too
-(``session.expand``, ``containers._placeholders`` substitute the same values), so resolving them
+(``glmverify.launchers.placeholders`` gives launches the same values), so resolving them
 here changes nothing at launch and keeps ``Row.launch`` concrete for the code that reads it
 unlaunched (plans, observed-configuration checks). ``{python}``, ``{standin_model}``,
 ``{sglang_python}``, ``{host}``, ``{port}``, ``{repo}`` and ``{shared}`` stay for launch time.

@@ -5,9 +5,15 @@ These are the *resolved* objects: whatever layers matrix.yaml is written in (see
 recipes or claims. A model's semantics (effort levels, template variables) live in its
 ``Profile``, so GLM-5.3 with low/high/max is a data change: ``EffortProfile.resolve`` maps any
 requested value to a level.
+
+A row's launch is a ``LaunchSpec``: the ``launch:`` mapping of matrix.yaml as typed fields, with
+the one placeholder expander (``LaunchSpec.expanded``) both launchers use; which value each
+placeholder gets per launcher is ``glmverify.launchers``.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +107,76 @@ class Cell:
     kind: str | None = None  # CLAIM_KINDS, for inferred cells
 
 
+PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def expand_placeholders(text: str, values: dict[str, str]) -> str:
+    """``{name}`` replaced by ``values[name]``; unknown names stay. Not ``str.format``: JSON
+    arguments (``--speculative-config``) contain braces."""
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """A row's ``launch:`` as resolved from matrix.yaml (``matrix.schema.json`` describes each field)."""
+
+    launcher: str                                      # process | container | attach
+    command: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    secret_env: list[str] = field(default_factory=list)  # names passed through from the host, never recorded
+    entrypoint: list[str] | None = None
+    volumes: list[str] = field(default_factory=list)
+    devices: dict[str, Any] = field(default_factory=dict)  # {gpus, paths}
+    ipc: str | None = None
+    shm_size: str | None = None
+    network: str | None = None
+    port: int | None = None
+    startup_timeout: float | None = None
+    xdist_group: str | None = None
+    build: str | None = None                           # images/ recipe that builds the image
+    added: dict[str, str] = field(default_factory=dict)    # flag -> why the harness adds it
+    changed: dict[str, str] = field(default_factory=dict)  # flag -> why the row changes its value
+    dropped: dict[str, str] = field(default_factory=dict)  # recipe flag -> why the launch leaves it out
+    attach: dict[str, Any] | None = None               # attach-only rows: nodes, endpoint, deploy
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> "LaunchSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"launch: unknown field(s) {', '.join(sorted(unknown))}")
+        return cls(**{k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, (list, tuple)) else v)
+                      for k, v in data.items()})
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The fields a row sets (what matrix.yaml resolves to): unset ones are left out."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if value != default:
+                out[f.name] = value
+        return out
+
+    def mentions(self, name: str) -> bool:
+        """Whether ``{name}`` occurs anywhere a launch expands placeholders."""
+        token = "{" + name + "}"
+        return any(token in text for text in self._texts())
+
+    def _texts(self) -> list[str]:
+        return [*self.command, *self.args, *(self.entrypoint or []), *self.volumes, *self.env.values()]
+
+    def expanded(self, values: dict[str, str]) -> "LaunchSpec":
+        """The spec with every placeholder of ``values`` replaced (command, args, entrypoint,
+        volumes, env values): the one expander of both launchers."""
+        x = lambda text: expand_placeholders(text, values)  # noqa: E731
+        return dataclasses.replace(
+            self, command=[x(c) for c in self.command], args=[x(a) for a in self.args],
+            entrypoint=[x(e) for e in self.entrypoint] if self.entrypoint else self.entrypoint,
+            volumes=[x(v) for v in self.volumes], env={k: x(v) for k, v in self.env.items()})
+
+
 @dataclass(frozen=True)
 class Row:
     id: str
@@ -115,14 +191,14 @@ class Row:
     profile: Profile
     description: str
     source: dict[str, str]
-    launch: dict[str, Any]
+    launch: LaunchSpec
     expect: dict[str, Any]
     declared: dict[str, Cell] = field(default_factory=dict)
     errata: tuple[dict, ...] = ()
 
     @property
     def launcher(self) -> str:
-        return self.launch["launcher"]
+        return self.launch.launcher
 
     @property
     def is_reference(self) -> bool:

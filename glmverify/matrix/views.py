@@ -30,6 +30,7 @@ def row_data(row: Row) -> dict[str, Any]:
     """Every field of a resolved row, as JSON types (tuples as lists, cells as mappings)."""
     d = {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
     d["profile"] = profile_data(row.profile)
+    d["launch"] = row.launch.to_mapping()
     d["declared"] = {feat: dataclasses.asdict(cell) for feat, cell in row.declared.items()}
     return _jsonable(d)
 

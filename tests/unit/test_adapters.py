@@ -292,7 +292,7 @@ def test_removed_flags_are_vllms_and_ascend_inherits_them():
 def test_process_placeholders_name_the_sglang_server_venv():
     row = MATRIX.row("reference-sglang")
     assert VLLM.process_placeholders(row) == {}
-    assert any("{sglang_python}" in c for c in row.launch["command"])
+    assert any("{sglang_python}" in c for c in row.launch.command)
     try:
         got = SGLANG.process_placeholders(row)
     except LookupError as exc:  # no server venv on this machine: the error says how to make one

@@ -36,16 +36,16 @@ def test_every_flag_is_the_recipes_or_says_why_the_harness_adds_it(row):
     unaccounted = [o.text() for o in flags.origins(row) if o.origin == "unaccounted"]
     assert not unaccounted, f"{row.id}: flags neither in the recipe nor in launch.added: {unaccounted}"
     seed = flags.recipe_flags(row)
-    for flag in row.launch.get("added") or {}:
+    for flag in row.launch.added:
         assert flag not in seed, f"{row.id}: {flag} is in the recipe, yet listed as harness-added"
-        assert flag in {f for f, _ in flags.arg_pairs(row.launch["args"])}, f"{row.id}: launch.added names {flag}, which args lack"
+        assert flag in {f for f, _ in flags.arg_pairs(row.launch.args)}, f"{row.id}: launch.added names {flag}, which args lack"
 
 
 def test_an_invented_flag_is_caught():
     row = MATRIX.row("vllm-glm52-fp8-h200")
-    bad = dataclasses.replace(row, launch={**row.launch, "args": row.launch["args"] + ["--max-num-seqs", "64"]})
+    bad = dataclasses.replace(row, launch=dataclasses.replace(row.launch, args=row.launch.args + ["--max-num-seqs", "64"]))
     assert [o.flag for o in flags.origins(bad) if o.origin == "unaccounted"] == ["--max-num-seqs"]
-    ok = dataclasses.replace(bad, launch={**bad.launch, "added": {"--max-num-seqs": "a reason"}})
+    ok = dataclasses.replace(bad, launch=dataclasses.replace(bad.launch, added={"--max-num-seqs": "a reason"}))
     assert not [o for o in flags.origins(ok) if o.origin == "unaccounted"]
 
 
@@ -66,7 +66,7 @@ def test_removed_flags_are_refused_at_launch_where_known():
     assert flags.refused(old) is None, "vLLM before 0.12 still accepts it"
     unknown = dataclasses.replace(rocm, engine_version=None, image="vllm/vllm-openai-rocm:latest")
     assert flags.refused(unknown) is None, "an unknown version is not refused (nothing known)"
-    assert all(flags.refused(r) is None for r in MATRIX.rows if "--disable-log-requests" not in r.launch.get("args", []))
+    assert all(flags.refused(r) is None for r in MATRIX.rows if "--disable-log-requests" not in r.launch.args)
     # every GLM-4.x ROCm row keeps the seed's flag and is refused, with the erratum on its page
     rocm_rows = [r for r in MATRIX.rows if r.id.endswith(("-rocm-mi300x", "-rocm-mi325x", "-rocm-mi355x")) and "glm4" in r.id]
     assert len(rocm_rows) == 15 and all(flags.refused(r) for r in rocm_rows)
@@ -95,7 +95,7 @@ def test_the_plan_shows_every_flags_origin_and_the_errata(row):
         assert norm_ws(o.text()) in comments, (row.id, o.flag)
     for e in row.errata:
         assert "# ERRATUM: the guide writes" in text
-    for flag in row.launch.get("dropped") or {}:
+    for flag in row.launch.dropped:
         assert f"dropped {flag}:" in text
 
 
@@ -131,9 +131,9 @@ def test_errata_are_the_guides_own_words():
         assert any(norm_ws(words) in norm_ws(t) for t in SEED_TEXT.values()), (rid, words)
         # kept as the guide wrote it: the row's own recipe still carries the erratum's words
         if rid != "vllm-glm52-fp8-h200-sizing" and rid != "ascend-glm52-a2-pd-8node":
-            recipe = " ".join([rows[rid].source.get("command") or ""] + rows[rid].launch.get("args", [])
-                              + rows[rid].launch["attach"]["deploy"] if rows[rid].launcher == "attach" else
-                              [rows[rid].source.get("command") or ""] + rows[rid].launch.get("args", []))
+            recipe = " ".join([rows[rid].source.get("command") or ""] + rows[rid].launch.args
+                              + rows[rid].launch.attach["deploy"] if rows[rid].launcher == "attach" else
+                              [rows[rid].source.get("command") or ""] + rows[rid].launch.args)
             token = words.split()[0] if rid != "ascend-glm52-w8a8-a3-pd" else "--dp-address $node_p0_ip"
             assert norm_ws(token) in norm_ws(recipe), (rid, token)
 
@@ -159,7 +159,7 @@ def test_signed_off_rows_are_pinned_and_float_separately():
     for r in pinned:
         assert r.engine_version == "main@09ca4fc" and not r.image_known
         twin = rows[r.id.removesuffix("-09ca4fc")]
-        assert twin.image == "lmsysorg/sglang:latest" and twin.launch["args"] == r.launch["args"]
+        assert twin.image == "lmsysorg/sglang:latest" and twin.launch.args == r.launch.args
 
 
 def test_cells_no_recipe_claims_are_not_inferred():
@@ -176,7 +176,7 @@ def test_cells_no_recipe_claims_are_not_inferred():
 def test_a_window_is_the_recipes_own(row):
     """expect.context is the recipe's --max-model-len / --context-length, or the guide's own words."""
     n = row.expect["context"]
-    args = row.launch["args"]
+    args = row.launch.args
     flag_value = any(a in ("--max-model-len", "--max_model_len", "--context-length") and args[i + 1] == str(n)
                      for i, a in enumerate(args[:-1]))
     claim = row.expect.get("context_claim")

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "knowledge", "diagnosis", "inference"),                              # data models, the catalogue as knowledge, cells inferred from records
     ("client", "chat", "anthropic_stream", "checks", "toolcalls", "engines"),  # talking to an engine
     ("adapters", "flags", "policy", "observed"),                          # engine differences, decisions
-    ("container_spec", "containers", "session", "results", "merge", "signoff"),  # runs and their records
+    ("launchers", "container_spec", "container_owner", "container_images", "containers", "session", "results", "merge", "signoff"),  # runs and their records
     ("report", "plan", "eligibility"),                                    # what a run shows and covers
     ("faultproxy", "faults", "plugin", "cli"),                            # entry points
 )

@@ -168,10 +168,10 @@ def test_merge_rule_mappings_merge_later_wins_lists_replaced():
                "variant": {"extends": "base", "launch": {"env": {"A": "9"}}}}
     rows = [{"id": "r", "recipe": "variant", "model": "m", "image": "i", "hardware": "h200", "served_model": "srv"}]
     row = parse(_mini(rows, recipes, defaults)).row("r")
-    assert row.launch["env"] == {"A": "9", "B": "2"}            # mappings merged, the later layer wins
-    assert row.launch["volumes"] == ["b:/b"]                     # lists replaced whole
-    assert row.launch["ipc"] == "host"                           # the vendor's container default
-    assert row.launch["args"] == ["org/M-FP8", "--served-model-name", "srv"]
+    assert row.launch.env == {"A": "9", "B": "2"}            # mappings merged, the later layer wins
+    assert row.launch.volumes == ["b:/b"]                     # lists replaced whole
+    assert row.launch.ipc == "host"                           # the vendor's container default
+    assert row.launch.args == ["org/M-FP8", "--served-model-name", "srv"]
     assert (row.model, row.profile.name) == ("org/M-FP8", "glm-5.2")
 
 
@@ -179,7 +179,7 @@ def test_container_defaults_do_not_reach_other_launchers():
     defaults = {"vendors": {"nvidia": ["h200"]}, "containers": {"vendors": {"nvidia": {"launch": {"ipc": "host"}}}}}
     rows = [{"id": "r", "engine": "vllm", "model": "m", "image": "i", "hardware": "h200", "source": {"seed": "s"},
              "expect": {}, "launch": {"launcher": "attach", "args": ["x"]}}]
-    assert "ipc" not in parse(_mini(rows, defaults=defaults)).row("r").launch
+    assert parse(_mini(rows, defaults=defaults)).row("r").launch.ipc is None
 
 
 def test_launch_from_command_and_claims_by_name():
@@ -191,8 +191,8 @@ def test_launch_from_command_and_claims_by_name():
     claims = {"c": {"status": "inferred", "kind": "derived", "basis": "seed says so"}}
     row = parse(_mini(rows, claims=claims)).row("r")
     assert row.source["command"] == command
-    assert row.launch["args"] == ["org/M-FP8", "--tp", "8", "--cfg", '{"x": 1}']
-    assert row.launch["env"] == {"A": "1", "B": "2"} and "from_command" not in row.launch
+    assert row.launch.args == ["org/M-FP8", "--tp", "8", "--cfg", '{"x": 1}']
+    assert row.launch.env == {"A": "1", "B": "2"} and "from_command" not in row.launch.to_mapping()
     assert (row.declared_cell("tool_calls").status, row.declared_cell("tool_calls").kind) == ("inferred", "derived")
 
 
@@ -202,7 +202,7 @@ def test_show_prints_a_resolved_row_whole_and_list_names_recipes():
     row = next(r for r in m.rows if r.launcher == "container" and r.hardware != "cpu")
     text = show(m, row.id)
     shown = yaml.safe_load(text)
-    assert shown["launch"]["args"] == row.launch["args"] and shown["profile"]["name"] == row.profile.name
+    assert shown["launch"]["args"] == row.launch.args and shown["profile"]["name"] == row.profile.name
     assert "{model}" not in text and "recipe" not in shown
     with pytest.raises(UnknownRow) as exc:
         show(m, "no-such-row")

@@ -219,13 +219,13 @@ def plan_engine_argv(row) -> tuple[list[str], list[str]]:
         spec = plan_spec(row)
         full = (spec.entrypoint[:1] if spec.entrypoint else []) + spec.docker_command()
         return strip_launcher(full)
-    return strip_launcher(list(row.launch.get("command", [])) + list(row.launch.get("args", [])))
+    return strip_launcher(list(row.launch.command) + list(row.launch.args))
 
 
 def plan_env(row) -> dict[str, str]:
     if row.launcher == "container":
         return dict(plan_spec(row).env)
-    return dict(row.launch.get("env", {}))
+    return dict(row.launch.env)
 
 
 def plan_docker(row) -> tuple[dict[str, list[str | None]], str]:
@@ -252,7 +252,7 @@ def test_plan_carries_every_recipe_flag(row):
     recipe = Recipe(row.source["command"])
     engine, _ = plan_engine_argv(row)
     # a recipe flag the row leaves out or changes must say why (launch.dropped / launch.changed)
-    excused = set(row.launch.get("dropped") or {}) | set(row.launch.get("changed") or {})
+    excused = set(row.launch.dropped) | set(row.launch.changed)
     problems = [p for p in missing_flags(recipe.engine, engine) if not any(
         p == f"flag {f} missing" or p.startswith(f"{f} ") for f in excused)]
     assert not problems, f"{row.id}: the plan drifts from the seed recipe: " + "; ".join(problems)
@@ -288,7 +288,7 @@ def test_plan_matches_the_recipes_docker_run(row):
         sentence = IMAGE_SWAPS.get(image)
         assert sentence and sentence in SEED_TEXT[row.source["seed"]], \
             f"{row.id}: plan image {image}, recipe image {recipe.image}, and no documented swap"
-    dropped = row.launch.get("dropped") or {}
+    dropped = row.launch.dropped
     for name, values in recipe.docker.items():
         if name in dropped:
             continue
@@ -311,7 +311,7 @@ def test_known_images_come_from_the_seeds(row):
 @pytest.mark.parametrize("row", ATTACH_ROWS, ids=lambda r: r.id)
 def test_attach_plan_says_what_to_deploy_and_how_to_verify(row):
     text = render_plan(row)
-    att = row.launch["attach"]
+    att = row.launch.attach
     assert "attach-only" in text and f"{att['nodes']}-node" in text
     assert f"--endpoint {att['endpoint']} --row {row.id}" in text
     for key in ("command", "docker"):
@@ -474,8 +474,8 @@ def test_reference_container_is_cpu_only_with_read_only_mounts():
     reference = MATRIX.row("reference")
     # same engine arguments as row reference, except the model path and the served name
     differ = {"--model", "--served-model-name"}
-    _, ref_flags = flag_map(reference.launch["args"])
-    _, cont_flags = flag_map(row.launch["args"])
+    _, ref_flags = flag_map(reference.launch.args)
+    _, cont_flags = flag_map(row.launch.args)
     assert {k: v for k, v in ref_flags.items() if k not in differ} == {k: v for k, v in cont_flags.items() if k not in differ}
 
 
