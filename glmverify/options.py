@@ -9,9 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-ENGINES = ("vllm", "sglang", "auto")
-
-
 @dataclass
 class Options:
     matrix_path: Path

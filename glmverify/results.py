@@ -162,7 +162,7 @@ class Recorder:
         out: dict[str, Row] = {}
         for r in self.matrix.rows:
             checks = self._checks.get((r.id, feature))
-            if (r.hardware == "cpu" and r.launcher == "process" and checks
+            if (r.is_reference and r.local_process and checks
                     and decide_status(list(checks.values()), "not_run") in LIVE):
                 out.setdefault(engine_kind(r.engine), r)
         return out
@@ -177,7 +177,7 @@ class Recorder:
         refs = self._live_references(feature)
         kind = engine_kind(row.engine)
         ref = refs.get(kind)
-        if row.hardware == "cpu" or ref is None:
+        if row.is_reference or ref is None:
             return None
         status = decide_status(list(self._checks[(ref.id, feature)].values()), "not_run")
         version = self._version(ref)
