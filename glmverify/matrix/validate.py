@@ -81,7 +81,7 @@ def profile_errors(profiles: dict) -> list[tuple[str, str]]:
 
 def vendor_errors(defaults: Any) -> list[tuple[str, str]]:
     """The vendors the file names must be ``hardware.SPECS``'s (the one hardware -> vendor mapping):
-    ``defaults.vendors``, where the file lists it, must say what the specs say, and the per-vendor
+    ``defaults.vendors``, where the file lists it, must not give a marker another vendor, and the per-vendor
     container defaults must be keyed by a known vendor (else they silently never apply)."""
     if not isinstance(defaults, dict):
         return []
@@ -90,9 +90,11 @@ def vendor_errors(defaults: Any) -> list[tuple[str, str]]:
     for vendor, names in (defaults.get("vendors") or {}).items():
         if vendor not in known:
             errors.append((f"defaults/vendors/{vendor}", f"unknown vendor {vendor!r}; hardware.SPECS names {sorted(known)}"))
-        elif isinstance(names, list) and sorted(names) != sorted(known[vendor]):
-            errors.append((f"defaults/vendors/{vendor}", f"{sorted(names)} is not the hardware of {vendor!r} in "
-                                                         f"hardware.SPECS: {sorted(known[vendor])}"))
+        elif isinstance(names, list):
+            others = [n for n in names if n not in known[vendor]]
+            if others:
+                errors.append((f"defaults/vendors/{vendor}", f"{others} are not {vendor!r} hardware in hardware.SPECS "
+                                                             f"({sorted(known[vendor])})"))
     for vendor in ((defaults.get("containers") or {}).get("vendors") or {}):
         if vendor not in known:
             errors.append((f"defaults/containers/vendors/{vendor}",

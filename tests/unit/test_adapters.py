@@ -2,6 +2,7 @@
 server answering as the engine would (recorded payload shapes; no engine runs)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +18,7 @@ from glmverify.adapters.sglang import MetaInfoMeter
 from glmverify.adapters.vllm import MetricsMeter
 from glmverify.chat import ChatResult
 from glmverify.client import EngineClient, EngineProtocolError
-from glmverify.matrix import engine_kind, load
+from glmverify.matrix import engine_kind, load, read_document
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "observed"
 MATRIX = load()
@@ -102,8 +103,45 @@ def test_reference_rows_get_the_reference_container_and_keep_their_engines_api()
 def test_container_defaults_per_engine():
     assert (VLLM.container.kind, VLLM.container.default_port, VLLM.container.mount_hf_cache) == ("vllm", 8000, True)
     assert (SGLANG.container.kind, SGLANG.container.default_port, SGLANG.container.mount_hf_cache) == ("sglang", 30000, True)
-    assert (ASCEND.container.kind, ASCEND.container.default_port, ASCEND.container.mount_hf_cache) == ("vllm-ascend", 8000, False)
+    # seed 003's single-node recipe serves on --port 8077 (the adapter said 8000 before)
+    assert (ASCEND.container.kind, ASCEND.container.default_port, ASCEND.container.mount_hf_cache) == ("vllm-ascend", 8077, False)
     assert {a.container.health_path for a in ADAPTERS.values()} == {"/health"}
+
+
+def container_port_disagreements(rows, engine_defaults: dict) -> list[str]:
+    """Where the port a container row publishes is not the one its engine serves on: matrix.yaml's
+    per-engine container default (``engine_defaults``: engine -> port) against the adapter's, and
+    a row's published port (``launch.port``, else the adapter's) against its recipe's ``--port``."""
+    out = [f"defaults {engine}: port {port} != the adapter's {adapter_for(engine).container.default_port}"
+           for engine, port in engine_defaults.items()
+           if port is not None and int(port) != adapter_for(engine).container.default_port]
+    for row in rows:
+        if not row.in_container or row.is_reference:
+            continue
+        published = int(row.launch.get("port") or adapter_for(row.engine).container.default_port)
+        served = flag_value(row.launch.get("args", []), "--port")
+        if served is not None and int(served) != published:
+            out.append(f"{row.id}: publishes {published}, its recipe serves on --port {served}")
+    return out
+
+
+def yaml_engine_ports(document: dict) -> dict:
+    engines = ((document.get("defaults") or {}).get("containers") or {}).get("engines") or {}
+    return {e: (layer.get("launch") or {}).get("port") for e, layer in engines.items()}
+
+
+def test_container_rows_serve_on_their_adapters_default_port():
+    rows = [r for r in MATRIX.rows if r.in_container and not r.is_reference]
+    assert {r.engine for r in rows} == {"vllm", "sglang", "vllm-ascend"}
+    ports = yaml_engine_ports(read_document())
+    assert container_port_disagreements(MATRIX.rows, ports) == []
+    # the disagreement this fixed: an adapter default of 8000 under matrix.yaml's (and seed 003's) 8077
+    assert container_port_disagreements([], {**ports, "vllm-ascend": 8000}) == [
+        "defaults vllm-ascend: port 8000 != the adapter's 8077"]
+    # and a row publishing another port than its recipe serves on
+    ascend = next(r for r in rows if r.engine == "vllm-ascend")
+    drifted = dataclasses.replace(ascend, launch={**ascend.launch, "port": 8000})
+    assert container_port_disagreements([drifted], {}) == [f"{ascend.id}: publishes 8000, its recipe serves on --port 8077"]
 
 
 # ---- rendered prompt and tokens ---------------------------------------------------------------------
