@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from ..matrix import register_engine
-from ..parsers.envs import register_parser_env
+from ..matrix import register_engine, unregister_engine
+from ..parsers.envs import register_parser_env, unregister_parser_env
 from .base import (AcceptLengthMeter, ContainerDefaults, EngineAdapter, Measurement, ParserFlags,
                    RemovedFlag)
 from .reference import reference_of
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..client import EngineClient
 
 __all__ = ["AcceptLengthMeter", "ContainerDefaults", "EngineAdapter", "Measurement", "ParserFlags", "RemovedFlag",
-           "ADAPTERS", "ENGINE_NAMES", "register", "adapter_for", "adapter_for_row", "api_adapters", "api_choices",
+           "ADAPTERS", "ENGINE_NAMES", "register", "unregister", "adapter_for", "adapter_for_row", "api_adapters", "api_choices",
            "detect_engine", "probe"]
 
 ADAPTERS: dict[str, EngineAdapter] = {}
@@ -68,6 +68,13 @@ def register(adapter: EngineAdapter) -> EngineAdapter:
     if adapter.parser_env is not None:
         register_parser_env(adapter.name, adapter.parser_env)
     return adapter
+
+
+def unregister(name: str) -> None:
+    """Remove an engine ``register`` added, everywhere it was reported (a plug-in's tests)."""
+    ADAPTERS.pop(name, None)
+    unregister_engine(name)
+    unregister_parser_env(name)
 
 
 register(VllmAdapter())

@@ -36,14 +36,14 @@ import yaml
 
 from ..paths import DEFAULT_MATRIX
 from .model import (CLAIM_KINDS, FEATURES, STATUSES, Cell, EffortProfile, Matrix, MatrixError, Profile, Row,
-                    engine_kind, known_engines, register_engine)
+                    engine_kind, known_engines, register_engine, unregister_engine)
 from .validate import SCHEMA_PATH, validate, validate_and_resolve
 
 # libyaml's loader when PyYAML was built with it (about 8x faster on matrix.yaml), else pure Python
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = ["CLAIM_KINDS", "DEFAULT_MATRIX", "FEATURES", "SCHEMA_PATH", "STATUSES", "Cell", "EffortProfile", "Matrix",
-           "MatrixError", "Profile", "Row", "engine_kind", "flat_document", "known_engines", "register_engine", "load", "parse", "read_document",
+           "MatrixError", "Profile", "Row", "engine_kind", "flat_document", "known_engines", "register_engine", "unregister_engine", "load", "parse", "read_document",
            "validate"]
 
 

@@ -52,6 +52,10 @@ def register_engine(name: str, api: str) -> None:
     _ENGINE_APIS[name] = api
 
 
+def unregister_engine(name: str) -> None:
+    _ENGINE_APIS.pop(name, None)
+
+
 def known_engines() -> tuple[str, ...]:
     """The registered engine names, sorted (empty until an adapter is registered)."""
     return tuple(sorted(_ENGINE_APIS))

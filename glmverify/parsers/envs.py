@@ -214,6 +214,10 @@ def register_parser_env(engine: str, env: ParserEnv) -> None:
     _BY_ENGINE[engine] = env
 
 
+def unregister_parser_env(engine: str) -> None:
+    _BY_ENGINE.pop(engine, None)
+
+
 def parser_envs() -> dict[str, ParserEnv]:
     """Every name a parser environment answers to: the registered engines, and the recipes' own
     distribution names (so ``python -m glmverify.parsers vllm`` works without the adapters)."""
