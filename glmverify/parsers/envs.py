@@ -286,6 +286,8 @@ def run_conformance(
     """
     env_spec = parser_env(engine)
     engine = env_spec.dist
+    if split_markers and not env_spec.splits_markers:  # refused before any venv is built
+        raise ValueError(f"split_markers applies to the sglang runner only ({engine}: deltas are token ids)")
     reasoning_parser = reasoning_parser or env_spec.reasoning_parser
     tool_parser = tool_parser or env_spec.tool_parser
     py = ensure_venv(env_spec, version)
@@ -300,8 +302,6 @@ def run_conformance(
     for case_id in only or []:
         cmd += ["--only", case_id]
     if split_markers:
-        if not env_spec.splits_markers:
-            raise ValueError(f"split_markers applies to the sglang runner only ({engine}: deltas are token ids)")
         cmd.append("--split-markers")
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
