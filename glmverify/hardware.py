@@ -15,6 +15,10 @@ checked by *identity*:
   ``needed`` of them. The reason names what was seen, and the inventory goes into the evidence.
 
 A host without the tool anywhere is a skip with that reason: identity unknown is never a pass.
+
+``SPECS`` is also the one hardware -> vendor mapping (``vendor_of``, ``vendors``; matrix.yaml's
+per-vendor container defaults are keyed by its names: ``nvidia``, ``rocm``, ``ascend``) and says
+how many accelerators one node has (``devices_per_node``: 16 dies on an Atlas 800 A3).
 """
 from __future__ import annotations
 
@@ -25,10 +29,6 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Callable
-
-NVIDIA = {"h200", "h20", "h100", "b200", "b300", "gb300"}
-ROCM = {"mi300x", "mi325x", "mi355x"}
-ASCEND = {"ascend_a2", "ascend_a3"}
 
 GIB = 1024  # MiB per GiB
 
@@ -65,6 +65,8 @@ SPECS: dict[str, Spec] = {
     "ascend_a3": Spec("ascend", "Atlas 800 A3 (Ascend 910C, 2x64 GB dies)", r"^(Ascend910|910C)\b", (60, 66),
                       devices_per_node=16),
 }
+#: the markers of each vendor, read from SPECS (the container launcher picks devices by them)
+NVIDIA, ROCM, ASCEND = ({h for h, spec in SPECS.items() if spec.vendor == v} for v in ("nvidia", "rocm", "ascend"))
 
 
 @dataclass(frozen=True)
