@@ -10,7 +10,9 @@ The registry is the one list of engines. Everything else that names engines read
 ``ENGINE_NAMES`` (a live view: the fault catalogue's ``affects``), ``api_choices()`` (``--engine``
 of the CLI and the plugin), the matrix (``register`` reports each name and API kind to
 ``matrix.register_engine``: the schema's engine enum, ``engine_kind``) and the parser
-environments (``register`` reports the adapter's ``parser_env`` to ``parsers.envs``).
+environments (``register`` reports the adapter's ``parser_env`` to ``parsers.envs``). Those two
+sit below the adapters, so they are told rather than importing them: a matrix read in a process
+that never imported this package (``python -m glmverify.matrix``) checks engine names as strings.
 
 A new engine is one adapter module plus one ``register(...)`` call (below for a built-in one, in
 its own module for a plug-in: ``tests/unit/test_new_engine.py`` adds one that way).
@@ -32,8 +34,8 @@ if TYPE_CHECKING:
     from ..client import EngineClient
 
 __all__ = ["AcceptLengthMeter", "ContainerDefaults", "EngineAdapter", "Measurement", "ParserFlags", "RemovedFlag",
-           "ADAPTERS", "ENGINE_NAMES", "register", "unregister", "adapter_for", "adapter_for_row", "api_adapters", "api_choices",
-           "detect_engine", "probe"]
+           "ADAPTERS", "ENGINE_NAMES", "register", "unregister", "adapter_for", "adapter_for_row", "api_adapters",
+           "api_choices", "detect_engine", "probe"]
 
 ADAPTERS: dict[str, EngineAdapter] = {}
 

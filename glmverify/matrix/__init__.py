@@ -43,8 +43,8 @@ from .validate import SCHEMA_PATH, validate, validate_and_resolve
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = ["CLAIM_KINDS", "DEFAULT_MATRIX", "FEATURES", "SCHEMA_PATH", "STATUSES", "Cell", "EffortProfile", "Matrix",
-           "MatrixError", "Profile", "Row", "engine_kind", "flat_document", "known_engines", "register_engine", "unregister_engine", "load", "parse", "read_document",
-           "validate"]
+           "MatrixError", "Profile", "Row", "engine_kind", "flat_document", "known_engines", "load", "parse",
+           "read_document", "register_engine", "unregister_engine", "validate"]
 
 
 def _profile(name: str, d: dict) -> Profile:

@@ -66,7 +66,8 @@ def engine_kind(engine: str | None) -> str:
     try:
         return _ENGINE_APIS[str(engine)]
     except KeyError:
-        raise KeyError(f"no adapter for engine {engine!r} (known: {', '.join(known_engines()) or 'none registered'})") from None
+        known = ", ".join(known_engines()) or "none registered"
+        raise KeyError(f"no adapter for engine {engine!r} (known: {known})") from None
 
 
 def uses_container(launcher: str | None) -> bool:

@@ -89,7 +89,8 @@ def vendor_errors(defaults: Any) -> list[tuple[str, str]]:
     errors = []
     for vendor, names in (defaults.get("vendors") or {}).items():
         if vendor not in known:
-            errors.append((f"defaults/vendors/{vendor}", f"unknown vendor {vendor!r}; hardware.SPECS names {sorted(known)}"))
+            errors.append((f"defaults/vendors/{vendor}",
+                           f"unknown vendor {vendor!r}; hardware.SPECS names {sorted(known)}"))
         elif isinstance(names, list):
             others = [n for n in names if n not in known[vendor]]
             if others:
