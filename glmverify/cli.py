@@ -19,6 +19,7 @@ from pathlib import Path
 from . import __version__
 from .cli_help import (DESCRIPTION, MERGE_EPILOG, PLAN_EPILOG, REPORT_EPILOG, RUN_EPILOG,
                        SIGNOFF_EPILOG)
+from .adapters import api_choices
 from .options import endpoint_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     tgt.add_argument("--endpoint", metavar="URL", help="attach to a running OpenAI-compatible server instead of launching")
     tgt.add_argument("--row", metavar="ID", help="the matrix row --endpoint stands for (default: the row serving its model)")
     tgt.add_argument("--served-model", metavar="NAME", help="model name at --endpoint (default: first of /v1/models)")
-    tgt.add_argument("--engine", choices=["vllm", "sglang", "auto"], help="engine kind at --endpoint (default: probe)")
+    tgt.add_argument("--engine", choices=api_choices(), help="engine kind at --endpoint (default: probe)")
     tgt.add_argument("--matrix", metavar="PATH", help="matrix.yaml to verify (default: the repository's)")
     out = run.add_argument_group("output and parallelism")
     out.add_argument("--results", metavar="DIR", help="results directory (default: results/<UTC time>/)")
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "family rate split over its decisions), beta, the effect it must detect, the "
                                        "sample sizes at which it looks, and the basis of its bounds.")
     rules.add_argument("row", metavar="ROW", help="a matrix row id")
-    rules.add_argument("--engine", choices=["vllm", "sglang"], default=None,
+    rules.add_argument("--engine", choices=api_choices(auto=False), default=None,
                        help="engine kind (default: the row's; sglang has no rendered prompt, so more decisions)")
     rules.add_argument("--matrix", metavar="PATH", help="matrix.yaml (default: the repository's)")
 

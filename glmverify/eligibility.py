@@ -70,16 +70,17 @@ class Gate:
 def launch_gate(row: Row, opts: Options) -> Gate:
     if opts.endpoint:
         return Gate()
-    if row.launcher == "attach":
+    if row.attached:
         return Gate(skip=f"{row.id} is attach-only: run it with --endpoint URL --row {row.id}")
     # identity (model, memory, count), not a device count: an H20 host must not verify an H200 row
-    why, seen = hardware.identify(row.hardware, row.accelerators, row.image if row.launcher == "container" else None)
+    why, seen = (None, dict(hardware.CPU_HOST)) if row.is_reference else \
+        hardware.identify(row.hardware, row.accelerators, row.image if row.in_container else None)
     if why:
         return Gate(skip=f"{row.id}: {why}; cells keep their declared status", hardware=seen)
     why = refused(row)
     if why:
         return Gate(fail=f"{row.id}: not launched: {why}", hardware=seen)
-    if row.launcher == "container":
+    if row.in_container:
         from .containers import docker_unavailable
 
         why = docker_unavailable()

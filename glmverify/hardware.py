@@ -15,6 +15,10 @@ checked by *identity*:
   ``needed`` of them. The reason names what was seen, and the inventory goes into the evidence.
 
 A host without the tool anywhere is a skip with that reason: identity unknown is never a pass.
+
+``SPECS`` is also the one hardware -> vendor mapping (``vendor_of``, ``vendors``; matrix.yaml's
+per-vendor container defaults are keyed by its names: ``nvidia``, ``rocm``, ``ascend``) and says
+how many accelerators one node has (``devices_per_node``: 16 dies on an Atlas 800 A3).
 """
 from __future__ import annotations
 
@@ -26,10 +30,6 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-NVIDIA = {"h200", "h20", "h100", "b200", "b300", "gb300"}
-ROCM = {"mi300x", "mi325x", "mi355x"}
-ASCEND = {"ascend_a2", "ascend_a3"}
-
 GIB = 1024  # MiB per GiB
 
 
@@ -39,6 +39,7 @@ class Spec:
     label: str
     name: str  # regex on the tool's device name
     memory_gib: tuple[float, float]  # inclusive range of one device's memory as the tool reports it
+    devices_per_node: int = 8  # accelerators one node of it has (a container row's default count)
 
 
 #: What each hardware marker means. Memory ranges allow for what the tools report (usable HBM,
@@ -51,6 +52,8 @@ SPECS: dict[str, Spec] = {
     "b200": Spec("nvidia", "NVIDIA B200 (180 GB)", r"^NVIDIA B200\b", (170, 195)),
     "b300": Spec("nvidia", "NVIDIA B300 (288 GB)", r"^NVIDIA B300\b", (260, 300)),
     "gb300": Spec("nvidia", "NVIDIA GB300 (288 GB)", r"^NVIDIA GB300\b", (260, 300)),
+    # vendor "rocm" (not "amd"): the name the probe (TOOLS: amd-smi, then rocm-smi), the container
+    # defaults and the evidence use; matrix.yaml's per-vendor defaults are keyed by these names
     "mi300x": Spec("rocm", "AMD Instinct MI300X (192 GB)", r"\bMI300X\b", (180, 200)),
     "mi325x": Spec("rocm", "AMD Instinct MI325X (256 GB)", r"\bMI325X\b", (240, 262)),
     "mi355x": Spec("rocm", "AMD Instinct MI355X (288 GB)", r"\bMI355X\b", (270, 300)),
@@ -58,8 +61,12 @@ SPECS: dict[str, Spec] = {
     "ascend_a2": Spec("ascend", "Atlas 800 A2 (Ascend 910B, 64 GB)", r"^910B\d?$", (60, 66)),
     # Atlas 800 A3: Ascend 910C modules, two 64 GB dies each, listed by npu-smi as Ascend910 chips
     # (seed 003: "128G x 8" = "64G x 16")
-    "ascend_a3": Spec("ascend", "Atlas 800 A3 (Ascend 910C, 2x64 GB dies)", r"^(Ascend910|910C)\b", (60, 66)),
+    # devices_per_node: npu-smi shows each die as a device, so one A3 node is 16 /dev/davinci*
+    "ascend_a3": Spec("ascend", "Atlas 800 A3 (Ascend 910C, 2x64 GB dies)", r"^(Ascend910|910C)\b", (60, 66),
+                      devices_per_node=16),
 }
+#: the markers of each vendor, read from SPECS (the container launcher picks devices by them)
+NVIDIA, ROCM, ASCEND = ({h for h, spec in SPECS.items() if spec.vendor == v} for v in ("nvidia", "rocm", "ascend"))
 
 
 @dataclass(frozen=True)
@@ -181,12 +188,31 @@ COMMANDS = {
     "rocm-smi": ["rocm-smi", "--showproductname", "--showmeminfo", "vram", "--json"],
     "npu-smi": ["npu-smi", "info"],
 }
+#: the evidence of a reference row's launch: the CPU host, no vendor tool asked
+CPU_HOST = {"vendor": "cpu", "seen": "CPU host (reference rows need no accelerator)"}
 TOOLS = {"nvidia": ("nvidia-smi",), "rocm": ("amd-smi", "rocm-smi"), "ascend": ("npu-smi",)}
 
 
-def vendor_of(hardware: str) -> str | None:
-    spec = SPECS.get(hardware)
+def vendor_of(hardware: str | None) -> str | None:
+    """The vendor of a hardware marker (None for the CPU reference and unknown markers): the one
+    hardware -> vendor mapping (matrix.yaml's container defaults per vendor are keyed by it)."""
+    spec = SPECS.get(hardware) if hardware else None
     return spec.vendor if spec else None
+
+
+def vendors() -> dict[str, list[str]]:
+    """vendor -> its hardware markers, in ``SPECS`` order."""
+    out: dict[str, list[str]] = {}
+    for name, spec in SPECS.items():
+        out.setdefault(spec.vendor, []).append(name)
+    return out
+
+
+def devices_per_node(hardware: str) -> int | None:
+    """Accelerators one node of ``hardware`` has (what a container row without ``accelerators``
+    gets); None for markers without a spec (the CPU reference)."""
+    spec = SPECS.get(hardware)
+    return spec.devices_per_node if spec else None
 
 
 def check(hardware: str, needed: int, inv: Inventory) -> str | None:
@@ -263,9 +289,8 @@ def probe_in_container(vendor: str, image: str, client=None) -> Inventory:
 
 def identify(hardware: str, needed: int, image: str | None = None, *, host: Callable[[str], Inventory] = probe_host,
              container: Callable[[str, str], Inventory] = probe_in_container) -> tuple[str | None, dict]:
-    """(reason the host cannot run the row or None, evidence of what was seen)."""
-    if hardware == "cpu":
-        return None, {"vendor": "cpu", "seen": "CPU host (reference rows need no accelerator)"}
+    """(reason the host cannot run the row or None, evidence of what was seen). Reference rows
+    (``Row.is_reference``) need no accelerator: the caller does not ask (``CPU_HOST``)."""
     vendor = vendor_of(hardware)
     if vendor is None:
         return f"no hardware identity known for {hardware!r}", {}

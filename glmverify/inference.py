@@ -85,7 +85,7 @@ def live_references(matrix: Matrix, records: Records, feature: str) -> dict[str,
     out: dict[str, Row] = {}
     for r in matrix.rows:
         checks = records.checks.get((r.id, feature))
-        if (r.hardware == "cpu" and r.launcher == "process" and checks
+        if (r.is_reference and r.local_process and checks
                 and decide_status(list(checks.values()), "not_run") in LIVE):
             out.setdefault(engine_kind(r.engine), r)
     return out
@@ -102,7 +102,7 @@ def live_reference(matrix: Matrix, records: Records, row: Row, feature: str) -> 
     refs = live_references(matrix, records, feature)
     kind = engine_kind(row.engine)
     ref = refs.get(kind)
-    if row.hardware == "cpu" or ref is None:
+    if row.is_reference or ref is None:
         return None
     status = decide_status(list(records.checks[(ref.id, feature)].values()), "not_run")
     version = _version(records, ref)

@@ -14,7 +14,8 @@ entries whose ``affects`` covers a row's engine and version.
 
 Lenient by design: an entry this module cannot use (a control, a malformed item) is skipped, not
 raised, because a results document must never fail to be written over a catalogue typo; the
-strict checks are ``faults.catalogue.load_catalogue``'s (``make faults``, the unit tests).
+strict checks are ``faults.catalogue.load_catalogue``'s (``make faults``, the unit tests; the engines an
+``affects`` item may name are the adapter registry's, checked there).
 Imports only ``paths`` (and PyYAML, ``packaging``): every layer above may use it.
 """
 from __future__ import annotations
@@ -34,8 +35,6 @@ from packaging.version import InvalidVersion, Version
 from .paths import FIXTURES_DIR, SUITES_DIR
 
 CATALOGUE = FIXTURES_DIR / "faults.yaml"
-#: the engines an ``affects`` item may name (a bug's reported engine and version range)
-AFFECTED_ENGINES = ("vllm", "sglang", "vllm-ascend")
 
 
 class CatalogueError(ValueError):

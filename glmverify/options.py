@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ENGINES = ("vllm", "sglang", "auto")
 # The default request timeout follows the answer's length: max_tokens at a decode-speed floor per
 # request (the row's, else this conservative one) plus a margin for queueing behind a full batch
 # and prefill. A fixed 120 s cut healthy long reasoning (8192 tokens at concurrency 64).

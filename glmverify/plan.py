@@ -208,10 +208,9 @@ def render_process(row: Row) -> str:
 
 def render_plan(row: Row) -> str:
     """The plan for one row, as text (no Docker, no GPU, nothing built or launched)."""
-    launcher = row.launcher
-    if launcher == "container":
+    if row.in_container:
         return render_container(row)
-    if launcher == "attach":
+    if row.attached:
         return render_attach(row)
     return render_process(row)
 

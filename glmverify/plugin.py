@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from . import hardware
+from .adapters import api_choices
 from .checks import Inconclusive
 from .document import counts, decide_run
 from .eligibility import EligibilityError, feature_skip, launch_gate, run_rows
@@ -52,7 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--endpoint", default=None, metavar="URL",
                 help="attach to a running OpenAI-compatible server instead of launching engines")
     g.addoption("--served-model", default=None, help="model name at --endpoint (default: first of /v1/models)")
-    g.addoption("--engine", default="auto", choices=["vllm", "sglang", "auto"],
+    g.addoption("--engine", default="auto", choices=api_choices(),
                 help="engine kind at --endpoint (auto: probe)")
     g.addoption("--row", default=None, metavar="ID",
                 help="the matrix row an --endpoint stands for (default: the row serving its model)")

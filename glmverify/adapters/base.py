@@ -16,8 +16,10 @@ the adapter instead of comparing engine names:
 * which assistant-message fields carry earlier reasoning back in (``input_reasoning_fields``);
 * version probing (``version_paths``) and engine detection (``recognises``, ``answers_probe``);
 * container defaults (``container``: kind, default port, health path, mounts);
-* parser flags (``parser_flags``) and the parser release the conformance runner installs on CPU;
+* parser flags (``parser_flags``), the parser release the conformance runner installs on CPU and
+  how it installs and runs it (``parser_env``, a ``parsers.envs.ParserEnv``);
 * flags an engine release no longer accepts (``removed_flags``);
+* how the fault coverage counts it (``covers_every_check``);
 * the observed-args source: what the recipe declares about speculation (``declared_speculation``),
   what the server reports about its configuration (``observe_config``) and how the two compare
   (``compare_config``).
@@ -31,6 +33,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from ..parsers.envs import ParserEnv
 
 if TYPE_CHECKING:  # annotations only: adapters receive these, they never build them
     from ..chat import Chat
@@ -226,6 +230,12 @@ class EngineAdapter:
     parser_flags: ClassVar[ParserFlags] = ParserFlags()
     #: the engine release whose parsers the conformance runner installs on a CPU machine
     parser_conformance_version: ClassVar[str | None] = None
+    #: how that release's parsers are installed and run (None: no CPU parser conformance)
+    parser_env: ClassVar[ParserEnv | None] = None
+    #: the fault coverage holds the engine to every check of the suites its reference rows serve;
+    #: False: to the checks its conforming run ran (a check with no branch for this engine, such as
+    #: the rendered-prompt one, is not a coverage gap)
+    covers_every_check: ClassVar[bool] = False
     removed_flags: ClassVar[tuple[RemovedFlag, ...]] = ()
     #: GET paths that report ``{"version": ...}``, tried in order
     version_paths: ClassVar[tuple[str, ...]] = ("/version",)

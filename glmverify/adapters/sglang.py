@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..parsers.envs import SGLANG_PARSERS
 from ..paths import REPO_ROOT
 
 from .base import (AcceptLengthMeter, ContainerDefaults, EngineAdapter, Judge, Measurement, PrefixCacheMeter,
@@ -104,6 +105,7 @@ class SglangAdapter(EngineAdapter):
     api = "sglang"
     container = ContainerDefaults(kind="sglang", default_port=30000, mount_hf_cache=True)
     parser_conformance_version = CPU_RELEASE
+    parser_env = SGLANG_PARSERS
     version_paths = (*INFO_PATHS, "/version")
     simulated_acceptance_env = "SGLANG_SIMULATE_ACC_LEN"
     #: SGLang 0.5.23 reads only reasoning_content (measured: ``reasoning`` is dropped unrendered)

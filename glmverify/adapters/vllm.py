@@ -19,6 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..client import EngineProtocolError
+from ..parsers.envs import VLLM_PARSERS
 from .base import (AcceptLengthMeter, ContainerDefaults, EngineAdapter, Judge, Measurement, PrefixCacheMeter,
                    RemovedFlag, WINDOW_FLAGS, as_count, is_placeholder, json_object, prom_labels, same_value)
 
@@ -153,6 +154,8 @@ class VllmAdapter(EngineAdapter):
     api = "vllm"
     container = ContainerDefaults(kind="vllm", default_port=8000, mount_hf_cache=True)
     parser_conformance_version = "0.32.0"
+    parser_env = VLLM_PARSERS
+    covers_every_check = True  # it shows the rendered prompt: every check has a vLLM branch
     removed_flags = (
         RemovedFlag("--disable-log-requests", (0, 12),
                     "vLLM 0.12 removed --disable-log-requests (requests are not logged unless --enable-log-requests)"),

@@ -14,4 +14,7 @@ class VllmAscendAdapter(VllmAdapter):
 
     name = "vllm-ascend"
     api = "vllm"
-    container = ContainerDefaults(kind="vllm-ascend", default_port=8000)
+    # seed 003 (the vllm-ascend GLM-5.2 guide) 'Single-node Deployment': `vllm serve ... --port 8077`,
+    # the recipe every container row of this engine launches (the 2xA3 recipe uses it too; the A2
+    # multi-node ones use 7000 and the PD scripts a script argument: attach rows, never launched)
+    container = ContainerDefaults(kind="vllm-ascend", default_port=8077)

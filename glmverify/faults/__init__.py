@@ -32,7 +32,7 @@ from .catalogue import load_catalogue
 from .cli import main
 from .coverage import coverage, coverage_text, engine_coverage
 from .judge import judge, observe
-from .model import (CASE_KEYS, CATALOGUE, COVERAGE_ROWS, DEFAULT_TIMEOUT, KINDS, REFERENCE_ROWS, SUITES,
+from .model import (CASE_KEYS, CATALOGUE, DEFAULT_TIMEOUT, KINDS, REFERENCE_ROWS, SUITES,
                     CatalogueError, FaultCase, Outcome, suite_checks)
 from .plan import conforming_suites, derive_args, derived_matrix, expand, launch_row_id, select, unknown_ids
 from .pytest_runs import run_pytest, stop_children
@@ -41,7 +41,7 @@ from .report import console_text, markdown, summary, table, write_results
 from .runner import RunOptions, run_catalogue, run_conforming, run_launch_case, run_proxy_case
 from .templates import TEMPLATE, TEMPLATES, template_variant
 
-__all__ = ["CASE_KEYS", "CATALOGUE", "COVERAGE_ROWS", "DEFAULT_TIMEOUT", "KINDS", "RECORDINGS", "REFERENCE_ROWS",
+__all__ = ["CASE_KEYS", "CATALOGUE", "DEFAULT_TIMEOUT", "KINDS", "RECORDINGS", "REFERENCE_ROWS",
            "SUITES", "TEMPLATE", "TEMPLATES", "CatalogueError", "FaultCase", "Outcome", "RunOptions",
            "conforming_suites", "console_text", "coverage", "coverage_text", "derive_args", "derived_matrix",
            "engine_coverage", "expand", "judge", "launch_row_id", "load_catalogue", "load_recordings", "main",

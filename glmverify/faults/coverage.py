@@ -1,18 +1,21 @@
 """Coverage of the whole catalogue: every check function must be seen failing under some fault, per engine.
 
-* vLLM: every check function of every suite the vLLM reference rows serve must be seen failing
-  under some detected fault run on a vLLM row;
-* SGLang: every check function that ran (passed) in the conforming run of ``reference-sglang``
-  must be seen failing under some detected fault run on an SGLang row: so each check's SGLang
-  branch (``reasoning_content``, fall-through decided by behaviour, prompt tokens from ``usage``)
-  is proven able to fail there, not only on vLLM.
+* an engine whose adapter ``covers_every_check`` (vLLM): every check function of every suite its
+  reference rows serve must be seen failing under some detected fault run on one of its rows;
+* any other (SGLang): every check function that ran (passed) in the conforming run of its
+  reference rows (``reference-sglang``) must be seen failing under some detected fault run on one
+  of them: so each check's SGLang branch (``reasoning_content``, fall-through decided by
+  behaviour, prompt tokens from ``usage``) is proven able to fail there, not only on vLLM.
+
+Which reference rows stand for which engine is read from the rows' engines (``coverage_rows``).
 
 A check no fault failed maps to an empty list ("NEVER SEEN FAILING"), and fails the run.
 """
 from __future__ import annotations
 
 from ..matrix import FEATURES
-from .model import COVERAGE_ROWS, Outcome, suite_checks
+from ..adapters import adapter_for
+from .model import Outcome, coverage_rows, suite_checks
 from .plan import conforming_suites
 
 
@@ -34,13 +37,13 @@ def engine_coverage(outcomes: list[Outcome], matrix, selected: set[str] | None =
     ran (a check the engine cannot run, e.g. the rendered-prompt one, has no SGLang branch).
     ``selected``: only these reference rows (``--row``), and only the engines they stand for."""
     out: dict[str, list[str]] = {}
-    for engine, rows in COVERAGE_ROWS.items():
-        rows = [r for r in rows if r in {x.id for x in matrix.rows} and (selected is None or r in selected)]
+    for engine, rows in coverage_rows(matrix).items():
+        rows = [r for r in rows if selected is None or r in selected]
         if not rows:
             continue
         served = [f for f in FEATURES if any(f in conforming_suites(matrix.row(r)) for r in rows)]
         cov = coverage(outcomes, served, set(rows))
-        if engine != "vllm":
+        if not adapter_for(engine).covers_every_check:
             ran = {k for o in outcomes if o.kind == "conforming" and o.row in rows for k in o.passed_checks}
             cov = {k: v for k, v in cov.items() if k in ran} or {f"{engine} conforming run": []}
         out.update({f"{engine}: {k}": v for k, v in cov.items()})

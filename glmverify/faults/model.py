@@ -10,14 +10,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..knowledge import AFFECTED_ENGINES, CATALOGUE, CatalogueError, suite_checks
+from ..adapters import ENGINE_NAMES, adapter_for
+from ..knowledge import CATALOGUE, CatalogueError, suite_checks
 from ..paths import SUITES_DIR
 
 SUITES = SUITES_DIR
 KINDS = ("proxy", "standin", "launch")
 REFERENCE_ROWS = ("reference", "reference-ngram", "reference-sglang")  # conforming engines: runs, coverage
-#: coverage is proven per engine: which reference rows stand for which engine
-COVERAGE_ROWS = {"vllm": ("reference", "reference-ngram"), "sglang": ("reference-sglang",)}
+#: the engines an ``affects`` item may name: the adapter registry's (a live view)
+AFFECTED_ENGINES = ENGINE_NAMES
+
+
+def coverage_rows(matrix, rows=REFERENCE_ROWS) -> dict[str, tuple[str, ...]]:
+    """Coverage is proven per engine API: which of the reference ``rows`` stand for which (from
+    each row's engine and its adapter's ``api``), in the order of ``rows``."""
+    out: dict[str, tuple[str, ...]] = {}
+    in_matrix = {r.id: r for r in matrix.rows}
+    for rid in rows:
+        if rid in in_matrix:
+            api = adapter_for(in_matrix[rid].engine).api
+            out[api] = out.get(api, ()) + (rid,)
+    return out
 CASE_KEYS = {"id", "kind", "row", "suites", "expect_failed", "checks", "fault", "standin", "drop_args", "set_args",
              "env", "chat_template", "select", "source", "why", "affects", "fix", "signature"}
 SIGNATURE_KEYS = {"checks", "looks_like", "when"}

@@ -36,15 +36,15 @@ import yaml
 
 from ..paths import DEFAULT_MATRIX
 from .model import (CLAIM_KINDS, FEATURES, STATUSES, Cell, EffortProfile, LaunchSpec, Matrix, MatrixError, Profile, Row,
-                    engine_kind)
+                    engine_kind, known_engines, register_engine, unregister_engine)
 from .validate import SCHEMA_PATH, validate, validate_and_resolve
 
 # libyaml's loader when PyYAML was built with it (about 8x faster on matrix.yaml), else pure Python
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = ["CLAIM_KINDS", "DEFAULT_MATRIX", "FEATURES", "SCHEMA_PATH", "STATUSES", "Cell", "EffortProfile", "LaunchSpec", "Matrix",
-           "MatrixError", "Profile", "Row", "engine_kind", "flat_document", "load", "parse", "read_document",
-           "validate"]
+           "MatrixError", "Profile", "Row", "engine_kind", "flat_document", "known_engines", "load", "parse",
+           "read_document", "register_engine", "unregister_engine", "validate"]
 
 
 def _profile(name: str, d: dict) -> Profile:

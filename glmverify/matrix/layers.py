@@ -5,7 +5,7 @@ A row is the merge of, lowest first:
 1. ``defaults.engines[ENGINE]``                      every row of the engine
 2. ``defaults.containers.engines[ENGINE]``           container launches of the engine
 3. ``defaults.containers.vendors[VENDOR]``           container launches on the vendor's hardware
-                                                     (``defaults.vendors`` maps vendor -> hardware)
+                                                     (``hardware.vendor_of``: ``rocm`` for MI3xx)
 4. the model: ``models[NAME]`` gives ``served_model`` (default: the checkpoint) and ``profile``
 5. ``recipes[RECIPE]``                               one launch recipe of a guide; a recipe may
                                                      ``extends`` another (a variant of it: the
@@ -43,6 +43,9 @@ import re
 import shlex
 from typing import Any
 
+from ..hardware import vendor_of
+from .model import uses_container
+
 #: keys of a layered row that only select layers (they are not Row fields)
 SELECTORS = ("recipe",)
 #: launch-time placeholders the loader resolves; every other {name} is left for launch
@@ -57,13 +60,6 @@ def merge(base: Any, over: Any) -> Any:
             out[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
         return out
     return copy.deepcopy(over)
-
-
-def vendor_of(hardware: str | None, defaults: dict) -> str | None:
-    for vendor, names in (defaults.get("vendors") or {}).items():
-        if hardware in names:
-            return vendor
-    return None
 
 
 def _layer_origin(layers: list[tuple[str, dict]], keys: tuple[str, ...]) -> str:
@@ -131,11 +127,11 @@ def resolve_row(i: int, row: dict, data: dict) -> tuple[dict | None, list[str], 
     engines = defaults.get("engines") or {}
     if engine in engines:
         default_layers.append((f"defaults/engines/{engine}", engines[engine]))
-    if launcher == "container":
+    if uses_container(launcher):
         containers = defaults.get("containers") or {}
         if engine in (containers.get("engines") or {}):
             default_layers.append((f"defaults/containers/engines/{engine}", containers["engines"][engine]))
-        vendor = vendor_of(own.get("hardware"), defaults)
+        vendor = vendor_of(own.get("hardware"))  # hardware.SPECS: the one hardware -> vendor mapping
         if vendor in (containers.get("vendors") or {}):
             default_layers.append((f"defaults/containers/vendors/{vendor}", containers["vendors"][vendor]))
     layers = default_layers + layers

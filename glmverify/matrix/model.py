@@ -9,6 +9,12 @@ requested value to a level.
 A row's launch is a ``LaunchSpec``: the ``launch:`` mapping of matrix.yaml as typed fields, with
 the one placeholder expander (``LaunchSpec.expanded``) both launchers use; which value each
 placeholder gets per launcher is ``glmverify.launchers``.
+
+The engines a row may name are not listed here: ``glmverify.adapters.register`` records each
+adapter's name and API kind (``register_engine``), and the matrix reads them back (schema enum,
+``engine_kind``). The matrix sits below the adapters (``tests/unit/test_layering.py``), so it is
+told the engines rather than importing them; a matrix read before any adapter is registered
+(``python -m glmverify.matrix``) checks engine names only as strings.
 """
 from __future__ import annotations
 
@@ -43,9 +49,36 @@ class MatrixError(ValueError):
         super().__init__("\n".join(lines))
 
 
+#: engine name -> the API it speaks, as the adapter registry reported them (``register_engine``)
+_ENGINE_APIS: dict[str, str] = {}
+
+
+def register_engine(name: str, api: str) -> None:
+    """Record an engine a row may name (called by ``glmverify.adapters.register``)."""
+    _ENGINE_APIS[name] = api
+
+
+def unregister_engine(name: str) -> None:
+    _ENGINE_APIS.pop(name, None)
+
+
+def known_engines() -> tuple[str, ...]:
+    """The registered engine names, sorted (empty until an adapter is registered)."""
+    return tuple(sorted(_ENGINE_APIS))
+
+
 def engine_kind(engine: str | None) -> str:
-    """The API an engine speaks: vllm-ascend is vLLM at the API."""
-    return "vllm" if engine in ("vllm", "vllm-ascend") else str(engine)
+    """The API an engine speaks (its adapter's ``api``: vllm-ascend is vLLM at the API)."""
+    try:
+        return _ENGINE_APIS[str(engine)]
+    except KeyError:
+        known = ", ".join(known_engines()) or "none registered"
+        raise KeyError(f"no adapter for engine {engine!r} (known: {known})") from None
+
+
+def uses_container(launcher: str | None) -> bool:
+    """A row of this launcher runs in a container (the layered file's container defaults apply)."""
+    return launcher == "container"
 
 
 @dataclass(frozen=True)
@@ -202,7 +235,22 @@ class Row:
 
     @property
     def is_reference(self) -> bool:
+        """The project's own engine on CPU serving the stand-in (the one spelling of it)."""
         return self.hardware == "cpu"
+
+    @property
+    def attached(self) -> bool:
+        """Attach-only: the harness never launches it (``--endpoint``)."""
+        return self.launcher == "attach"
+
+    @property
+    def in_container(self) -> bool:
+        """Launched as a container of its image (else a local process, or attached)."""
+        return uses_container(self.launcher)
+
+    @property
+    def local_process(self) -> bool:
+        return self.launcher == "process"
 
     def declared_cell(self, feature: str) -> Cell:
         return self.declared.get(feature) or Cell("not_run", "no declaration in matrix.yaml")

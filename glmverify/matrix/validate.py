@@ -2,7 +2,9 @@
 
 Three passes, each error a (path, message) pair whose path points into the layered file:
 
-1. the document against ``matrix.schema.json`` (``recipes/vllm-fp8-standard/launch/args``);
+1. the document against ``matrix.schema.json`` (``recipes/vllm-fp8-standard/launch/args``), whose
+   ``$defs/engine`` gets its enum at load time from the engines the adapter registry reported
+   (``model.known_engines``): a new engine is its adapter, not a schema edit;
 2. resolution (``glmverify.matrix.layers``): unknown recipe, model or claim;
 3. every resolved row against the schema's ``resolved_row`` (a field no layer gave is reported at
    the row, ``rows/7``, naming the layers it was merged from) and the cross-field rules (unique
@@ -21,15 +23,31 @@ from typing import Any
 
 import jsonschema
 
+from ..hardware import vendors
 from ..paths import MATRIX_SCHEMA
 from .layers import resolve, resolve_row
+from .model import known_engines
 
 SCHEMA_PATH = MATRIX_SCHEMA
 
 
 @functools.cache
-def _schema() -> dict:
+def _schema_file() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
+
+
+@functools.cache
+def _schema_for(engines: tuple[str, ...]) -> dict:
+    """The schema with ``$defs/engine`` restricted to ``engines`` (unrestricted when none is known)."""
+    schema = json.loads(json.dumps(_schema_file()))  # a deep copy: the file's dict stays as read
+    if engines:
+        schema["$defs"]["engine"] = {**schema["$defs"]["engine"], "enum": list(engines)}
+    return schema
+
+
+def _schema() -> dict:
+    # keyed by the registry's names, so an adapter registered later (a plug-in) is seen
+    return _schema_for(known_engines())
 
 
 def _path(parts) -> str:
@@ -58,6 +76,30 @@ def profile_errors(profiles: dict) -> list[tuple[str, str]]:
             if eff[key] not in eff["levels"]:
                 errors.append((f"profiles/{name}/effort/{key}",
                                f"{eff[key]!r} is not one of the levels {sorted(eff['levels'])}"))
+    return errors
+
+
+def vendor_errors(defaults: Any) -> list[tuple[str, str]]:
+    """The vendors the file names must be ``hardware.SPECS``'s (the one hardware -> vendor mapping):
+    ``defaults.vendors``, where the file lists it, must not give a marker another vendor, and the per-vendor
+    container defaults must be keyed by a known vendor (else they silently never apply)."""
+    if not isinstance(defaults, dict):
+        return []
+    known = vendors()
+    errors = []
+    for vendor, names in (defaults.get("vendors") or {}).items():
+        if vendor not in known:
+            errors.append((f"defaults/vendors/{vendor}",
+                           f"unknown vendor {vendor!r}; hardware.SPECS names {sorted(known)}"))
+        elif isinstance(names, list):
+            others = [n for n in names if n not in known[vendor]]
+            if others:
+                errors.append((f"defaults/vendors/{vendor}", f"{others} are not {vendor!r} hardware in hardware.SPECS "
+                                                             f"({sorted(known[vendor])})"))
+    for vendor in ((defaults.get("containers") or {}).get("vendors") or {}):
+        if vendor not in known:
+            errors.append((f"defaults/containers/vendors/{vendor}",
+                           f"unknown vendor {vendor!r}; hardware.SPECS names {sorted(known)}"))
     return errors
 
 
@@ -94,6 +136,7 @@ def validate_and_resolve(data: Any) -> tuple[list[tuple[str, str]], tuple[list[d
         errors += profile_errors(profiles)
     except (KeyError, TypeError):
         pass  # a malformed profile: pass 1 named it
+    errors += vendor_errors(data.get("defaults"))
     resolved, recipe_of, res_errors = resolve(data)
     errors += res_errors
     seen: dict[str, int] = {}

