@@ -211,8 +211,8 @@ def container_port_disagreements(rows, engine_defaults: dict) -> list[str]:
     for row in rows:
         if not row.in_container or row.is_reference:
             continue
-        published = int(row.launch.get("port") or adapter_for(row.engine).container.default_port)
-        served = flag_value(row.launch.get("args", []), "--port")
+        published = int(row.launch.port or adapter_for(row.engine).container.default_port)
+        served = flag_value(row.launch.args, "--port")
         if served is not None and int(served) != published:
             out.append(f"{row.id}: publishes {published}, its recipe serves on --port {served}")
     return out
@@ -233,7 +233,7 @@ def test_container_rows_serve_on_their_adapters_default_port():
         "defaults vllm-ascend: port 8000 != the adapter's 8077"]
     # and a row publishing another port than its recipe serves on
     ascend = next(r for r in rows if r.engine == "vllm-ascend")
-    drifted = dataclasses.replace(ascend, launch={**ascend.launch, "port": 8000})
+    drifted = dataclasses.replace(ascend, launch=dataclasses.replace(ascend.launch, port=8000))
     assert container_port_disagreements([drifted], {}) == [f"{ascend.id}: publishes 8000, its recipe serves on --port 8077"]
 
 
