@@ -28,6 +28,8 @@ from .checks import Inconclusive
 from .document import counts
 from .eligibility import EligibilityError, feature_skip, launch_gate, run_rows
 from .engines import EngineStartupError, install_signal_cleanup
+from .invariants import GLM_SPECIAL_TOKENS
+from .ledger import Ledger, ledger_scope
 from .matrix import FEATURES, Matrix, MatrixError, load
 from .options import OptionError, Options, validate
 from .paths import DEFAULT_MATRIX
@@ -348,6 +350,55 @@ def _redact_report(report) -> None:
     report.sections = [(name, REDACT(body)) for name, body in report.sections]
 
 
+def check_kind(item) -> str:
+    """``behaviour``: a model-behaviour measure decided as a rate (``@pytest.mark.behaviour``);
+    every other suite check is an engine invariant."""
+    return "behaviour" if item.get_closest_marker("behaviour") else "invariant"
+
+
+def open_ledger(live) -> Ledger:
+    """A check's ledger, with what the row's engine offers to judge answers by: its tokenizer's
+    special tokens and a token counter (``adapters``), and the row's context window."""
+    adapter, profile = live.adapter, live.profile
+    try:
+        counter = adapter.text_token_counter(live.client, profile)
+        specials = adapter.special_tokens(profile)
+    except Exception:  # noqa: BLE001 - no tokenizer: the byte bound and the constant list
+        counter, specials = None, None
+    window = (live.row.expect or {}).get("context")
+    return Ledger(specials or GLM_SPECIAL_TOKENS, window if isinstance(window, int) else None, counter)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Every answer the check produced is judged against the engine invariants (``ledger``) when
+    its body ends: a violation fails a check that passed, was skipped or inconclusive, naming the
+    answer; a check that failed by itself keeps its own failure, the violations go to evidence."""
+    live = item.funcargs.get("engine") if hasattr(item, "funcargs") else None
+    if _feature_of(item) is None or not isinstance(live, LiveEngine):
+        return (yield)
+    ledger = open_ledger(live)
+    with ledger_scope(ledger):
+        try:
+            result = yield
+        except pytest.skip.Exception:  # skipped or inconclusive: a violation still fails it
+            _judge(item, ledger, failed=False)
+            raise
+        except (Exception, pytest.fail.Exception):
+            _judge(item, ledger, failed=True)
+            raise
+    _judge(item, ledger, failed=False)
+    return result
+
+
+def _judge(item, ledger: Ledger, failed: bool) -> None:
+    bad = ledger.check()
+    ev = item.stash.setdefault(EVIDENCE_KEY, Evidence())
+    ev["invariants"] = ledger.summary(bad)
+    if bad and not failed:
+        raise AssertionError(ledger.failure(bad))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
@@ -380,7 +431,7 @@ def pytest_runtest_makereport(item, call):
         ev = item.stash.get(EVIDENCE_KEY, {})
         rec = CheckRecord(
             row=cs.params["engine"], feature=feature, id=check_id(item), outcome=outcome,
-            detail=detail, evidence=dict(ev),
+            detail=detail, evidence={**ev, "check_kind": check_kind(item)},
             engine=getattr(live, "evidence", {}) if isinstance(live, LiveEngine) else {},
             launch_id=getattr(live, "launch_id", None) if isinstance(live, LiveEngine) else None,
             time=utcnow(), duration=round(report.duration, 3),
