@@ -1,0 +1,318 @@
+"""Engine invariants (glmverify/invariants.py) and the per-check ledger (glmverify/ledger.py).
+
+The conforming answers are the reference engine's recorded wire answers (vLLM 0.32 serving the
+stand-in: fixtures/faultproxy_recordings.jsonl.gz): they pass every invariant, text accounting
+included, with the stand-in's tokenizer (byte-level, no merges: a text's tokens are its UTF-8
+bytes, which ``byte_tokens`` counts without the optional ``tokenizers`` package). Each defect is
+planted into one of them (a re-sent delta, lost text, a special token, ...) and must be named by
+its code. The plugin hook is driven as pytest drives it, around a test body whose own assertions
+pass, with the real ``openai`` client reading recorded bodies through an httpx transport.
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+import httpx
+import pytest
+
+from glmverify import plugin
+from glmverify.anthropic_stream import MessagesStreamReader, read_lines
+from glmverify.chat import Chat, ChatResult, StreamAssembler, ToolCall, parse_completion
+from glmverify.faults.recordings import load_recordings
+from glmverify.invariants import (Violation, answer_violations, finish_violations, messages_violations,
+                                  special_token_violations, text_accounting, text_fields)
+from glmverify.ledger import Ledger, TokenCounter, ledger_scope, record_chat
+from glmverify.session import LiveEngine
+
+REC = {r["id"]: r for r in load_recordings()}
+CHAT_IDS = [i for i, r in REC.items() if r["kind"] == "chat"]
+
+
+def byte_tokens(texts: list[str]) -> list[int]:
+    """The stand-in tokenizer's count of a text without markup: one token per UTF-8 byte."""
+    return [len(t.encode("utf-8")) for t in texts]
+
+
+BYTES = TokenCounter("stand-in bytes", byte_tokens, remote=False)
+
+
+def lines(rec_id: str) -> list[str]:
+    return REC[rec_id]["body"].split("\n")
+
+
+def stream_of(body_lines: list[str], request: dict | None = None) -> ChatResult:
+    asm = StreamAssembler(request or REC["chat-reasoning-stream"]["request"])
+    for line in body_lines:
+        asm.feed_line(line)
+    return asm.result()
+
+
+def answer(rec_id: str) -> ChatResult:
+    r = REC[rec_id]
+    return stream_of(lines(rec_id), r["request"]) if r["stream"] else parse_completion(json.loads(r["body"]), r["request"])
+
+
+def judge(res: ChatResult, counter: TokenCounter | None = BYTES) -> list[Violation]:
+    ledger = Ledger(counter=counter, context_window=1_048_576)
+    ledger.add_chat(res, res.request, 0)
+    bad = ledger.check()
+    return bad[0].violations if bad else []
+
+
+def codes(violations) -> set[str]:
+    return {v.code for v in violations}
+
+
+def data_lines(rec_id: str, key: str) -> list[int]:
+    """Indexes of the recorded stream's lines whose delta carries ``key``."""
+    return [i for i, line in enumerate(lines(rec_id)) if line.startswith("data: {") and f'"{key}":' in line
+            and json.loads(line[6:])["choices"] and json.loads(line[6:])["choices"][0]["delta"].get(key)]
+
+
+# ---- conforming answers pass --------------------------------------------------------------------
+@pytest.mark.parametrize("rec_id", CHAT_IDS)
+def test_recorded_answers_conform(rec_id):
+    res = answer(rec_id)
+    assert judge(res) == [] and judge(res, None) == []
+    _, rec = text_accounting(res, byte_tokens(__import__("glmverify.invariants").invariants.delivered(res)[0]), "b")
+    assert rec["delivered_tokens"] + rec["markup_tokens"][0] <= rec["billed"] <= rec["delivered_tokens"] + rec["markup_tokens"][1]
+
+
+@pytest.mark.parametrize("rec_id", ["messages-thinking-stream", "messages-tool_use-stream"])
+def test_recorded_messages_streams_conform(rec_id):
+    assert messages_violations(read_lines(lines(rec_id))) == []
+
+
+# ---- planted defects ------------------------------------------------------------------------------
+def test_resent_delta_is_caught_by_text_accounting():
+    """A stream that re-sends six content deltas parses cleanly: only the accounting sees it."""
+    body = lines("chat-reasoning-stream")
+    i = data_lines("chat-reasoning-stream", "content")[10]
+    resent = body[:i + 12] + body[i:i + 12] + body[i + 12:]  # 6 events, each followed by its blank line
+    res = stream_of(resent)
+    assert res.problems == [] and len(res.content) > len(answer("chat-reasoning-stream").content)
+    got = judge(res)
+    assert codes(got) == {"text.accounting"} and "above the 247 completion tokens billed" in got[0]
+
+
+def test_lost_text_is_caught_by_text_accounting_and_the_byte_bound():
+    body = lines("chat-reasoning-stream")
+    drop = set(data_lines("chat-reasoning-stream", "reasoning")[20:120])
+    res = stream_of([line for i, line in enumerate(body) if i not in drop])
+    assert res.problems == []
+    assert codes(judge(res)) == {"text.accounting"} and "far below" in judge(res)[0]
+    assert codes(judge(res, None)) == {"text.accounting"}  # no tokenizer: a token is at least a byte
+
+
+def test_special_token_in_content_reasoning_name_and_arguments():
+    body = lines("chat-tools-stream")
+    i = data_lines("chat-tools-stream", "content")[3]
+    planted = body[:i] + [body[i].replace('"content":"', '"content":"<|user|>', 1)] + body[i + 1:]
+    assert "content.special_token" in codes(judge(stream_of(planted, REC["chat-tools-stream"]["request"])))
+    res = answer("chat-tools-nonstream")
+    res.tool_calls[0] = ToolCall(res.tool_calls[0].id, res.tool_calls[0].name, '{"city": "Tokyo[gMASK]", "days": 2}')
+    assert codes(special_token_violations(text_fields(res))) == {"content.special_token"}
+    assert "tool_calls[0].arguments" in special_token_violations(text_fields(res))[0]
+
+
+def test_markup_in_content_unless_cut_inside_a_call():
+    res = answer("chat-reasoning-nonstream")
+    res.content = "Paris <tool_call>get_weather<arg_key>city</arg_key>"
+    assert codes(answer_violations(res)) == {"content.markup"}
+    res.finish_reason = "length"  # SGLang leaves a cut call as text: conforming
+    res.usage = {**res.usage, "completion_tokens": res.request["max_tokens"], "total_tokens": None}
+    res.usage.pop("total_tokens")
+    assert "content.markup" not in codes(answer_violations(res))
+    res.reasoning = "thinking </think> more"
+    assert codes(answer_violations(res)) == {"content.markup"}
+
+
+@pytest.mark.parametrize("plant, code", [
+    (dict(finish_reason="tool_calls", tool_calls=[]), "finish.tool_calls_without_call"),
+    (dict(finish_reason="stop"), "finish.calls_with_stop"),
+    (dict(finish_reason="abort"), "finish.unknown"),
+    (dict(finish_reason="length"), "finish.length_before_limit"),
+])
+def test_finish_reason_planted(plant, code):
+    res = answer("chat-tools-nonstream")
+    for k, v in plant.items():
+        setattr(res, k, v)
+    assert code in codes(finish_violations(res, context_window=1_048_576))
+
+
+def test_finish_reason_allowed_cases():
+    res = answer("chat-tools-nonstream")
+    res.finish_reason, res.request = "stop", {**res.request, "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}
+    assert finish_violations(res) == []  # a forced named tool ends 'stop' (vLLM)
+    res = answer("chat-tools-nonstream")
+    res.request = {**res.request, "max_tokens": res.completion_tokens}
+    assert finish_violations(res) == []  # vLLM #58228: the non-stream relabel, tolerated
+    res = answer("chat-tools-stream")
+    res.request = {**res.request, "max_tokens": res.completion_tokens}
+    assert codes(finish_violations(res)) == {"finish.limit_not_length"}  # a stream has no such excuse
+    res = answer("chat-reasoning-nonstream")
+    res.finish_reason, res.usage = "length", {**res.usage, "prompt_tokens": 1000, "total_tokens": 1247}
+    assert finish_violations(res, context_window=1247) == []  # cut by the context, not max_tokens
+
+
+@pytest.mark.parametrize("plant, code", [
+    (lambda b: b + ["data: {}"], "stream.data_after_done"),
+    (lambda b: [x for x in b if x != "data: [DONE]"], "stream.no_done"),
+    (lambda b: b[:5] + ["data: {not json"] + b[5:], "stream.malformed_json"),
+    (lambda b: b[:-6] + ['data: {"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}'] + b[-6:],
+     "stream.finish_reason_changed"),
+    (lambda b: b[:3] + ["event-stream garbage"] + b[3:], "stream.not_sse"),
+])
+def test_chat_sse_grammar_planted(plant, code):
+    assert code in codes(judge(stream_of(plant(lines("chat-reasoning-stream")))))
+
+
+def test_usage_total_mismatch_is_coded():
+    res = answer("chat-reasoning-nonstream")
+    body = json.loads(REC["chat-reasoning-nonstream"]["body"])
+    body["usage"]["total_tokens"] += 1
+    assert "usage.total_mismatch" in codes(judge(parse_completion(body, res.request)))
+
+
+def test_calls_duplicate_id_and_arguments_not_object():
+    res = answer("chat-tools-nonstream")
+    a, b = res.tool_calls
+    res.tool_calls = [a, ToolCall(a.id, b.name, "[1, 2]")]
+    got = codes(answer_violations(res))
+    assert {"calls.duplicate_id", "calls.arguments_not_object"} <= got
+
+
+def test_messages_grammar_and_content_planted():
+    body = lines("messages-tool_use-stream")
+    stop = next(i for i, x in enumerate(body) if '"type":"message_stop"' in x)
+    assert "messages.after_stop" in codes(messages_violations(read_lines(body + body[stop - 1:stop + 1])))
+    text = next(i for i, x in enumerate(body) if '"text_delta"' in x)
+    planted = body[:text] + [body[text].replace('"text":"', '"text":"<|endoftext|>', 1)] + body[text + 1:]
+    assert codes(messages_violations(read_lines(planted))) == {"content.special_token"}
+    out = read_lines(lines("messages-thinking-stream"))
+    out.stop_reason = "tool_use"
+    assert codes(messages_violations(out)) == {"finish.tool_calls_without_call"}
+
+
+def test_transport_errors_are_kept_apart_not_judged():
+    ledger = Ledger(counter=BYTES)
+    ledger.add_chat(ChatResult(stream=True, error="ReadTimeout: timed out", request={}), {}, 0)
+    ledger.add_chat(answer("chat-reasoning-stream"), {}, 1)
+    bad = ledger.check()
+    summary = ledger.summary(bad)
+    assert bad == [] and summary["answers"] == 2 and summary["judged"] == 1
+    assert summary["serving_errors"] == {"count": 1, "first": ["ReadTimeout: timed out"]}
+
+
+def test_endpoint_counting_is_sampled_and_a_failing_counter_leaves_the_byte_bound():
+    seen = []
+    remote = TokenCounter("engine /tokenize", lambda texts: seen.append(len(texts)) or byte_tokens(texts))
+    ledger = Ledger(counter=remote, tokenized=3)
+    for _ in range(10):
+        ledger.add_chat(answer("chat-reasoning-nonstream"), {}, None)
+    assert ledger.check() == [] and seen == [2]  # one batch of the distinct texts of 3 answers
+    assert ledger.summary([])["text_accounting_basis"] == ["byte bound (no tokenizer)", "engine /tokenize"]
+
+    def broken(texts):
+        raise httpx.ConnectError("refused")
+    ledger = Ledger(counter=TokenCounter("engine /tokenize", broken))
+    ledger.add_chat(answer("chat-reasoning-nonstream"), {}, None)
+    assert ledger.check() == [] and "token counting failed" in ledger.notes[0]
+
+
+def test_violation_is_its_message_and_keeps_its_code_through_copies():
+    v = Violation("stream.no_done", "stream ended without data: [DONE]")
+    assert v == "stream ended without data: [DONE]" and copy.deepcopy(v).code == "stream.no_done"
+    assert json.dumps([v]) == '["stream ended without data: [DONE]"]'
+
+
+# ---- the plugin hook: a passing test body fails on a violating answer ---------------------------
+class RecordedClient:
+    """An engine client whose HTTP answers are recorded bodies (the real openai SDK reads them)."""
+
+    engine, model = "vllm", "glm-5.2-ref"
+
+    def __init__(self, body: str, stream: bool):
+        self.body, self.stream, self.tokenized = body, stream, []
+
+    def async_openai(self, timeout: float):
+        import openai
+
+        def reply(request: httpx.Request) -> httpx.Response:
+            kind = "text/event-stream" if self.stream else "application/json"
+            return httpx.Response(200, content=self.body.encode(), headers={"content-type": kind})
+        return openai.AsyncOpenAI(base_url="http://engine.invalid/v1", api_key="none", max_retries=0,
+                                  http_client=httpx.AsyncClient(transport=httpx.MockTransport(reply)))
+
+    def tokenize(self, prompt: str, **_) -> dict:  # vLLM POST /tokenize on the stand-in: one token a byte
+        self.tokenized.append(prompt)
+        return {"count": len(prompt.encode("utf-8"))}
+
+
+class Row:
+    profile, expect, id = None, {"context": 1_048_576}, "reference"
+
+
+class Item:
+    def __init__(self, live, marker=None):
+        self.funcargs, self.stash, self._marker = {"engine": live}, pytest.Stash(), marker
+
+    def get_closest_marker(self, name):
+        return {"feature": pytest.mark.feature("reasoning_split").mark}.get(name, self._marker)
+
+
+def run_check(body: str, stream: bool = True):
+    """Drive the plugin's ``pytest_runtest_call`` around a test body that asserts and passes."""
+    client = RecordedClient(body, stream)
+    item = Item(LiveEngine(row=Row(), server=None, client=client, launch_id="l"))
+    hook = plugin.pytest_runtest_call(item)
+    next(hook)
+    res = Chat(item.funcargs["engine"], stream=stream).one(messages=[{"role": "user", "content": "Capital of France?"}])
+    assert res.content and res.reasoning  # the check's own assertions pass
+    try:
+        hook.send(None)
+    except StopIteration:
+        return None, item, client
+    except AssertionError as exc:
+        return str(exc), item, client
+    raise AssertionError("the hook did not end")
+
+
+def test_hook_passes_a_check_whose_answers_conform():
+    failure, item, client = run_check(REC["chat-reasoning-stream"]["body"])
+    assert failure is None and client.tokenized  # counted with the engine's /tokenize
+    ev = item.stash[plugin.EVIDENCE_KEY]["invariants"]
+    assert ev["answers"] == 1 and ev["violations"] == [] and ev["text_accounting_basis"] == ["vLLM POST /tokenize"]
+
+
+def test_hook_fails_a_passing_check_whose_stream_resent_a_delta():
+    body = lines("chat-reasoning-stream")
+    i = data_lines("chat-reasoning-stream", "content")[10]
+    failure, item, _ = run_check("\n".join(body[:i + 12] + body[i:i + 12] + body[i + 12:]))
+    assert failure is not None and "text.accounting" in failure and "chat log #0" in failure
+    assert "Capital of France?" in failure  # the request, clipped
+    assert item.stash[plugin.EVIDENCE_KEY]["invariants"]["violations"][0]["codes"] == ["text.accounting"]
+
+
+def test_hook_fails_a_passing_check_on_a_special_token_non_stream():
+    body = json.loads(REC["chat-reasoning-nonstream"]["body"])
+    body["choices"][0]["message"]["content"] += "<|observation|>"
+    failure, _, _ = run_check(json.dumps(body), stream=False)
+    assert failure is not None and "content.special_token" in failure
+
+
+def test_record_outside_a_check_is_a_no_op_and_the_scope_closes():
+    record_chat(answer("chat-reasoning-stream"))
+    ledger = Ledger()
+    with ledger_scope(ledger):
+        record_chat(answer("chat-reasoning-stream"))
+        MessagesStreamReader().result()  # a /v1/messages stream read during a check is recorded too
+    record_chat(answer("chat-reasoning-stream"))
+    assert [e.api for e in ledger.entries] == ["chat", "messages"]
+
+
+def test_check_kind_from_the_behaviour_marker():
+    live = LiveEngine(row=Row(), server=None, client=RecordedClient("", True), launch_id="l")
+    assert plugin.check_kind(Item(live)) == "invariant"
+    assert plugin.check_kind(Item(live, pytest.mark.behaviour.mark)) == "behaviour"
