@@ -35,12 +35,12 @@ from typing import Any
 
 THINK_TAGS = ("<think>", "</think>")
 TOOL_MARKUP = ("<tool_call>", "</tool_call>", "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>")
-#: GLM's special tokens (GLM-4.5 to GLM-5.2 tokenizer_config ``added_tokens_decoder`` entries
-#: with ``special: true``; the stand-in's tokenizer declares the same ones, glmverify.standin.build).
+#: GLM's turn and framing special tokens (GLM-4.5 to GLM-5.2 tokenizer_config ``added_tokens_decoder``
+#: entries with ``special: true``; the stand-in's tokenizer declares the same, glmverify.standin.build).
+#: Left out: ``[MASK]``/``[sMASK]`` and the image/video tags, which ordinary text may spell out.
 #: The ledger's opener replaces the list with the tokenizer's own where one is at hand.
-GLM_SPECIAL_TOKENS = ("<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>",
-                      "<|user|>", "<|assistant|>", "<|observation|>", "<|begin_of_image|>", "<|end_of_image|>",
-                      "<|begin_of_video|>", "<|end_of_video|>")
+GLM_SPECIAL_TOKENS = ("<|endoftext|>", "[gMASK]", "<sop>", "<eop>", "<|system|>", "<|user|>", "<|assistant|>",
+                      "<|observation|>")
 FINISH_REASONS = ("stop", "length", "tool_calls")
 MESSAGES_STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal")
 #: the byte bound's ceiling: no token of a GLM-sized vocabulary decodes to more bytes (conservative)
@@ -171,7 +171,8 @@ def finish_violations(res, context_window: int | None = None) -> list[Violation]
     limit, used = max_tokens_of(res.request), res.completion_tokens
     prompt = res.usage.get("prompt_tokens") if isinstance(res.usage, dict) else None
     if fr == "length" and limit is not None and used is not None and used < limit:
-        full = context_window is not None and _count(prompt) and prompt + used >= context_window - 1
+        # engines stop a few tokens short of the window (SGLang reserves one): a margin of 16
+        full = context_window is not None and _count(prompt) and prompt + used >= context_window - 16
         if context_window is not None and not full:
             out.append(Violation("finish.length_before_limit", f"{mode}: finish_reason 'length' after {used} of "
                                  f"max_tokens {limit} completion tokens, context {context_window} not reached"))
@@ -308,7 +309,8 @@ def _rendered_args(arguments: str) -> tuple[list[str], int] | None:
         return None
     texts = []
     for k, v in args.items():
-        texts += [k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)]
+        # compact: never more characters than the model wrote for the value
+        texts += [k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, separators=(",", ":"))]
     return texts, len(args)
 
 

@@ -365,8 +365,11 @@ def open_ledger(live) -> Ledger:
         specials = adapter.special_tokens(profile)
     except Exception:  # noqa: BLE001 - no tokenizer: the byte bound and the constant list
         counter, specials = None, None
-    window = (live.row.expect or {}).get("context")
-    return Ledger(specials or GLM_SPECIAL_TOKENS, window if isinstance(window, int) else None, counter)
+    # the window the server reports (launch evidence), else the row's: a 'length' below max_tokens
+    # is conforming only when the context is full
+    windows = [live.evidence.get("max_model_len"), (live.row.expect or {}).get("context")]
+    window = next((w for w in windows if isinstance(w, int) and w > 0), None)
+    return Ledger(specials or GLM_SPECIAL_TOKENS, window, counter)
 
 
 @pytest.hookimpl(wrapper=True)
