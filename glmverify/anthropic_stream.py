@@ -241,3 +241,27 @@ def read_lines(lines: Iterable[str]) -> MessagesStream:
 def grammar_problems(events: Iterable[Any]) -> list[str]:
     """The grammar defects of a stream given as data dicts (or (name, data) pairs)."""
     return read_events((e if isinstance(e, tuple) else (None, e)) for e in events).problems
+
+
+def read_body(body: Any, request: dict | None = None) -> MessagesStream:
+    """A non-stream ``/v1/messages`` body (JSON-decoded) as a ``MessagesStream`` (no events), its
+    shape checked, recorded in the running check's ledger like a stream."""
+    out = MessagesStream()
+    content = body.get("content") if isinstance(body, dict) else None
+    if not isinstance(content, list):
+        out.problems.append(Violation("body.no_content", f"content is {type(content).__name__}, not a list of blocks: {str(body)[:200]}"))
+        content = []
+    for i, b in enumerate(content):
+        if not isinstance(b, dict) or not isinstance(b.get("type"), str):
+            out.problems.append(Violation("body.block_shape", f"content[{i}] is not a typed block: {str(b)[:200]}"))
+            continue
+        out.blocks.append({"type": b["type"], "text": b.get("text") or "", "thinking": b.get("thinking") or "",
+                           "name": b.get("name"), "id": b.get("id"), "input": b.get("input"),
+                           "json": json.dumps(b["input"]) if b["type"] == "tool_use" else ""})
+    out.stop_reason = body.get("stop_reason") if isinstance(body, dict) else None
+    if not out.stop_reason:
+        out.problems.append(Violation("body.no_stop_reason", "no stop_reason"))
+    if isinstance(body, dict) and isinstance(body.get("usage"), dict):
+        out.usage = dict(body["usage"])
+    record_messages(out, request)
+    return out

@@ -31,6 +31,7 @@ This module imports no other glmverify module (answers are duck-typed: ``chat.Ch
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 THINK_TAGS = ("<think>", "</think>")
@@ -278,9 +279,10 @@ def call_field_violations(res, offered: list[str] | None = None, cut_short: bool
 
 
 def call_violations(res, cut_short: bool = False) -> list[Violation]:
-    """Every call's fields (``call_field_violations``, names not judged), ids unique within the
-    answer, arguments a JSON object (not judged on a call cut by max_tokens)."""
-    out = call_field_violations(res, None, cut_short)
+    """Every call's fields (``call_field_violations``, names not judged; 'tool_calls' without a
+    call is ``finish_violations``'), ids unique within the answer, arguments a JSON object (not
+    judged on a call cut by max_tokens)."""
+    out = [v for v in call_field_violations(res, None, cut_short) if v.code != "finish.tool_calls_without_call"]
     ids = [tc.id for tc in res.tool_calls if tc.id]
     if len(set(ids)) != len(ids):
         out.append(Violation("calls.duplicate_id", f"tool call ids not unique within the answer: {ids}"))
@@ -380,6 +382,39 @@ def answer_violations(res, special_tokens=GLM_SPECIAL_TOKENS, context_window: in
     return (protocol_violations(res.problems) + markup_violations(res)
             + special_token_violations(text_fields(res), special_tokens)
             + finish_violations(res, context_window) + call_violations(res, cut(res)))
+
+
+@dataclass
+class _Call:
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass
+class MessagesAnswer:
+    """A ``/v1/messages`` answer in the shape text accounting reads (``ChatResult``'s fields)."""
+
+    reasoning: str | None
+    content: str | None
+    tool_calls: list
+    finish_reason: str | None
+    completion_tokens: int | None
+    stream: bool = True
+
+
+def messages_answer(out) -> MessagesAnswer:
+    """Thinking blocks as reasoning, text blocks as content, tool_use blocks as calls,
+    ``usage.output_tokens`` as the billed completion (engines translate chat completions)."""
+    def joined(kind, key):
+        parts = [b.get(key) or "" for b in out.blocks if b.get("type") == kind]
+        return "".join(parts) if parts else None
+    calls = [_Call(b.get("id"), b.get("name"), b.get("json") or json.dumps(b.get("input") or {}))
+             for b in out.blocks if b.get("type") == "tool_use"]
+    billed = (out.usage or {}).get("output_tokens")
+    fr = {"tool_use": "tool_calls", "max_tokens": "length"}.get(out.stop_reason, "stop")
+    return MessagesAnswer(joined("thinking", "thinking"), joined("text", "text"), calls, fr,
+                          billed if _count(billed) and billed > 0 else None)
 
 
 def messages_violations(out, special_tokens=GLM_SPECIAL_TOKENS) -> list[Violation]:

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from .invariants import (GLM_SPECIAL_TOKENS, Violation, answer_violations, delivered, messages_violations,
-                         text_accounting)
+from .invariants import (GLM_SPECIAL_TOKENS, Violation, answer_violations, delivered, messages_answer,
+                         messages_violations, text_accounting)
 
 #: answers per check re-tokenised with an engine's endpoint (the rest get the byte bound)
 MAX_TOKENIZED_ANSWERS = 8
@@ -41,6 +41,7 @@ class Entry:
     log_index: int | None        # its place in its Chat's log
     violations: list[Violation] = field(default_factory=list)
     accounting: dict | None = None
+    accounted: Any = None        # what text accounting reads (a /v1/messages answer as chat fields)
 
 
 class Ledger:
@@ -61,32 +62,33 @@ class Ledger:
     def add_messages(self, out, request: dict | None = None) -> None:
         self.entries.append(Entry("messages", out, request, None))
 
-    def _counts(self, chats: list[Entry]) -> dict[int, list[int]]:
+    def _counts(self, answers: list["Entry"]) -> dict[int, list[int]]:
         """Token counts of the delivered texts of the answers to re-tokenise (all of them with a
         local tokenizer, an even spread of ``tokenized`` with an engine's endpoint), batched in one
         call; a counter that fails leaves the byte bound, with a note."""
-        if self.counter is None or not chats:
+        if self.counter is None or not answers:
             return {}
-        picked = chats if not self.counter.remote or len(chats) <= self.tokenized else \
-            [chats[round(i * (len(chats) - 1) / (self.tokenized - 1))] for i in range(self.tokenized)]
-        texts = sorted({t for e in picked for t in delivered(e.answer)[0]})
+        n, k = len(answers), max(self.tokenized, 2)
+        picked = answers if not self.counter.remote or n <= k else [answers[round(i * (n - 1) / (k - 1))] for i in range(k)]
+        texts = sorted({t for e in picked for t in delivered(e.accounted)[0]})
         try:
             known = dict(zip(texts, self.counter.count(texts)))
         except Exception as exc:  # noqa: BLE001 - an endpoint that cannot count leaves the byte bound
             self.notes.append(f"token counting failed ({self.counter.basis}): {type(exc).__name__}: {exc}"[:300])
             return {}
-        return {id(e): [known[t] for t in delivered(e.answer)[0]] for e in picked}
+        return {id(e): [known[t] for t in delivered(e.accounted)[0]] for e in picked}
 
     def check(self) -> list[Entry]:
         """Judge every answer once; the entries with violations."""
-        chats = [e for e in self.entries if e.api == "chat" and e.answer.error is None]
-        counts = self._counts(chats)
         for e in self.entries:
-            if e.api == "messages":
-                e.violations = messages_violations(e.answer, self.special_tokens)
-            elif e.answer.error is None:
-                acc, e.accounting = text_accounting(e.answer, counts.get(id(e)), self.counter.basis if self.counter else "")
-                e.violations = answer_violations(e.answer, self.special_tokens, self.context_window) + acc
+            e.accounted = messages_answer(e.answer) if e.api == "messages" else e.answer
+        judged = [e for e in self.entries if e.api == "messages" or e.answer.error is None]
+        counts = self._counts(judged)
+        basis = self.counter.basis if self.counter else ""
+        for e in judged:
+            acc, e.accounting = text_accounting(e.accounted, counts.get(id(e)), basis)
+            e.violations = (messages_violations(e.answer, self.special_tokens) if e.api == "messages" else
+                            answer_violations(e.answer, self.special_tokens, self.context_window)) + acc
         return [e for e in self.entries if e.violations]
 
     def summary(self, bad: list[Entry]) -> dict:

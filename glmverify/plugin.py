@@ -10,10 +10,14 @@ into calls of plain modules, like pytest's own ``stepwise`` plugin:
 * ``engine`` is session-scoped: one launch per row per run (``session.start_engine``);
 * ``--plan`` -> ``plan.plan_text`` of the collected rows, then the session ends (``glmverify
   plan`` prints the same without pytest);
+* each suite check's body runs inside a ledger (``ledger``): every answer its chats and
+  ``/v1/messages`` streams got is judged against the engine invariants (``invariants``) when the
+  body ends, and a violation fails the check even when its own assertions passed;
 * each check's outcome -> a ``results.CheckRecord`` (its id from ``item.callspec``: the test's
-  name and every parameter's id but the row's), sent as ``user_properties`` to the controller,
-  where one registered ``ResultsRecorderPlugin`` feeds the ``results.Recorder`` and writes the
-  reports at the end; ``XdistBridge`` hands the run id and results directory to workers.
+  name and every parameter's id but the row's; its evidence's ``check_kind``: ``behaviour`` for a
+  ``@pytest.mark.behaviour`` check, else ``invariant``), sent as ``user_properties`` to the
+  controller, where one registered ``ResultsRecorderPlugin`` feeds the ``results.Recorder`` and
+  writes the reports at the end; ``XdistBridge`` hands the run id and results directory to workers.
 """
 from __future__ import annotations
 

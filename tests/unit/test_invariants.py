@@ -79,9 +79,28 @@ def test_recorded_answers_conform(rec_id):
     assert rec["delivered_tokens"] + rec["markup_tokens"][0] <= rec["billed"] <= rec["delivered_tokens"] + rec["markup_tokens"][1]
 
 
+def judge_messages(out, counter: TokenCounter | None = BYTES) -> list[Violation]:
+    ledger = Ledger(counter=counter)
+    ledger.add_messages(out)
+    bad = ledger.check()
+    return bad[0].violations if bad else []
+
+
 @pytest.mark.parametrize("rec_id", ["messages-thinking-stream", "messages-tool_use-stream"])
 def test_recorded_messages_streams_conform(rec_id):
-    assert messages_violations(read_lines(lines(rec_id))) == []
+    out = read_lines(lines(rec_id))
+    assert messages_violations(out) == [] and judge_messages(out) == [] and judge_messages(out, None) == []
+
+
+def test_messages_stream_resending_thinking_is_caught_by_text_accounting():
+    body = lines("messages-thinking-stream")
+    i = next(n for n, x in enumerate(body) if '"thinking_delta"' in x)
+    # 16 deltas of 3 lines each sent again (8 would be within the 1% + 1 tolerance at 790 tokens)
+    resent = body[:i + 3 * 16] + body[i:i + 3 * 16] + body[i + 3 * 16:]
+    out = read_lines(resent)
+    assert out.problems == []
+    got = judge_messages(out)
+    assert codes(got) == {"text.accounting"} and "above the 790 completion tokens billed" in got[0]
 
 
 # ---- planted defects ------------------------------------------------------------------------------
@@ -316,3 +335,18 @@ def test_check_kind_from_the_behaviour_marker():
     live = LiveEngine(row=Row(), server=None, client=RecordedClient("", True), launch_id="l")
     assert plugin.check_kind(Item(live)) == "invariant"
     assert plugin.check_kind(Item(live, pytest.mark.behaviour.mark)) == "behaviour"
+
+
+def test_messages_non_stream_bodies_conform_and_are_recorded():
+    from glmverify.anthropic_stream import read_body
+
+    ledger = Ledger(counter=BYTES)
+    with ledger_scope(ledger):
+        outs = [read_body(json.loads(REC[i]["body"])) for i in ("messages-thinking-nonstream", "messages-tool_use-nonstream")]
+        broken = json.loads(REC["messages-thinking-nonstream"]["body"])
+        broken["content"][1]["text"] += "<|user|>"
+        read_body(broken)
+    assert all(o.problems == [] for o in outs)
+    bad = ledger.check()
+    assert len(bad) == 1 and bad[0] is ledger.entries[2] and codes(bad[0].violations) == {"content.special_token"}
+    assert all(e.accounting["billed"] > 0 for e in ledger.entries)  # accounted against usage.output_tokens
