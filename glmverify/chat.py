@@ -406,9 +406,9 @@ class Chat:
             else:
                 res = parse_completion(parsed, body)
         else:
-            asm = StreamAssembler(body)
             known["stream"] = True
             known.setdefault("stream_options", {"include_usage": True})
+            asm = StreamAssembler({**body, "stream": True, "stream_options": known["stream_options"]})  # as sent
             async with client.chat.completions.with_streaming_response.create(**known, extra_body=extra or None) as resp:
                 deadline = time.monotonic() + MAX_STREAM_SECONDS
                 async for line in resp.iter_lines():

@@ -379,9 +379,21 @@ def answer_violations(res, special_tokens=GLM_SPECIAL_TOKENS, context_window: in
     """Every invariant of one chat answer except text accounting (which needs token counts)."""
     if res.error is not None:
         return []
-    return (protocol_violations(res.problems) + markup_violations(res)
+    return (protocol_violations(res.problems) + usage_presence(res) + markup_violations(res)
             + special_token_violations(text_fields(res), special_tokens)
             + finish_violations(res, context_window) + call_violations(res, cut(res)))
+
+
+def usage_presence(res) -> list[Violation]:
+    """A non-stream answer carries ``usage``; a stream asked for it (``stream_options.include_usage``,
+    which ``Chat`` always sends) sends its usage chunk: without it nothing bills or accounts."""
+    if isinstance(res.usage, dict) and res.usage:
+        return []
+    opts = (res.request or {}).get("stream_options")
+    if res.stream and not (isinstance(opts, dict) and opts.get("include_usage")):
+        return []
+    return [Violation("usage.missing", "stream asked for usage (include_usage) but sent no usage chunk" if res.stream
+                      else "non-stream answer without usage")]
 
 
 @dataclass

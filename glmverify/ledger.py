@@ -30,14 +30,14 @@ class TokenCounter:
 
     basis: str
     count: Callable[[list[str]], list[int]]
-    remote: bool = True  # an HTTP request per call: the ledger samples answers
+    remote: bool = True  # counting costs the engine requests: the ledger re-tokenises a sample
 
 
 @dataclass
 class Entry:
     api: str                     # "chat" or "messages"
     answer: Any                  # ChatResult or MessagesStream
-    request: dict | None         # clipped, as the chat log keeps it
+    request: dict | None         # as sent (clipped in the summary and the failure)
     log_index: int | None        # its place in its Chat's log
     violations: list[Violation] = field(default_factory=list)
     accounting: dict | None = None
@@ -106,8 +106,8 @@ class Ledger:
         first = bad[0]
         where = f"answer {self.entries.index(first)} of {len(self.entries)} ({first.api}" + \
             (f", chat log #{first.log_index}" if first.log_index is not None else "") + ")"
-        return (f"engine invariant violated by {len(bad)} of {len(self.entries)} answers; first: {where} to "
-                f"{json.dumps(_clip(first.request), ensure_ascii=False)[:300]}: "
+        to = json.dumps(_clip(first.request), ensure_ascii=False)[:300] if first.request else f"a {first.api} request"
+        return (f"engine invariant violated by {len(bad)} of {len(self.entries)} answers; first: {where} to {to}: "
                 + "; ".join(f"{v.code}: {v}" for v in first.violations[:3]))
 
 

@@ -350,3 +350,51 @@ def test_messages_non_stream_bodies_conform_and_are_recorded():
     bad = ledger.check()
     assert len(bad) == 1 and bad[0] is ledger.entries[2] and codes(bad[0].violations) == {"content.special_token"}
     assert all(e.accounting["billed"] > 0 for e in ledger.entries)  # accounted against usage.output_tokens
+
+
+def test_usage_must_be_sent():
+    res = answer("chat-reasoning-stream")
+    res.usage = {}
+    assert codes(answer_violations(res)) == {"usage.missing"}  # the recorded request asked for it
+    res.request = {k: v for k, v in res.request.items() if k != "stream_options"}
+    assert answer_violations(res) == []
+    body = json.loads(REC["chat-reasoning-nonstream"]["body"])
+    del body["usage"]
+    assert codes(answer_violations(parse_completion(body, {}))) == {"usage.missing"}
+
+
+# ---- what the adapters give the ledger --------------------------------------------------------------
+def test_special_tokens_and_counter_from_the_standin_tokenizer_file(tmp_path, monkeypatch):
+    from glmverify.adapters import adapter_for
+    from glmverify.adapters.reference import reference_of
+    from glmverify.standin import build
+
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"added_tokens": [
+        {"content": "<|endoftext|>", "special": True}, {"content": "<think>", "special": False},
+        {"content": "<|user|>", "special": True}]}))
+    monkeypatch.setattr(build, "model_dir_for", lambda profile: tmp_path)
+    ref = reference_of(adapter_for("vllm"))
+    assert ref.special_tokens() == ("<|endoftext|>", "<|user|>")
+    assert adapter_for("vllm").special_tokens() is None  # not the reference: the constant list
+
+
+def test_sglang_counts_a_batch_in_one_request():
+    from glmverify.adapters import adapter_for
+
+    class Client:
+        calls = []
+
+        def tokenize(self, **body):
+            self.calls.append(body)
+            return {"count": [len(t.encode()) for t in body["prompt"]]}
+    client = Client()
+    counter = adapter_for("sglang").text_token_counter(client)
+    assert counter.basis == "SGLang POST /tokenize" and counter.count(["ab", "cde"]) == [2, 3]
+    assert client.calls == [{"prompt": ["ab", "cde"], "add_special_tokens": False}]
+
+
+def test_hook_fails_a_stream_without_its_usage_chunk():
+    body = [x for x in lines("chat-reasoning-stream") if '"usage"' not in x or '"choices":[]' not in x]
+    assert len(body) < len(lines("chat-reasoning-stream"))
+    failure, _, _ = run_check("\n".join(body))
+    assert failure is not None and "usage.missing" in failure
