@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from . import hardware
+from .adapters import adapter_for_row
 from .checks import Inconclusive
 from .document import counts
 from .eligibility import EligibilityError, feature_skip, launch_gate, run_rows
@@ -363,7 +364,10 @@ def check_kind(item) -> str:
 def open_ledger(live) -> Ledger:
     """A check's ledger, with what the row's engine offers to judge answers by: its tokenizer's
     special tokens and a token counter (``adapters``), and the row's context window."""
-    adapter, profile = live.adapter, live.profile
+    # the row's adapter knows a reference row (its stand-in's tokenizer file), where it speaks the
+    # API of the engine the client talks to
+    row_adapter, profile = adapter_for_row(live.row), live.profile
+    adapter = row_adapter if row_adapter.api == live.adapter.api else live.adapter
     try:
         counter = adapter.text_token_counter(live.client, profile)
         specials = adapter.special_tokens(profile)

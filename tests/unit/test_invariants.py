@@ -270,7 +270,7 @@ class RecordedClient:
 
 
 class Row:
-    profile, expect, id = None, {"context": 1_048_576}, "reference"
+    profile, expect, id, engine, hardware = None, {"context": 1_048_576}, "h200-row", "vllm", "h200"
 
 
 class Item:
@@ -398,3 +398,91 @@ def test_hook_fails_a_stream_without_its_usage_chunk():
     assert len(body) < len(lines("chat-reasoning-stream"))
     failure, _, _ = run_check("\n".join(body))
     assert failure is not None and "usage.missing" in failure
+
+
+# ---- a pytest run with the plugin: the record says failed, with the violation and the check's kind --
+CHILD_CONFTEST = '''
+import json, os
+import httpx, pytest
+from glmverify.matrix import load
+from glmverify.session import LiveEngine
+
+
+class RecordedClient:
+    """Answers with a recorded stream: the re-sent one when the prompt says so."""
+    engine, model = "vllm", "glm-5.2-ref"
+
+    def async_openai(self, timeout):
+        import openai
+
+        def reply(request):
+            name = "resent.sse" if b"resent" in request.content else "good.sse"
+            body = open(os.path.join(os.environ["RECORDED_BODIES"], name)).read()
+            return httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
+        return openai.AsyncOpenAI(base_url="http://engine.invalid/v1", api_key="none", max_retries=0,
+                                  http_client=httpx.AsyncClient(transport=httpx.MockTransport(reply)))
+
+    def tokenize(self, prompt, **_):
+        return {"count": len(prompt.encode("utf-8"))}
+
+
+@pytest.fixture(scope="session")
+def engine(request):  # the row's engine answers with recorded streams instead of being launched
+    return LiveEngine(row=load().row(request.param), server=None, client=RecordedClient(), launch_id="recorded")
+'''
+CHILD_TEST = '''
+import pytest
+from glmverify.chat import Chat
+
+pytestmark = pytest.mark.feature("reasoning_split")
+
+
+def ask(engine, prompt):
+    return Chat(engine, stream=True).one(messages=[{"role": "user", "content": prompt}])
+
+
+def test_conforming(engine):
+    assert ask(engine, "Capital of France?").content
+
+
+def test_resent(engine):
+    assert ask(engine, "Capital of France? (resent)").content  # passes: the ledger must fail it
+
+
+@pytest.mark.behaviour
+def test_behaviour_resent(engine):
+    assert ask(engine, "Capital of France? (resent)").reasoning
+'''
+
+
+def test_plugin_run_fails_passing_checks_on_a_resent_delta_and_records_their_kind(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    body = lines("chat-reasoning-stream")
+    i = data_lines("chat-reasoning-stream", "content")[10]
+    (tmp_path / "resent.sse").write_text("\n".join(body[:i + 12] + body[i:i + 12] + body[i + 12:]))
+    (tmp_path / "good.sse").write_text(REC["chat-reasoning-stream"]["body"])
+    (tmp_path / "conftest.py").write_text(CHILD_CONFTEST)
+    (tmp_path / "test_child.py").write_text(CHILD_TEST)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "RECORDED_BODIES": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    ids = [f"test_child.py::{name}[reference]" for name in ("test_conforming", "test_resent", "test_behaviour_resent")]
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "glmverify.plugin", "-p", "no:cacheprovider", "-q",
+                          "--results", str(tmp_path / "results"), *ids], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    doc = json.loads((tmp_path / "results" / "matrix.json").read_text())
+    cell = next(c for c in doc["cells"] if c["row"] == "reference" and c["feature"] == "reasoning_split")
+    checks = {c["id"]: {**c, "evidence": cell["evidence"]["checks"][c["id"]]} for c in cell["checks"]}
+    assert run.returncode == 1 and len(checks) == 3 and cell["status"] == "failed", run.stdout[-2000:]
+    good = checks["test_conforming"]
+    assert good["outcome"] == "passed" and good["evidence"]["check_kind"] == "invariant"
+    assert good["evidence"]["invariants"]["answers"] == 1 and good["evidence"]["invariants"]["violations"] == []
+    for cid, kind in (("test_resent", "invariant"), ("test_behaviour_resent", "behaviour")):
+        rec = checks[cid]
+        assert rec["outcome"] == "failed" and "text.accounting" in rec["detail"] and "resent" in rec["detail"], rec["detail"]
+        assert rec["evidence"]["check_kind"] == kind
+        assert rec["evidence"]["invariants"]["violations"][0]["codes"] == ["text.accounting"]
