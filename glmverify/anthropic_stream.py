@@ -132,7 +132,8 @@ class MessagesStreamReader:
                 self._open = None
         elif kind == "message_delta":
             if self._open is not None:
-                self._problem("messages.block_order", f"message_delta while block {self._open} ({self._blocks[self._open]['type']}) is still open")
+                self._problem("messages.block_order",
+                              f"message_delta while block {self._open} ({self._blocks[self._open]['type']}) is still open")
             if self._delta_seen:
                 self._problem("messages.delta_twice", "message_delta sent twice")
             self._delta_seen = True
@@ -212,7 +213,8 @@ class MessagesStreamReader:
                 try:
                     b["input"] = json.loads(b["json"]) if b["json"].strip() else {}
                 except ValueError:
-                    self._problem("messages.input_not_json", f"tool_use block {i}: input_json_delta fragments are not JSON: {b['json'][:200]!r}")
+                    self._problem("messages.input_not_json",
+                                  f"tool_use block {i}: input_json_delta fragments are not JSON: {b['json'][:200]!r}")
                     b["input"] = None
             b["deltas"] = sorted(b["deltas"])
             out.blocks.append(b)
@@ -249,7 +251,8 @@ def read_body(body: Any, request: dict | None = None) -> MessagesStream:
     out = MessagesStream()
     content = body.get("content") if isinstance(body, dict) else None
     if not isinstance(content, list):
-        out.problems.append(Violation("body.no_content", f"content is {type(content).__name__}, not a list of blocks: {str(body)[:200]}"))
+        out.problems.append(Violation("body.no_content",
+                                      f"content is {type(content).__name__}, not a list of blocks: {str(body)[:200]}"))
         content = []
     for i, b in enumerate(content):
         if not isinstance(b, dict) or not isinstance(b.get("type"), str):

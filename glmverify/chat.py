@@ -125,7 +125,8 @@ def _reasoning_of(msg: dict, result: ChatResult) -> str | None:
                 found = v
                 result.reasoning_field = result.reasoning_field or name
             elif result.reasoning_field != name and v != found:
-                result.problems.append(V("body.reasoning_fields_disagree", f"'{result.reasoning_field}' and '{name}' disagree"))
+                result.problems.append(V("body.reasoning_fields_disagree",
+                                         f"'{result.reasoning_field}' and '{name}' disagree"))
         elif v is not None and not isinstance(v, str):
             result.problems.append(V("body.field_type", f"{name} is {type(v).__name__}, not a string"))
     return found
@@ -172,7 +173,8 @@ def parse_completion(body: Any, request: dict | None = None) -> ChatResult:
             fn = {}
         args = fn.get("arguments")
         if not isinstance(args, str):
-            res.problems.append(V("calls.arguments_not_string", f"tool_calls[{i}].function.arguments is {type(args).__name__}, not a JSON string"))
+            res.problems.append(V("calls.arguments_not_string",
+                                  f"tool_calls[{i}].function.arguments is {type(args).__name__}, not a JSON string"))
             args = json.dumps(args) if args is not None else ""
         if tc.get("type") not in (None, "function"):
             res.problems.append(V("calls.type", f"tool_calls[{i}].type is {tc.get('type')!r}"))
@@ -225,7 +227,8 @@ class StreamAssembler:
         try:
             chunk = json.loads(data)
         except ValueError:
-            self.res.problems.append(V("stream.malformed_json", f"malformed JSON in stream event {self.res.events + 1}: {data[:120]!r}"))
+            self.res.problems.append(V("stream.malformed_json",
+                                       f"malformed JSON in stream event {self.res.events + 1}: {data[:120]!r}"))
             return
         self.feed_chunk(chunk)
 
@@ -242,7 +245,8 @@ class StreamAssembler:
             r.usage = chunk["usage"]
         choices = chunk.get("choices") or []
         if not isinstance(choices, list):
-            r.problems.append(V("stream.event_shape", f"choices is {type(choices).__name__}, not a list in event {r.events}"))
+            r.problems.append(V("stream.event_shape",
+                                f"choices is {type(choices).__name__}, not a list in event {r.events}"))
             choices = []
         for choice in choices:
             if not isinstance(choice, dict):
@@ -250,11 +254,13 @@ class StreamAssembler:
                 continue
             delta = choice.get("delta") or {}
             if not isinstance(delta, dict):
-                r.problems.append(V("stream.event_shape", f"delta is {type(delta).__name__}, not an object in event {r.events}"))
+                r.problems.append(V("stream.event_shape",
+                                    f"delta is {type(delta).__name__}, not an object in event {r.events}"))
                 continue
             for name in ("content", *REASONING_FIELDS):
                 if delta.get(name) is not None and not isinstance(delta.get(name), str):
-                    r.problems.append(V("stream.event_shape", f"delta.{name} is {type(delta[name]).__name__}, not a string in event {r.events}"))
+                    r.problems.append(V("stream.event_shape",
+                                        f"delta.{name} is {type(delta[name]).__name__}, not a string in event {r.events}"))
             if self._finished and (delta.get("content") or delta.get("tool_calls") or any(delta.get(f) for f in REASONING_FIELDS)):
                 r.problems.append(V("stream.delta_after_finish", f"delta after finish_reason in event {r.events}"))
             for name in REASONING_FIELDS:
@@ -265,9 +271,11 @@ class StreamAssembler:
                     if name != r.reasoning_field:
                         continue  # the same text under the second name (vLLM 0.13-0.15)
                     if self._seen_content:
-                        r.problems.append(V("stream.reasoning_after_content", f"reasoning delta after content in event {r.events}"))
+                        r.problems.append(V("stream.reasoning_after_content",
+                                            f"reasoning delta after content in event {r.events}"))
                     if self._seen_tool:
-                        r.problems.append(V("stream.reasoning_after_call", f"reasoning delta after a tool call in event {r.events}"))
+                        r.problems.append(V("stream.reasoning_after_call",
+                                            f"reasoning delta after a tool call in event {r.events}"))
                     self._reasoning.append(v)
             c = delta.get("content")
             if isinstance(c, str) and c:
@@ -275,7 +283,8 @@ class StreamAssembler:
                 self._content.append(c)
             calls = delta.get("tool_calls") or []
             if not isinstance(calls, list):
-                r.problems.append(V("stream.event_shape", f"delta.tool_calls is {type(calls).__name__}, not a list in event {r.events}"))
+                r.problems.append(V("stream.event_shape",
+                                    f"delta.tool_calls is {type(calls).__name__}, not a list in event {r.events}"))
                 calls = []
             if isinstance(calls, list) and calls:
                 n = len({tc.get("index") for tc in calls if isinstance(tc, dict)})
@@ -283,26 +292,31 @@ class StreamAssembler:
             for tc in calls:
                 self._seen_tool = True
                 if not isinstance(tc, dict):
-                    r.problems.append(V("stream.event_shape", f"tool call delta is {type(tc).__name__}, not an object in event {r.events}"))
+                    r.problems.append(V("stream.event_shape",
+                                        f"tool call delta is {type(tc).__name__}, not an object in event {r.events}"))
                     continue
                 idx = tc.get("index")
                 if not isinstance(idx, int):
-                    r.problems.append(V("stream.call_without_index", f"tool call delta without an integer index in event {r.events}"))
+                    r.problems.append(V("stream.call_without_index",
+                                        f"tool call delta without an integer index in event {r.events}"))
                     idx = len(self._calls)
                 slot = self._calls.setdefault(idx, {"id": None, "name": None, "args": []})
                 if tc.get("id"):
                     if slot["id"] is not None and slot["id"] != tc["id"]:
-                        r.problems.append(V("stream.call_id_changed", f"tool call {idx}: id changed from {slot['id']!r} to {tc['id']!r}"))
+                        r.problems.append(V("stream.call_id_changed",
+                                            f"tool call {idx}: id changed from {slot['id']!r} to {tc['id']!r}"))
                     elif slot["id"] is not None:
                         r.problems.append(V("stream.call_header_resent", f"tool call {idx}: id sent twice"))
                     slot["id"] = tc["id"]
                 fn = tc.get("function") or {}
                 if not isinstance(fn, dict):
-                    r.problems.append(V("stream.event_shape", f"tool call {idx}: function is {type(fn).__name__}, not an object"))
+                    r.problems.append(V("stream.event_shape",
+                                        f"tool call {idx}: function is {type(fn).__name__}, not an object"))
                     fn = {}
                 if fn.get("name"):
                     if slot["name"] is not None:
-                        r.problems.append(V("stream.call_header_resent", f"tool call {idx}: name sent twice ({slot['name']!r}, {fn['name']!r})"))
+                        r.problems.append(V("stream.call_header_resent",
+                                            f"tool call {idx}: name sent twice ({slot['name']!r}, {fn['name']!r})"))
                     slot["name"] = fn["name"]
                 if fn.get("arguments") is not None:
                     if not isinstance(fn["arguments"], str):
@@ -310,7 +324,8 @@ class StreamAssembler:
                     else:
                         slot["args"].append(fn["arguments"])
             if choice.get("finish_reason") is not None and not isinstance(choice["finish_reason"], str):
-                r.problems.append(V("stream.event_shape", f"finish_reason is {type(choice['finish_reason']).__name__}, not a string"))
+                r.problems.append(V("stream.event_shape",
+                                    f"finish_reason is {type(choice['finish_reason']).__name__}, not a string"))
                 choice = {**choice, "finish_reason": str(choice["finish_reason"])}
             if choice.get("finish_reason"):
                 if self._finished and choice["finish_reason"] != r.finish_reason:
@@ -414,7 +429,8 @@ class Chat:
                 async for line in resp.iter_lines():
                     asm.feed_line(line)
                     if asm.res.events > MAX_STREAM_EVENTS or time.monotonic() > deadline:
-                        asm.res.problems.append(V("stream.unterminated", f"stream did not end after {asm.res.events} events"))
+                        asm.res.problems.append(V("stream.unterminated",
+                                                  f"stream did not end after {asm.res.events} events"))
                         break
             res = asm.result()
         return res

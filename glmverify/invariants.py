@@ -31,7 +31,6 @@ This module imports no other glmverify module (answers are duck-typed: ``chat.Ch
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 THINK_TAGS = ("<think>", "</think>")
@@ -102,7 +101,8 @@ def usage_violations(usage: Any, request: dict | None = None, has_output: bool =
     if c == 0 and has_output:
         out.append(Violation("usage.completion_zero", "usage: completion_tokens 0 although the answer has output"))
     if t is not None and p is not None and c is not None and t != p + c:
-        out.append(Violation("usage.total_mismatch", f"usage: total_tokens {t} != prompt_tokens {p} + completion_tokens {c}"))
+        out.append(Violation("usage.total_mismatch",
+                             f"usage: total_tokens {t} != prompt_tokens {p} + completion_tokens {c}"))
     for name in reasoning:
         r = counts.get(name)
         if r is not None and c is not None and r > c:
@@ -253,7 +253,8 @@ def call_field_violations(res, offered: list[str] | None = None, cut_short: bool
                      "header_with_finish": False} for t in res.tool_calls]
     out = []
     if fr == "tool_calls" and not calls:
-        out.append(Violation("finish.tool_calls_without_call", f"{mode}: finish_reason 'tool_calls' but no tool call in the answer"))
+        out.append(Violation("finish.tool_calls_without_call",
+                             f"{mode}: finish_reason 'tool_calls' but no tool call in the answer"))
     for i, d in enumerate(calls):
         while_ = f" while finish_reason is {fr!r}"
         name = d.get("name")
@@ -262,19 +263,23 @@ def call_field_violations(res, offered: list[str] | None = None, cut_short: bool
         if not (isinstance(name, str) and name):
             out.append(Violation("calls.empty_name", f"{mode}: call {i}: empty name ({name!r}){while_}"))
         elif offered is not None and name not in offered:
-            out.append(Violation("calls.unknown_name", f"{mode}: call {i}: name {name!r} not among the offered tools {offered}"))
+            out.append(Violation("calls.unknown_name",
+                                 f"{mode}: call {i}: name {name!r} not among the offered tools {offered}"))
         if d.get("type") != "function":
             out.append(Violation("calls.type", f"{mode}: call {i} ({name}): type {d.get('type')!r}, expected 'function'"))
         args = d.get("arguments")
         if not (isinstance(args, str) and args.strip()) and not cut_short:
-            out.append(Violation("calls.empty_arguments", f"{mode}: call {i} ({name}): empty arguments ({args!r}){while_}; expected a JSON object "
+            out.append(Violation("calls.empty_arguments",
+                                 f"{mode}: call {i} ({name}): empty arguments ({args!r}){while_}; expected a JSON object "
                        "string, at least '{}'"))
         again = d.get("headers", [])[1:]
         if d.get("header_with_finish"):
-            out.append(Violation("calls.header_resent", f"{mode}: call {i} ({name}): id/type/name re-sent in the last chunk, the one carrying "
+            out.append(Violation("calls.header_resent",
+                                 f"{mode}: call {i} ({name}): id/type/name re-sent in the last chunk, the one carrying "
                        f"finish_reason {d['header_with_finish']!r} (header sent {len(again) + 1} times)"))
         elif again:
-            out.append(Violation("calls.header_resent", f"{mode}: call {i} ({name}): id/type/name re-sent in {len(again)} later argument chunk(s)"))
+            out.append(Violation("calls.header_resent",
+                                 f"{mode}: call {i} ({name}): id/type/name re-sent in {len(again)} later argument chunk(s)"))
     return out
 
 
@@ -365,8 +370,8 @@ def text_accounting(res, counts: list[int] | None = None, basis: str = "") -> tu
         return [Violation("text.accounting", f"the answer delivers {size} bytes of text, more than "
                           f"{MAX_BYTES_PER_TOKEN} per billed completion token ({billed}): text sent twice?")], rec
     if size + hi < billed - 8:
-        return [Violation("text.accounting", f"the answer delivers {size} bytes of text and at most {hi} markup "
-                          f"tokens, below the {billed} completion tokens billed (a token is at least a byte): text lost?")], rec
+        return [Violation("text.accounting", f"the answer delivers {size} bytes of text and at most {hi} markup tokens, "
+                          f"below the {billed} completion tokens billed (a token is at least a byte): text lost?")], rec
     return [], rec
 
 
@@ -396,39 +401,6 @@ def usage_presence(res) -> list[Violation]:
                       else "non-stream answer without usage")]
 
 
-@dataclass
-class _Call:
-    id: str | None
-    name: str | None
-    arguments: str
-
-
-@dataclass
-class MessagesAnswer:
-    """A ``/v1/messages`` answer in the shape text accounting reads (``ChatResult``'s fields)."""
-
-    reasoning: str | None
-    content: str | None
-    tool_calls: list
-    finish_reason: str | None
-    completion_tokens: int | None
-    stream: bool = True
-
-
-def messages_answer(out) -> MessagesAnswer:
-    """Thinking blocks as reasoning, text blocks as content, tool_use blocks as calls,
-    ``usage.output_tokens`` as the billed completion (engines translate chat completions)."""
-    def joined(kind, key):
-        parts = [b.get(key) or "" for b in out.blocks if b.get("type") == kind]
-        return "".join(parts) if parts else None
-    calls = [_Call(b.get("id"), b.get("name"), b.get("json") or json.dumps(b.get("input") or {}))
-             for b in out.blocks if b.get("type") == "tool_use"]
-    billed = (out.usage or {}).get("output_tokens")
-    fr = {"tool_use": "tool_calls", "max_tokens": "length"}.get(out.stop_reason, "stop")
-    return MessagesAnswer(joined("thinking", "thinking"), joined("text", "text"), calls, fr,
-                          billed if _count(billed) and billed > 0 else None)
-
-
 def messages_violations(out, special_tokens=GLM_SPECIAL_TOKENS) -> list[Violation]:
     """A ``/v1/messages`` answer (``anthropic_stream.MessagesStream``): its grammar, no think tags
     or special tokens in its blocks, no call markup in text unless cut, a known stop reason,
@@ -447,7 +419,8 @@ def messages_violations(out, special_tokens=GLM_SPECIAL_TOKENS) -> list[Violatio
                 v.append(Violation("content.markup", f"raw {tag!r} in {where}: {text[:200]!r}"))
     uses = [b for b in out.blocks if b.get("type") == "tool_use"]
     if out.stop_reason is not None and out.stop_reason not in MESSAGES_STOP_REASONS:
-        v.append(Violation("finish.unknown", f"stop_reason {out.stop_reason!r}, not one of {', '.join(MESSAGES_STOP_REASONS)}"))
+        v.append(Violation("finish.unknown",
+                           f"stop_reason {out.stop_reason!r}, not one of {', '.join(MESSAGES_STOP_REASONS)}"))
     if out.stop_reason == "tool_use" and not uses:
         v.append(Violation("finish.tool_calls_without_call", "stop_reason 'tool_use' but no tool_use block"))
     ids = [b.get("id") for b in uses]

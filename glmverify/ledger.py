@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from .invariants import (GLM_SPECIAL_TOKENS, Violation, answer_violations, delivered, messages_answer,
-                         messages_violations, text_accounting)
+from .invariants import (GLM_SPECIAL_TOKENS, Violation, answer_violations, delivered, messages_violations,
+                         text_accounting)
 
 #: answers per check re-tokenised with an engine's endpoint (the rest get the byte bound)
 MAX_TOKENIZED_ANSWERS = 8
@@ -31,6 +31,39 @@ class TokenCounter:
     basis: str
     count: Callable[[list[str]], list[int]]
     remote: bool = True  # counting costs the engine requests: the ledger re-tokenises a sample
+
+
+@dataclass
+class _Call:
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass
+class MessagesAnswer:
+    """A ``/v1/messages`` answer in the shape text accounting reads (``ChatResult``'s fields)."""
+
+    reasoning: str | None
+    content: str | None
+    tool_calls: list
+    finish_reason: str | None
+    completion_tokens: int | None
+    stream: bool = True
+
+
+def messages_answer(out) -> MessagesAnswer:
+    """Thinking blocks as reasoning, text blocks as content, tool_use blocks as calls,
+    ``usage.output_tokens`` as the billed completion (engines translate chat completions)."""
+    def joined(kind, key):
+        parts = [b.get(key) or "" for b in out.blocks if b.get("type") == kind]
+        return "".join(parts) if parts else None
+    calls = [_Call(b.get("id"), b.get("name"), b.get("json") or json.dumps(b.get("input") or {}))
+             for b in out.blocks if b.get("type") == "tool_use"]
+    billed = (out.usage or {}).get("output_tokens")
+    fr = {"tool_use": "tool_calls", "max_tokens": "length"}.get(out.stop_reason, "stop")
+    return MessagesAnswer(joined("thinking", "thinking"), joined("text", "text"), calls, fr,
+                          billed if isinstance(billed, int) and not isinstance(billed, bool) and billed > 0 else None)
 
 
 @dataclass
