@@ -326,19 +326,28 @@ def delivered(res) -> tuple[list[str], int, int]:
     ``</think>`` (1), the end-of-turn token (1), ``<tool_call>``/``</tool_call>`` (2 per call),
     ``<arg_key>``/``</arg_key>``/``<arg_value>``/``</arg_value>`` (4 per argument), whitespace
     around reasoning and content and the GLM-4.5 format's newlines; JSON quoting is not counted
-    (keys and values are re-rendered as the model wrote them)."""
+    (keys and values are re-rendered as the model wrote them). A forced tool (``tool_choice``
+    ``required`` or a named function) may be generated as guided JSON instead of markup (vLLM:
+    a named function's arguments only, its name taken from the request): then no markup is
+    certain, JSON punctuation is allowed for, and a forced name is not counted as generated."""
+    choice = (getattr(res, "request", None) or {}).get("tool_choice")
+    forced = isinstance(choice, dict) or choice == "required"
     texts = [t for t in (res.reasoning, res.content) if t]
     lo = hi = 0
     for tc in res.tool_calls:
-        texts.append(tc.name or "")
+        if not isinstance(choice, dict):
+            texts.append(tc.name or "")
         rendered = _rendered_args(tc.arguments or "")
         if rendered is None:
             texts.append(tc.arguments or "")
-            lo, hi = lo + 2, hi + 2 + 4 * 32  # unparsed (cut): the markup is unknown, be generous
+            lo, hi = lo + (0 if forced else 2), hi + 2 + 4 * 32  # unparsed (cut): the markup is unknown, be generous
             continue
         args, n = rendered
         texts += args
-        lo, hi = lo + 2 + 4 * n, hi + 2 + 4 * n + n + 1
+        if forced:  # guided JSON: up to ~8 punctuation tokens an argument, the wrapper of a required call
+            lo, hi = lo, hi + 2 + 8 * n + 32
+        else:
+            lo, hi = lo + 2 + 4 * n, hi + 2 + 4 * n + n + 1
     hi += (1 if res.reasoning else 0) + (0 if res.finish_reason == "length" else 1) + 4 * 2
     return [t for t in texts if t], lo, hi
 

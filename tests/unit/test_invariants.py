@@ -486,3 +486,16 @@ def test_plugin_run_fails_passing_checks_on_a_resent_delta_and_records_their_kin
         assert rec["outcome"] == "failed" and "text.accounting" in rec["detail"] and "resent" in rec["detail"], rec["detail"]
         assert rec["evidence"]["check_kind"] == kind
         assert rec["evidence"]["invariants"]["violations"][0]["codes"] == ["text.accounting"]
+
+
+def test_a_forced_named_tool_generated_as_guided_json_is_accounted():
+    """vLLM answers a named tool_choice with guided JSON of the arguments (no markup, the name from
+    the request): billed = the JSON text + the end of turn, fewer tokens than name + markup."""
+    args = '{"city": "Paris", "days": 3}'
+    res = ChatResult(stream=False, content="", tool_calls=[ToolCall("c1", "get_weather", args)], finish_reason="stop",
+                     usage={"prompt_tokens": 50, "completion_tokens": len(args) + 1, "total_tokens": 51 + len(args)},
+                     request={"tool_choice": {"type": "function", "function": {"name": "get_weather"}}})
+    assert judge(res) == []
+    res.request = {"tool_choice": "auto"}  # the same call in markup would bill at least name + 10 markup tokens
+    res.finish_reason = "tool_calls"
+    assert codes(judge(res)) == {"text.accounting"}
