@@ -18,7 +18,8 @@ grammar as it goes and rebuilds the blocks; ``grammar_problems`` checks a list o
 reader state kept by the caller (the unit tests' hand-written good and bad streams). Each problem
 names the event and the block, so a failing check's message says what broke, and carries a
 stable ``messages.*`` code (``invariants.Violation``). ``result`` records the stream in the running
-check's ledger, which holds it to the grammar and the other engine invariants when the check ends.
+check's ledger, which holds it to the grammar and the other engine invariants when the check ends;
+``read_body`` does the same for a non-stream body.
 """
 from __future__ import annotations
 
