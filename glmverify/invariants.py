@@ -285,9 +285,16 @@ def call_field_violations(res, offered: list[str] | None = None, cut_short: bool
 
 def call_violations(res, cut_short: bool = False) -> list[Violation]:
     """Every call's fields (``call_field_violations``, names not judged; 'tool_calls' without a
-    call is ``finish_violations``'), ids unique within the answer, arguments a JSON object (not
-    judged on a call cut by max_tokens)."""
+    call is ``finish_violations``'), stream indexes 0, 1, ... without a gap, ids unique within the
+    answer, arguments a JSON object (not judged on a call cut by max_tokens)."""
     out = [v for v in call_field_violations(res, None, cut_short) if v.code != "finish.tool_calls_without_call"]
+    if res.stream and isinstance(res.wire, list):
+        seen = sorted({tc.get("index") for chunk in res.wire if isinstance(chunk, dict)
+                       for ch in chunk.get("choices") or [] if isinstance(ch, dict) and isinstance(ch.get("delta"), dict)
+                       for tc in ch["delta"].get("tool_calls") or [] if isinstance(tc, dict) and isinstance(tc.get("index"), int)})
+        if seen and seen != list(range(len(seen))):
+            out.append(Violation("calls.index_gap", f"stream tool call indexes {seen}, expected 0..{len(seen) - 1} "
+                                 "(a client assembles calls by index)"))
     ids = [tc.id for tc in res.tool_calls if tc.id]
     if len(set(ids)) != len(ids):
         out.append(Violation("calls.duplicate_id", f"tool call ids not unique within the answer: {ids}"))

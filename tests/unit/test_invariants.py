@@ -499,3 +499,11 @@ def test_a_forced_named_tool_generated_as_guided_json_is_accounted():
     res.request = {"tool_choice": "auto"}  # the same call in markup would bill at least name + 10 markup tokens
     res.finish_reason = "tool_calls"
     assert codes(judge(res)) == {"text.accounting"}
+
+
+def test_stream_call_indexes_without_a_gap():
+    body = lines("chat-tools-stream")
+    assert "calls.index_gap" not in codes(judge(stream_of(body, REC["chat-tools-stream"]["request"])))
+    renumbered = [x.replace('"index":1,', '"index":2,') if '"tool_calls":[{' in x else x for x in body]
+    assert renumbered != body
+    assert "calls.index_gap" in codes(judge(stream_of(renumbered, REC["chat-tools-stream"]["request"])))
