@@ -9,6 +9,10 @@ reasoning delta after content, a tool-call id sent twice.
 Field names differ across versions: reasoning is ``reasoning`` (vLLM >= 0.16), ``reasoning_content``
 (SGLang, vLLM <= 0.11) or both (vLLM 0.13-0.15). Both are accepted; which one was used is recorded.
 
+Every problem found while parsing is a coded ``invariants.Violation`` (a ``str``), and every answer
+a ``Chat`` receives is recorded in the running check's ledger (``glmverify.ledger``), which judges
+it against every engine invariant when the check ends, whatever the check itself asserts.
+
 Every answer's ``usage`` is held to arithmetic no engine may get wrong (``usage_problems``): a
 prompt has tokens, an answer with output has completion tokens, total = prompt + completion,
 reasoning tokens are part of the completion (vLLM reports them under
@@ -25,6 +29,10 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Iterable
+
+from .invariants import Violation as V
+from .invariants import usage_violations
+from .ledger import record_chat
 
 REASONING_FIELDS = ("reasoning", "reasoning_content")
 MAX_STREAM_EVENTS = 200_000  # a never-ending stream is a failed check, not a hung run
@@ -117,50 +125,17 @@ def _reasoning_of(msg: dict, result: ChatResult) -> str | None:
                 found = v
                 result.reasoning_field = result.reasoning_field or name
             elif result.reasoning_field != name and v != found:
-                result.problems.append(f"'{result.reasoning_field}' and '{name}' disagree")
+                result.problems.append(V("body.reasoning_fields_disagree",
+                                         f"'{result.reasoning_field}' and '{name}' disagree"))
         elif v is not None and not isinstance(v, str):
-            result.problems.append(f"{name} is {type(v).__name__}, not a string")
+            result.problems.append(V("body.field_type", f"{name} is {type(v).__name__}, not a string"))
     return found
 
 
-def _count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def usage_problems(usage: Any, request: dict | None = None, has_output: bool = True) -> list[str]:
-    """What is wrong with one answer's ``usage`` (empty: nothing, or no usage to check)."""
-    if not isinstance(usage, dict) or not usage:
-        return []
-    out: list[str] = []
-    counts: dict[str, int] = {}
-    details = usage.get("completion_tokens_details")
-    reasoning = {"completion_tokens_details.reasoning_tokens": details.get("reasoning_tokens") if isinstance(details, dict) else None,
-                 "reasoning_tokens": usage.get("reasoning_tokens")}
-    for name, v in [(k, usage.get(k)) for k in ("prompt_tokens", "completion_tokens", "total_tokens")] + list(reasoning.items()):
-        if v is None:
-            continue
-        if not _count(v) or v < 0:
-            out.append(f"usage: {name} is {v!r}, not a non-negative integer")
-        else:
-            counts[name] = v
-    p, c, t = counts.get("prompt_tokens"), counts.get("completion_tokens"), counts.get("total_tokens")
-    if usage.get("prompt_tokens") is None:
-        out.append("usage: no prompt_tokens")
-    elif p == 0:
-        out.append("usage: prompt_tokens 0 (every prompt has tokens)")
-    if c == 0 and has_output:
-        out.append("usage: completion_tokens 0 although the answer has output")
-    if t is not None and p is not None and c is not None and t != p + c:
-        out.append(f"usage: total_tokens {t} != prompt_tokens {p} + completion_tokens {c}")
-    for name in reasoning:
-        r = counts.get(name)
-        if r is not None and c is not None and r > c:
-            out.append(f"usage: {name} {r} exceeds completion_tokens {c} (reasoning tokens are part of the completion)")
-    req = request if isinstance(request, dict) else {}
-    limit = next((req[k] for k in ("max_completion_tokens", "max_tokens") if _count(req.get(k))), None)
-    if limit is not None and c is not None and c > limit:
-        out.append(f"usage: completion_tokens {c} exceeds max_tokens {limit}")
-    return out
+    """What is wrong with one answer's ``usage`` (empty: nothing, or no usage to check); the
+    checks are ``invariants.usage_violations``."""
+    return usage_violations(usage, request, has_output)
 
 
 def _has_output(res: "ChatResult") -> bool:
@@ -171,45 +146,46 @@ def parse_completion(body: Any, request: dict | None = None) -> ChatResult:
     """A non-stream chat completion body (already JSON-decoded)."""
     res = ChatResult(stream=False, request=request or {}, wire=body)
     if not isinstance(body, dict) or not isinstance(body.get("choices"), list) or not body["choices"]:
-        res.problems.append(f"no choices in response: {str(body)[:300]}")
+        res.problems.append(V("body.no_choices", f"no choices in response: {str(body)[:300]}"))
         return res
     choice = body["choices"][0]
     msg = _get(choice, "message")
     if not isinstance(msg, dict):
-        res.problems.append("choice has no message object")
+        res.problems.append(V("body.no_message", "choice has no message object"))
         return res
     content = msg.get("content")
     if content is not None and not isinstance(content, str):
-        res.problems.append(f"content is {type(content).__name__}, not a string")
+        res.problems.append(V("body.field_type", f"content is {type(content).__name__}, not a string"))
         content = str(content)
     res.content = content
     res.reasoning = _reasoning_of(msg, res)
     calls = msg.get("tool_calls") or []
     if not isinstance(calls, list):
-        res.problems.append(f"tool_calls is {type(calls).__name__}, not a list")
+        res.problems.append(V("body.field_type", f"tool_calls is {type(calls).__name__}, not a list"))
         calls = []
     for i, tc in enumerate(calls):
         if not isinstance(tc, dict):
-            res.problems.append(f"tool_calls[{i}] is {type(tc).__name__}, not an object")
+            res.problems.append(V("body.field_type", f"tool_calls[{i}] is {type(tc).__name__}, not an object"))
             continue
         fn = tc.get("function") or {}
         if not isinstance(fn, dict):
-            res.problems.append(f"tool_calls[{i}].function is {type(fn).__name__}, not an object")
+            res.problems.append(V("body.field_type", f"tool_calls[{i}].function is {type(fn).__name__}, not an object"))
             fn = {}
         args = fn.get("arguments")
         if not isinstance(args, str):
-            res.problems.append(f"tool_calls[{i}].function.arguments is {type(args).__name__}, not a JSON string")
+            res.problems.append(V("calls.arguments_not_string",
+                                  f"tool_calls[{i}].function.arguments is {type(args).__name__}, not a JSON string"))
             args = json.dumps(args) if args is not None else ""
         if tc.get("type") not in (None, "function"):
-            res.problems.append(f"tool_calls[{i}].type is {tc.get('type')!r}")
+            res.problems.append(V("calls.type", f"tool_calls[{i}].type is {tc.get('type')!r}"))
         res.tool_calls.append(ToolCall(tc.get("id"), fn.get("name"), args))
     res.finish_reason = choice.get("finish_reason")
     if res.finish_reason is not None and not isinstance(res.finish_reason, str):
-        res.problems.append(f"finish_reason is {type(res.finish_reason).__name__}, not a string")
+        res.problems.append(V("body.field_type", f"finish_reason is {type(res.finish_reason).__name__}, not a string"))
         res.finish_reason = str(res.finish_reason)
     usage = body.get("usage") or {}
     if not isinstance(usage, dict):
-        res.problems.append(f"usage is {type(usage).__name__}, not an object")
+        res.problems.append(V("body.field_type", f"usage is {type(usage).__name__}, not an object"))
         usage = {}
     res.usage = usage
     res.problems += usage_problems(usage, res.request, _has_output(res))
@@ -234,7 +210,7 @@ class StreamAssembler:
     def feed_line(self, line: str) -> None:
         if self._done:
             if line.strip():
-                self.res.problems.append("data after [DONE]")
+                self.res.problems.append(V("stream.data_after_done", "data after [DONE]"))
             return
         line = line.rstrip("\r")
         if not line or line.startswith(":"):
@@ -242,7 +218,7 @@ class StreamAssembler:
         if not line.startswith("data:"):
             if line.split(":", 1)[0] in ("event", "id", "retry"):
                 return
-            self.res.problems.append(f"not an SSE line: {line[:120]!r}")
+            self.res.problems.append(V("stream.not_sse", f"not an SSE line: {line[:120]!r}"))
             return
         data = line[5:].strip()
         if data == "[DONE]":
@@ -251,7 +227,8 @@ class StreamAssembler:
         try:
             chunk = json.loads(data)
         except ValueError:
-            self.res.problems.append(f"malformed JSON in stream event {self.res.events + 1}: {data[:120]!r}")
+            self.res.problems.append(V("stream.malformed_json",
+                                       f"malformed JSON in stream event {self.res.events + 1}: {data[:120]!r}"))
             return
         self.feed_chunk(chunk)
 
@@ -260,29 +237,32 @@ class StreamAssembler:
         r.events += 1
         r.wire.append(chunk)
         if not isinstance(chunk, dict):
-            r.problems.append(f"stream event {r.events} is not an object")
+            r.problems.append(V("stream.event_not_object", f"stream event {r.events} is not an object"))
             return
         if "error" in chunk:
-            r.problems.append(f"error event in stream: {str(chunk['error'])[:200]}")
+            r.problems.append(V("stream.error_event", f"error event in stream: {str(chunk['error'])[:200]}"))
         if isinstance(chunk.get("usage"), dict) and chunk["usage"]:
             r.usage = chunk["usage"]
         choices = chunk.get("choices") or []
         if not isinstance(choices, list):
-            r.problems.append(f"choices is {type(choices).__name__}, not a list in event {r.events}")
+            r.problems.append(V("stream.event_shape",
+                                f"choices is {type(choices).__name__}, not a list in event {r.events}"))
             choices = []
         for choice in choices:
             if not isinstance(choice, dict):
-                r.problems.append("choice is not an object")
+                r.problems.append(V("stream.event_shape", "choice is not an object"))
                 continue
             delta = choice.get("delta") or {}
             if not isinstance(delta, dict):
-                r.problems.append(f"delta is {type(delta).__name__}, not an object in event {r.events}")
+                r.problems.append(V("stream.event_shape",
+                                    f"delta is {type(delta).__name__}, not an object in event {r.events}"))
                 continue
             for name in ("content", *REASONING_FIELDS):
                 if delta.get(name) is not None and not isinstance(delta.get(name), str):
-                    r.problems.append(f"delta.{name} is {type(delta[name]).__name__}, not a string in event {r.events}")
+                    r.problems.append(V("stream.event_shape",
+                                        f"delta.{name} is {type(delta[name]).__name__}, not a string in event {r.events}"))
             if self._finished and (delta.get("content") or delta.get("tool_calls") or any(delta.get(f) for f in REASONING_FIELDS)):
-                r.problems.append(f"delta after finish_reason in event {r.events}")
+                r.problems.append(V("stream.delta_after_finish", f"delta after finish_reason in event {r.events}"))
             for name in REASONING_FIELDS:
                 v = delta.get(name)
                 if isinstance(v, str) and v:
@@ -291,9 +271,11 @@ class StreamAssembler:
                     if name != r.reasoning_field:
                         continue  # the same text under the second name (vLLM 0.13-0.15)
                     if self._seen_content:
-                        r.problems.append(f"reasoning delta after content in event {r.events}")
+                        r.problems.append(V("stream.reasoning_after_content",
+                                            f"reasoning delta after content in event {r.events}"))
                     if self._seen_tool:
-                        r.problems.append(f"reasoning delta after a tool call in event {r.events}")
+                        r.problems.append(V("stream.reasoning_after_call",
+                                            f"reasoning delta after a tool call in event {r.events}"))
                     self._reasoning.append(v)
             c = delta.get("content")
             if isinstance(c, str) and c:
@@ -301,7 +283,8 @@ class StreamAssembler:
                 self._content.append(c)
             calls = delta.get("tool_calls") or []
             if not isinstance(calls, list):
-                r.problems.append(f"delta.tool_calls is {type(calls).__name__}, not a list in event {r.events}")
+                r.problems.append(V("stream.event_shape",
+                                    f"delta.tool_calls is {type(calls).__name__}, not a list in event {r.events}"))
                 calls = []
             if isinstance(calls, list) and calls:
                 n = len({tc.get("index") for tc in calls if isinstance(tc, dict)})
@@ -309,38 +292,44 @@ class StreamAssembler:
             for tc in calls:
                 self._seen_tool = True
                 if not isinstance(tc, dict):
-                    r.problems.append(f"tool call delta is {type(tc).__name__}, not an object in event {r.events}")
+                    r.problems.append(V("stream.event_shape",
+                                        f"tool call delta is {type(tc).__name__}, not an object in event {r.events}"))
                     continue
                 idx = tc.get("index")
                 if not isinstance(idx, int):
-                    r.problems.append(f"tool call delta without an integer index in event {r.events}")
+                    r.problems.append(V("stream.call_without_index",
+                                        f"tool call delta without an integer index in event {r.events}"))
                     idx = len(self._calls)
                 slot = self._calls.setdefault(idx, {"id": None, "name": None, "args": []})
                 if tc.get("id"):
                     if slot["id"] is not None and slot["id"] != tc["id"]:
-                        r.problems.append(f"tool call {idx}: id changed from {slot['id']!r} to {tc['id']!r}")
+                        r.problems.append(V("stream.call_id_changed",
+                                            f"tool call {idx}: id changed from {slot['id']!r} to {tc['id']!r}"))
                     elif slot["id"] is not None:
-                        r.problems.append(f"tool call {idx}: id sent twice")
+                        r.problems.append(V("stream.call_header_resent", f"tool call {idx}: id sent twice"))
                     slot["id"] = tc["id"]
                 fn = tc.get("function") or {}
                 if not isinstance(fn, dict):
-                    r.problems.append(f"tool call {idx}: function is {type(fn).__name__}, not an object")
+                    r.problems.append(V("stream.event_shape",
+                                        f"tool call {idx}: function is {type(fn).__name__}, not an object"))
                     fn = {}
                 if fn.get("name"):
                     if slot["name"] is not None:
-                        r.problems.append(f"tool call {idx}: name sent twice ({slot['name']!r}, {fn['name']!r})")
+                        r.problems.append(V("stream.call_header_resent",
+                                            f"tool call {idx}: name sent twice ({slot['name']!r}, {fn['name']!r})"))
                     slot["name"] = fn["name"]
                 if fn.get("arguments") is not None:
                     if not isinstance(fn["arguments"], str):
-                        r.problems.append(f"tool call {idx}: argument fragment is not a string")
+                        r.problems.append(V("stream.event_shape", f"tool call {idx}: argument fragment is not a string"))
                     else:
                         slot["args"].append(fn["arguments"])
             if choice.get("finish_reason") is not None and not isinstance(choice["finish_reason"], str):
-                r.problems.append(f"finish_reason is {type(choice['finish_reason']).__name__}, not a string")
+                r.problems.append(V("stream.event_shape",
+                                    f"finish_reason is {type(choice['finish_reason']).__name__}, not a string"))
                 choice = {**choice, "finish_reason": str(choice["finish_reason"])}
             if choice.get("finish_reason"):
                 if self._finished and choice["finish_reason"] != r.finish_reason:
-                    r.problems.append("finish_reason sent twice with different values")
+                    r.problems.append(V("stream.finish_reason_changed", "finish_reason sent twice with different values"))
                 r.finish_reason = choice["finish_reason"]
                 self._finished = True
 
@@ -353,9 +342,9 @@ class StreamAssembler:
             r.stream_shape = {"calls": len(self._calls), "max_calls_in_one_event": self._max_calls_per_event,
                               "argument_fragments": [len(s["args"]) for _, s in sorted(self._calls.items())]}
         if not self._done:
-            r.problems.append("stream ended without data: [DONE]")
+            r.problems.append(V("stream.no_done", "stream ended without data: [DONE]"))
         if r.finish_reason is None:
-            r.problems.append("stream ended without a finish_reason")
+            r.problems.append(V("stream.no_finish", "stream ended without a finish_reason"))
         r.problems += usage_problems(r.usage, r.request, _has_output(r))
         return r
 
@@ -415,6 +404,7 @@ class Chat:
         res.elapsed = time.monotonic() - t0
         self.tokens_spent += res.completion_tokens or 0
         self.log.append({"request": _clip_request(body), "response": res.excerpt()})
+        record_chat(res, body, len(self.log) - 1)  # judged by the running check's ledger at its end
         return res
 
     async def _send(self, client, body: dict) -> ChatResult:
@@ -427,19 +417,20 @@ class Chat:
                 parsed = json.loads(text)
             except ValueError:
                 res = ChatResult(stream=False, request=body)
-                res.problems.append(f"response is not JSON: {text[:200]!r}")
+                res.problems.append(V("body.not_json", f"response is not JSON: {text[:200]!r}"))
             else:
                 res = parse_completion(parsed, body)
         else:
-            asm = StreamAssembler(body)
             known["stream"] = True
             known.setdefault("stream_options", {"include_usage": True})
+            asm = StreamAssembler({**body, "stream": True, "stream_options": known["stream_options"]})  # as sent
             async with client.chat.completions.with_streaming_response.create(**known, extra_body=extra or None) as resp:
                 deadline = time.monotonic() + MAX_STREAM_SECONDS
                 async for line in resp.iter_lines():
                     asm.feed_line(line)
                     if asm.res.events > MAX_STREAM_EVENTS or time.monotonic() > deadline:
-                        asm.res.problems.append(f"stream did not end after {asm.res.events} events")
+                        asm.res.problems.append(V("stream.unterminated",
+                                                  f"stream did not end after {asm.res.events} events"))
                         break
             res = asm.result()
         return res

@@ -12,10 +12,8 @@ import re
 import pytest
 
 from .chat import ChatResult
+from .invariants import THINK_TAGS, TOOL_MARKUP
 from .verdicts import FAILED, INCONCLUSIVE, Decision
-
-THINK_TAGS = ("<think>", "</think>")
-TOOL_MARKUP = ("<tool_call>", "</tool_call>", "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>")
 
 
 def expect(cond: bool, msg: str) -> None:

@@ -10,10 +10,14 @@ into calls of plain modules, like pytest's own ``stepwise`` plugin:
 * ``engine`` is session-scoped: one launch per row per run (``session.start_engine``);
 * ``--plan`` -> ``plan.plan_text`` of the collected rows, then the session ends (``glmverify
   plan`` prints the same without pytest);
+* each suite check's body runs inside a ledger (``ledger``): every answer its chats and
+  ``/v1/messages`` streams got is judged against the engine invariants (``invariants``) when the
+  body ends, and a violation fails the check even when its own assertions passed;
 * each check's outcome -> a ``results.CheckRecord`` (its id from ``item.callspec``: the test's
-  name and every parameter's id but the row's), sent as ``user_properties`` to the controller,
-  where one registered ``ResultsRecorderPlugin`` feeds the ``results.Recorder`` and writes the
-  reports at the end; ``XdistBridge`` hands the run id and results directory to workers;
+  name and every parameter's id but the row's; its evidence's ``check_kind``: ``behaviour`` for a
+  ``@pytest.mark.behaviour`` check, else ``invariant``), sent as ``user_properties`` to the
+  controller, where one registered ``ResultsRecorderPlugin`` feeds the ``results.Recorder`` and
+  writes the reports at the end; ``XdistBridge`` hands the run id and results directory to workers;
 * the exit status: at the end of a run that recorded anything, ``document.decide_run`` of the final
   document decides it (0 verified, 1 failed, 6 undecided: inconclusive, gate-skipped, not reached;
   see ``document``); the plugin only replaces pytest's 0 with it and prints the undecided and
@@ -29,11 +33,13 @@ from pathlib import Path
 import pytest
 
 from . import hardware
-from .adapters import api_choices
+from .adapters import adapter_for_row, api_choices
 from .checks import Inconclusive
 from .document import counts, decide_run
 from .eligibility import EligibilityError, feature_skip, launch_gate, run_rows
 from .engines import EngineStartupError, install_signal_cleanup
+from .invariants import GLM_SPECIAL_TOKENS
+from .ledger import Ledger, ledger_scope
 from .matrix import FEATURES, Matrix, MatrixError, load
 from .options import OptionError, Options, validate
 from .paths import DEFAULT_MATRIX
@@ -401,6 +407,61 @@ def _redact_report(report) -> None:
     report.sections = [(name, REDACT(body)) for name, body in report.sections]
 
 
+def check_kind(item) -> str:
+    """``behaviour``: a model-behaviour measure decided as a rate (``@pytest.mark.behaviour``);
+    every other suite check is an engine invariant."""
+    return "behaviour" if item.get_closest_marker("behaviour") else "invariant"
+
+
+def open_ledger(live) -> Ledger:
+    """A check's ledger, with what the row's engine offers to judge answers by: its tokenizer's
+    special tokens and a token counter (``adapters``), and the row's context window."""
+    # the row's adapter knows a reference row (its stand-in's tokenizer file), where it speaks the
+    # API of the engine the client talks to
+    row_adapter, profile = adapter_for_row(live.row), live.profile
+    adapter = row_adapter if row_adapter.api == live.adapter.api else live.adapter
+    try:
+        counter = adapter.text_token_counter(live.client, profile)
+        specials = adapter.special_tokens(profile)
+    except Exception:  # noqa: BLE001 - no tokenizer: the byte bound and the constant list
+        counter, specials = None, None
+    # the window the server reports (launch evidence), else the row's: a 'length' below max_tokens
+    # is conforming only when the context is full
+    windows = [live.evidence.get("max_model_len"), (live.row.expect or {}).get("context")]
+    window = next((w for w in windows if isinstance(w, int) and w > 0), None)
+    return Ledger(specials or GLM_SPECIAL_TOKENS, window, counter)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Every answer the check produced is judged against the engine invariants (``ledger``) when
+    its body ends: a violation fails a check that passed, was skipped or inconclusive, naming the
+    answer; a check that failed by itself keeps its own failure, the violations go to evidence."""
+    live = item.funcargs.get("engine") if hasattr(item, "funcargs") else None
+    if _feature_of(item) is None or not isinstance(live, LiveEngine):
+        return (yield)
+    ledger = open_ledger(live)
+    with ledger_scope(ledger):
+        try:
+            result = yield
+        except pytest.skip.Exception:  # skipped or inconclusive: a violation still fails it
+            _judge(item, ledger, failed=False)
+            raise
+        except (Exception, pytest.fail.Exception):
+            _judge(item, ledger, failed=True)
+            raise
+    _judge(item, ledger, failed=False)
+    return result
+
+
+def _judge(item, ledger: Ledger, failed: bool) -> None:
+    bad = ledger.check()
+    ev = item.stash.setdefault(EVIDENCE_KEY, Evidence())
+    ev["invariants"] = ledger.summary(bad)
+    if bad and not failed:
+        raise AssertionError(ledger.failure(bad))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
@@ -433,7 +494,7 @@ def pytest_runtest_makereport(item, call):
         ev = item.stash.get(EVIDENCE_KEY, {})
         rec = CheckRecord(
             row=cs.params["engine"], feature=feature, id=check_id(item), outcome=outcome,
-            detail=detail, evidence=dict(ev),
+            detail=detail, evidence={**ev, "check_kind": check_kind(item)},
             engine=getattr(live, "evidence", {}) if isinstance(live, LiveEngine) else {},
             launch_id=getattr(live, "launch_id", None) if isinstance(live, LiveEngine) else None,
             time=utcnow(), duration=round(report.duration, 3),

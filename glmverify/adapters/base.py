@@ -7,7 +7,9 @@ the adapter instead of comparing engine names:
 
 * the rendered prompt: whether the engine shows the prompt its chat template rendered
   (``shows_rendered_prompt``), how to get it (``rendered_prompt``) and how to count a text's
-  tokens with the engine's tokenizer (``count_text_tokens``);
+  tokens with the engine's tokenizer (``count_text_tokens``); for text accounting a batch counter
+  of answer texts (``text_token_counter``) and the tokenizer's special tokens (``special_tokens``),
+  both read from the stand-in's tokenizer file on the reference engine;
 * prompt token counting for chat messages (``prompt_token_counter``);
 * speculative-decoding statistics (``accept_length_meter``: a meter that measures the accept
   length over a batch of requests, from whatever the engine exposes);
@@ -34,6 +36,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from ..ledger import TokenCounter
 from ..parsers.envs import ParserEnv
 
 if TYPE_CHECKING:  # annotations only: adapters receive these, they never build them
@@ -260,6 +263,28 @@ class EngineAdapter:
         """Tokens of ``text`` in the engine's own tokenizer, where the engine exposes it."""
         return None
 
+    def text_token_counter(self, client: "EngineClient", profile: Any = None) -> TokenCounter | None:
+        """Counts answer texts in the engine's tokenizer (``ledger``: text accounting): the
+        stand-in's tokenizer file on the reference engine where ``tokenizers`` is installed (no
+        request), else the engine's endpoint (``endpoint_token_counter``), else None."""
+        if self.reference:
+            local = standin_token_counter(profile)
+            if local is not None:
+                return local
+        return self.endpoint_token_counter(client)
+
+    def endpoint_token_counter(self, client: "EngineClient") -> TokenCounter | None:
+        return None
+
+    def special_tokens(self, profile: Any = None) -> tuple[str, ...] | None:
+        """The tokenizer's special tokens where the harness can read them (the reference engine's
+        stand-in tokenizer file); None: the caller's constant (``invariants.GLM_SPECIAL_TOKENS``)."""
+        path = _standin_file(profile, "tokenizer.json") if self.reference else None
+        if path is None:
+            return None
+        added = json.loads(path.read_text()).get("added_tokens") or []
+        return tuple(t["content"] for t in added if isinstance(t, dict) and t.get("special")) or None
+
     def prompt_token_counter(self, client: "EngineClient", chat_template_kwargs: dict) -> Callable[[list[dict]], int]:
         """Counts the prompt tokens of chat messages as the engine renders them. The portable way:
         a one-token completion reports ``prompt_tokens``."""
@@ -311,3 +336,30 @@ class EngineAdapter:
         """Judge the declared args against ``obs``; what nothing reports goes to ``only``."""
         args = declared["args"]
         only += [flag if v is True else f"{flag} {v}" for flag, v in args.items()]
+
+
+def _standin_file(profile: Any, name: str):
+    """A file of the built stand-in model serving ``profile``, or None (not built here)."""
+    from ..standin.build import model_dir_for
+
+    try:
+        path = model_dir_for(profile) / name
+    except ValueError:
+        return None
+    return path if path.is_file() else None
+
+
+def standin_token_counter(profile: Any = None) -> TokenCounter | None:
+    """The stand-in's own tokenizer, loaded with ``tokenizers`` (optional: not in the core
+    dependencies), counting as the engine does (no special tokens added)."""
+    path = _standin_file(profile, "tokenizer.json")
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return None
+    if path is None:
+        return None
+    tok = Tokenizer.from_file(str(path))
+    return TokenCounter(f"the stand-in's tokenizer ({path.parent.name}/tokenizer.json)",
+                        lambda texts: [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)],
+                        remote=False)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..ledger import TokenCounter
 from ..parsers.envs import SGLANG_PARSERS
 from ..paths import REPO_ROOT
 
@@ -116,6 +117,13 @@ class SglangAdapter(EngineAdapter):
         if any("{sglang_python}" in c for c in row.launch.command):
             return {"sglang_python": str(server_python(row.engine_version or CPU_RELEASE))}
         return {}
+
+    def endpoint_token_counter(self, client: "EngineClient") -> TokenCounter | None:
+        """SGLang 0.5.23's ``POST /tokenize`` takes a list of prompts: one request for the batch."""
+        def count(texts: list[str]) -> list[int]:
+            got = client.tokenize(prompt=texts, add_special_tokens=False)["count"] if texts else []
+            return got if isinstance(got, list) else [got]
+        return TokenCounter("SGLang POST /tokenize", count)
 
     def accept_length_meter(self, client: "EngineClient", draft_tokens: int, window: int) -> AcceptLengthMeter:
         return MetaInfoMeter(client)

@@ -19,6 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..client import EngineProtocolError
+from ..ledger import TokenCounter
 from ..parsers.envs import VLLM_PARSERS
 from .base import (AcceptLengthMeter, ContainerDefaults, EngineAdapter, Judge, Measurement, PrefixCacheMeter,
                    RemovedFlag, WINDOW_FLAGS, as_count, is_placeholder, json_object, prom_labels, same_value)
@@ -185,6 +186,10 @@ class VllmAdapter(EngineAdapter):
 
     def count_text_tokens(self, client: "EngineClient", text: str) -> int | None:
         return client.tokenize(prompt=text, add_special_tokens=False)["count"]
+
+    def endpoint_token_counter(self, client: "EngineClient") -> TokenCounter | None:
+        """``POST /tokenize`` takes one prompt: one request per distinct text (the ledger samples)."""
+        return TokenCounter("vLLM POST /tokenize", lambda texts: [self.count_text_tokens(client, t) for t in texts])
 
     def prompt_token_counter(self, client: "EngineClient", chat_template_kwargs: dict) -> Callable[[list[dict]], int]:
         return lambda msgs: client.tokenize(messages=msgs, add_generation_prompt=True,

@@ -93,6 +93,8 @@ BAD = {
 def test_each_broken_rule_is_named(needle):
     problems = grammar_problems(BAD[needle](good()))
     assert any(needle in p for p in problems), problems
+    # every grammar defect is a coded engine invariant (glmverify.invariants), judged per check
+    assert all(p.code.startswith("messages.") for p in problems), [(p.code, p) for p in problems]
 
 
 def test_lines_sse_framing():

@@ -51,6 +51,17 @@ def test_stream_defects_are_reported():
     for needle in ("reasoning delta after content", "id sent twice", "name sent twice",
                    "malformed JSON", "without data: [DONE]", "without a finish_reason"):
         assert needle in text, (needle, r.problems)
+    # each defect carries its stable code (glmverify.invariants), which the per-check ledger reports
+    assert {p.code for p in r.problems} == {"stream.reasoning_after_content", "stream.call_header_resent",
+                                            "stream.malformed_json", "stream.no_done", "stream.no_finish"}
+
+
+def test_content_after_done_and_a_changed_finish_reason_are_coded():
+    r = assemble(sse([delta(content="A"), {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                      {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}]) + ["data: {}"])
+    assert [(p.code, str(p)) for p in r.problems] == [
+        ("stream.finish_reason_changed", "finish_reason sent twice with different values"),
+        ("stream.data_after_done", "data after [DONE]")]
 
 
 def test_both_reasoning_names_accepted():
@@ -67,6 +78,8 @@ def test_non_stream_garbage():
         {"id": "a", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}]}}]})
     assert any("not a string" in p for p in r.problems)
     assert any("not a JSON string" in p for p in r.problems)
+    assert {p.code for p in r.problems} == {"body.field_type", "calls.arguments_not_string"}
+    assert parse_completion({"oops": 1}).problems[0].code == "body.no_choices"
 
 
 def test_prometheus_parsing():

@@ -49,6 +49,13 @@ BAD = {
 def test_each_broken_count_is_named(needle):
     problems = parse_completion(body(BAD[needle]), {"max_tokens": 100 if "max_tokens" in needle else 8192}).problems
     assert any(needle in p for p in problems), problems
+    assert next(p for p in problems if needle in p).code == CODES[needle]
+
+
+#: the stable code of each broken count (glmverify.invariants.usage_violations)
+CODES = dict(zip(BAD, ["usage.prompt_zero", "usage.no_prompt_tokens", "usage.completion_zero", "usage.total_mismatch",
+                       "usage.reasoning_exceeds_completion", "usage.reasoning_exceeds_completion",
+                       "usage.exceeds_max_tokens", "usage.not_a_count", "usage.not_a_count"]))
 
 
 def test_max_completion_tokens_counts_too():
