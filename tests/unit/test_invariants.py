@@ -271,6 +271,7 @@ class RecordedClient:
 
 class Row:
     profile, expect, id, engine, hardware = None, {"context": 1_048_576}, "h200-row", "vllm", "h200"
+    is_reference, launcher = False, "container"
 
 
 class Item:
