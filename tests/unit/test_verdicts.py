@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from glmverify import policy
+from glmverify import behaviour, policy
 from glmverify.matrix import load
 from glmverify.verdicts import FAILED, INCONCLUSIVE, VERIFIED, Rule, decide, run_sequential, simulate
 
@@ -41,8 +41,9 @@ def log_ratio(ratio, sd=SD_LOG_RATIO):
 
 def test_family_alpha_is_split_over_the_row_decisions(row):
     fam = policy.family(row, rendered=True)
-    assert fam == ["accuracy[think]", "accuracy[nonthink]", "effort[kwargs:high]", "effort[top_level:high]",
-                   "non_think[ratio]", "non_think[wrong:thinking]"]
+    assert fam[:6] == ["accuracy[think]", "accuracy[nonthink]", "effort[kwargs:high]", "effort[top_level:high]",
+                       "non_think[ratio]", "non_think[wrong:thinking]"]
+    assert fam[6:] == [behaviour.SLOT]   # model behaviour as rates: one slot (glmverify.behaviour)
     assert policy.alpha(row, True) * len(fam) == pytest.approx(0.01)
     # without a rendered prompt (SGLang) every fall-through value is decided too: a smaller share each
     assert len(policy.family(row, rendered=False)) > len(fam)
