@@ -28,7 +28,7 @@ each answer is held to two kinds of checks:
   round_trip the final answer after the tool results uses them          0.90    0.35
   tool_use   (/v1/messages) the tool_use blocks name the expected       0.90    0.50
              tools, as a set
-  needles    (context_1m) the needle is retrieved                       0.90    0.50
+  needles    (context_1m) the needle is retrieved                       0.90    0.25
   ========== ========================================================== ======= ========
 
   "Fails below": a deployment at or above this rate fails with probability at most alpha (the
@@ -39,7 +39,8 @@ each answer is held to two kinds of checks:
   measured GLM-5.2 deployment: 98% of lone auto calls made, every argument kept) and the conforming
   boundary is 0.90; the verify bounds are what one round can show with one sampled miss (a
   clarifying question): 21 of 22 answers calling give a lower bound of 0.75 at beta/3, 11 of 11
-  exact-string answers 0.69, 4 of 4 round trips 0.36, 6 of 6 tool_use answers 0.51. A broken engine (never calls, calls the wrong tool, strips or re-encodes strings in
+  exact-string answers 0.69, 4 of 4 round trips 0.36, 6 of 6 tool_use answers 0.51, 3 of 3
+  needles (one full-window prompt each, the costliest request of a row) 0.26. A broken engine (never calls, calls the wrong tool, strips or re-encodes strings in
   half the cases, drops the tool result) fails within the budget (``tests/unit/test_behaviour.py``).
 
 * **stream vs non-stream** is a comparison of the same rates (``compare``): the difference of a
@@ -96,7 +97,7 @@ BARS = {
     "exact": Bar(0.90, 0.65, "share of answers with the expected calls whose arguments are kept byte for byte"),
     "round_trip": Bar(0.90, 0.35, "share of final answers after tool results that use them"),
     "tool_use": Bar(0.90, 0.50, "share of /v1/messages answers whose tool_use blocks name the expected tools (as a set)"),
-    "needles": Bar(0.90, 0.50, "share of needles retrieved"),
+    "needles": Bar(0.90, 0.25, "share of needles retrieved from a full-window haystack"),
 }
 BASIS = ("prompts name the tool and its arguments outright; conforming >= 0.90 (measured healthy GLM-5.2: 98% of "
          "lone auto calls made, strings kept); Kimi Vendor Verifier's tool_call_f1 bars are 0.73/0.80")
