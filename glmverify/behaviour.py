@@ -34,10 +34,10 @@ each answer is held to two kinds of checks:
   "Fails below": a deployment at or above this rate fails with probability at most alpha (the
   conforming boundary, ``Rule.fail_bound``); "verifies from": a deployment at or below this rate
   verifies with probability at most beta = 0.05 (the effect to detect, ``Rule.verify_bound``).
-  Basis: Kimi Vendor Verifier judges tool calling by ``tool_call_f1`` with pass bars 0.73 and
-  0.80; our prompts name the tool and its arguments outright, so a healthy model does better (the
-  measured GLM-5.2 deployment: 98% of lone auto calls made, every argument kept) and the conforming
-  boundary is 0.90; the verify bounds are what one round can show with one sampled miss (a
+  Basis (``Bar.basis``): Kimi Vendor Verifier judges tool calling by ``tool_call_f1`` with pass
+  bars 0.73 and 0.80; our prompts name the tool and its arguments outright, so a healthy model does
+  better (a measured healthy GLM-5.2 deployment made 98% of lone auto calls; what it got "wrong"
+  was call order and clarifying questions) and the conforming boundary is 0.90; the verify bounds are what one round can show with one sampled miss (a
   clarifying question): 21 of 22 answers calling give a lower bound of 0.75 at beta/3, 11 of 11
   exact-string answers 0.69, 4 of 4 round trips 0.36, 6 of 6 tool_use answers 0.51, 3 of 3
   needles (one full-window prompt each, the costliest request of a row) 0.26. A broken engine (never calls, calls the wrong tool, strips or re-encodes strings in
@@ -66,7 +66,7 @@ from typing import Callable, Sequence
 from .chat import ChatResult
 from .verdicts import DEFAULT_BETA, FAILED, INCONCLUSIVE, VERIFIED, Decision, Rule, decide
 
-#: The row's behaviour decisions per feature (``policy.family`` adds them to the row's family).
+#: The row's one slot in its Bonferroni family (``policy.family`` adds it) for every behaviour decision.
 SLOT = "behaviour"
 #: The decisions each feature makes, in equal parts of the row's one behaviour slot: the case-set
 #: rounds (the stream comparison is one part, split again over its measures) and the round trip
@@ -89,18 +89,29 @@ class Bar:
     fail: float     # conforming boundary: at or above it, failed with P <= alpha
     verify: float   # broken boundary: at or below it, verified with P <= beta
     quantity: str
+    basis: str
 
 
+_TOOLS_BASIS = ("the prompts name the tool and its arguments outright, so a healthy model does better than Kimi "
+                "Vendor Verifier's tool_call_f1 bars (0.73/0.80): conforming >= 0.90 (a measured healthy GLM-5.2 "
+                "deployment made 98% of lone auto calls; its misses were clarifying questions and call order)")
+_ONE_ROUND = "the effect is what one round can show (module docstring)"
 BARS = {
-    "calls": Bar(0.90, 0.70, "share of answers that call a tool exactly when the case expects one"),
-    "correct": Bar(0.90, 0.70, "share of calling answers with the expected tools (as a set) and schema-valid arguments"),
-    "exact": Bar(0.90, 0.65, "share of answers with the expected calls whose arguments are kept byte for byte"),
-    "round_trip": Bar(0.90, 0.35, "share of final answers after tool results that use them"),
-    "tool_use": Bar(0.90, 0.50, "share of /v1/messages answers whose tool_use blocks name the expected tools (as a set)"),
-    "needles": Bar(0.90, 0.25, "share of needles retrieved from a full-window haystack"),
+    "calls": Bar(0.90, 0.70, "share of answers that call a tool exactly when the case expects one",
+                 f"{_TOOLS_BASIS}; {_ONE_ROUND}"),
+    "correct": Bar(0.90, 0.70, "share of calling answers with the expected tools (as a set) and schema-valid arguments",
+                   f"{_TOOLS_BASIS}; {_ONE_ROUND}"),
+    "exact": Bar(0.90, 0.65, "share of answers with the expected calls whose arguments are kept byte for byte",
+                 f"copying a string quoted in the prompt: conforming >= 0.90; a parser that strips or re-encodes "
+                 f"strings in half the cases must fail; {_ONE_ROUND}"),
+    "round_trip": Bar(0.90, 0.35, "share of final answers after tool results that use them",
+                      f"the final answer is asked only about the tool results: conforming >= 0.90; {_ONE_ROUND}"),
+    "tool_use": Bar(0.90, 0.50, "share of /v1/messages answers whose tool_use blocks name the expected tools (as a set)",
+                    f"{_TOOLS_BASIS}; {_ONE_ROUND}"),
+    "needles": Bar(0.90, 0.25, "share of needles retrieved from a full-window haystack",
+                   "a single exact passphrase asked for: conforming >= 0.90; one round is three full-window prompts, "
+                   "the costliest requests of a row"),
 }
-BASIS = ("prompts name the tool and its arguments outright; conforming >= 0.90 (measured healthy GLM-5.2: 98% of "
-         "lone auto calls made, strings kept); Kimi Vendor Verifier's tool_call_f1 bars are 0.73/0.80")
 
 
 def family_names(row) -> list[str]:
@@ -122,7 +133,7 @@ def rate_rule(measure: str, alpha: float, looks: Sequence[int], name: str | None
     bar = BARS[measure]
     return Rule(name=name or f"tool_calls[{measure}]", quantity=bar.quantity, kind="proportion",
                 higher_is_better=True, verify_bound=bar.verify, fail_bound=bar.fail, alpha=alpha,
-                looks=tuple(looks), effect=bar.verify, basis=BASIS)
+                looks=tuple(looks), effect=bar.verify, basis=bar.basis)
 
 
 # ---- one answer against its case ----------------------------------------------------------------

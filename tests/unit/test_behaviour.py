@@ -170,3 +170,15 @@ def test_the_row_family_holds_one_behaviour_slot_split_over_the_features_parts()
         def serves(self, feature):
             return False
     assert behaviour.family_names(Nothing()) == []
+
+
+def test_sampling_off_is_scripted_and_a_request_seed_reproduces_the_turn():
+    from glmverify.standin.sampling import ToolStyle, request_rng, tool_style
+
+    assert tool_style(None, 2, may_clarify=True, may_omit_preamble=True) == ToolStyle((0, 1))
+    two = [{"name": "get_weather", "parameters": SCHEMAS["get_weather"]}, {"name": "get_time", "parameters": {}}]
+    ask = "Call get_weather for city Tokyo and days 2, and also call get_time."
+    seeded = {script.tool_answer(two, ask, sampling=Sampling(request_rng(7, ask))).text for _ in range(5)}
+    assert len(seeded) == 1
+    drawn = {script.tool_answer(two, ask, sampling=Sampling(request_rng(s, ask))).text for s in range(60)}
+    assert len(drawn) > 3   # unseeded variety: order, sentence, whitespace
