@@ -273,20 +273,25 @@ def case_rounds(draw_round: Callable[[], tuple[list[Judged], int]], per_round: d
     done: dict[str, Decision] = {}
     requests = taken = 0
     for look, r in enumerate(rounds):
-        while taken < r:
+        answered = True
+        while taken < r and answered:
             new, spent = draw_round()
             judged += new
             requests += spent
             taken += 1
+            # a round without one usable answer (a hung or refusing engine) ends the draws: more
+            # rounds would only cost more timeouts; the invariant checks name the cause
+            answered = any(j.value(m) is not None for j in new for m in MEASURES)
+        final = look == len(rounds) - 1 or not answered
         for m in MEASURES:
             if m not in done:
                 d = decide(rules[m], samples(judged, m), look=look)
-                if d.status != INCONCLUSIVE or look == len(rounds) - 1:
+                if d.status != INCONCLUSIVE or final:
                     done[m] = d
             key = f"stream:{m}"
             if key not in done:
                 d = compare(judged, m, alpha["stream"] / len(MEASURES), len(rounds), look)
-                if d.status != INCONCLUSIVE or look == len(rounds) - 1:
+                if d.status != INCONCLUSIVE or final:
                     done[key] = d
         if len(done) == 2 * len(MEASURES):
             break

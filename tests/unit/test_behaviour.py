@@ -182,3 +182,16 @@ def test_sampling_off_is_scripted_and_a_request_seed_reproduces_the_turn():
     assert len(seeded) == 1
     drawn = {script.tool_answer(two, ask, sampling=Sampling(request_rng(s, ask))).text for s in range(60)}
     assert len(drawn) > 3   # unseeded variety: order, sentence, whitespace
+
+
+def test_a_round_without_answers_ends_the_draws():
+    """A hung or refusing engine: every request failed, so no more rounds (each would wait out its
+    timeouts); the decisions end inconclusive and the invariant checks name the cause."""
+    rounds = []
+
+    def draw():
+        rounds.append(1)
+        return [behaviour.judge(c, ChatResult(stream=False, error="timed out"), SCHEMAS) for c in CASES], len(CASES)
+
+    out = behaviour.case_rounds(draw, {"calls": 22, "correct": 22, "exact": 12}, behaviour.shares(ALPHA))
+    assert len(rounds) == 1 and set(statuses(out).values()) == {INCONCLUSIVE}
