@@ -29,9 +29,12 @@ no import of ``script`` (which imports this module).
       drops the calls) an answer without the sentence has no content, only reasoning: a
       conforming engine still;
     * a lone call under ``auto`` becomes a clarifying question instead (no call) with
-      ``P_CLARIFY`` (2%, as measured);
+      ``P_CLARIFY`` (2%, as measured); never when a grammar forces the call (``tool_choice``
+      required or a named function), which also never writes the sentence;
     * the whitespace nobody asked to keep varies: the sentence ends in one newline, two, or a
-      space (``PREAMBLE_ENDS``), and a clarifying question may end with a newline.
+      space (``PREAMBLE_ENDS``, equally likely). The arguments, their strings' whitespace
+      included, never vary. Under fault ``script_canary`` the sentence (which carries the canary)
+      is always written.
 
   - JSON output, needle answers, tool-result answers: unchanged.
 
