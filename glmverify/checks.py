@@ -1,5 +1,9 @@
 """Small assertion helpers shared by the suites: every failure says what was expected and what came back.
 
+Helpers here are per answer (invariants: a conforming engine never breaks them); model behaviour
+(which tools a sampled answer calls, whether it retrieves a needle) is a rate (``glmverify.behaviour``),
+and two independent samples are never required to be equal.
+
 ``conclude`` turns a statistical ``verdicts.Decision`` into the check's outcome: verified passes,
 failed raises AssertionError, inconclusive raises ``Inconclusive`` (a pytest skip, so the run is
 not red for lack of evidence; the plugin records the outcome ``inconclusive`` and the cell shows
@@ -42,33 +46,6 @@ def split_ok(res: ChatResult) -> None:
            f"expected non-empty content; got {res.content!r} with reasoning {res.reasoning!r:.200} "
            "(the whole answer landed in reasoning)")
     no_markup(res, THINK_TAGS)
-
-
-def structure_differences(a: ChatResult, b: ChatResult) -> list[str]:
-    """How two answers to the same request differ in structure (not text): tool names in order,
-    arguments equal as JSON, reasoning present in both or neither, content present in both or
-    neither, same finish reason. Sampled answers differ in wording; a conforming engine's stream
-    and non-stream answers never differ in these."""
-    import json
-
-    out = []
-    if [t.name for t in a.tool_calls] != [t.name for t in b.tool_calls]:
-        out.append(f"tool names {[t.name for t in a.tool_calls]} vs {[t.name for t in b.tool_calls]}")
-    else:
-        for i, (x, y) in enumerate(zip(a.tool_calls, b.tool_calls)):
-            try:
-                same = json.loads(x.arguments or "{}") == json.loads(y.arguments or "{}")
-            except ValueError:
-                same = x.arguments == y.arguments
-            if not same:
-                out.append(f"call {i} ({x.name}) arguments {x.arguments[:120]!r} vs {y.arguments[:120]!r}")
-    for name in ("reasoning", "content"):
-        pa, pb = bool((getattr(a, name) or "").strip()), bool((getattr(b, name) or "").strip())
-        if pa != pb:
-            out.append(f"{name} {'present' if pa else 'absent'} vs {'present' if pb else 'absent'}")
-    if a.finish_reason != b.finish_reason:
-        out.append(f"finish_reason {a.finish_reason!r} vs {b.finish_reason!r}")
-    return out
 
 
 def words(text: str | None) -> int:

@@ -97,6 +97,7 @@ def family(row: Row, rendered: bool) -> list[str]:
         out += [f"non_think[wrong:{v}]" for v in row.profile.wrong_thinking_variables]
     if row.serves("mtp_accept_length") and row.expect.get("min_accept_length") is not None:
         out += ["mtp[accept_length]", "mtp[position]", "mtp[trend]"]
+    from .behaviour import family_names; out += family_names(row)  # noqa: E702 - model behaviour as rates
     return out
 
 

@@ -9,6 +9,12 @@ thinking deltas present (SGLang #26795 dropped them and misnumbered tool_use blo
 asks for two calls, so a stream has two tool_use blocks in a row (SGLang #24293 sent a text_delta
 on the still-open first one).
 
+Invariants and behaviour are apart (``glmverify.behaviour``): the stream grammar, block order,
+no markup, schema-valid ``input`` of an offered tool, unique ids and the stop reason that matches
+the blocks hold for every answer; which tools an answer calls is sampled (order, a sentence first,
+a clarifying question now and then), so the tool checks decide the rate of answers with the
+expected tool_use blocks (as a set) sequentially, streamed and not.
+
 A ``system`` message inside ``messages`` (what Claude Code sends; vLLM #48874 rendered it
 mid-conversation and broke tool calls) must still give a tool_use block. Anthropic's own API
 refuses that role in ``messages``, but vLLM 0.32 and SGLang 0.5.23 both accept it, and Claude Code
@@ -24,15 +30,19 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from glmverify import behaviour, policy
 from glmverify.anthropic_stream import MessagesStreamReader
 from glmverify.chat import MAX_STREAM_EVENTS, MAX_STREAM_SECONDS
-from glmverify.checks import THINK_TAGS, TOOL_MARKUP, expect
+from glmverify.checks import THINK_TAGS, TOOL_MARKUP, conclude, expect
+from glmverify.verdicts import run_sequential
 
 pytestmark = pytest.mark.feature("anthropic_messages")
 
 TOOLS = json.loads((Path(__file__).parent / "cases" / "tools.json").read_text())
 ORDER = {"thinking": 0, "redacted_thinking": 0, "text": 1, "tool_use": 2}
 TWO_CALLS = "Call get_weather for city Tokyo and days 2, and also call get_time."
+TOOL_USE_LOOKS = (6, 12, 24)   # answers per mode (behaviour.BARS["tool_use"]: 6 of 6 verify)
+TOOL_USE_DECISIONS = 4         # two checks, streamed and not: the anthropic part of the behaviour slot
 
 
 def anthropic_tools(names):
@@ -105,53 +115,73 @@ def test_thinking_then_text(engine, stream, evidence):
     expect(out["stop_reason"] == "end_turn", f"expected stop_reason end_turn, got {out['stop_reason']!r}")
 
 
-def test_tool_use(engine, stream, evidence):
-    """Two calls: two tool_use blocks in a row (a stream must close the first before the second)."""
-    names = ["get_weather", "get_time"]
-    out = send(engine, stream, tools=anthropic_tools(names), messages=[{"role": "user", "content": TWO_CALLS}])
-    evidence.add(stream=stream, blocks=[{k: v for k, v in b.items() if k != "deltas"} for b in out["blocks"]],
-                 stop_reason=out["stop_reason"], events=out["events"])
-    expect(not out["problems"], f"stream defects: {out['problems'][:5]}")
-    check_order(out)
+def _tool_use_ok(out: dict, offered: list[str], what: str = "") -> list[str]:
+    """The invariants of one tool answer (hard, whatever the model sampled): a well-formed stream,
+    blocks in order without markup, every tool_use an offered tool with an id and schema-valid
+    input, unique ids, ``stop_reason`` ``tool_use`` exactly when there is a tool_use block.
+    Returns the tool_use names."""
+    expect(not out["problems"], f"{what}stream defects: {out['problems'][:5]}")
+    text = " ".join(b.get("text") or "" for b in out["blocks"] if b["type"] == "text")
     uses = [b for b in out["blocks"] if b["type"] == "tool_use"]
-    expect(len(uses) == 2, f"expected two tool_use blocks, got {[b['type'] for b in out['blocks']]}")
+    expect("<tool_call>" not in text, f"{what}raw tool-call markup in a text block and tool_use blocks "
+                                      f"{len(uses)}: {text[:200]!r}")
+    check_order(out)
     for b in uses:
-        expect(b["name"] in names, f"tool_use name {b['name']!r} not offered")
+        expect(b["name"] in offered, f"tool_use name {b['name']!r} not offered")
         expect(bool(b["id"]), f"tool_use block {b['name']} has no id")
         try:
             jsonschema.validate(b["input"], TOOLS[b["name"]]["function"]["parameters"])
         except jsonschema.ValidationError as exc:
             raise AssertionError(f"tool_use {b['name']} input {b['input']} invalid: {exc.message}") from None
     expect(len({b["id"] for b in uses}) == len(uses), "tool_use ids not unique")
-    expect(out["stop_reason"] == "tool_use", f"expected stop_reason tool_use, got {out['stop_reason']!r}")
+    want = "tool_use" if uses else "end_turn"
+    expect(out["stop_reason"] == want, f"{what}expected stop_reason {want}, got {out['stop_reason']!r}")
+    return [b["name"] for b in uses]
 
 
+def _tool_use_rate(engine, stream: bool, evidence, *, offered: list[str], expected: list[str], what: str, **kw) -> None:
+    """Which tools the answers call is behaviour: a rate over answers drawn until it decides
+    (``behaviour.BARS["tool_use"]``, looks ``TOOL_USE_LOOKS``); every answer held to ``_tool_use_ok``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    outs: list[dict] = []
+
+    def draw(k: int):
+        with ThreadPoolExecutor(max_workers=min(k, 8)) as pool:
+            got = list(pool.map(lambda _: send(engine, stream, tools=anthropic_tools(offered), **kw), range(k)))
+        outs.extend(got)
+        return [sorted(_tool_use_ok(o, offered, what)) == sorted(expected) for o in got], k
+
+    part = behaviour.part_alpha(engine.row, policy.alpha(engine.row, policy.rendered_prompt(engine.client.engine)))
+    rule = behaviour.rate_rule("tool_use", part / TOOL_USE_DECISIONS, TOOL_USE_LOOKS,
+                               name=f"anthropic_messages[tool_use:{what.strip(': ') or 'two calls'}:{'stream' if stream else 'non-stream'}]")
+    decision, values = run_sequential(rule, draw)
+    got = [[b["type"] for b in o["blocks"]] for o, ok in zip(outs, values) if not ok]
+    evidence.add(stream=stream, answers=len(outs), blocks=[{k: v for k, v in b.items() if k != "deltas"} for b in outs[0]["blocks"]],
+                 stop_reason=outs[0]["stop_reason"], events=outs[0]["events"], misses=got[:5])
+    conclude(decision, evidence=evidence,
+             context=f"{what}no tool_use block with the expected tools {expected}" + (f" (got {got[0]})" if got else ""))
+
+
+@pytest.mark.behaviour
+def test_tool_use(engine, stream, evidence):
+    """Two calls: two tool_use blocks in a row (a stream must close the first before the second).
+    The invariants hold for every answer; the two calls (as a set) are a rate."""
+    _tool_use_rate(engine, stream, evidence, offered=["get_weather", "get_time"], expected=["get_time", "get_weather"],
+                   what="", messages=[{"role": "user", "content": TWO_CALLS}])
+
+
+@pytest.mark.behaviour
 def test_tool_use_system_in_messages(engine, stream, evidence):
-    """A system message as the first entry of ``messages`` (Claude Code's request) still gets a
-    tool_use block, no call markup in text, stop_reason tool_use."""
+    """A system message as the first entry of ``messages`` (Claude Code's request): no call
+    markup in text and the invariants on every answer (hard); the tool_use block, a rate."""
     import anthropic
 
     try:
-        out = send(engine, stream, tools=anthropic_tools(["get_weather"]),
-                   messages=[{"role": "system", "content": "You are a coding agent. Use the tools when asked."},
-                             {"role": "user", "content": "Call get_weather for city Tokyo and days 2."}])
+        _tool_use_rate(engine, stream, evidence, offered=["get_weather"], expected=["get_weather"],
+                       what="with a system message inside messages: ",
+                       messages=[{"role": "system", "content": "You are a coding agent. Use the tools when asked."},
+                                 {"role": "user", "content": "Call get_weather for city Tokyo and days 2."}])
     except anthropic.APIStatusError as exc:
         raise AssertionError(f"system message inside messages refused: HTTP {exc.status_code}: "
                              f"{str(exc.message)[:200]} (Claude Code sends it)") from None
-    evidence.add(stream=stream, blocks=[{k: v for k, v in b.items() if k != "deltas"} for b in out["blocks"]],
-                 stop_reason=out["stop_reason"], events=out["events"])
-    expect(not out["problems"], f"stream defects: {out['problems'][:5]}")
-    types = [b["type"] for b in out["blocks"]]
-    text = " ".join(b.get("text") or "" for b in out["blocks"] if b["type"] == "text")
-    expect("<tool_call>" not in text, f"with a system message inside messages: raw tool-call markup in a text block "
-                                      f"and tool_use blocks {types.count('tool_use')}: {text[:200]!r}")
-    expect("tool_use" in types, f"with a system message inside messages: no tool_use block, got {types}")
-    check_order(out)
-    use = next(b for b in out["blocks"] if b["type"] == "tool_use")
-    expect(use["name"] == "get_weather", f"tool_use name {use['name']!r}, expected 'get_weather'")
-    try:
-        jsonschema.validate(use["input"], TOOLS["get_weather"]["function"]["parameters"])
-    except jsonschema.ValidationError as exc:
-        raise AssertionError(f"tool_use get_weather input {use['input']} invalid: {exc.message}") from None
-    expect(out["stop_reason"] == "tool_use", f"with a system message inside messages: expected stop_reason tool_use, "
-                                             f"got {out['stop_reason']!r}")

@@ -22,6 +22,13 @@ share nothing), MEASURED from the engine's own prefix-cache count (the adapter's
 ``prefix_cache_meter``: vLLM's ``vllm:prefix_cache_*`` counters, SGLang's ``meta_info``) and
 recorded next to the sum of the prompt lengths. A failure names the size it starts at ("from N
 tokens up"), the sizes below it that passed, and per size the result in the evidence.
+
+Invariants and behaviour (``glmverify.behaviour``): an answer, a clean 4xx over the limit, no
+markup, a schema-valid call and its stop reason are hard; whether the model retrieves a needle
+or makes the call is sampled. ``test_needles`` decides the retrieval rate over rounds of the
+depths; the sweep asks a size again (up to ``SWEEP_ATTEMPTS``, from the prefix cache) when its
+needle or call is missing, so a size fails only when every attempt misses (a conforming model
+missing 2% fails a size with P ~ 1e-5), while a length-dependent defect misses every time.
 """
 from __future__ import annotations
 
@@ -33,13 +40,17 @@ import jsonschema
 import openai
 import pytest
 
-from glmverify import haystack
+from glmverify import behaviour, haystack, policy
 from glmverify.chat import Chat
-from glmverify.checks import TOOL_MARKUP, expect
+from glmverify.checks import TOOL_MARKUP, conclude, expect
+from glmverify.verdicts import run_sequential
 
 pytestmark = pytest.mark.feature("context_1m")
 
 DEPTHS = (0.1, 0.5, 0.9)
+NEEDLE_LOOKS = (3, 6, 12)  # needles, one per depth per round (behaviour.BARS["needles"])
+SWEEP_ATTEMPTS = 3         # a size's needle or tool call missed is asked again (a sample, not yet a defect)
+NO_TOOL_USE = "no tool_use block"
 ANSWER_TOKENS = 64
 TOOL = json.loads((Path(__file__).parent / "cases" / "tools.json").read_text())["get_weather"]["function"]
 TOOL_ASK = "Call get_weather for city Tokyo and days 2."
@@ -71,33 +82,52 @@ def test_max_model_len(engine, evidence):
     expect(got >= want, f"/v1/models max_model_len {got} is below the row's context {want}")
 
 
+@pytest.mark.behaviour
 def test_needles(engine, options, evidence):
+    """Needles at ``DEPTHS`` of a full-window haystack. The haystack's size (within 2% of the
+    window, in few tokenizer calls) and every request answering are hard; retrieving the needle is
+    behaviour (a model may miss one now and then): a rate over rounds of the depths, decided by
+    ``behaviour.BARS["needles"]`` (looks ``NEEDLE_LOOKS``). A conforming engine decides on the first
+    round; each further round sends every depth again with new values."""
     context = window(engine)
     count = token_counter(engine)
     target = context - ANSWER_TOKENS - 8
-    cases = []
-    for depth in DEPTHS:
-        value = f"{secrets.choice(['amber', 'cobalt', 'violet', 'scarlet'])}-{secrets.token_hex(3)}"
-        hs = haystack.build(count, target, [(depth, haystack.NEEDLE.format(value=value))], exact=False)
-        cases.append((depth, value, hs))
     chat = Chat(engine, stream=False, concurrency=options.concurrency, timeout=max(options.request_timeout, 600))
-    results = chat.many({"messages": hs.messages, "max_tokens": ANSWER_TOKENS,
-                         "chat_template_kwargs": {engine.profile.thinking_variable: False}} for _, _, hs in cases)
-    needles = []
-    for (depth, value, hs), res in zip(cases, results):
-        # the engine's own count of the prompt it served is the measurement
-        tokens = res.usage.get("prompt_tokens") if isinstance(res.usage.get("prompt_tokens"), int) else hs.tokens
-        needles.append({"depth": depth, "tokens": tokens, "estimated": hs.tokens, "found": value in (res.content or ""),
-                        "error": res.error,
-                        "value": value, "answer": (res.content or "")[:120], "tokenize_calls": hs.tokenize_calls,
-                        "prompt_tokens": res.usage.get("prompt_tokens")})
+    needles: list[dict] = []
+
+    def draw(k: int):
+        cases = []
+        for i in range(k):
+            depth = DEPTHS[i % len(DEPTHS)]
+            value = f"{secrets.choice(['amber', 'cobalt', 'violet', 'scarlet'])}-{secrets.token_hex(3)}"
+            hs = haystack.build(count, target, [(depth, haystack.NEEDLE.format(value=value))], exact=False)
+            cases.append((depth, value, hs))
+        results = chat.many({"messages": hs.messages, "max_tokens": ANSWER_TOKENS,
+                             "chat_template_kwargs": {engine.profile.thinking_variable: False}} for _, _, hs in cases)
+        found = []
+        for (depth, value, hs), res in zip(cases, results):
+            # the engine's own count of the prompt it served is the measurement
+            tokens = res.usage.get("prompt_tokens") if isinstance(res.usage.get("prompt_tokens"), int) else hs.tokens
+            n = {"depth": depth, "tokens": tokens, "estimated": hs.tokens, "found": value in (res.content or ""),
+                 "error": res.error, "value": value, "answer": (res.content or "")[:120],
+                 "tokenize_calls": hs.tokenize_calls, "prompt_tokens": res.usage.get("prompt_tokens")}
+            needles.append(n)
+            expect(n["tokenize_calls"] <= 8, f"haystack sizing took {n['tokenize_calls']} tokenizer calls")
+            expect(n["tokens"] >= 0.98 * context, f"haystack of {n['tokens']} tokens is not within 2% of the context {context}")
+            expect(res.error is None, f"needle request at depth {depth} of a {n['tokens']}-token prompt failed: {res.error}")
+            if not res.truncated:
+                found.append(n["found"])
+        return found, k
+
+    part = behaviour.part_alpha(engine.row, policy.alpha(engine.row, policy.rendered_prompt(engine.client.engine)))
+    rule = behaviour.rate_rule("needles", part, NEEDLE_LOOKS, name="context_1m[needles]")
+    decision, _ = run_sequential(rule, draw)
     evidence.add(context=context, window=context, needles=needles, context_reached=max(n["tokens"] for n in needles),
                  fill=round(max(n["tokens"] for n in needles) / context, 4))
-    for n in needles:
-        expect(n["tokenize_calls"] <= 8, f"haystack sizing took {n['tokenize_calls']} tokenizer calls")
-        expect(n["tokens"] >= 0.98 * context, f"haystack of {n['tokens']} tokens is not within 2% of the context {context}")
-        expect(n["found"], f"needle {n['value']!r} at depth {n['depth']} of a {n['tokens']}-token prompt "
-                           f"not retrieved; answer {n['answer']!r}")
+    missed = [n for n in needles if not n["found"]]
+    conclude(decision, evidence=evidence, context=(
+        f"needle {missed[0]['value']!r} at depth {missed[0]['depth']} of a {missed[0]['tokens']}-token prompt "
+        f"not retrieved; answer {missed[0]['answer']!r} ({len(missed)} of {len(needles)} missed)") if missed else "needles")
 
 
 def test_over_limit_rejected(engine, evidence):
@@ -157,7 +187,7 @@ def _anthropic_tool_call(body: dict) -> str | None:
     if raw:
         return f"raw tool-call markup {raw[:2]} in a text block and {len(uses)} tool_use blocks: {text[-160:]!r}"
     if not uses:
-        return f"no tool_use block (blocks {[b.get('type') for b in blocks if isinstance(b, dict)]}, stop_reason {body.get('stop_reason')!r})"
+        return f"{NO_TOOL_USE} (blocks {[b.get('type') for b in blocks if isinstance(b, dict)]}, stop_reason {body.get('stop_reason')!r})"
     if uses[0].get("name") != TOOL["name"]:
         return f"tool_use name {uses[0].get('name')!r}, expected {TOOL['name']!r}"
     try:
@@ -190,13 +220,22 @@ def test_context_sweep(engine, options, evidence):
             usage = body.get("usage") or {}
             content = ((body.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
             prompt = usage.get("prompt_tokens") if isinstance(usage.get("prompt_tokens"), int) else None
+            metered = meter.read(body, prompt)  # the first attempt's prefill; a retry finds it all cached
+            attempts = 1
+            while r.status_code == 200 and value not in content and attempts < SWEEP_ATTEMPTS:
+                attempts += 1  # a missed needle is a sample: ask again before calling the size broken
+                r = h.post("/v1/chat/completions", json={
+                    "model": engine.model, "messages": st.messages(), "max_tokens": ANSWER_TOKENS,
+                    "chat_template_kwargs": {engine.profile.thinking_variable: False}})
+                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+                content = ((body.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
             ok = r.status_code == 200 and value in content
             detail = (f"HTTP {r.status_code}: {r.text[:160]!r}" if r.status_code != 200 else
-                      f"needle {value!r} not in the answer {content[:120]!r}")
+                      f"needle {value!r} not in the answer {content[:120]!r} ({attempts} attempts)")
             needles.append({"size": st.size, "prompt_tokens": prompt if prompt is not None else st.tokens,
                             "estimated": st.tokens, "completion_tokens": usage.get("completion_tokens"),
                             "ok": ok, "answer": content[:120], "detail": None if ok else detail,
-                            **meter.read(body, prompt)})
+                            "attempts": attempts, **metered})
         for st in stages if tools else []:
             if st.size < TOOL_FROM * context:
                 continue
@@ -207,10 +246,20 @@ def test_context_sweep(engine, options, evidence):
                 **meter.fields("messages")})
             body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
             prompt = (body.get("usage") or {}).get("input_tokens")
+            metered = meter.read(body, prompt if isinstance(prompt, int) else None)
             problem = _anthropic_tool_call(body) if r.status_code == 200 else f"HTTP {r.status_code}: {r.text[:160]!r}"
+            attempts = 1
+            while problem is not None and problem.startswith(NO_TOOL_USE) and attempts < SWEEP_ATTEMPTS:
+                attempts += 1  # no call at all (e.g. a clarifying question) is a sample; markup or bad input is not
+                r = h.post("/v1/messages", json={
+                    "model": engine.model, "max_tokens": TOOL_MAX_TOKENS, "messages": st.messages(TOOL_ASK),
+                    "tools": [{"name": TOOL["name"], "description": TOOL["description"], "input_schema": TOOL["parameters"]}]})
+                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+                problem = _anthropic_tool_call(body) if r.status_code == 200 else f"HTTP {r.status_code}: {r.text[:160]!r}"
             calls.append({"size": st.size, "prompt_tokens": prompt if isinstance(prompt, int) else st.tokens,
-                          "ok": problem is None, "detail": problem,
-                          "stop_reason": body.get("stop_reason"), **meter.read(body, prompt if isinstance(prompt, int) else None)})
+                          "ok": problem is None, "detail": problem if attempts == 1 or problem is None
+                          else f"{problem} ({attempts} attempts)", "attempts": attempts,
+                          "stop_reason": body.get("stop_reason"), **metered})
     prefill = {"source": meter.source, "window": context, "needle": _chain_cost(needles)}
     if calls:
         prefill["tool"] = _chain_cost(calls)

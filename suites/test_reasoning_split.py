@@ -10,6 +10,11 @@ thinking on. When one does not split, the same prompt is sent again with thinkin
 explicitly and the message says whether that one splits (a default that no longer thinks, SGLang
 #26036, against a model or parser that never splits, SGLang #37645).
 
+Every check here is an invariant of a thinking-on answer (``glmverify.behaviour``): reasoning in its
+own field, content non-empty, no tags, the stream's order, the finish reason. What the answer says
+(one word for the capital, three primes) is the model's behaviour and is not judged here; two
+independent answers (stream and non-stream) are never required to be alike.
+
 Input side (``test_reasoning_sent_back_rendered``): earlier reasoning a client sends back must reach
 the template under every field name the engine reads (its adapter's ``input_reasoning_fields``;
 vLLM reads ``reasoning`` and ``reasoning_content``, SGLang ``reasoning_content``). Decided on
@@ -24,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from glmverify.chat import Chat
-from glmverify.checks import expect, split_ok, structure_differences
+from glmverify.checks import expect, split_ok
 
 pytestmark = pytest.mark.feature("reasoning_split")
 
@@ -123,8 +128,10 @@ def test_reasoning_sent_back_rendered(chat_nonstream, engine, evidence):
 
 
 def test_stream_matches_nonstream(chat_nonstream, engine, evidence):
-    """Every row: the stream answers with the same structure as the non-stream answer (both split,
-    same finish reason; ``checks.structure_differences``), so it holds on sampled GPU rows.
+    """Every row: each prompt streamed and not, and every answer of both holds to the split's
+    invariants (``split_ok``: reasoning in its field, content non-empty, no tags; finish reason
+    ``stop``). Two independent samples are not compared with each other: what they share on a
+    conforming engine is exactly these invariants, so this holds on sampled GPU rows.
 
     Rows that declare ``expect.deterministic`` (seeded sampling is reproducible there) also send the
     same ``seed`` in both and compare the text exactly: a dropped, duplicated or re-split delta
@@ -133,13 +140,12 @@ def test_stream_matches_nonstream(chat_nonstream, engine, evidence):
     streaming = Chat(engine, stream=True, concurrency=chat_nonstream.concurrency, timeout=chat_nonstream.timeout)
     reqs = [{"messages": [{"role": "user", "content": p}]} for p in PROMPTS]
     plain, streamed = chat_nonstream.many(reqs), streaming.many(reqs)
-    diffs = []
+    evidence.add(nonstream=plain[1].excerpt(200), stream=streamed[1].excerpt(200))
     for p, a, b in zip(PROMPTS, plain, streamed):
-        split_ok(a)
-        split_ok(b)
-        diffs += [f"{p[:40]!r}: {d}" for d in structure_differences(a, b)]
-    evidence.add(nonstream=plain[1].excerpt(200), stream=streamed[1].excerpt(200), structure_differences=diffs)
-    expect(not diffs, f"stream and non-stream answers differ in structure: {diffs[:5]}")
+        for res in (a, b):
+            split_ok(res)
+            expect(res.finish_reason == "stop", f"{p[:40]!r} {'stream' if res.stream else 'non-stream'}: expected "
+                                                f"finish_reason 'stop', got {res.finish_reason!r}")
     if not engine.row.expect.get("deterministic"):
         return
     req = {"messages": [{"role": "user", "content": PROMPTS[1]}], "seed": 20261129}

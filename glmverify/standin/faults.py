@@ -10,6 +10,8 @@ Each name switches one deviation on in ``script.generate`` (the fault catalogue 
 * ``empty_reasoning``: ``</think>`` straight away;
 * ``no_tool_call``: answers in text instead of calling a tool, unless a grammar forces the call;
 * ``strip_arg_whitespace``: string arguments stripped;
+* ``wrong_tool``: calls an offered tool the user did not ask for (the other one offered; where
+  every offered tool was asked for, one call fewer), unless a grammar names the tool;
 * ``low_accuracy``: GSM8K at about 80% accuracy (``sampling.P_WRONG_LOW_ACCURACY`` when sampled,
   every ``sampling.LOW_ACCURACY_EVERY``-th question by a hash otherwise);
 * ``ignore_thinking_off``: thinking off still "thinks": most-effort reasoning-like prose, no tags,
@@ -30,6 +32,7 @@ FAULTS = frozenset(
         "empty_reasoning",
         "no_tool_call",
         "strip_arg_whitespace",
+        "wrong_tool",
         "low_accuracy",
         "ignore_thinking_off",
     }

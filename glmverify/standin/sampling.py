@@ -20,7 +20,23 @@ no import of ``script`` (which imports this module).
     ``P_WRONG_NONTHINK`` (thinking off): a healthy deployment still gets a few questions wrong.
     Fault ``low_accuracy``: ``P_WRONG_LOW_ACCURACY`` (about 80% accuracy).
   - plain short answers may end with one closing sentence (answer length varies a little).
-  - tool calls and their arguments, JSON output, needle answers, tool-result answers: unchanged.
+  - tool calls (``tool_style``), within what a healthy model does; the arguments never change:
+
+    * parallel calls come in another order than the user named them with ``P_PARALLEL_REORDER``
+      (25%, the share measured on a healthy GLM-5.2 deployment): order is behaviour, not a defect;
+    * the one-line sentence before the call ("I'll call NAME for this.") is written with
+      ``P_PREAMBLE`` (70%), else the answer is the call alone. Under ``tool_choice: none`` (vLLM
+      drops the calls) an answer without the sentence has no content, only reasoning: a
+      conforming engine still;
+    * a lone call under ``auto`` becomes a clarifying question instead (no call) with
+      ``P_CLARIFY`` (2%, as measured); never when a grammar forces the call (``tool_choice``
+      required or a named function), which also never writes the sentence;
+    * the whitespace nobody asked to keep varies: the sentence ends in one newline, two, or a
+      space (``PREAMBLE_ENDS``, equally likely). The arguments, their strings' whitespace
+      included, never vary. Under fault ``script_canary`` the sentence (which carries the canary)
+      is always written.
+
+  - JSON output, needle answers, tool-result answers: unchanged.
 
 * greedy (``Sampling(greedy=True)``, temperature 0): deterministic, the scripted output, except
   that for ``GREEDY_LOOP_PERCENT`` % of thinking-on prompts (by a hash of the prompt) the reasoning
@@ -53,6 +69,13 @@ P_WRONG_NONTHINK = 0.06
 #: Fault ``low_accuracy``: wrong-answer probability (sampled), or every Nth question (scripted, greedy).
 P_WRONG_LOW_ACCURACY = 0.2
 LOW_ACCURACY_EVERY = 5
+#: Tool-call behaviour of a sampled request (``tool_style``): parallel calls out of the named order,
+#: a sentence before the call, a lone ``auto`` call turned into a clarifying question.
+P_PARALLEL_REORDER = 0.25
+P_PREAMBLE = 0.70
+P_CLARIFY = 0.02
+#: What ends the sentence before a call: scripted "\n", sampled any of these (equally likely).
+PREAMBLE_ENDS = ("\n", "\n\n", " ")
 #: Share (percent) of thinking-on prompts whose greedy reasoning loops.
 GREEDY_LOOP_PERCENT = 20
 
@@ -169,6 +192,36 @@ def reasoning_sentences(units: list[str], words: list[str], *, rank: int, key: s
             out.append(check)
             length += len(check) + 1
     return out
+
+
+@dataclass(frozen=True)
+class ToolStyle:
+    """How a tool-call answer is written: the calls' order (indexes into the chosen tools), the
+    sentence before them or none, and whether a lone call became a clarifying question."""
+
+    order: tuple[int, ...]
+    preamble: bool = True
+    preamble_end: str = "\n"
+    clarify: bool = False
+
+
+def tool_style(sampling: Sampling | None, calls: int, *, may_clarify: bool, may_omit_preamble: bool) -> ToolStyle:
+    """The scripted style (named order, the sentence, one newline), or a sampled one (module docstring).
+
+    ``may_clarify``: a lone call under ``auto`` (no grammar forcing it). ``may_omit_preamble``: the
+    sentence is not needed elsewhere (e.g. it carries no fault's canary)."""
+    order = tuple(range(calls))
+    if not is_sampled(sampling):
+        return ToolStyle(order)
+    assert sampling is not None and sampling.rng is not None
+    rng = sampling.rng
+    if calls > 1 and rng.random() < P_PARALLEL_REORDER:
+        while order == tuple(range(calls)):  # another order than the named one
+            order = tuple(rng.sample(range(calls), calls))
+    preamble = not may_omit_preamble or rng.random() < P_PREAMBLE
+    end = PREAMBLE_ENDS[rng.randrange(len(PREAMBLE_ENDS))]
+    clarify = may_clarify and calls == 1 and rng.random() < P_CLARIFY
+    return ToolStyle(order, preamble, end, clarify)
 
 
 def answer_tail(rng: random.Random) -> str:

@@ -18,8 +18,10 @@ Decoding (``sampling``, chosen per request by the hook; the draws live in ``samp
   reasoning length varies per request around a prompt-dependent mean (GLM-5.2's Max about twice
   High), and a GSM8K answer is wrong (off by one) with probability ``P_WRONG_THINK`` (3%, thinking
   on) or ``P_WRONG_NONTHINK`` (6%, thinking off): a healthy deployment still gets a few questions
-  wrong. Plain short answers may gain a closing sentence. Tool calls, JSON, needle and
-  tool-result answers keep the scripted content.
+  wrong. Plain short answers may gain a closing sentence. Tool-call answers vary as a healthy
+  model's do (``sampling.tool_style``: parallel calls in another order, the sentence before the
+  call left out, a lone ``auto`` call turned into a clarifying question, the whitespace after the
+  sentence); their arguments, JSON, needle and tool-result answers keep the scripted content.
 * greedy (``Sampling(greedy=True)``, temperature 0): the scripted output, except that about
   ``GREEDY_LOOP_PERCENT`` % of thinking-on prompts (by a hash of the prompt) fall into a reasoning
   repetition loop: ``Response.loop`` repeats without end and ``</think>`` never comes.
@@ -70,8 +72,8 @@ from glmverify.standin.prompt import (  # noqa: F401
 from glmverify.standin.reasoning import base_units, reasoning
 from glmverify.standin.sampling import (  # noqa: F401
     GREEDY_LOOP_PERCENT, LOW_ACCURACY_EVERY, P_WRONG_LOW_ACCURACY, P_WRONG_NONTHINK, P_WRONG_THINK, SAMPLING_ENV,
-    SEED_ENV, Sampling, answer_tail, engine_seed, greedy_loop, gsm8k_wrong, is_sampled, reasoning_sentences,
-    request_rng, sampling_enabled,
+    SEED_ENV, Sampling, ToolStyle, answer_tail, engine_seed, greedy_loop, gsm8k_wrong, is_sampled, reasoning_sentences,
+    request_rng, sampling_enabled, tool_style,
 )
 from glmverify.standin.schema_values import (  # noqa: F401
     Hints, format_tool_call, gen_value, is_free_object, tool_arguments, valid,
@@ -107,8 +109,8 @@ class Response:
     loop: str | None = None
 
 
-def _choose_tools(p: Prompt, user_text: str, allowed: Sequence[str] | None, single: bool) -> list[dict]:
-    offered = [t for t in p.tools if allowed is None or t.get("name") in allowed]
+def _choose_tools(tools: list[dict], user_text: str, allowed: Sequence[str] | None, single: bool) -> list[dict]:
+    offered = [t for t in tools if allowed is None or t.get("name") in allowed]
     if allowed is not None and not offered:  # the grammar knows tools the prompt did not show
         offered = [{"name": n, "parameters": {}} for n in allowed]
     hits = []
@@ -118,6 +120,54 @@ def _choose_tools(p: Prompt, user_text: str, allowed: Sequence[str] | None, sing
             hits.append((m.start(), t))
     chosen = [t for _, t in sorted(hits, key=lambda h: h[0])] or offered[:1]
     return chosen[:1] if single else chosen
+
+
+@dataclass(frozen=True)
+class ToolAnswer:
+    """The answer part of a tool-call turn: the sentence before the calls (or ""), the calls as
+    (name, arguments) in the order written, or a clarifying question instead of them."""
+
+    preamble: str
+    calls: tuple[tuple[str, dict], ...]
+    question: str = ""
+    thought: str = ""
+
+    @property
+    def text(self) -> str:
+        """The raw text GLM-5.2 writes for it (compact ``<tool_call>`` format)."""
+        if self.question:
+            return self.question
+        return self.preamble + "".join(format_tool_call(n, a) for n, a in self.calls)
+
+
+def tool_answer(offered: Sequence[dict], user_text: str, *, allowed: Sequence[str] | None = None,
+                single: bool = False, tool_required: bool = False, faults: frozenset[str] = frozenset(),
+                sampling: Sampling | None = None) -> ToolAnswer:
+    """Which tools GLM-5.2 calls for ``user_text`` and how it writes the turn (``offered``: the
+    rendered tools, each ``{"name", "parameters"}``). Scripted: the tools named, in order of
+    mention, after one sentence; sampled: ``sampling.tool_style``. Faults ``wrong_tool``,
+    ``strip_arg_whitespace`` and ``script_canary`` apply here."""
+    chosen = _choose_tools(list(offered), user_text, allowed, single)
+    if "wrong_tool" in faults:  # an offered tool that was not asked for; else one call fewer
+        others = [t for t in offered if (allowed is None or t.get("name") in allowed) and t not in chosen]
+        chosen = [others[0]] * len(chosen) if others else chosen[:-1] or chosen
+    canary = "script_canary" in faults
+    style = tool_style(sampling, len(chosen), may_clarify=not tool_required, may_omit_preamble=not canary)
+    chosen = [chosen[i] for i in style.order]
+    names = [t["name"] for t in chosen]
+    if style.clarify:  # a healthy model sometimes asks before it calls (sampled only)
+        return ToolAnswer("", (), question=f"Before I call {names[0]}: do you want me to go ahead with exactly "
+                          "what you wrote?", thought="The request may not be complete, so I should ask first.")
+    calls = []
+    for t in chosen:
+        args = tool_arguments(t, user_text)
+        if "strip_arg_whitespace" in faults:
+            args = {k: (v.strip() if isinstance(v, str) else v) for k, v in args.items()}
+        calls.append((t["name"], args))
+    preamble = ""
+    if not tool_required and style.preamble:
+        preamble = f"I'll call {_join(names)} for this." + (" " + CANARY if canary else "") + style.preamble_end
+    return ToolAnswer(preamble, tuple(calls), thought=f"The best way to answer is to call {_join(names)}.")
 
 
 def respond(prompt: str, **options: Any) -> str:
@@ -170,24 +220,11 @@ def generate(
         (p.tools or allowed_tools)
         and (tool_required or (last is not None and last.role == "user" and "no_tool_call" not in faults))
     ):
-        chosen = _choose_tools(p, user_text, allowed_tools, single_tool_call)
-        calls = []
-        for t in chosen:
-            args = tool_arguments(t, user_text)
-            if "strip_arg_whitespace" in faults:
-                args = {k: (v.strip() if isinstance(v, str) else v) for k, v in args.items()}
-            calls.append(format_tool_call(t["name"], args))
-        names = [t["name"] for t in chosen]
-        focus = user_text
-        units = base_units(focus, "tools")
-        units.append(f"The best way to answer is to call {_join(names)}.")
-        preamble = ""
-        if not tool_required:
-            preamble = f"I'll call {_join(names)} for this."
-            if "script_canary" in faults:
-                preamble += " " + CANARY
-            preamble += "\n"
-        out = _Out(units, focus, preamble + "".join(calls), canary_ok=False)
+        ans = tool_answer(p.tools, user_text, allowed=allowed_tools, single=single_tool_call,
+                          tool_required=tool_required, faults=faults, sampling=sampling)
+        units = base_units(user_text, "tools")
+        units.append(ans.thought)
+        out = _Out(units, user_text, ans.text, canary_ok=False)
     elif last is not None and last.role == "tool":
         results = [r.strip() for r in last.tool_results] or [sanitize(last.text)]
         text = "; ".join(results)

@@ -646,16 +646,55 @@ def test_sampled_keeps_calls_json_needle_and_tool_results(render):
     result_prompt = render(msgs, tools=[WEATHER])
     cases = [(tool_prompt, {}), (json_prompt, {"json_schema": schema}), (needle_prompt, {}), (result_prompt, {}),
              (tool_prompt, {"tool_required": True, "allowed_tools": ["get_time"]})]
+    by_name = lambda calls: sorted(calls, key=lambda c: c[0])  # noqa: E731 - parallel order is sampled
     for prompt, kwargs in cases:
         want = split_think(script.respond(prompt, **kwargs))[1]
         lengths = set()
         for i in range(20):
             reasoning, answer = split_think(script.respond(prompt, sampling=_sampled(i), **kwargs))
-            assert answer == want
+            if prompt is tool_prompt and not kwargs:  # how the turn is written is sampled, the arguments are not
+                assert by_name(parse_calls(answer, [WEATHER, TIME])) == by_name(parse_calls(want, [WEATHER, TIME]))
+            else:
+                assert answer == want
             lengths.add(len(reasoning))
         assert len(lengths) > 3
     off = render(user("get_time please"), tools=[TIME], enable_thinking=False)
-    assert {script.respond(off, sampling=_sampled(i)) for i in range(10)} == {script.respond(off)}
+    answers = {script.respond(off, sampling=_sampled(i)) for i in range(40)}
+    assert all(parse_calls(a, [TIME]) in ([("get_time", {})], []) for a in answers)
+    assert all("<tool_call>" in a or a.startswith("Before I call get_time") for a in answers)
+
+
+def test_sampled_tool_behaviour_rates(render):
+    """Parallel order, the sentence before the call, a clarifying question for a lone auto call:
+    at the rates ``sampling`` documents; never under a grammar; the arguments always the scripted ones."""
+    from glmverify.standin import sampling as smp
+
+    two = render(user("Call get_weather for city Tokyo and days 2, and also call get_time."), tools=[WEATHER, TIME])
+    lone = render(user("What time is it? Use get_time."), tools=[WEATHER, TIME])
+    n = 1500
+    answers = [split_think(script.respond(two, sampling=_sampled(i)))[1] for i in range(n)]
+    calls = [parse_calls(a, [WEATHER, TIME]) for a in answers]
+    swapped = sum([c[0] for c in cs] == ["get_time", "get_weather"] for cs in calls) / n
+    assert abs(swapped - smp.P_PARALLEL_REORDER) < 0.04
+    assert {tuple(sorted(c[0] for c in cs)) for cs in calls} == {("get_time", "get_weather")}
+    bare = sum(a.startswith("<tool_call>") for a in answers) / n
+    assert abs(bare - (1 - smp.P_PREAMBLE)) < 0.05
+    ends = {a.split("for this.", 1)[1][:2] for a in answers if "for this." in a}
+    assert ends == {"\n<", "\n\n", " <"}
+    lone_answers = [split_think(script.respond(lone, sampling=_sampled(10_000 + i)))[1] for i in range(4000)]
+    asked = sum("<tool_call>" not in a for a in lone_answers) / len(lone_answers)
+    assert abs(asked - smp.P_CLARIFY) < 0.01
+    forced = {split_think(script.respond(lone, sampling=_sampled(i), tool_required=True, allowed_tools=["get_time"]))[1]
+              for i in range(200)}
+    assert forced == {"<tool_call>get_time</tool_call>"}
+
+
+def test_fault_wrong_tool(render):
+    raw = script.respond(render(user("What time is it? Use get_time."), tools=[WEATHER, TIME]), faults=frozenset({"wrong_tool"}))
+    assert [c[0] for c in parse_calls(raw, [WEATHER, TIME])] == ["get_weather"]
+    raw = script.respond(render(user("Call get_weather for city Oslo and also get_time."), tools=[WEATHER, TIME]),
+                         faults=frozenset({"wrong_tool"}))
+    assert [c[0] for c in parse_calls(raw, [WEATHER, TIME])] == ["get_weather"]   # every tool asked for: one fewer
 
 
 @pytest.fixture

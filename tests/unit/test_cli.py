@@ -237,7 +237,7 @@ def test_rules_lists_every_decision_with_its_error_rates(capsys):
 
     assert main(["rules", "reference"]) == 0
     out = capsys.readouterr().out
-    assert "6 statistical decision(s)" in out and "alpha per decision 0.00167" in out
+    assert "7 statistical decision(s)" in out and "alpha per decision 0.00143" in out  # 6 verdicts + behaviour
     for name in ("accuracy[think]", "accuracy[nonthink]", "effort[kwargs:high]", "effort[top_level:high]",
                  "non_think[ratio]", "non_think[wrong:thinking]"):
         assert f"\n{name}\n" in out

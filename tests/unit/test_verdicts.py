@@ -28,7 +28,7 @@ import pytest
 from scipy.stats import binom
 from statsmodels.stats.proportion import proportion_confint
 
-from glmverify import policy
+from glmverify import behaviour, policy
 from glmverify.chat import ChatResult
 from glmverify.matrix import load
 from glmverify.options import Options, derived_request_timeout
@@ -134,8 +134,9 @@ def worst_conforming(rule: Rule) -> dict[str, float]:
 # ---- the family ----------------------------------------------------------------------------------
 def test_family_alpha_is_split_over_the_row_decisions(row, sglang_row):
     fam = policy.family(row, rendered=True)
-    assert fam == ["accuracy[think]", "accuracy[nonthink]", "effort[kwargs:high]", "effort[top_level:high]",
-                   "non_think[ratio]", "non_think[wrong:thinking]"]
+    assert fam[:6] == ["accuracy[think]", "accuracy[nonthink]", "effort[kwargs:high]", "effort[top_level:high]",
+                       "non_think[ratio]", "non_think[wrong:thinking]"]
+    assert fam[6:] == [behaviour.SLOT]   # model behaviour as rates: one slot (glmverify.behaviour)
     assert policy.alpha(row, True) * len(fam) == pytest.approx(0.01)
     # without a rendered prompt (SGLang) every fall-through value is decided too: a smaller share each
     assert len(policy.family(sglang_row, rendered=False)) == 14
