@@ -2,8 +2,8 @@
 simulation, for every rule the suites use.
 
 Each rule is built exactly as the suites build it (``glmverify.policy``), on the row where its
-alpha is smallest: the SGLang reference (no rendered prompt, so 14 decisions share the 1% family
-rate: alpha 7.1e-4 each) for the ratio rules, the vLLM reference for accuracy. Then:
+alpha is smallest: the SGLang reference (no rendered prompt, so 15 decisions share the 1% family
+rate: alpha 6.7e-4 each) for the ratio rules, the vLLM reference for accuracy. Then:
 
 * false failures, at the rule's conforming boundary (the worst conforming engine):
   - exactly, by dynamic programming over the two-point engine that is the worst case (for the
@@ -139,8 +139,8 @@ def test_family_alpha_is_split_over_the_row_decisions(row, sglang_row):
     assert fam[6:] == [behaviour.SLOT]   # model behaviour as rates: one slot (glmverify.behaviour)
     assert policy.alpha(row, True) * len(fam) == pytest.approx(0.01)
     # without a rendered prompt (SGLang) every fall-through value is decided too: a smaller share each
-    assert len(policy.family(sglang_row, rendered=False)) == 14
-    assert policy.alpha(sglang_row, False) == pytest.approx(0.01 / 14)
+    assert len(policy.family(sglang_row, rendered=False)) == 15  # 14 verdicts and the behaviour slot
+    assert policy.alpha(sglang_row, False) == pytest.approx(0.01 / 15)
 
 
 # ---- ratio rules: the sign test on the median log ratio -------------------------------------------
