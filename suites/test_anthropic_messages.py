@@ -31,7 +31,7 @@ import jsonschema
 import pytest
 
 from glmverify import behaviour, policy
-from glmverify.anthropic_stream import MessagesStreamReader
+from glmverify.anthropic_stream import MessagesStreamReader, read_body
 from glmverify.chat import MAX_STREAM_EVENTS, MAX_STREAM_SECONDS
 from glmverify.checks import THINK_TAGS, TOOL_MARKUP, conclude, expect
 from glmverify.verdicts import run_sequential
@@ -73,6 +73,7 @@ def nonstream(client, **kw) -> dict:
         body = json.loads(raw.http_response.text)
     except ValueError:
         raise AssertionError(f"/v1/messages: response is not JSON: {raw.http_response.text[:200]!r}") from None
+    read_body(body, kw)  # into the check's ledger: the engine invariants hold on every answer, non-stream too
     content = body.get("content") if isinstance(body, dict) else None
     expect(isinstance(content, list), f"/v1/messages: content is {type(content).__name__}, not a list of blocks: {str(body)[:300]}")
     blocks = []

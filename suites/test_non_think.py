@@ -128,13 +128,28 @@ def test_no_reasoning(chat, engine, evidence, nonthink_prompts, options):
     conclude(decision, served.decision(), evidence=evidence, context="thinking off vs on")
 
 
+#: asks for the call at most this often: a sampled model may answer a lone ``auto`` call with a
+#: clarifying question now and then (the stand-in: 2%), so three misses in a row (about 1e-5 for a
+#: healthy model) is what fails, while an engine that stops parsing calls with thinking off misses
+#: every time
+TOOL_ATTEMPTS = 3
+
+
+@pytest.mark.behaviour
 def test_tools_still_parsed(chat, engine, evidence):
-    res = chat.one(messages=[{"role": "user", "content": "Use get_weather for city Paris over 3 days."}],
-                   tools=[WEATHER], tool_choice="auto", **_off(engine))
-    evidence.add(exchange=chat.log[-1])
-    no_problems(res)
-    expect(not res.reasoning, f"thinking off: expected no reasoning, got {res.reasoning!r:.200}")
-    expect(len(res.tool_calls) >= 1, f"thinking off: expected a parsed tool call, got content {res.content!r:.200}")
+    """Thinking off still parses tool calls. Per answer (invariants): no reasoning, no markup, a
+    well-formed answer. Whether the model calls (behaviour): at least once in ``TOOL_ATTEMPTS``."""
+    for attempt in range(1, TOOL_ATTEMPTS + 1):
+        res = chat.one(messages=[{"role": "user", "content": "Use get_weather for city Paris over 3 days."}],
+                       tools=[WEATHER], tool_choice="auto", **_off(engine))
+        no_problems(res)
+        expect(not res.reasoning, f"thinking off: expected no reasoning, got {res.reasoning!r:.200}")
+        no_markup(res)
+        if res.tool_calls:
+            break
+    evidence.add(exchange=chat.log[-1], attempts=attempt)
+    expect(len(res.tool_calls) >= 1, f"thinking off: expected a parsed tool call, got content {res.content!r:.200} "
+                                      f"({TOOL_ATTEMPTS} attempts)")
     expect(res.tool_calls[0].name == "get_weather", f"expected get_weather, got {res.tool_calls[0].name!r}")
     expect(res.finish_reason == "tool_calls", f"expected finish_reason tool_calls, got {res.finish_reason!r}")
     no_markup(res)
