@@ -68,6 +68,20 @@ def live_rows() -> list[str]:
     return PROCESS_ROWS + ([] if docker_unavailable() else CONTAINER_ROWS)
 
 
+def parser_only_failures(doc) -> list[tuple[str, str]]:
+    """Failed GPU cells whose only failed checks are parser conformance (``parsers[ENGINE-VERSION]``:
+    an engine release's own parsers mis-parse a GLM-5.2 raw output, glmverify.inference): the one
+    failure a healthy reference run may end with, and it must be red (exit status 1)."""
+    out = []
+    for c in doc["cells"]:
+        if c["status"] != "failed":
+            continue
+        bad = [k for k in c["checks"] if k["outcome"] in ("failed", "error")]
+        assert c["hardware"] != "cpu" and bad and all(k["id"].startswith("parsers[") for k in bad), (c["row"], c["feature"], bad)
+        out.append((c["row"], c["feature"]))
+    return out
+
+
 def test_reference_rows_verified(launched):
     rc, out, doc, _ = launched
     matrix = load()
@@ -83,7 +97,8 @@ def test_reference_rows_verified(launched):
                 ev = got[feature]["evidence"]["engine"]
                 assert ev["engine"] == row.engine and ev["engine_version"] == row.engine_version, ev
                 assert ev["max_model_len"] and ev["server_args"], ev
-    assert rc == 0, out
+    # every reference cell verified; the run is red only for the GPU rows' parser findings
+    assert rc == (1 if parser_only_failures(doc) else 0), out
 
 
 def test_each_row_launched_once_across_workers(launched):
@@ -120,9 +135,10 @@ def test_no_container_of_the_run_left(launched):
 def test_gpu_rows_inferred_with_basis(launched):
     _, _, doc, results = launched
     gpu = [c for c in doc["cells"] if c["hardware"] not in ("cpu", None)]
-    assert gpu and all(c["status"] in ("inferred", "unsupported", "not_run") for c in gpu)
+    red = set(parser_only_failures(doc))  # a parser finding is red, with the failing cases as evidence
+    assert gpu and all(c["status"] in ("inferred", "unsupported", "not_run") for c in gpu if (c["row"], c["feature"]) not in red)
     assert all(c["basis"] for c in gpu)
-    sglang_tools = [c for c in gpu if c["engine"] == "sglang" and c["feature"] == "tool_calls" and c["status"] == "inferred"]
+    sglang_tools = [c for c in gpu if c["engine"] == "sglang" and c["feature"] == "tool_calls" and c["status"] in ("inferred", "failed")]
     assert sglang_tools and all("parsers of sglang 0.5.23" in c["basis"] for c in sglang_tools), sglang_tools[0]["basis"]
     for name in ("matrix.json", "matrix.md", "matrix.html", "junit.xml"):
         assert (results / name).is_file(), name
