@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     tgt = run.add_argument_group("target")
     tgt.add_argument("--endpoint", metavar="URL", help="attach to a running OpenAI-compatible server instead of launching")
     tgt.add_argument("--row", metavar="ID", help="the matrix row --endpoint stands for (default: the row serving its model)")
-    tgt.add_argument("--served-model", metavar="NAME", help="model name at --endpoint (default: first of /v1/models)")
+    tgt.add_argument("--served-model", metavar="NAME", help="model name at --endpoint (default: the row's served model; every request names it)")
     tgt.add_argument("--engine", choices=api_choices(), help="engine kind at --endpoint (default: probe)")
     tgt.add_argument("--matrix", metavar="PATH", help="matrix.yaml to verify (default: the repository's)")
     out = run.add_argument_group("output and parallelism")

@@ -58,7 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--matrix", default=str(DEFAULT_MATRIX), help="matrix.yaml to verify (validated before anything starts)")
     g.addoption("--endpoint", default=None, metavar="URL",
                 help="attach to a running OpenAI-compatible server instead of launching engines")
-    g.addoption("--served-model", default=None, help="model name at --endpoint (default: first of /v1/models)")
+    g.addoption("--served-model", default=None, help="model name at --endpoint (default: the row's served model; every request names it)")
     g.addoption("--engine", default="auto", choices=api_choices(),
                 help="engine kind at --endpoint (auto: probe)")
     g.addoption("--row", default=None, metavar="ID",

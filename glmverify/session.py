@@ -66,15 +66,15 @@ def row_for_endpoint(matrix: Matrix, opts: Options, client: EngineClient | None 
     """The matrix row an attached endpoint stands for: ``--row``, else the row serving its model."""
     if opts.row:
         return matrix.row(opts.row)
-    served = opts.served_model
+    served = [opts.served_model] if opts.served_model else None
     if served is None and client is not None:
-        served = probe(client).model
-    matches = [r for r in matrix.rows if r.served_model == served]
+        served = [str(m.get("id")) for m in client.models()]  # every model it serves, not the first
+    matches = [r for r in matrix.rows if r.served_model in (served or [])]
     if len(matches) == 1:
         return matches[0]
     raise ValueError(
-        f"--endpoint serves model {served!r}, which matches {len(matches)} matrix rows; "
-        f"pass --row ID (one of: {', '.join(r.id for r in matrix.rows)})"
+        f"--endpoint serves {', '.join(map(repr, served or [])) or 'no model'}, which match {len(matches)} matrix "
+        f"rows; pass --row ID (one of: {', '.join(r.id for r in matrix.rows)})"
     )
 
 
@@ -151,7 +151,8 @@ def start_engine(row: Row, opts: Options, log_dir: Path,
     server = make_server(row, opts, log_dir, progress)
     server.__enter__()  # stops again if start() fails
     try:
-        client = EngineClient(server.base_url, model=opts.served_model or (None if opts.endpoint else row.served_model),
+        # every request names the row's served model (or the one --served-model names), attached or not
+        client = EngineClient(server.base_url, model=opts.served_model or row.served_model,
                               engine=opts.engine if opts.endpoint else adapter_for(row.engine).api,
                               timeout=opts.request_timeout)
         probe(client)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AcceptLengthMeter", "ContainerDefaults", "EngineAdapter", "Measurement", "ParserFlags", "RemovedFlag",
            "ADAPTERS", "ENGINE_NAMES", "register", "unregister", "adapter_for", "adapter_for_row", "api_adapters",
-           "api_choices", "detect_engine", "probe"]
+           "api_choices", "detect_engine", "probe", "ServedModelError"]
 
 ADAPTERS: dict[str, EngineAdapter] = {}
 
@@ -124,12 +124,25 @@ def detect_engine(client: "EngineClient", models: list[dict] | None = None) -> s
     return DEFAULT_API
 
 
+class ServedModelError(ValueError):
+    """The endpoint does not serve the model a run must talk to (or serves several, none named)."""
+
+
 def probe(client: "EngineClient") -> "EngineClient":
     """Fill in served model and engine kind from the endpoint when not given, and the facts the
-    evidence records (engine, served model, version, max_model_len)."""
+    evidence records (engine, served model, version, max_model_len). The served model is pinned:
+    a named one must be listed by ``/v1/models`` (else ``ServedModelError`` with the list), and an
+    unnamed one is taken only when the endpoint serves exactly one."""
     models = client.models()
+    ids = [str(m.get("id")) for m in models]
     if client.model is None:
-        client.model = models[0]["id"]
+        # the first of several is never taken: the suites would talk to a model nobody named
+        if len(ids) != 1:
+            raise ServedModelError(f"the endpoint serves {len(ids)} models ({', '.join(ids) or 'none'}); "
+                                   "name the row (--row ID) or the model (--served-model NAME)")
+        client.model = ids[0]
+    elif client.model not in ids:
+        raise ServedModelError(f"the endpoint does not serve model {client.model!r}; it serves: {', '.join(ids) or 'none'}")
     if client.engine == "auto":
         client.engine = detect_engine(client, models)
     client.facts.update(engine=client.engine, served_model=client.model, version=adapter_for(client.engine).version(client),

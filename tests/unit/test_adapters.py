@@ -461,3 +461,45 @@ def test_observe_config_reads_each_engines_own_source():
         SGLANG.observe_config(eng.client("sglang"), down)
     assert down["endpoints"]["/metrics"].startswith("error:") and "speculative" not in down
     assert down["endpoints"]["/get_server_info"].startswith("error:") and "server_args" not in down
+
+
+# ---- the served model is pinned --------------------------------------------------------------------------
+class TwoModels:
+    """An EngineClient double for an endpoint (a gateway) listing another model before the row's."""
+
+    def __init__(self, model=None, ids=("other-model", "glm-5.2-ref")):
+        self.model, self.engine, self.facts = model, "vllm", {}
+        self._ids = list(ids)
+
+    def models(self):
+        return [{"id": i, "max_model_len": 16384} for i in self._ids]
+
+    def max_model_len(self):
+        return 16384
+
+    def version(self, paths=("/version",)):
+        return "0.32.0"
+
+    def get_json(self, path, timeout=10):
+        return {"version": "0.32.0"}
+
+
+def test_probe_talks_to_the_named_model_never_the_first_listed():
+    from glmverify.adapters import ServedModelError, probe
+
+    assert probe(TwoModels(model="glm-5.2-ref")).model == "glm-5.2-ref"
+    with pytest.raises(ServedModelError, match=r"does not serve model 'glm-5.2-fp8'; it serves: other-model, glm-5.2-ref"):
+        probe(TwoModels(model="glm-5.2-fp8"))
+    with pytest.raises(ServedModelError, match=r"serves 2 models \(other-model, glm-5.2-ref\)"):
+        probe(TwoModels())
+    assert probe(TwoModels(ids=("glm-5.2-ref",))).model == "glm-5.2-ref"  # one model: that one
+
+
+def test_an_endpoints_row_is_found_among_every_model_it_serves(tmp_path):
+    from glmverify.options import Options
+    from glmverify.session import row_for_endpoint
+
+    opts = Options(matrix_path=tmp_path / "m.yaml", results_dir=tmp_path, endpoint="http://127.0.0.1:1")
+    assert row_for_endpoint(MATRIX, opts, TwoModels()).id == "reference"
+    with pytest.raises(ValueError, match="match 0 matrix rows; pass --row"):
+        row_for_endpoint(MATRIX, opts, TwoModels(ids=("other-model",)))
