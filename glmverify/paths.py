@@ -12,7 +12,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MATRIX = REPO_ROOT / "matrix.yaml"
 MATRIX_SCHEMA = PACKAGE_DIR / "matrix.schema.json"
 BUILD_DIR = REPO_ROOT / "build"
-STANDIN_MODEL_DIR = BUILD_DIR / "standin-model"
+# named like a checkpoint (family and no quantization tag: the BF16 release), so a server's model
+# root reveals what it serves (glmverify.observed.checkpoint_traits)
+STANDIN_MODEL_DIR = BUILD_DIR / "glm-5.2-standin"
 FIXTURES_DIR = REPO_ROOT / "fixtures"
 SUITES_DIR = REPO_ROOT / "suites"
 IMAGES_DIR = REPO_ROOT / "images"

@@ -348,7 +348,8 @@ def build(out_dir: str | os.PathLike, max_position: int = DEFAULT_MAX_POSITION, 
 
 
 def model_dir_for(profile: Any | None = None) -> Path:
-    """build/standin-model for GLM-5.2 (as the reference rows always had), build/standin-model-NAME otherwise."""
+    """build/glm-5.2-standin for GLM-5.2, build/NAME-standin for profile NAME: named like a checkpoint
+    of the family, so the model root a server reports names it."""
     from ..paths import STANDIN_MODEL_DIR
 
     p = from_profile(profile)
@@ -356,7 +357,7 @@ def model_dir_for(profile: Any | None = None) -> Path:
         return STANDIN_MODEL_DIR
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p.name):
         raise ValueError(f"profile name {p.name!r} cannot name a directory")
-    return STANDIN_MODEL_DIR.with_name(f"{STANDIN_MODEL_DIR.name}-{p.name}")
+    return STANDIN_MODEL_DIR.with_name(f"{p.name}-standin")
 
 
 def ensure_built(profile: Any | None = None) -> Path:

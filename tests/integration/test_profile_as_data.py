@@ -100,8 +100,8 @@ def test_glm53_model_dir_names_its_levels(glm53_model, glm53):
     loaded = profile.load(glm53_model)
     assert loaded.name == "glm-5.3" and loaded.levels == (("max", "Max"), ("high", "High"), ("low", "Low"))
     assert build.is_built(glm53_model, profile=glm53) and not build.is_built(glm53_model)  # GLM-5.2's hash differs
-    assert build.model_dir_for(glm53).name == "standin-model-glm-5.3"
-    assert build.model_dir_for(None).name == "standin-model"
+    assert build.model_dir_for(glm53).name == "glm-5.3-standin"
+    assert build.model_dir_for(None).name == "glm-5.2-standin"
 
 
 def _reasoning_chars(raw: str) -> int:
