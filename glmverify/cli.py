@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     tgt = run.add_argument_group("target")
     tgt.add_argument("--endpoint", metavar="URL", help="attach to a running OpenAI-compatible server instead of launching")
     tgt.add_argument("--row", metavar="ID", help="the matrix row --endpoint stands for (default: the row serving its model)")
-    tgt.add_argument("--served-model", metavar="NAME", help="model name at --endpoint (default: the row's served model; every request names it)")
+    tgt.add_argument("--served-model", metavar="NAME",
+                     help="model name at --endpoint (default: the row's served model; every request names it)")
+    tgt.add_argument("--metrics-url", metavar="URL", help="the engine's /metrics when --endpoint does not route it")
     tgt.add_argument("--engine", choices=api_choices(), help="engine kind at --endpoint (default: probe)")
     tgt.add_argument("--matrix", metavar="PATH", help="matrix.yaml to verify (default: the repository's)")
     out = run.add_argument_group("output and parallelism")
@@ -170,8 +172,8 @@ def pytest_args_for_run(ns: argparse.Namespace, extra: list[str]) -> list[str]:
         raise CLIError(f"--results {ns.results}: exists and is not a directory")
     args = _suite_paths(ns.suite)
     for flag, value in (("-m", ns.markexpr), ("-k", ns.keyword), ("--endpoint", ns.endpoint), ("--row", ns.row),
-                        ("--served-model", ns.served_model), ("--engine", ns.engine), ("--matrix", ns.matrix),
-                        ("--results", ns.results)):
+                        ("--served-model", ns.served_model), ("--metrics-url", ns.metrics_url), ("--engine", ns.engine),
+                        ("--matrix", ns.matrix), ("--results", ns.results)):
         if value is not None:
             args += [flag, value]
     if ns.numprocesses is not None:
@@ -364,6 +366,11 @@ def cmd_signoff(ns: argparse.Namespace) -> int:
         _warn(f"the signed matrix has {c['inconclusive']} inconclusive cell(s): not verified")
     for a in record.get("accepted_flaky", []):
         _warn(f"flaky cell {a['cell']} accepted by {a['by']}: {a['reason']}")
+    attached = record.get("verified_attached") or {}
+    if attached:
+        print(f"{len(attached)} verified cell(s) of attached rows, part of their recipe only declared:")
+        for cell, parts in attached.items():
+            print(f"  {cell}: declared {', '.join(parts[:4])}" + (f" and {len(parts) - 4} more" if len(parts) > 4 else ""))
     return EXIT_OK
 
 

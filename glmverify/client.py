@@ -58,6 +58,9 @@ class EngineClient:
     timeout: float = DEFAULT_TIMEOUT
     api_key: str = "EMPTY"
     facts: dict[str, Any] = field(default_factory=dict)
+    # where the engine's Prometheus text is read when the endpoint (a gateway) does not route
+    # /metrics (--metrics-url); None: base_url + /metrics
+    metrics_url: str | None = None
 
     def url_for(self, *parts: str) -> str:
         return self.base_url.rstrip("/") + "/" + "/".join(p.strip("/") for p in parts)
@@ -134,10 +137,15 @@ class EngineClient:
         return _json(r, "POST /tokenize")
 
     def metrics(self) -> dict[str, float]:
-        with self.http(timeout=30) as h:
-            r = h.get("/metrics")
+        if self.metrics_url:
+            r = httpx.get(self.metrics_url, timeout=30)
+            where = f"GET {self.metrics_url}"
+        else:
+            with self.http(timeout=30) as h:
+                r = h.get("/metrics")
+            where = "GET /metrics"
         if r.status_code != 200:
-            raise EngineProtocolError(f"GET /metrics: HTTP {r.status_code}")
+            raise EngineProtocolError(f"{where}: HTTP {r.status_code}")
         return parse_prometheus(r.text)
 
     def healthy(self) -> bool:

@@ -368,3 +368,16 @@ def likely(diagnosis: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         return []
     top = diagnosis[0].get("score", 0)
     return [g for g in diagnosis if g.get("score", 0) == top and g.get("confidence", LIKELY) == LIKELY]
+
+
+# ---- what a verified cell of an attached row only declared --------------------------------------
+def declared_only(cell: Mapping[str, Any]) -> list[str]:
+    """What a verified cell of an attached row (``--endpoint``) did not see but took from its row:
+    the hardware (an endpoint reports none) and every part of the recipe the server does not
+    report (``observed_vs_declared.declared_only``: e.g. TP size, parsers) or could not show
+    (unobserved). Empty for any other cell: a launched row's configuration was seen whole."""
+    eng = (cell.get("evidence") or {}).get("engine") or {}
+    if cell.get("status") != "verified" or not isinstance(eng, dict) or eng.get("launcher") != "attach":
+        return []
+    ovd = eng.get("observed_vs_declared") or {}
+    return ["hardware"] + [str(x) for x in (ovd.get("declared_only") or [])]

@@ -28,6 +28,7 @@ class Options:
     results_dir: Path
     endpoint: str | None = None
     served_model: str | None = None
+    metrics_url: str | None = None
     engine: str = "auto"
     row: str | None = None
     concurrency: int = 64
@@ -62,15 +63,17 @@ class OptionError(ValueError):
     """An option value the harness cannot run with (the message names the option)."""
 
 
-def endpoint_problem(endpoint: str | None) -> str | None:
+def endpoint_problem(endpoint: str | None, option: str = "--endpoint") -> str | None:
     if endpoint and not endpoint.startswith(("http://", "https://")):
-        return f"--endpoint must be an http(s) URL, got {endpoint!r}"
+        return f"{option} must be an http(s) URL, got {endpoint!r}"
     return None
 
 
 def problems(opts: Options) -> list[str]:
     """What is wrong with ``opts``, in the order the options are listed in ``--help``."""
-    out = [p for p in (endpoint_problem(opts.endpoint),) if p]
+    out = [p for p in (endpoint_problem(opts.endpoint), endpoint_problem(opts.metrics_url, "--metrics-url")) if p]
+    if opts.metrics_url and not opts.endpoint:
+        out.append("--metrics-url needs --endpoint (a launched engine's /metrics is read directly)")
     if opts.concurrency < 1:
         out.append("--concurrency must be at least 1")
     if opts.request_timeout is not None and opts.request_timeout <= 0:

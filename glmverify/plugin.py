@@ -59,6 +59,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--endpoint", default=None, metavar="URL",
                 help="attach to a running OpenAI-compatible server instead of launching engines")
     g.addoption("--served-model", default=None, help="model name at --endpoint (default: the row's served model; every request names it)")
+    g.addoption("--metrics-url", default=None, metavar="URL",
+                help="the engine's Prometheus /metrics when --endpoint (a gateway) does not route it: speculative "
+                     "decoding and the KV-cache configuration are otherwise unobserved, and the checks needing them "
+                     "end undecided")
     g.addoption("--engine", default="auto", choices=api_choices(),
                 help="engine kind at --endpoint (auto: probe)")
     g.addoption("--row", default=None, metavar="ID",
@@ -94,6 +98,7 @@ def _options(config: pytest.Config, run_id: str) -> Options:
         results_dir=results_dir.resolve(),
         endpoint=config.getoption("endpoint"),
         served_model=config.getoption("served_model"),
+        metrics_url=config.getoption("metrics_url"),
         engine=config.getoption("engine"),
         row=config.getoption("row"),
         concurrency=config.getoption("concurrency"),

@@ -140,7 +140,7 @@ def observed_evidence(row: Row, client: EngineClient, attached: bool) -> dict[st
     obs = observe(client)
     cmp = compare(row, obs)
     ev = {"observed": obs, "declared": cmp["declared"], "observed_vs_declared": {
-        k: cmp[k] for k in ("differences", "confirmed", "declared_only")}}
+        k: cmp[k] for k in ("differences", "confirmed", "declared_only", "unobserved")}}
     if attached and cmp["differences"]:
         raise ObservedMismatch(mismatch_message(row, cmp))
     return ev
@@ -154,7 +154,7 @@ def start_engine(row: Row, opts: Options, log_dir: Path,
         # every request names the row's served model (or the one --served-model names), attached or not
         client = EngineClient(server.base_url, model=opts.served_model or row.served_model,
                               engine=opts.engine if opts.endpoint else adapter_for(row.engine).api,
-                              timeout=opts.request_timeout)
+                              timeout=opts.request_timeout, metrics_url=opts.metrics_url)
         probe(client)
         live = LiveEngine(row=row, server=server, client=client, launch_id=uuid.uuid4().hex[:12], options=opts)
         live.evidence = {**engine_evidence(row, server, client), "launch_id": live.launch_id,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .document import MATRIX_JSON, DocumentError, counts, parse_document
+from .document import MATRIX_JSON, DocumentError, counts, declared_only, parse_document
 from .util import atomic_write, utcnow
 
 SIGNOFF_JSON = "signoff.json"
@@ -108,6 +108,11 @@ def _overrides(doc: dict, accept: dict[str, str], by: str, at: str) -> list[dict
              "failed_runs": (flaky[k].get("flaky") or {}).get("failed_runs", [])} for k in flaky]
 
 
+def attached_cells(doc: dict) -> dict[str, list[str]]:
+    """ROW/FEATURE -> what each verified cell of an attached row only declared (``document.declared_only``)."""
+    return {f"{c.get('row')}/{c.get('feature')}": d for c in doc.get("cells") or [] if (d := declared_only(c))}
+
+
 def sign(results_dir: str | Path, by: str, note: str | None = None,
          accept_flaky: dict[str, str] | None = None) -> dict:
     """Write DIR/signoff.json for the current DIR/matrix.json and return the record
@@ -132,6 +137,9 @@ def sign(results_dir: str | Path, by: str, note: str | None = None,
         record["note"] = _CONTROL.sub(" ", note).strip()
     if accepted:
         record["accepted_flaky"] = accepted
+    attached = attached_cells(doc)
+    if attached:  # verified, but part of what the row claims was only declared: signed knowingly
+        record["verified_attached"] = attached
     previous = _load_record(d / SIGNOFF_JSON, missing_ok=True)
     if previous:
         record["supersedes"] = {k: previous.get(k) for k in ("signed_by", "signed_at")}

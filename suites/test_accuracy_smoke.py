@@ -27,7 +27,7 @@ from __future__ import annotations
 import pytest
 
 from glmverify import gsm8k, policy
-from glmverify.checks import conclude, expect
+from glmverify.checks import Inconclusive, conclude, expect
 from glmverify.verdicts import run_sequential
 
 pytestmark = pytest.mark.feature("accuracy_smoke")
@@ -41,12 +41,15 @@ def questions(options):
 
 
 def speculation(engine) -> dict:
-    """Whether the row claims MTP and whether the engine was seen speculating (None: not reported)."""
+    """Whether the row claims MTP and whether the engine was seen speculating (None: not reported;
+    ``unobserved``: why it could not be seen on this endpoint, e.g. /metrics behind a gateway)."""
     obs = (engine.evidence or {}).get("observed") or {}
     seen = obs.get("speculative")
     if seen is None and isinstance(obs.get("server_args"), dict):
         seen = bool(obs["server_args"].get("speculative_algorithm"))
-    return {"claimed": bool(engine.row.expect.get("draft_tokens")), "observed": seen}
+    why = (obs.get("unobserved") or {}).get("speculative decoding")
+    return {"claimed": bool(engine.row.expect.get("draft_tokens")), "observed": seen,
+            **({"unobserved": why} if why else {})}
 
 
 @pytest.mark.behaviour
@@ -57,7 +60,12 @@ def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
     expect(not (spec["claimed"] and spec["observed"] is False),
            f"row {engine.row.id} claims MTP but the engine runs without speculative decoding: its accuracy "
         f"must be decided with speculative decoding on")
-    on = spec["observed"] if spec["observed"] is not None else spec["claimed"]
+    if spec["claimed"] and spec["observed"] is None:
+        # never decided on the claim: a speculative row's accuracy needs speculation seen on
+        raise Inconclusive(f"INCONCLUSIVE: row {engine.row.id} claims MTP, but whether the engine speculates "
+                           f"is unobserved ({spec.get('unobserved') or 'the server reports no speculative setting'}); "
+                           "give --metrics-url (vLLM) or expose /server_info (SGLang) to decide its accuracy")
+    on = bool(spec["observed"])
     chat_nonstream.timeout = policy.request_timeout(engine.row, options)
     rendered = policy.rendered_prompt(engine.client.engine)
     rule = policy.accuracy_rule(engine.row, thinking, rendered, options.accuracy_samples or len(questions),

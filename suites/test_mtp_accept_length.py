@@ -52,6 +52,11 @@ def _meter(engine):
     minimum = row.expect.get("min_accept_length")
     drafts_claimed = row.expect.get("draft_tokens")
     expect(minimum is not None and drafts_claimed, f"row {row.id} claims no MTP (expect.draft_tokens/min_accept_length unset)")
+    why = (((engine.evidence or {}).get("observed") or {}).get("unobserved") or {}).get("speculative decoding")
+    if why:
+        # the counters cannot be seen here: neither verified on the claim nor failed for the gateway
+        raise Inconclusive(f"INCONCLUSIVE: speculative decoding is unobserved on this endpoint ({why}); "
+                           "give --metrics-url URL (the engine's /metrics) to measure the accept length")
     simulated = adapter_for_row(row).simulated_acceptance_env
     expect(simulated is None or simulated not in row.launch.env,
            f"{simulated} is set on this row: accept length is simulated (benchmark mode), never verified")

@@ -9,7 +9,7 @@ import html
 import re
 from typing import Any
 
-from ..document import STATUSES
+from ..document import STATUSES, declared_only
 
 STATUS_ORDER = STATUSES  # the order of the summary chips and counts
 SYMBOL = {"verified": "✅ verified", "failed": "❌ failed", "flaky": "⚠️ flaky", "inconclusive": "❓ inconclusive", "inferred": "◐ inferred",
@@ -62,9 +62,17 @@ def kind_counts(doc: dict) -> dict[str, int]:
 
 
 def cell_label(c: dict) -> str:
-    """Status, plus the claim kind of an inferred cell (vendor-verified / proposed / derived)."""
+    """Status, plus the claim kind of an inferred cell (vendor-verified / proposed / derived), or
+    what a verified cell of an attached row only declared ("verified, attached: hardware and 3
+    more declared")."""
     st = c.get("status")
-    return f"{st} ({c['kind']})" if st == "inferred" and c.get("kind") else str(st)
+    if st == "inferred" and c.get("kind"):
+        return f"{st} ({c['kind']})"
+    declared = declared_only(c)
+    if declared:
+        more = f" and {len(declared) - 1} more" if len(declared) > 1 else ""
+        return f"{st}, attached: {declared[0]}{more} declared"
+    return str(st)
 
 
 def layout(doc: dict) -> tuple[list[str], dict[tuple[str, str], list[str]], dict[str, dict]]:

@@ -18,8 +18,8 @@ from importlib.resources import files
 from typing import Any
 
 from .. import __version__
-from ..document import counts as counts_of, likely as likely_causes
-from .common import GLYPH, KIND_MEANING, KIND_ORDER, MEANING, STATUS_ORDER, clip, h, kind_counts, layout
+from ..document import counts as counts_of, declared_only, likely as likely_causes
+from .common import GLYPH, KIND_MEANING, KIND_ORDER, MEANING, STATUS_ORDER, clip, h, cell_label, kind_counts, layout
 from .figures import key_figures
 from .plots import render_figures
 
@@ -180,6 +180,10 @@ def _cell_html(c: dict, anchor: str) -> str:
                + (f", {n_skip} skipped" if n_skip else "")) if checks else "basis"
     kind = c.get("kind") if st == "inferred" and c.get("kind") in KIND_ORDER else None
     badge = f"<div class=\"kind kind-{kind}\">{h(kind)}</div>" if kind else ""
+    declared = declared_only(c)
+    if declared:  # verified on an attached row: say what was only declared, never seen
+        badge += (f"<div class=\"attached\"><details><summary>attached: {h(cell_label(c).split(': ', 1)[1])}"
+                  f"</summary><ul>{''.join(f'<li>{h(x)}</li>' for x in declared)}</ul></details></div>")
     return (f"<td class=\"cell st-{st_cls}{' kd-' + kind if kind else ''}\" id=\"{anchor}\" title=\"{h(clip(str(c.get('basis') or ''), 300))}\">"
             f"<div class=\"st\">{GLYPH.get(st, '?')} {h(st)}</div>{badge}{figs}"
             f"{_diagnosis_html(c.get('diagnosis') or []) if st == 'failed' else ''}"

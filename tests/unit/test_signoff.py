@@ -153,3 +153,30 @@ def test_sign_records_who_when_and_why_of_each_override(flaky_results):
                  "at": rec["signed_at"], "verified_run": "run-B", "failed_runs": FLAKY["flaky"]["failed_runs"]}
     assert json.loads((flaky_results / "signoff.json").read_text())["accepted_flaky"] == [a]
     assert rec["counts"]["flaky"] == 1 and verify(flaky_results).ok
+
+
+def test_attached_verified_cells_are_counted_apart_with_what_was_declared(tmp_path):
+    """A verified cell of an attached row says what was only declared (page, matrix.md, sign-off);
+    a launched row's verified cell says nothing of the kind."""
+    import json
+
+    from glmverify import signoff
+    from glmverify.report import cell_label, render_html, render_markdown
+
+    def cell(row, launcher, declared):
+        return {"row": row, "engine": "vllm", "image": "i", "hardware": "h200", "feature": "tool_calls",
+                "status": "verified", "basis": "b", "checks": [{"id": "t", "outcome": "passed", "detail": ""}],
+                "evidence": {"engine": {"launcher": launcher,
+                                        "observed_vs_declared": {"declared_only": declared}}}}
+    attached = cell("vllm-glm52-fp8-h200", "attach", ["--tensor-parallel-size 8", "--tool-call-parser glm47"])
+    launched = cell("reference", "process", ["--tool-call-parser glm47"])
+    assert cell_label(attached) == "verified, attached: hardware and 2 more declared"
+    assert cell_label(launched) == "verified"
+    doc = {"schema": 1, "run": {"id": "r"}, "cells": [attached, launched]}
+    (tmp_path / "matrix.json").write_text(json.dumps(doc))
+    rec = signoff.sign(tmp_path, "release engineer")
+    assert rec["verified_attached"] == {"vllm-glm52-fp8-h200/tool_calls": ["hardware", "--tensor-parallel-size 8",
+                                                                           "--tool-call-parser glm47"]}
+    assert "verified, attached: hardware and 2 more declared" in render_markdown(doc)
+    page = render_html(doc, figures=[])
+    assert "attached: hardware and 2 more declared" in page and "--tensor-parallel-size 8" in page
