@@ -63,7 +63,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .chat import ChatResult
+from .chat_answers import ChatResult
 from .verdicts import DEFAULT_BETA, FAILED, INCONCLUSIVE, VERIFIED, Decision, Rule, decide
 
 #: The row's one slot in its Bonferroni family (``policy.family`` adds it) for every behaviour decision.

@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from .chat import ChatResult
+from .chat_answers import ChatResult
 from .invariants import THINK_TAGS, TOOL_MARKUP
 from .verdicts import FAILED, INCONCLUSIVE, Decision
 

@@ -1,7 +1,8 @@
 """pytest plugin: wiring only. It registers options, markers and fixtures, and translates hooks
 into calls of plain modules, like pytest's own ``stepwise`` plugin:
 
-* options -> ``options.Options``, validated by ``options.validate`` (shared with the CLI);
+* options -> ``plugin_options`` (the option table) -> ``options.Options``, validated by
+  ``options.validate`` (shared with the CLI);
 * rows and features of the run -> ``eligibility`` (``run_rows``, ``feature_skip``, ``launch_gate``);
   every test that uses the ``engine`` fixture is parametrized over those rows, each param marked
   with the row's hardware marker (``pytest -m h200``) and an ``xdist_group`` (``--dist
@@ -28,12 +29,11 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from . import hardware
-from .adapters import adapter_for_row, api_choices
+from .adapters import adapter_for_row
 from .checks import Inconclusive
 from .document import counts, decide_run
 from .eligibility import EligibilityError, feature_skip, launch_gate, run_rows
@@ -41,11 +41,11 @@ from .engines import EngineStartupError, install_signal_cleanup
 from .invariants import GLM_SPECIAL_TOKENS
 from .ledger import Ledger, ledger_scope
 from .matrix import FEATURES, Matrix, MatrixError, load
-from .options import OptionError, Options, validate
-from .paths import DEFAULT_MATRIX
+from .options import OptionError, Options
+from .plugin_options import add_options, options_from
 from .redact import REDACT
 from .results import PARSER_PROPERTY, PROPERTY_KEY, CheckRecord, Recorder
-from .session import LiveEngine, default_results_dir, point_latest, run_info, start_engine
+from .session import LiveEngine, point_latest, run_info, start_engine
 from .util import new_run_id, utcnow
 
 STATE_KEY = pytest.StashKey["RunState"]()
@@ -54,67 +54,12 @@ EVIDENCE_KEY = pytest.StashKey["Evidence"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("glmverify", "GLM-5.2 verification matrix")
-    g.addoption("--matrix", default=str(DEFAULT_MATRIX), help="matrix.yaml to verify (validated before anything starts)")
-    g.addoption("--endpoint", default=None, metavar="URL",
-                help="attach to a running OpenAI-compatible server instead of launching engines")
-    g.addoption("--served-model", default=None, help="model name at --endpoint (default: the row's served model; every request names it)")
-    g.addoption("--metrics-url", default=None, metavar="URL",
-                help="the engine's Prometheus /metrics when --endpoint (a gateway) does not route it: speculative "
-                     "decoding and the KV-cache configuration are otherwise unobserved, and the checks needing them "
-                     "end undecided")
-    g.addoption("--engine", default="auto", choices=api_choices(),
-                help="engine kind at --endpoint (auto: probe)")
-    g.addoption("--row", default=None, metavar="ID",
-                help="the matrix row an --endpoint stands for (default: the row serving its model)")
-    g.addoption("--results", default=None, metavar="DIR",
-                help="results directory (default results/<UTC timestamp>/, results/latest points at it)")
-    g.addoption("--concurrency", type=int, default=64,
-                help="requests in flight per suite (default 64: a whole first round of a sequential decision at once)")
-    g.addoption("--request-timeout", type=float, default=None,
-                help="seconds before one request fails (default: the row's max_tokens at its decode-speed floor, "
-                     "plus a margin; glmverify.policy.request_timeout)")
-    g.addoption("--startup-timeout", type=float, default=None,
-                help="seconds an engine may take to become healthy (default: the row's, else 3600)")
-    g.addoption("--accuracy-samples", type=int, default=64,
-                help="GSM8K questions in the first round of the sequential accuracy decision (default 64; 0 = all)")
-    g.addoption("--accuracy-max", type=int, default=0,
-                help="most GSM8K questions the decision may draw before it ends inconclusive (default 0 = all 1,319)")
-    g.addoption("--accuracy-seed", type=int, default=1234, help="seed of the GSM8K sample (same for every row)")
-    g.addoption("--gsm8k", default=None, metavar="PATH_OR_URL",
-                help="GSM8K test.jsonl (default: ../shared/data/gsm8k/test.jsonl beside the repo)")
-    g.addoption("--gsm8k-sha256", default=None, help="expected sha256 of --gsm8k")
-    g.addoption("--plan", action="store_true",
-                help="print the docker run command of every selected row and exit; launches nothing")
+    add_options(parser)
 
 
 def _options(config: pytest.Config, run_id: str) -> Options:
-    results = config.getoption("results")
-    if "workerinput" in config.__dict__:
-        results = config.workerinput["glmverify_results"]
-    results_dir = Path(results) if results else default_results_dir(Path(config.rootpath), run_id)
-    opts = Options(
-        matrix_path=Path(config.getoption("matrix")),
-        results_dir=results_dir.resolve(),
-        endpoint=config.getoption("endpoint"),
-        served_model=config.getoption("served_model"),
-        metrics_url=config.getoption("metrics_url"),
-        engine=config.getoption("engine"),
-        row=config.getoption("row"),
-        concurrency=config.getoption("concurrency"),
-        request_timeout=config.getoption("request_timeout"),
-        startup_timeout=config.getoption("startup_timeout"),
-        accuracy_samples=config.getoption("accuracy_samples"),
-        accuracy_max=config.getoption("accuracy_max"),
-        accuracy_seed=config.getoption("accuracy_seed"),
-        gsm8k=config.getoption("gsm8k"),
-        gsm8k_sha256=config.getoption("gsm8k_sha256"),
-        plan=config.getoption("plan"),
-        explicit_results=bool(config.getoption("results")),
-        run_id=run_id,
-    )
     try:
-        return validate(opts)
+        return options_from(config, run_id)
     except OptionError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -46,7 +46,7 @@ simulations in tests/unit/test_verdicts.py show both.
 from __future__ import annotations
 
 from .adapters import adapter_for
-from .chat import ChatResult
+from .chat_answers import ChatResult
 from .matrix import EffortProfile, Row
 from .options import Options
 from .verdicts import FAMILY_ALPHA, Decision, Rule, error_bar_decision, per_decision_alpha
