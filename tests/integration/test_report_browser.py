@@ -234,3 +234,23 @@ def test_page_shows_diagnosis_and_known_issues(tmp_path):
     assert "1 known issue(s)" in ktext and "bug-vllm-46040-tool-call-in-reasoning" in ktext and "vLLM #46040" in ktext
     assert "upgrade to vLLM >= 0.24 (PR #45915)" in ktext and "versions <0.24" in ktext.replace("&lt;", "<")
     assert "<script" not in dom
+
+
+def test_page_shows_what_an_attached_verified_cell_only_declared(tmp_path):
+    """A verified cell of an attached row says so and lists what was only declared (hardware, the
+    recipe parts the server does not report), read back from the DOM Chromium built; a launched
+    row's verified cell carries no such list."""
+    def cell(row, launcher, declared):
+        return {"row": row, "engine": "vllm", "image": "img", "hardware": "h200", "feature": "tool_calls",
+                "status": "verified", "basis": "live run", "checks": [{"id": "t", "outcome": "passed", "detail": ""}],
+                "evidence": {"engine": {"launcher": launcher, "observed_vs_declared": {"declared_only": declared}}}}
+    doc = {"schema": 1, "run": {"id": "run-attach"},
+           "cells": [cell("attached-row", "attach", ["--tensor-parallel-size 8", "--tool-call-parser glm47"]),
+                     cell("launched-row", "container", ["--tool-call-parser glm47"])]}
+    write_reports(tmp_path, doc)
+    dom = dump_dom(tmp_path, tmp_path / "matrix.html")
+    found = re.findall(r'<div class="attached">(.*?)</div>', dom, re.S)
+    assert len(found) == 1, "exactly the attached row's cell shows what it only declared"
+    text = " ".join(re.sub(r"<[^>]+>", " ", found[0]).split())
+    assert "attached: hardware and 2 more declared" in text
+    assert "hardware" in text and "--tensor-parallel-size 8" in text and "--tool-call-parser glm47" in text

@@ -1,7 +1,7 @@
 """The whole product against the real reference engines (vLLM and SGLang on CPU): what `make verify` promises.
 
-* launch mode, the way a GPU runner runs (``pytest suites -m "cpu or parsers" -n 3 --dist
-  loadgroup``): every reference-row cell the rows serve is verified (vLLM rows reference and
+* launch mode, the way a GPU runner runs (``pytest -m "cpu or parsers" -n 3 --dist loadgroup``
+  from the repository root): every reference-row cell the rows serve is verified (vLLM rows reference and
   reference-ngram, SGLang row reference-sglang), each row's engine launched exactly once across
   xdist workers, the GPU rows inferred with their basis (the SGLang rows' parsing cells backed by
   SGLang's own parsers), the reference *container* rows (vLLM and SGLang images) through the same
@@ -31,7 +31,8 @@ CELL_KEYS = {"row", "engine", "image", "hardware", "feature", "status", "basis",
 
 
 def run_suites(args: list[str], results: Path, timeout: float = 3000) -> tuple[int, str, dict]:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "-q",
+    """The suites as the design card runs them: pytest from the repository root, no path (testpaths)."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                            "--results", str(results), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=timeout)
     out = proc.stdout[-6000:] + proc.stderr[-3000:]
