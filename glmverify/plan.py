@@ -207,13 +207,18 @@ def render_process(row: Row) -> str:
 
 
 def render_plan(row: Row) -> str:
-    """The plan for one row, as text (no Docker, no GPU, nothing built or launched)."""
+    """The plan for one row, as text (no Docker, no GPU, nothing built or launched), then the
+    benchmark shape of its speed claim and the figure it is held to."""
+    from .performance import plan_lines
+
     launcher = row.launcher
     if launcher == "container":
-        return render_container(row)
-    if launcher == "attach":
-        return render_attach(row)
-    return render_process(row)
+        text = render_container(row)
+    elif launcher == "attach":
+        text = render_attach(row)
+    else:
+        text = render_process(row)
+    return "\n".join([text, *plan_lines(row)])
 
 
 def known_issues_text(rows: list[Row]) -> str:

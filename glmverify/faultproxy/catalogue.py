@@ -15,6 +15,8 @@ import os
 from . import chat_faults, anthropic_faults, metrics_faults, standin_faults, reliability_faults  # noqa: F401
 # the field bugs, one module per area: tool calls, reasoning/Anthropic/usage, long context and speculative decoding
 from . import field_tool_faults, field_api_faults, field_spec_faults  # noqa: F401
+# planted slowdowns (serving_performance): answers paced between the engine and the client
+from . import perf_faults  # noqa: F401
 from .bodies import chat_deltas, is_content_delta, message_of
 from .registry import FAULTS, Fault
 from .sse import Event

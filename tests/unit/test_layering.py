@@ -18,8 +18,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("paths", "util", "redact", "options", "cli_help"),                  # stdlib only
     ("matrix", "document", "verdicts", "gsm8k", "haystack", "hardware", "standin", "parsers",
      "knowledge", "diagnosis"),                                           # data models, the catalogue as knowledge
-    ("client", "chat", "anthropic_stream", "checks", "toolcalls", "engines"),  # talking to an engine
-    ("adapters", "flags", "policy", "observed"),                          # engine differences, decisions
+    ("client", "chat", "anthropic_stream", "checks", "toolcalls", "engines", "benchclient"),  # talking to an engine
+    ("adapters", "flags", "policy", "observed", "performance"),                          # engine differences, decisions
     ("container_spec", "containers", "session", "results", "merge", "signoff"),  # runs and their records
     ("report", "plan", "eligibility"),                                    # what a run shows and covers
     ("faultproxy", "faults", "plugin", "cli"),                            # entry points
