@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("matrix", "document", "verdicts", "gsm8k", "haystack", "hardware", "standin", "parsers",
      "knowledge", "diagnosis"),                                           # data models, the catalogue as knowledge
     ("client", "chat", "anthropic_stream", "checks", "toolcalls", "engines", "benchclient"),  # talking to an engine
-    ("adapters", "flags", "policy", "observed", "performance"),                          # engine differences, decisions
+    ("adapters", "flags", "policy", "observed", "performance", "perf_measurement"),                          # engine differences, decisions
     ("container_spec", "containers", "session", "results", "merge", "signoff"),  # runs and their records
     ("report", "plan", "eligibility"),                                    # what a run shows and covers
     ("faultproxy", "faults", "plugin", "cli"),                            # entry points

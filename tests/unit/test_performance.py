@@ -312,3 +312,89 @@ def test_only_vouched_windows_become_a_baseline():
         with_shape(load().row("reference")), performance.shape_of(with_shape(load().row("reference"))), 1,
         {"rows": {"reference": entry}}, {"cpu": "X"})
     assert row_means["tpot_ms"] == pytest.approx(11.0) and "A. Engineer" in basis
+
+
+# ---- the measurement loop (glmverify.perf_measurement) ------------------------------------------
+class StubEngine:
+    """An engine as the loop sees it: /metrics counting what the stub client served (``engine_tpot_ms``
+    per request), /reset_prefix_cache refused (vLLM outside dev mode)."""
+
+    def __init__(self, row, engine_tpot_ms: float):
+        import httpx
+
+        self.row, self.model, self.evidence = row, "glm-5.2-ref", {"engine_version": "0.32.0"}
+        self.served, self.tpot_sum = 0, 0.0
+        self.tpot_s = engine_tpot_ms / 1000.0 if engine_tpot_ms else None   # None: as fast as the client saw
+        stub = self
+
+        def handler(request):
+            if request.url.path == "/metrics":
+                tpot = stub.tpot_sum / stub.served if stub.served else 0.0
+                return httpx.Response(200, text=metrics_text(requests=stub.served, tokens=32 * stub.served, ttft_s=0.1,
+                                                             tpot_s=tpot, e2e_s=0.1 + 31 * tpot))
+            return httpx.Response(404)
+
+        class Client:
+            base_url, engine = "http://127.0.0.1:9", "vllm"
+
+            def http(self, timeout=30):
+                return httpx.Client(base_url=self.base_url, transport=httpx.MockTransport(handler))
+        self.client = Client()
+
+
+class StubSession:
+    """A client session whose windows report ``client_tpot_ms`` (and count what they served)."""
+
+    def __init__(self, engine: StubEngine, client_tpot_ms):
+        self.engine, self.tpot, self.calls = engine, client_tpot_ms, []
+
+    def window(self, argv, concurrency, timeout):
+        n = int(argv[argv.index("--num-prompts") + 1])
+        self.calls.append(n)
+        tpot = self.tpot(len(self.calls)) if callable(self.tpot) else self.tpot
+        self.engine.served += n
+        self.engine.tpot_sum += n * (self.engine.tpot_s if self.engine.tpot_s is not None else tpot / 1000.0)
+        data = report()
+        data.update(completed=n, failed=0, total_output_tokens=32 * n, mean_tpot_ms=tpot, mean_ttft_ms=105.0,
+                    mean_e2el_ms=105.0 + 31 * tpot, output_throughput=1000.0 / tpot)
+        return benchclient.Window(argv=argv, concurrency=concurrency, report=data, seconds=1.0)
+
+
+def measure(matrix, client_tpot_ms, engine_tpot_ms=None, baseline_tpot=10.0, tmp=None):
+    from glmverify.perf_measurement import Measurement
+
+    row = with_shape(matrix.row("reference"), {**SHAPE, "concurrency": [1], "num_prompts": 8, "input_len": 64,
+                                               "output_len": 32, "figures": {}})
+    shape = performance.shape_of(row)
+    engine = StubEngine(row, engine_tpot_ms)
+    session = StubSession(engine, client_tpot_ms)
+    m = Measurement(engine, shape, tmp, session, "0.32.0")
+    base = {"tpot_ms": baseline_tpot, "output_throughput": 1000.0 / baseline_tpot}
+    m.measure_level(1, performance.regression_rules(row, shape, 1, 0.01 / 8, "stub baseline"), (base, "stub baseline"))
+    return m, session
+
+
+def test_measurement_warms_up_apart_and_stops_at_the_first_look_that_decides(matrix, tmp_path):
+    m, session = measure(matrix, lambda k: 10.0 + 0.1 * (k % 3), tmp=tmp_path)
+    level = m.levels[1]
+    assert session.calls[0] == 2 and session.calls[1:] == [8, 8, 8]      # warm-up, then one look of 3 windows
+    assert [d.status for d in level["decisions"]] == [VERIFIED, VERIFIED]
+    assert all(not w["problems"] for w in level["windows"])                # the warm-up is outside every delta
+    assert m.evidence()["flush_cache"] == ["POST /reset_prefix_cache: 404: the engine does not allow flushing here; "
+                                           "random prompts share no prefix"]
+
+
+def test_measurement_stops_on_a_window_the_engine_does_not_vouch_for(matrix, tmp_path):
+    # a hop in front of the engine adds 50 ms per token: the client sees 60, the engine 10
+    m, session = measure(matrix, 10.0 + 1000 * TOKEN_DELAY_S, engine_tpot_ms=10.0, tmp=tmp_path)
+    level = m.levels[1]
+    assert len(level["windows"]) == 1 and level["decisions"] == [] and "disagree" in level["stopped"]
+    assert level["windows"][0]["problems"][0].startswith("tpot_ms: client 60 vs engine 10")
+
+
+def test_measurement_fails_a_slow_engine_and_leaves_noise_inconclusive(matrix, tmp_path):
+    slow, _ = measure(matrix, 13.0, tmp=tmp_path)
+    assert [d.status for d in slow.levels[1]["decisions"]] == [FAILED, FAILED]
+    rng = np.random.default_rng(3)
+    noisy, session = measure(matrix, lambda k: 10.5 * math.exp(rng.normal(0, 0.15)), tmp=tmp_path)
+    assert INCONCLUSIVE in [d.status for d in noisy.levels[1]["decisions"]] and sum(session.calls[1:]) == 10 * 8
