@@ -123,6 +123,19 @@ class Measurement:
             d.requests = len(level["windows"]) * self.shape.num_prompts
         level["decisions"] = decisions
 
+    def _against_figure(self, concurrency: int, level: dict) -> dict | None:
+        """The published figure next to the windows' means (TTFT too, which no rule decides yet)."""
+        fig = self.shape.figures.get(concurrency)
+        reports = [w["report"] for w in level["windows"] if w["report"].completed]
+        if not fig or not reports:
+            return None
+        gpus = self.engine.row.accelerators or 1
+        mean = lambda xs: round(sum(xs) / len(xs), 3)  # noqa: E731 - a one-line helper
+        return {"figure": fig, "measured": {
+            "ttft_ms": mean([r.latency["ttft"]["mean"] for r in reports]),
+            "tpot_ms": mean([r.latency["tpot"]["mean"] for r in reports]),
+            "tok_s_per_gpu": mean([r.output_throughput / gpus for r in reports])}}
+
     def evidence(self) -> dict:
         s = self.shape
         out = {"client": {"name": "vllm bench serve", "version": self.client_version, "pinned": PINNED},
@@ -135,7 +148,8 @@ class Measurement:
                 "baseline": level["baseline"][1] if level["baseline"] else None, "stopped": level.get("stopped"),
                 "windows": [{"report": w["report"].evidence(), "cross_check": w["cross_check"], "seconds": w["seconds"]}
                             for w in level["windows"]],
-                "window_records": [window_record(w["report"]) for w in level["windows"]]}
+                "window_records": [window_record(w["report"]) for w in level["windows"]],
+                "against_figure": self._against_figure(c, level)}
         if self.levels:
             first = next(iter(self.levels.values()))["windows"]
             out["command"] = ("vllm bench serve " + " ".join(first[0]["argv"])) if first else None

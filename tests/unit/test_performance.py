@@ -233,6 +233,19 @@ def test_baseline_selection(matrix):
     assert means is None and "record one" in why
 
 
+def test_evidence_sets_the_windows_beside_the_published_figure(matrix, tmp_path):
+    from glmverify.perf_measurement import Measurement
+
+    row = with_shape(next(r for r in matrix.rows if r.accelerators == 8))
+    m = Measurement(StubEngine(row, None), performance.shape_of(row), tmp_path, None)
+    m.levels[1] = {"windows": [{"report": fake_report(3.0, 272.0, ttft_ms=700.0), "cross_check": {}, "seconds": 1.0,
+                                "argv": ["--backend", "openai-chat"]}],
+                   "decisions": [], "baseline": None}
+    got = m.evidence()["levels"]["1"]["against_figure"]
+    assert got == {"figure": {"ttft_ms": 662.0, "tpot_ms": 3.03, "tok_s_per_gpu": 34.0},
+                   "measured": {"ttft_ms": 700.0, "tpot_ms": 3.0, "tok_s_per_gpu": 34.0}}
+
+
 def test_published_figure_is_the_baseline_of_a_gpu_row(matrix):
     row = with_shape(next(r for r in matrix.rows if r.accelerators == 8))
     means, basis = performance.baseline_for(row, performance.shape_of(row), 1, {"rows": {}})
@@ -380,6 +393,7 @@ def test_measurement_warms_up_apart_and_stops_at_the_first_look_that_decides(mat
     assert session.calls[0] == 2 and session.calls[1:] == [8, 8, 8]      # warm-up, then one look of 3 windows
     assert [d.status for d in level["decisions"]] == [VERIFIED, VERIFIED]
     assert all(not w["problems"] for w in level["windows"])                # the warm-up is outside every delta
+    assert m.evidence()["levels"]["1"]["against_figure"] is None          # the reference has no published figure
     assert m.evidence()["flush_cache"] == ["POST /reset_prefix_cache: 404: the engine does not allow flushing here; "
                                            "random prompts share no prefix"]
 
