@@ -51,11 +51,14 @@ NO_CLAIM = "no recipe of this row makes a speed claim (no expect.performance)"
 BASELINE_PATH = FIXTURES_DIR / "performance_baseline.json"
 DEFAULT_LOOKS = (3, 6, 10)         # windows per concurrency level; the last is the budget
 DEFAULT_EFFECT = 0.10              # a regression beyond 10% of TPOT or throughput fails
-# client vs engine: relative and absolute slack; the client's times include HTTP and detokenizing
+# client vs engine: relative and absolute slack; the client's times include HTTP and detokenizing.
+# vLLM's TTFT histogram starts after the API server rendered and tokenized the prompt, and a busy
+# frontend may send the first tokens in one chunk: client - engine measured 22 to 107 ms on the
+# 2-core CPU reference (64 in / 32 out), hence 250 ms; a hop holding the first token 1 s still fails
 TOLERANCE: dict[str, tuple[float, float]] = {
     "requests": (0.0, 0.0),        # exact: every completed request is one the engine finished
     "output_tokens": (0.01, 2.0),  # per request: the client may count the final empty chunk
-    "ttft_ms": (0.25, 50.0),
+    "ttft_ms": (0.25, 250.0),
     "tpot_ms": (0.25, 5.0),
     "e2el_ms": (0.25, 100.0),
 }

@@ -412,3 +412,22 @@ def test_measurement_fails_a_slow_engine_and_leaves_noise_inconclusive(matrix, t
     rng = np.random.default_rng(3)
     noisy, session = measure(matrix, lambda k: 10.5 * math.exp(rng.normal(0, 0.15)), tmp=tmp_path)
     assert INCONCLUSIVE in [d.status for d in noisy.levels[1]["decisions"]] and sum(session.calls[1:]) == 10 * 8
+
+
+def test_live_reference_windows_agree_and_a_held_first_token_does_not():
+    """The windows of a live run on the vLLM reference (client report and engine figures as
+    recorded) agree within TOLERANCE; the same windows with the first token held a second do not."""
+    doc = json.loads((REPORTS / "reference-live-windows.json").read_text())
+    assert len(doc["windows"]) >= 3
+    for w in doc["windows"]:
+        r = performance.Report(**{k: v for k, v in w["report"].items()})
+        eng = {k: v["engine"] for k, v in w["cross_check"].items()}
+        n = eng["requests"]
+        d = {"requests": n, "output_tokens": eng["output_tokens"], "ttft_sum": eng["ttft_ms"] * n / 1000,
+             "ttft_count": n, "tpot_sum": eng["tpot_ms"] * n / 1000, "tpot_count": n,
+             "e2el_sum": eng["e2el_ms"] * n / 1000, "e2el_count": n}
+        assert performance.cross_check(r, d)[1] == [], (w["concurrency"], w["window"])
+        lat = {**r.latency, **{m: {**r.latency[m], "mean": r.latency[m]["mean"] + 1000 * FIRST_TOKEN_DELAY_S}
+                               for m in ("ttft", "e2el")}}
+        held = dataclasses.replace(r, latency=lat)
+        assert [p.split(":")[0] for p in performance.cross_check(held, d)[1]] == ["ttft_ms", "e2el_ms"]
