@@ -207,12 +207,17 @@ def render_process(row: Row) -> str:
 
 
 def render_plan(row: Row) -> str:
-    """The plan for one row, as text (no Docker, no GPU, nothing built or launched)."""
+    """The plan for one row, as text (no Docker, no GPU, nothing built or launched), then the
+    benchmark shape of its speed claim and the figure it is held to."""
+    from .performance import plan_lines
+
     if row.in_container:
-        return render_container(row)
-    if row.attached:
-        return render_attach(row)
-    return render_process(row)
+        text = render_container(row)
+    elif row.attached:
+        text = render_attach(row)
+    else:
+        text = render_process(row)
+    return "\n".join([text, *plan_lines(row)])
 
 
 def known_issues_text(rows: list[Row]) -> str:

@@ -17,6 +17,8 @@ from . import chat_faults, anthropic_faults, metrics_faults, standin_faults, rel
 from . import field_tool_faults, field_api_faults, field_spec_faults  # noqa: F401
 # what a gateway in front of an attached deployment changes (the attach path's own tests)
 from . import gateway_faults  # noqa: F401
+# planted slowdowns (serving_performance): answers paced between the engine and the client
+from . import perf_faults  # noqa: F401
 from .bodies import chat_deltas, is_content_delta, message_of
 from .registry import FAULTS, Fault
 from .sse import Event

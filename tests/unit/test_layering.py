@@ -18,8 +18,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("paths", "util", "redact", "options", "cli_help"),                  # stdlib only
     ("matrix", "document", "verdicts", "gsm8k", "haystack", "hardware", "standin", "parsers",
      "knowledge", "diagnosis", "inference"),                              # data models, the catalogue as knowledge, cells inferred from records
-    ("invariants", "ledger", "client", "chat_answers", "chat", "anthropic_stream", "checks", "toolcalls", "behaviour", "engines"),  # talking to an engine
-    ("adapters", "flags", "policy", "observed"),                          # engine differences, decisions
+    ("invariants", "ledger", "client", "chat_answers", "chat", "anthropic_stream", "checks", "toolcalls", "behaviour", "engines", "benchclient"),  # talking to an engine
+    ("adapters", "flags", "policy", "observed", "performance", "perf_measurement"),                          # engine differences, decisions
     ("launchers", "container_spec", "container_owner", "container_images", "containers", "session", "results", "merge", "signoff"),  # runs and their records
     ("report", "plan", "eligibility"),                                    # what a run shows and covers
     ("faultproxy", "faults", "plugin_options", "plugin", "cli"),          # entry points

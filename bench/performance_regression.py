@@ -1,0 +1,135 @@
+"""serving_performance's baseline and its regression decision's error rates.
+
+    python bench/performance_regression.py record results/latest --by "A. Engineer"   # sign a baseline
+    python bench/performance_regression.py simulate --cv 0.05                         # the rule's error rates
+
+``record`` reads a run's matrix.json: for every ``serving_performance`` cell whose client report
+and counter cross-check passed (a window the engine's counters do not vouch for is never a
+baseline), it writes the row's windows per concurrency level (TPOT, TTFT, output and request
+throughput), the host and engine version they hold for, who signed and when, into
+``fixtures/performance_baseline.json`` (``--out`` for another file). A row already in the file is
+replaced only with ``--replace``.
+
+``simulate`` prints the regression rule's operating characteristics (``verdicts.simulate``): for
+windows with log-normal noise of coefficient of variation ``--cv`` around a baseline, the share
+of runs verified, failed and inconclusive, and the windows spent, at slowdowns from none to 50%.
+The reference's own window noise is in each run's evidence (``window_records``): use its CV.
+Not a test and not in CI.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from glmverify import performance  # noqa: E402
+from glmverify.verdicts import Rule, simulate  # noqa: E402
+
+VOUCHING_CHECKS = ("test_client_report", "test_counters_agree")
+
+
+def recordable(cell: dict) -> tuple[dict | None, str]:
+    """(the measurement's evidence, "") when the cell's windows can be a baseline, else (None, why)."""
+    outcomes = {c["id"]: c.get("outcome") for c in cell.get("checks", [])}
+    for check in VOUCHING_CHECKS:
+        if outcomes.get(check) != "passed":
+            return None, f"{check} {outcomes.get(check) or 'not run'}"
+    ev = (cell.get("evidence") or {}).get("checks", {}).get("test_client_report") or {}
+    if not ev.get("levels"):
+        return None, "no windows in the evidence of test_client_report"
+    return ev, ""
+
+
+def baseline_entry(ev: dict, signed_by: str, today: str) -> dict:
+    levels = {}
+    for c, level in ev["levels"].items():
+        records = level.get("window_records") or []
+        levels[c] = {k: [round(r[k], 4) for r in records] for k in ("tpot_ms", "ttft_ms", "output_throughput",
+                                                                     "request_throughput")}
+    return {"signed_by": signed_by, "recorded": today, "engine_version": ev.get("engine_version"),
+            "host": ev.get("host"), "client": ev.get("client"), "command": ev.get("command"), "levels": levels}
+
+
+def record(args) -> int:
+    doc = json.loads((Path(args.results) / "matrix.json").read_text())
+    out = Path(args.out)
+    data = performance.load_baseline(out)
+    data.setdefault("rows", {})
+    wrote = 0
+    for cell in doc.get("cells", []):
+        if cell.get("feature") != performance.FEATURE or (args.row and cell["row"] not in args.row):
+            continue
+        if not cell.get("checks"):
+            continue  # a declared cell: nothing ran on this row
+        ev, why = recordable(cell)
+        if ev is None:
+            print(f"{cell['row']}: not recorded ({why})")
+            continue
+        if cell["row"] in data["rows"] and not args.replace:
+            print(f"{cell['row']}: already signed by {data['rows'][cell['row']].get('signed_by')} (use --replace)")
+            continue
+        data["rows"][cell["row"]] = baseline_entry(ev, args.by, dt.date.today().isoformat())
+        wrote += 1
+        print(f"{cell['row']}: recorded {sum(len(v['tpot_ms']) for v in data['rows'][cell['row']]['levels'].values())} windows")
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    return 0 if wrote else 1
+
+
+def simulate_table(args) -> int:
+    looks = tuple(args.looks)
+    alpha = args.alpha
+    rule = Rule(name="perf[tpot]", quantity="TPOT / baseline", kind="mean", higher_is_better=False,
+                verify_bound=1 + args.effect, fail_bound=1 + args.effect, alpha=alpha, looks=looks, log_scale=True)
+    sd = math.sqrt(math.log(1 + args.cv ** 2))
+    print(f"TPOT rule: bar {1 + args.effect:g}, alpha {alpha:g}, looks {list(looks)}, window CV {args.cv:g}, {args.runs} runs")
+    print("slowdown  verified  failed  inconclusive  mean windows")
+    for slowdown in (0.0, 0.05, 0.10, 0.15, 0.25, 0.5):
+        r = simulate(rule, lambda rng, k, s=slowdown: rng.normal(math.log(1 + s), sd, k), runs=args.runs, seed=1)
+        print(f"{slowdown:>7.0%}  {r['verified']:>8.3f}  {r['failed']:>6.3f}  {r['inconclusive']:>12.3f}  {r['mean_n']:>12.2f}")
+    return 0
+
+
+def window_cv(path: str) -> None:
+    """The CV of TPOT over a recorded baseline's windows, per row and level (for --cv)."""
+    for row, entry in performance.load_baseline(Path(path)).get("rows", {}).items():
+        for c, level in entry.get("levels", {}).items():
+            v = level.get("tpot_ms") or []
+            if len(v) >= 2:
+                print(f"{row} concurrency {c}: TPOT CV {statistics.stdev(v) / statistics.mean(v):.3f} over {len(v)} windows")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("record", help="sign a baseline from a run's matrix.json")
+    r.add_argument("results")
+    r.add_argument("--by", required=True)
+    r.add_argument("--row", action="append")
+    r.add_argument("--out", default=str(performance.BASELINE_PATH))
+    r.add_argument("--replace", action="store_true")
+    s = sub.add_parser("simulate", help="the regression rule's error rates on synthetic windows")
+    s.add_argument("--cv", type=float, default=0.05)
+    s.add_argument("--effect", type=float, default=performance.DEFAULT_EFFECT)
+    s.add_argument("--alpha", type=float, default=0.01 / 12)
+    s.add_argument("--looks", type=int, nargs="+", default=list(performance.DEFAULT_LOOKS))
+    s.add_argument("--runs", type=int, default=2000)
+    c = sub.add_parser("cv", help="window noise of a recorded baseline")
+    c.add_argument("--baseline", default=str(performance.BASELINE_PATH))
+    args = p.parse_args(argv)
+    if args.cmd == "record":
+        return record(args)
+    if args.cmd == "cv":
+        window_cv(args.baseline)
+        return 0
+    return simulate_table(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

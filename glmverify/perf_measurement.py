@@ -1,0 +1,156 @@
+"""serving_performance's measurement: windows of ``vllm bench serve`` between two scrapes of the
+engine's counters, drawn look by look until a level's regression rules decide.
+
+``Measurement`` (used by suites/test_serving_performance.py; the unit tests drive it with a stub
+client session and engine) keeps per concurrency level the windows (report, cross-check table,
+disagreements, argv, seconds), the decisions, and why a level stopped or has no baseline:
+
+* warm-up requests run as a client run of their own before a level's first window, so the
+  counters are read after them (excluded from every figure);
+* the cache is flushed before every window where the engine allows it (SGLang ``/flush_cache``;
+  vLLM's ``/reset_prefix_cache`` exists only in its dev mode, and random prompts share no prefix);
+* a window the engine's counters do not vouch for (``performance.cross_check``) stops its level:
+  no decision is made on it, and more windows would only cost time;
+* without a baseline a level runs the first look's windows only (enough to sign one).
+"""
+from __future__ import annotations
+
+import httpx
+
+from .benchclient import PINNED, BenchSession, bench_argv
+from .client import parse_prometheus
+from .matrix import engine_kind
+from .standin.build import model_dir_for
+from .performance import (Report, Shape, counter_delta, counters, cross_check, parse_report, regression_samples,
+                          window_record)
+from .verdicts import INCONCLUSIVE, decide
+
+FLUSH_PATHS = {"sglang": "/flush_cache", "vllm": "/reset_prefix_cache"}
+WINDOW_TIMEOUT_S = 1800.0
+
+
+class MeasurementError(AssertionError):
+    """The engine cannot vouch for any window (no /metrics): the check fails with the reason."""
+
+
+def scrape(engine) -> dict:
+    with engine.client.http(timeout=30) as h:
+        r = h.get("/metrics")
+    if r.status_code != 200:
+        raise MeasurementError(f"GET /metrics: HTTP {r.status_code}: the engine's counters are needed to vouch for the "
+                               "client's figures (SGLang: launch with --enable-metrics)")
+    return counters(parse_prometheus(r.text), engine.client.engine)
+
+
+def flush(engine) -> str:
+    path = FLUSH_PATHS.get(engine_kind(engine.client.engine))
+    try:
+        with engine.client.http(timeout=60) as h:
+            code = h.post(path).status_code if path else None
+    except httpx.HTTPError as exc:
+        code = f"error {exc}"
+    if code == 200:
+        return f"POST {path}: 200"
+    return f"POST {path}: {code}: the engine does not allow flushing here; random prompts share no prefix"
+
+
+def rule_kind(rule) -> str:
+    """``perf[tpot:c4]`` -> ``tpot``: which samples a regression rule decides on."""
+    return rule.name.split("[", 1)[1].split(":", 1)[0]
+
+
+class Measurement:
+    """Everything the three checks read: per level the windows, cross-checks and decisions."""
+
+    def __init__(self, engine, shape: Shape, results_dir, session: BenchSession, client_version: str | None = None):
+        self.engine, self.shape, self.dir, self.session = engine, shape, results_dir, session
+        row = engine.row
+        # the reference serves the stand-in (its byte-level tokenizer); a GPU row its checkpoint's
+        self.tokenizer = str(model_dir_for(row.profile)) if row.is_reference else row.model
+        self.levels: dict[int, dict] = {}
+        self.flushes: list[str] = []
+        self.host: dict = {}
+        self.missing: dict[int, str] = {}   # level -> why no baseline applies
+        self.seed = 0
+        self.client_version = client_version
+
+    def _argv(self, concurrency: int, num_prompts: int, name: str) -> list[str]:
+        s = self.shape
+        self.seed += 1  # a new random dataset per window: windows are independent draws
+        return bench_argv(
+            base_url=self.engine.client.base_url, model=self.engine.model, tokenizer=self.tokenizer,
+            input_len=s.input_len, output_len=s.output_len, range_ratio=s.client_range_ratio, num_prompts=num_prompts,
+            concurrency=concurrency, seed=self.seed, result_path=str(self.dir / f"{name}.json"), ignore_eos=s.ignore_eos,
+            request_rate=s.request_rate)
+
+    def window(self, concurrency: int) -> tuple[Report, dict]:
+        level = self.levels[concurrency]
+        i = len(level["windows"])
+        if self.shape.flush_cache:  # as the Deploy panel's --flush-cache: before every run
+            self.flushes.append(flush(self.engine))
+        before = scrape(self.engine)
+        w = self.session.window(self._argv(concurrency, self.shape.num_prompts, f"c{concurrency}-w{i}"), concurrency,
+                                WINDOW_TIMEOUT_S)
+        after = scrape(self.engine)
+        report = parse_report(w.report)
+        table, problems = cross_check(report, counter_delta(before, after))
+        level["windows"].append({"report": report, "cross_check": table, "problems": problems, "argv": w.argv,
+                                 "seconds": round(w.seconds, 2)})
+        return report, table
+
+    def measure_level(self, concurrency: int, rules, baseline) -> None:
+        level = self.levels.setdefault(concurrency, {"windows": [], "decisions": [], "baseline": baseline})
+        if self.shape.warmups:
+            self.session.window(self._argv(concurrency, self.shape.warmups, f"c{concurrency}-warmup"), concurrency,
+                                WINDOW_TIMEOUT_S)
+        looks = self.shape.looks if rules else self.shape.looks[:1]
+        decisions = []
+        for i, size in enumerate(looks):
+            while len(level["windows"]) < size:
+                self.window(concurrency)
+                if level["windows"][-1]["problems"]:
+                    # the engine does not vouch for this window: more windows would only cost time
+                    level["stopped"] = f"window {len(level['windows']) - 1}: the client and the engine's counters disagree"
+                    return
+            if not rules:
+                break
+            reports = [w["report"] for w in level["windows"]]
+            samples = regression_samples(reports, baseline[0])
+            decisions = [decide(r, samples[rule_kind(r)], look=i) for r in rules if samples[rule_kind(r)]]
+            if decisions and all(d.status != INCONCLUSIVE for d in decisions):
+                break
+        for d in decisions:
+            d.requests = len(level["windows"]) * self.shape.num_prompts
+        level["decisions"] = decisions
+
+    def _against_figure(self, concurrency: int, level: dict) -> dict | None:
+        """The published figure next to the windows' means (TTFT too, which no rule decides yet)."""
+        fig = self.shape.figures.get(concurrency)
+        reports = [w["report"] for w in level["windows"] if w["report"].completed]
+        if not fig or not reports:
+            return None
+        gpus = self.engine.row.accelerators or 1
+        mean = lambda xs: round(sum(xs) / len(xs), 3)  # noqa: E731 - a one-line helper
+        return {"figure": fig, "measured": {
+            "ttft_ms": mean([r.latency["ttft"]["mean"] for r in reports]),
+            "tpot_ms": mean([r.latency["tpot"]["mean"] for r in reports]),
+            "tok_s_per_gpu": mean([r.output_throughput / gpus for r in reports])}}
+
+    def evidence(self) -> dict:
+        s = self.shape
+        out = {"client": {"name": "vllm bench serve", "version": self.client_version, "pinned": PINNED},
+               "regime": s.regime, "claim": s.claim, "source": s.source, "tokenizer": self.tokenizer,
+               "flush_cache": sorted(set(self.flushes)), "warmups_excluded": s.warmups, "host": self.host,
+               "engine_version": self.engine.evidence.get("engine_version") or self.engine.row.engine_version,
+               "levels": {}}
+        for c, level in self.levels.items():
+            out["levels"][str(c)] = {
+                "baseline": level["baseline"][1] if level["baseline"] else None, "stopped": level.get("stopped"),
+                "windows": [{"report": w["report"].evidence(), "cross_check": w["cross_check"], "seconds": w["seconds"]}
+                            for w in level["windows"]],
+                "window_records": [window_record(w["report"]) for w in level["windows"]],
+                "against_figure": self._against_figure(c, level)}
+        if self.levels:
+            first = next(iter(self.levels.values()))["windows"]
+            out["command"] = ("vllm bench serve " + " ".join(first[0]["argv"])) if first else None
+        return out
