@@ -29,7 +29,7 @@ from glmverify.checks import Inconclusive, conclude, expect
 from glmverify.matrix import FEATURES
 from glmverify.perf_measurement import Measurement
 
-if performance.FEATURE not in FEATURES:  # until the matrix lists the feature (matrix-snippet-perf.yaml)
+if performance.FEATURE not in FEATURES:  # until the matrix lists the feature (fixtures/serving_performance.pending.yaml)
     pytest.skip(f"{performance.FEATURE} is not among the matrix's features yet", allow_module_level=True)
 pytestmark = pytest.mark.feature(performance.FEATURE)
 
