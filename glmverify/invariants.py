@@ -370,6 +370,14 @@ def text_accounting(res, counts: list[int] | None = None, basis: str = "") -> tu
     texts, lo, hi = delivered(res)
     if billed is None:
         return [], {"skipped": "no usage.completion_tokens"}
+    request = getattr(res, "request", None) or {}
+    limit = max_tokens_of(request) if isinstance(request, dict) else None
+    if request.get("tools") and (getattr(res, "finish_reason", None) in ("length", "max_tokens")
+                                 or (limit is not None and billed >= limit)):
+        # cut by max_tokens with tools offered: the answer may end inside a call, which the parser
+        # withholds (non-stream) or streams as partial JSON; neither accounts token for token
+        return [], {"skipped": "cut by max_tokens with tools offered (a partial call is withheld or re-rendered)",
+                    "billed": billed}
     if counts is not None:
         n = sum(counts)
         rec = {"basis": basis, "billed": billed, "delivered_tokens": n, "markup_tokens": [lo, hi]}

@@ -8,6 +8,10 @@ accounting can count the tokens of many answers in one batch: with a local token
 with an engine's ``/tokenize`` an even spread of ``MAX_TOKENIZED_ANSWERS`` (one request per
 distinct text; the rest get the byte bound), never a request per answer on the hot path. Answers
 with a transport error or timeout are serving errors: counted in the summary, never judged.
+A check may waive named codes on some of its answers (``waive``: a request made wrong on purpose,
+whose consequence the check records instead), and a row whose model output is unscripted
+(``expect.unscripted_output``: random weights, counters only) waives the content invariants; the
+waived violations and why stay in the evidence.
 """
 from __future__ import annotations
 
@@ -75,6 +79,21 @@ class Entry:
     violations: list[Violation] = field(default_factory=list)
     accounting: dict | None = None
     accounted: Any = None        # what text accounting reads (a /v1/messages answer as chat fields)
+    waived: list[Violation] = field(default_factory=list)
+
+
+#: the invariants that depend on the model writing GLM-5.2's format (not the protocol's): waived
+#: for a row whose model output is unscripted (``expect.unscripted_output``)
+CONTENT_CODES = ("content.markup", "content.special_token", "text.accounting")
+
+
+@dataclass
+class Waiver:
+    """Codes a check does not judge on some answers, and why (recorded in the evidence)."""
+
+    codes: tuple[str, ...]
+    why: str
+    applies: Callable[[dict | None], bool] = lambda request: True  # by the request as sent
 
 
 class Ledger:
@@ -88,6 +107,13 @@ class Ledger:
         self.tokenized = tokenized
         self.entries: list[Entry] = []
         self.notes: list[str] = []
+        self.waivers: list[Waiver] = []
+
+    def waive(self, codes, why: str, applies: Callable[[dict | None], bool] | None = None) -> None:
+        """Do not judge ``codes`` on the answers to requests ``applies`` accepts (default: all),
+        because of ``why``: a request made wrong on purpose, or a row whose model output is not a
+        model's. The waived violations stay in the evidence."""
+        self.waivers.append(Waiver(tuple(codes), why, applies or (lambda request: True)))
 
     def add_chat(self, res, request: dict | None = None, log_index: int | None = None) -> None:
         self.entries.append(Entry("chat", res, request, log_index))
@@ -120,8 +146,11 @@ class Ledger:
         basis = self.counter.basis if self.counter else ""
         for e in judged:
             acc, e.accounting = text_accounting(e.accounted, counts.get(id(e)), basis)
-            e.violations = (messages_violations(e.answer, self.special_tokens) if e.api == "messages" else
-                            answer_violations(e.answer, self.special_tokens, self.context_window)) + acc
+            found = (messages_violations(e.answer, self.special_tokens) if e.api == "messages" else
+                     answer_violations(e.answer, self.special_tokens, self.context_window)) + acc
+            waived = {c for w in self.waivers if w.applies(e.request) for c in w.codes}
+            e.violations = [v for v in found if v.code not in waived]
+            e.waived = [v for v in found if v.code in waived]
         return [e for e in self.entries if e.violations]
 
     def summary(self, bad: list[Entry]) -> dict:
@@ -131,6 +160,10 @@ class Ledger:
         return {"answers": len(self.entries), "judged": len(self.entries) - len(errors),
                 "serving_errors": {"count": len(errors), "first": [e.answer.error for e in errors[:3]]},
                 "text_accounting_basis": bases, "notes": self.notes,
+                **({"waived": {"rules": [{"codes": list(w.codes), "why": w.why} for w in self.waivers],
+                               "answers": sum(1 for e in self.entries if e.waived),
+                               "codes": sorted({v.code for e in self.entries for v in e.waived})}}
+                   if self.waivers else {}),
                 "violations": [{"answer": self.entries.index(e), "api": e.api, "log_index": e.log_index,
                                 "request": _clip(e.request), "codes": sorted({v.code for v in e.violations}),
                                 "messages": [str(v) for v in e.violations[:3]]} for e in bad[:MAX_LEDGER_VIOLATIONS]]}
@@ -178,3 +211,9 @@ def record_chat(res, request: dict | None = None, log_index: int | None = None) 
 def record_messages(out, request: dict | None = None) -> None:
     if _ACTIVE:
         _ACTIVE[-1].add_messages(out, request)
+
+
+def waive(codes, why: str, applies: Callable[[dict | None], bool] | None = None) -> None:
+    """``Ledger.waive`` on the running check's ledger (none open: nothing to do)."""
+    if _ACTIVE:
+        _ACTIVE[-1].waive(codes, why, applies)

@@ -39,7 +39,7 @@ from .document import counts, decide_run
 from .eligibility import EligibilityError, feature_skip, launch_gate, run_rows
 from .engines import EngineStartupError, install_signal_cleanup
 from .invariants import GLM_SPECIAL_TOKENS
-from .ledger import Ledger, ledger_scope
+from .ledger import CONTENT_CODES, Ledger, ledger_scope
 from .matrix import FEATURES, Matrix, MatrixError, load
 from .options import OptionError, Options
 from .plugin_options import add_options, options_from
@@ -379,7 +379,11 @@ def open_ledger(live) -> Ledger:
     # is conforming only when the context is full
     windows = [live.evidence.get("max_model_len"), (live.row.expect or {}).get("context")]
     window = next((w for w in windows if isinstance(w, int) and w > 0), None)
-    return Ledger(specials or GLM_SPECIAL_TOKENS, window, counter)
+    ledger = Ledger(specials or GLM_SPECIAL_TOKENS, window, counter)
+    unscripted = (live.row.expect or {}).get("unscripted_output")
+    if unscripted:
+        ledger.waive(CONTENT_CODES, f"the row's model output is unscripted: {unscripted}")
+    return ledger
 
 
 @pytest.hookimpl(wrapper=True)

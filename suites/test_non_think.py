@@ -18,6 +18,7 @@ import math
 import pytest
 
 from glmverify import policy
+from glmverify.ledger import waive
 from glmverify.checks import THINK_TAGS, conclude, expect, no_markup, no_problems
 from glmverify.verdicts import run_sequential
 
@@ -168,6 +169,10 @@ def test_wrong_variable_recorded(chat_nonstream, engine, evidence, nonthink_prom
     wrong = engine.profile.wrong_thinking_variables
     if not wrong:
         pytest.skip("profile lists no wrong thinking variables")
+    # the wrong variable is sent on purpose: an engine whose parser reads it (vLLM 0.32) stops
+    # splitting while the template thinks on, so think tags reach content; recorded, not judged here
+    waive(("content.markup",), "the request sends a wrong thinking variable on purpose (its leak is recorded as observed)",
+          lambda request: any(v in ((request or {}).get("chat_template_kwargs") or {}) for v in wrong))
     chat_nonstream.timeout = policy.request_timeout(engine.row, options)
     rendered = policy.rendered_prompt(engine.client.engine)
     served = Served("non_think[wrong_variable]")

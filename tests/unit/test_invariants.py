@@ -508,3 +508,45 @@ def test_stream_call_indexes_without_a_gap():
     renumbered = [x.replace('"index":1,', '"index":2,') if '"tool_calls":[{' in x else x for x in body]
     assert renumbered != body
     assert "calls.index_gap" in codes(judge(stream_of(renumbered, REC["chat-tools-stream"]["request"])))
+
+
+# ---- what a check or a row does not judge, and why --------------------------------------------------------
+def test_a_cut_answer_with_tools_offered_is_not_accounted_but_one_without_is():
+    res = answer("chat-tools-nonstream")
+    res.request = {**res.request, "max_tokens": res.completion_tokens}  # cut: a partial call may be withheld
+    res.tool_calls, res.content = [], None  # the parser withheld the cut call: far fewer tokens delivered
+    found, rec = text_accounting(res, [1], "bytes")
+    assert found == [] and "cut by max_tokens" in rec["skipped"]
+    plain = answer("chat-reasoning-nonstream")
+    plain.request = {**plain.request, "max_tokens": plain.completion_tokens}
+    plain.content = None  # no tools offered: lost text is still caught
+    assert codes(text_accounting(plain, [1], "bytes")[0]) == {"text.accounting"}
+
+
+def test_a_waiver_moves_named_codes_of_matching_requests_to_the_evidence():
+    body = json.loads(REC["chat-reasoning-nonstream"]["body"])
+    body["choices"][0]["message"]["content"] += " </think>"  # the leak, the text otherwise as billed
+    res = parse_completion(body, {**REC["chat-reasoning-nonstream"]["request"],
+                                  "chat_template_kwargs": {"thinking": False}})
+    other = parse_completion(body, REC["chat-reasoning-nonstream"]["request"])
+    ledger = Ledger(counter=None)
+    ledger.waive(("content.markup",), "wrong variable on purpose",
+                 lambda request: "thinking" in ((request or {}).get("chat_template_kwargs") or {}))
+    ledger.add_chat(res, res.request, 0)
+    ledger.add_chat(other, other.request, 1)
+    bad = ledger.check()
+    assert [ledger.entries.index(e) for e in bad] == [1]  # the same leak on a plain request still fails
+    assert codes(ledger.entries[0].waived) == {"content.markup"} and not ledger.entries[0].violations
+    waived = ledger.summary(bad)["waived"]
+    assert waived["answers"] == 1 and waived["rules"][0]["why"] == "wrong variable on purpose"
+
+
+def test_a_row_with_unscripted_output_waives_the_content_invariants_only():
+    class Unscripted(Row):
+        expect = {"context": 1_048_576, "unscripted_output": "random weights"}
+    live = LiveEngine(row=Unscripted(), server=None, client=RecordedClient("", False), launch_id="l")
+    ledger = plugin.open_ledger(live)
+    assert ledger.waivers and set(ledger.waivers[0].codes) == {"content.markup", "content.special_token",
+                                                               "text.accounting"}
+    assert not plugin.open_ledger(LiveEngine(row=Row(), server=None, client=RecordedClient("", False),
+                                             launch_id="l")).waivers
