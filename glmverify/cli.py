@@ -175,7 +175,9 @@ def pytest_args_for_run(ns: argparse.Namespace, extra: list[str]) -> list[str]:
                         ("--served-model", ns.served_model), ("--metrics-url", ns.metrics_url), ("--engine", ns.engine),
                         ("--matrix", ns.matrix), ("--results", ns.results)):
         if value is not None:
-            args += [flag, value]
+            # --opt=VALUE: pytest reads an existing directory after a space as a path to collect,
+            # before any plugin option exists (and then roots the run there)
+            args += [f"{flag}={value}"] if flag.startswith("--") else [flag, value]
     if ns.numprocesses is not None:
         n = ns.numprocesses
         if n not in ("auto", "logical") and not (n.isdigit() and int(n) >= 0):

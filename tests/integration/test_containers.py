@@ -234,7 +234,7 @@ def test_killed_pytest_run_leaves_no_container(base_image, run_id, tmp_path, whe
     env = {**os.environ, "GLMVERIFY_RUN_ID": run_id, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "glmverify.plugin", "-p", "no:cacheprovider", "-q", "-s",
-         "--results", str(tmp_path / "results"), "--rootdir", str(tmp_path), str(tmp_path / "test_child.py")],
+         "--results=" + str(tmp_path / "results"), "--rootdir", str(tmp_path), str(tmp_path / "test_child.py")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 90
@@ -324,7 +324,7 @@ def _child_run(tmp_path: Path, image: str, run_id: str, hold: bool) -> subproces
     env.pop("TESTCONTAINERS_RYUK_DISABLED", None)  # the child decides about Ryuk itself
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "glmverify.plugin", "-p", "no:cacheprovider", "-q", "-s",
-         "--results", str(tmp_path / "results"), "--rootdir", str(tmp_path), str(tmp_path / "test_sweep_child.py")],
+         "--results=" + str(tmp_path / "results"), "--rootdir", str(tmp_path), str(tmp_path / "test_sweep_child.py")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -259,7 +259,7 @@ def test_runner_sigterm_leaves_no_pytest_run(replay, tmp_path):
     import time
 
     proc = subprocess.Popen([sys.executable, "-m", "glmverify.faults", "--only", "control-passthrough",
-                             "--endpoint", f"reference={replay.url}", "--results", str(tmp_path)],
+                             "--endpoint", f"reference={replay.url}", "--results=" + str(tmp_path)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not (descendants(proc.pid) and (tmp_path / "control-passthrough" / "pytest.log").exists()):

@@ -64,7 +64,11 @@ def test_root_marker_selects_the_suites(marker):
 
 
 def test_root_options_with_a_space_before_their_value(tmp_path):
-    """``--results DIR`` (a space, not ``=``) is the plugin's option, not a path to collect."""
+    """``--results DIR`` (a space) is the plugin's option for a directory that does not exist yet;
+    ``--results=DIR`` always (pytest reads an existing directory after a space as a path to
+    collect before any plugin option exists, and roots the run there: the README says so)."""
     proc = _root("-m", "h200", "--collect-only", "-q", "--results", str(tmp_path / "r"))
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "INTERNALERROR" not in proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "INTERNALERROR" not in proc.stdout + proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (tmp_path / "existing").mkdir()
+    proc = _root("-m", "h200", "--collect-only", "-q", f"--results={tmp_path / 'existing'}")
+    assert proc.returncode == 0 and "INTERNALERROR" not in proc.stdout + proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -33,7 +33,7 @@ CELL_KEYS = {"row", "engine", "image", "hardware", "feature", "status", "basis",
 def run_suites(args: list[str], results: Path, timeout: float = 3000) -> tuple[int, str, dict]:
     """The suites as the design card runs them: pytest from the repository root, no path (testpaths)."""
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                           "--results", str(results), *args],
+                           "--results=" + str(results), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=timeout)
     out = proc.stdout[-6000:] + proc.stderr[-3000:]
     doc = json.loads((results / "matrix.json").read_text())

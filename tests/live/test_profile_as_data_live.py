@@ -33,7 +33,7 @@ def test_effort_suite_verifies_glm53_on_the_reference(tmp_path, glm53_data):
     proc = subprocess.run([sys.executable, "-m", "pytest", "suites/test_effort_levels.py", "-p", "no:cacheprovider",
                            # -k: only the new row's checks, so only its engine starts (--row names the
                            # row an --endpoint stands for; it does not select rows)
-                           "-q", "--matrix", str(matrix), "-k", ROW, "--results", str(results),
+                           "-q", "--matrix", str(matrix), "-k", ROW, "--results=" + str(results),
                            "--request-timeout", "1200"],
                           cwd=REPO, capture_output=True, text=True, timeout=3000)
     out = proc.stdout[-6000:] + proc.stderr[-3000:]

@@ -143,7 +143,7 @@ def test_engine_exit_during_startup_fails_only_its_row(ref_engine, tmp_path):
     healthy = fp.proxy_row(base_row(), "healthy", ref_engine.server.base_url)
     matrix = write_matrix(tmp_path / "matrix.yaml", [broken, healthy])
     res = tmp_path / "res"
-    p = run(str(SUITES / "test_reasoning_split.py"), "--matrix", str(matrix), "-m", "cpu", "--results", str(res))
+    p = run(str(SUITES / "test_reasoning_split.py"), "--matrix", str(matrix), "-m", "cpu", "--results=" + str(res))
     assert p.returncode == 1, p.stdout[-3000:]
     d = doc(res)
     bad, ok = cell(d, "broken", "reasoning_split"), cell(d, "healthy", "reasoning_split")
@@ -167,7 +167,7 @@ def test_engine_killed_mid_run_keeps_finished_cells(tmp_path):
     matrix = write_matrix(tmp_path / "matrix.yaml", [base_row()])
     res = tmp_path / "res"
     proc = start(str(SUITES / "test_reasoning_split.py"), str(SUITES / "test_non_think.py"), "--matrix", str(matrix),
-                 "-m", "cpu", "--results", str(res), "--request-timeout", "30")
+                 "-m", "cpu", "--results=" + str(res), "--request-timeout", "30")
     try:
         # modules run in order: a non_think record means every reasoning_split check has finished
         first = wait_for(lambda: cell(doc(res), "reference", "non_think")["checks"] and doc(res),
@@ -207,7 +207,7 @@ def test_hung_engine_every_request_bounded(ref_engine, tmp_path):
         # OpenAI client (4 concurrent requests per check) and Anthropic client, streamed and not
         p = run(str(SUITES / "test_reasoning_split.py"), str(SUITES / "test_anthropic_messages.py"),
                 "-k", "test_split or test_thinking_then_text", "--endpoint", proxy.url, "--row", "reference",
-                "--request-timeout", "5", "--results", str(tmp_path), timeout=300)
+                "--request-timeout", "5", "--results=" + str(tmp_path), timeout=300)
         took = time.monotonic() - t0
     assert p.returncode == 1 and "INTERNALERROR" not in p.stdout, p.stdout[-3000:]
     d = doc(tmp_path)
@@ -226,7 +226,7 @@ def test_sigterm_mid_run_leaves_no_engine_and_keeps_results(tmp_path):
     matrix = write_matrix(tmp_path / "matrix.yaml", [base_row()])
     res = tmp_path / "res"
     proc = start(str(SUITES / "test_reasoning_split.py"), str(SUITES / "test_tool_calls.py"), "--matrix", str(matrix),
-                 "-m", "cpu", "--results", str(res))
+                 "-m", "cpu", "--results=" + str(res))
     try:
         # modules run in order: a tool_calls record means every reasoning_split check has finished
         wait_for(lambda: cell(doc(res), "reference", "tool_calls")["checks"], 900, "a cell finished and the next begun",
@@ -259,7 +259,7 @@ def test_sigterm_mid_run_leaves_no_engine_and_keeps_results(tmp_path):
 def test_signal_during_engine_startup_leaves_no_engine(tmp_path, sig):
     matrix = write_matrix(tmp_path / "matrix.yaml", [base_row()])
     res = tmp_path / "res"
-    proc = start(str(SUITES / "test_reasoning_split.py"), "--matrix", str(matrix), "-m", "cpu", "--results", str(res))
+    proc = start(str(SUITES / "test_reasoning_split.py"), "--matrix", str(matrix), "-m", "cpu", "--results=" + str(res))
     try:
         # the engine is loading: its process exists and has written to its log
         wait_for(lambda: (res / "logs" / "reference.log").stat().st_size > 0 and descendants(proc.pid), 300,
@@ -285,7 +285,7 @@ def test_xdist_workers_lose_no_check(ref_engine, tmp_path):
     collected = run(*mods, "--matrix", str(matrix), "-m", "cpu", "--collect-only", timeout=120).stdout
     expected = {rid: len(re.findall(rf"::\S+\[[^\]]*\b{rid}\b[^\]]*\]", collected)) for rid in ("ref-a", "ref-b")}
     assert expected["ref-a"] == expected["ref-b"] > 0, collected[-2000:]
-    p = run(*mods, "--matrix", str(matrix), "-m", "cpu", "-n", "2", "--dist", "loadgroup", "--results", str(tmp_path / "res"),
+    p = run(*mods, "--matrix", str(matrix), "-m", "cpu", "-n", "2", "--dist", "loadgroup", "--results=" + str(tmp_path / "res"),
             "-v", "-v")
     assert p.returncode == 0, p.stdout[-3000:]
     workers = {rid: set(re.findall(rf"\[(gw\d)\][^\n]*PASSED[^\n]*\b{rid}\b", p.stdout)) for rid in expected}
@@ -311,13 +311,13 @@ def test_invalid_matrix_names_the_path_before_any_launch(tmp_path):
     bad = {**row, "hardware": 7, "launch": {**row["launch"], "args": "--model x"}}
     matrix = write_matrix(tmp_path / "matrix.yaml", [bad])
     res = tmp_path / "res"
-    p = run(str(SUITES / "test_reasoning_split.py"), "--matrix", str(matrix), "-m", "cpu", "--results", str(res), timeout=120)
+    p = run(str(SUITES / "test_reasoning_split.py"), "--matrix", str(matrix), "-m", "cpu", "--results=" + str(res), timeout=120)
     _no_launch(p, res)
     err = p.stdout + p.stderr
     assert str(matrix) in err and "rows/0/hardware" in err and "rows/0/launch/args" in err
     broken_yaml = tmp_path / "broken.yaml"
     broken_yaml.write_text("schema: 1\nrows: [\n  - id: x\n")
-    p = run(str(SUITES / "test_reasoning_split.py"), "--matrix", str(broken_yaml), "--results", str(res), timeout=120)
+    p = run(str(SUITES / "test_reasoning_split.py"), "--matrix", str(broken_yaml), "--results=" + str(res), timeout=120)
     _no_launch(p, res)
     assert "not valid YAML" in p.stdout + p.stderr and "line" in p.stdout + p.stderr
 
@@ -331,7 +331,7 @@ def test_invalid_matrix_names_the_path_before_any_launch(tmp_path):
 def test_invalid_option_names_it_before_any_launch(tmp_path, args, message):
     matrix = write_matrix(tmp_path / "matrix.yaml", [base_row()])
     res = tmp_path / "res"
-    p = run(str(SUITES / "test_reasoning_split.py"), "--matrix", str(matrix), "-m", "cpu", "--results", str(res), *args,
+    p = run(str(SUITES / "test_reasoning_split.py"), "--matrix", str(matrix), "-m", "cpu", "--results=" + str(res), *args,
             timeout=120)
     _no_launch(p, res)
     assert message in p.stdout + p.stderr
@@ -358,7 +358,7 @@ def test_garbage_fails_checks_clearly(ref_engine, tmp_path, fault, feature):
         try:
             p = run(str(SUITES / f"test_{feature}.py"), "--endpoint", proxy.url, "--row", "reference",
                     "--request-timeout", "10", "--concurrency", "1" if fault == "garbage_huge_body" else "4",
-                    "--results", str(tmp_path), timeout=limit)
+                    "--results=" + str(tmp_path), timeout=limit)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"{fault}: the run did not end within {limit} s") from None
         took = time.monotonic() - t0

@@ -81,7 +81,7 @@ def test_secret_canary_never_written(ref_engine, tmp_path):
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(yaml.safe_dump({**{k: raw[k] for k in ("schema", "features", "profiles")}, "rows": rows}))
     res = tmp_path / "res"
-    p = run(str(SUITES / "test_reasoning_split.py"), "--matrix", str(matrix), "-m", "cpu", "--results", str(res),
+    p = run(str(SUITES / "test_reasoning_split.py"), "--matrix", str(matrix), "-m", "cpu", "--results=" + str(res),
             env={"HF_TOKEN": canary})
     assert p.returncode == 1, p.stdout[-3000:]
     files = [f for f in res.rglob("*") if f.is_file()]
@@ -236,7 +236,7 @@ def dump_dom(tmp_path: Path, page: Path) -> str:
 def test_model_output_in_the_report_never_runs(ref_engine, tmp_path):
     res = tmp_path / "res"
     p = run(str(SUITES / "test_reasoning_split.py"), "--endpoint", ref_engine.server.base_url, "--row", "reference",
-            "--results", str(res))
+            "--results=" + str(res))
     assert p.returncode == 0, p.stdout[-3000:]
     text = (res / "matrix.json").read_text()
     d = json.loads(text)

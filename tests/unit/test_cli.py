@@ -65,14 +65,14 @@ def test_run_builds_the_pytest_command(capsys, tmp_path):
     args = _dry(capsys, "run", "-m", "h200", "-k", "tool", "--results", str(tmp_path / "out"), "-n", "4",
                 "--concurrency", "8", "-x", "--", "-p", "no:randomly")
     assert args[0].endswith("suites")
-    assert args[1:] == ["-m", "h200", "-k", "tool", "--results", str(tmp_path / "out"), "-n", "4",
+    assert args[1:] == ["-m", "h200", "-k", "tool", f"--results={tmp_path / 'out'}", "-n", "4",
                         "--dist", "loadgroup", "--concurrency", "8", "-x", "-p", "no:randomly"]
 
 
 def test_run_attached_endpoint_and_explicit_dist(capsys):
     args = _dry(capsys, "run", "--endpoint", "http://gpu:8000", "--row", "vllm-glm52-fp8-h200", "-n", "2",
                 "--dist", "load")
-    assert args[1:5] == ["--endpoint", "http://gpu:8000", "--row", "vllm-glm52-fp8-h200"]
+    assert args[1:3] == ["--endpoint=http://gpu:8000", "--row=vllm-glm52-fp8-h200"]
     assert args.count("--dist") == 1 and "load" in args
 
 

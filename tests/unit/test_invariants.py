@@ -473,7 +473,7 @@ def test_plugin_run_fails_passing_checks_on_a_resent_delta_and_records_their_kin
            "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
     ids = [f"test_child.py::{name}[reference]" for name in ("test_conforming", "test_resent", "test_behaviour_resent")]
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "glmverify.plugin", "-p", "no:cacheprovider", "-q",
-                          "--results", str(tmp_path / "results"), *ids], cwd=tmp_path, env=env,
+                          "--results=" + str(tmp_path / "results"), *ids], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)
     doc = json.loads((tmp_path / "results" / "matrix.json").read_text())
     cell = next(c for c in doc["cells"] if c["row"] == "reference" and c["feature"] == "reasoning_split")

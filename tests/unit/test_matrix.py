@@ -91,7 +91,7 @@ def test_invalid_matrix_stops_pytest_before_launch(tmp_path, data):
     path.write_text(yaml.safe_dump(bad))
     results = tmp_path / "results"
     proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-m", "cpu", "--matrix", str(path),
-                           "--results", str(results), "-p", "no:cacheprovider"],
+                           "--results=" + str(results), "-p", "no:cacheprovider"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 4, out  # pytest usage error: nothing collected, nothing launched
