@@ -26,6 +26,8 @@ from .invariants import (GLM_SPECIAL_TOKENS, Violation, answer_violations, deliv
 #: answers per check re-tokenised with an engine's endpoint (the rest get the byte bound)
 MAX_TOKENIZED_ANSWERS = 8
 MAX_LEDGER_VIOLATIONS = 20
+#: answers delivering more text than this get the byte bound, not a tokenizer
+MAX_TOKENIZED_CHARS = 1 << 20
 
 
 @dataclass
@@ -127,7 +129,12 @@ class Ledger:
         call; a counter that fails leaves the byte bound, with a note."""
         if self.counter is None or not answers:
             return {}
+        # a body of megabytes (garbage, a runaway) is held to the byte bound: tokenising it would
+        # cost more than the check it serves
+        answers = [e for e in answers if sum(len(t) for t in delivered(e.accounted)[0]) <= MAX_TOKENIZED_CHARS]
         n, k = len(answers), max(self.tokenized, 2)
+        if not answers:
+            return {}
         picked = answers if not self.counter.remote or n <= k else [answers[round(i * (n - 1) / (k - 1))] for i in range(k)]
         texts = sorted({t for e in picked for t in delivered(e.accounted)[0]})
         try:

@@ -32,12 +32,22 @@ def leak_secret(names: list[str], base: Fault | None = None) -> Fault:
     answer, as a model or engine echoing its environment would (the harness must redact them)."""
     values = " ".join(os.environ.get(n, "") for n in names)
     base = base or FAULTS["control_passthrough"]
+    # billed as generated, as a model writing them would be (the reference's stand-in tokenizer is
+    # byte-level: a token a byte), so the echo is a secret to redact, not unbilled text
+    extra = len((" " + values).encode("utf-8"))
+
+    def bill(usage) -> None:
+        if isinstance(usage, dict):
+            for k in ("completion_tokens", "total_tokens"):
+                if isinstance(usage.get(k), int):
+                    usage[k] += extra
 
     def add(body: dict) -> dict:
         body = base.chat(body) if base.chat else body
         m = message_of(body)
         if m is not None and isinstance(m.get("content"), str):
             m["content"] += " " + values
+            bill(body.get("usage"))
         return body
 
     def add_stream(events: list[Event]) -> list[Event]:
@@ -45,6 +55,10 @@ def leak_secret(names: list[str], base: Fault | None = None) -> Fault:
         last = [d for _, _, d in chat_deltas(events) if is_content_delta(d)][-1:]
         for d in last:  # at the end, as in the non-stream answer: stream and non-stream stay equal
             d["content"] += " " + values
+        if last:
+            for ev in events:
+                if isinstance(ev.data, dict):
+                    bill(ev.data.get("usage"))
         return events
     return dataclasses.replace(base, name=f"{base.name}+leak_secret",
                                description=f"{base.description}; environment values echoed in answers",
