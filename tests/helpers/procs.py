@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 from pathlib import Path
 
 try:
@@ -42,3 +43,14 @@ def default_sigint() -> None:
     nohup) starts with SIGINT ignored and its children inherit that, so Python would never raise
     KeyboardInterrupt; restore the default, as at a terminal."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def read_until(proc: subprocess.Popen, marker: str, keep: int = 50) -> list[str]:
+    """The child's output lines up to and including the first one that starts with ``marker``;
+    fails with the output's tail when the child ends before printing it."""
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(marker):
+            return lines
+    raise AssertionError(f"the child ended without {marker!r}:\n" + "".join(lines[-keep:]))

@@ -40,7 +40,7 @@ from glmverify import containers
 from glmverify.container_spec import LAUNCH_LABEL, ROW_LABEL, RUN_LABEL, ContainerSpec, Volume
 from glmverify.containers import EngineContainer, reap, sdk_kwargs
 from glmverify.engines import EngineStartupError, HttpReadiness
-from helpers.procs import default_sigint
+from helpers.procs import default_sigint, read_until
 from helpers.require import need
 
 REPO = Path(__file__).resolve().parents[2]
@@ -341,12 +341,7 @@ def test_a_sigkilled_runs_container_is_removed_by_the_next_runs_start(base_image
     (tmp_path / "killed").mkdir()
     child = _child_run(tmp_path / "killed", base_image, killed_run, hold=True)
     try:
-        lines = []
-        for line in child.stdout:
-            lines.append(line)
-            if line.startswith("READY"):
-                break
-        assert lines and lines[-1].startswith("READY"), "".join(lines)
+        lines = read_until(child, "READY")
         reaper = next(ln.split(" ", 1)[1].strip() for ln in lines if ln.startswith("REAPER"))
         [engine] = [x for x in _containers(f"{RUN_LABEL}={killed_run}") if x.id not in {k.id for k in keep}]
         assert engine.status == "running"

@@ -26,6 +26,7 @@ from glmverify import containers
 from glmverify.container_spec import RUN_LABEL
 from glmverify.containers import reap
 from glmverify.engines import HttpReadiness
+from helpers.procs import read_until
 from helpers.require import need
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,12 +137,7 @@ def test_a_sigkilled_runs_reference_container_is_removed_by_the_next_run(tmp_pat
     killed, following = f"test-{uuid.uuid4().hex[:10]}", f"test-{uuid.uuid4().hex[:10]}"
     child = _run(tmp_path / "killed", killed, "hold")
     try:
-        lines = []
-        for line in child.stdout:
-            lines.append(line)
-            if line.startswith("READY"):
-                break
-        assert lines and lines[-1].startswith("READY"), "".join(lines[-50:])
+        lines = read_until(child, "READY")
         reaper = next(ln.split(" ", 1)[1].strip() for ln in lines if ln.startswith("REAPER"))
         [engine] = _cli_ps(killed)
         name = subprocess.run(["docker", "inspect", "-f", "{{.Name}}", engine], capture_output=True, text=True,
