@@ -63,6 +63,7 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "e2el_ms": (0.25, 100.0),
 }
 PERCENTILE_METRICS = ("ttft", "tpot", "itl", "e2el")
+REQUIRED = ("regime", "concurrency", "input_len", "output_len", "num_prompts")
 
 
 class ReportError(ValueError):
@@ -110,6 +111,9 @@ def shape_of(row: Row) -> Shape | None:
     spec = row.expect.get("performance")
     if not spec:
         return None
+    missing = [k for k in REQUIRED if k not in spec]
+    if missing:  # the schema validates layers, which may add figures to a recipe's shape
+        raise ValueError(f"row {row.id} expect.performance lacks {', '.join(missing)}")
     figures = {int(c): {k: float(v) for k, v in f.items()} for c, f in (spec.get("figures") or {}).items()}
     shape = Shape(
         regime=spec["regime"], claim=spec.get("claim", ""), source=dict(spec.get("source") or row.source),

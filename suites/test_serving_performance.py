@@ -26,11 +26,8 @@ import pytest
 
 from glmverify import benchclient, performance, policy
 from glmverify.checks import Inconclusive, conclude, expect
-from glmverify.matrix import FEATURES
 from glmverify.perf_measurement import Measurement
 
-if performance.FEATURE not in FEATURES:  # until the matrix lists the feature (fixtures/serving_performance.pending.yaml)
-    pytest.skip(f"{performance.FEATURE} is not among the matrix's features yet", allow_module_level=True)
 pytestmark = pytest.mark.feature(performance.FEATURE)
 
 

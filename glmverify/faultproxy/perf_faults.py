@@ -9,6 +9,11 @@ regression decision (TPOT and throughput vs the baseline).
   tool call delta) leaves ``k * TOKEN_DELAY_S`` after it arrived (a link draining slower than the
   engine writes); a non-stream answer is held ``TOKEN_DELAY_S`` per completion token. TPOT and
   ITL grow by the delay, throughput falls.
+* ``perf_token_share_delay``: each token event after the first leaves ``1 + TOKEN_SHARE`` times its
+  gap from the previous one later than the previous left (``share_departures``): a link slower by a
+  stated share of the engine's own pace. TPOT grows by that share, whatever the engine's speed; on
+  the CPU reference (about 3 ms per token) that is below the cross-check's absolute slack, so only
+  the regression decision against the baseline can catch it, as a real 50% slowdown would be.
 * ``perf_first_token_delay``: the first token event of a stream held ``FIRST_TOKEN_DELAY_S``
   (a queue in front of the engine): TTFT grows, TPOT does not.
 
@@ -29,6 +34,7 @@ from typing import Any, Iterable
 from .registry import RespondContext, fault
 
 TOKEN_DELAY_S = 0.05
+TOKEN_SHARE = 0.5
 FIRST_TOKEN_DELAY_S = 1.0
 SHED_EVERY = 4
 HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding",
@@ -69,12 +75,21 @@ def schedule(lines: Iterable[bytes], per_token: float, first: float) -> list[tup
     return out
 
 
+def share_departures(arrivals: list[float], share: float) -> list[float]:
+    """When each token event leaves, given when it arrived: the first at once, every later one
+    ``(1 + share) x`` its gap after the one before it left (never before it arrived)."""
+    out: list[float] = []
+    for i, t in enumerate(arrivals):
+        out.append(t if i == 0 else max(t, out[-1] + (1 + share) * (t - arrivals[i - 1])))
+    return out
+
+
 def _proxy(ctx: RespondContext) -> Any:
     """The ``FaultProxy`` serving this request (its route handler is the proxy's bound method)."""
     return getattr(ctx.request.match_info.route.handler, "__self__", None)
 
 
-def _pacing(per_token: float, first: float):
+def _pacing(per_token: float, first: float, share: float = 0.0):
     async def respond(ctx: RespondContext):
         from aiohttp import web
 
@@ -84,6 +99,8 @@ def _pacing(per_token: float, first: float):
         raw = await ctx.request.read()
         headers = {k: v for k, v in ctx.request.headers.items() if k.lower() not in HOP}
         headers["Accept-Encoding"] = "identity"
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
         async with proxy._session.request(ctx.request.method, proxy.upstream + ctx.request.path_qs,
                                           data=raw or None, headers=headers) as up:
             out_headers = {k: v for k, v in up.headers.items() if k.lower() not in HOP}
@@ -94,11 +111,10 @@ def _pacing(per_token: float, first: float):
                         tokens = int((json.loads(body).get("usage") or {}).get("completion_tokens") or 0)
                     except ValueError:
                         tokens = 0
-                    await asyncio.sleep(first + per_token * tokens)
+                    await asyncio.sleep(first + per_token * tokens + share * (loop.time() - sent))
                 return web.Response(status=up.status, body=body, headers=out_headers)
             resp = web.StreamResponse(status=200, headers=out_headers)
             await resp.prepare(ctx.request)
-            loop = asyncio.get_running_loop()
             queue: asyncio.Queue = asyncio.Queue()
 
             async def read() -> None:  # stamps each line with its arrival while the writer holds
@@ -107,13 +123,17 @@ def _pacing(per_token: float, first: float):
                 queue.put_nowait(None)
 
             reader = asyncio.ensure_future(read())
-            k = 0
+            k, last = 0, None  # last: (arrival, departure) of the previous token event
             try:
                 while (item := await queue.get()) is not None:
                     arrived, line = item
                     if is_token_line(line):
                         k += 1  # the same hold as ``schedule``: arrival + first + k * per_token
-                        await asyncio.sleep(max(0.0, arrived + first + k * per_token - loop.time()))
+                        due = arrived + first + k * per_token
+                        if share and last is not None:  # the same as ``share_departures``
+                            due = max(due, last[1] + (1 + share) * (arrived - last[0]))
+                        last = (arrived, due)
+                        await asyncio.sleep(max(0.0, due - loop.time()))
                     await resp.write(line)
             finally:
                 reader.cancel()
@@ -136,6 +156,9 @@ async def _shed(ctx: RespondContext):
 fault("perf_token_delay", f"chat answers delayed {TOKEN_DELAY_S * 1000:g} ms per token between the engine and the "
       "client (TPOT and ITL up, throughput down; the engine's counters unchanged)",
       "a gateway or sidecar adding per-chunk latency", respond=_pacing(TOKEN_DELAY_S, 0.0))
+fault("perf_token_share_delay", f"each streamed token held so the stream runs {TOKEN_SHARE:.0%} slower than the engine "
+      "writes it (TPOT up by that share, within the cross-check's slack on a fast engine; throughput down)",
+      "a link or sidecar slower than the engine by a share of its pace", respond=_pacing(0.0, 0.0, TOKEN_SHARE))
 fault("perf_first_token_delay", f"the first token of each stream held {FIRST_TOKEN_DELAY_S:g} s (TTFT up, TPOT unchanged)",
       "a queue in front of the engine", respond=_pacing(0.0, FIRST_TOKEN_DELAY_S))
 fault("perf_shed_load", f"every {SHED_EVERY}th chat request answered 503 before the engine (requests lost under load)",

@@ -32,6 +32,7 @@ FEATURES: tuple[str, ...] = (
     "mtp_accept_length",
     "accuracy_smoke",
     "anthropic_messages",
+    "serving_performance",
 )
 STATUSES: tuple[str, ...] = ("verified", "failed", "inconclusive", "inferred", "unsupported", "not_run")
 #: what an inferred claim rests on (a cell's ``kind``), strongest first

@@ -100,9 +100,14 @@ def test_range_ratio_semantics():
 # ---- the row's shape and the plan ---------------------------------------------------------------
 def test_shape_from_the_row_and_no_claim(matrix):
     row = matrix.rows[0]
-    bare = dataclasses.replace(row, expect={k: v for k, v in row.expect.items() if k != "performance"})
+    bare = dataclasses.replace(row, expect={k: v for k, v in row.expect.items() if k != "performance"},
+                               declared={k: v for k, v in row.declared.items() if k != performance.FEATURE})
     assert performance.shape_of(bare) is None
     assert any(performance.NO_CLAIM in ln for ln in performance.plan_lines(bare))
+    declared = dataclasses.replace(bare, declared=row.declared)  # a declared cell's basis is the plan's reason
+    assert any(row.declared_cell(performance.FEATURE).basis in ln for ln in performance.plan_lines(declared))
+    live = performance.shape_of(row)  # the reference's own shape, from matrix.yaml
+    assert live.regime == "reference" and live.concurrency == (1, 4) and live.client_range_ratio == 0.0
     shape = performance.shape_of(with_shape(row))
     assert shape.concurrency == (1, 16) and shape.client_range_ratio == 0.0 and shape.figures[1]["tpot_ms"] == 3.03
     with pytest.raises(ValueError, match="num_prompts"):
