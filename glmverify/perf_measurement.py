@@ -11,7 +11,8 @@ disagreements, argv, seconds), the decisions, and why a level stopped or has no 
   vLLM's ``/reset_prefix_cache`` exists only in its dev mode, and random prompts share no prefix);
 * a window the engine's counters do not vouch for (``performance.cross_check``) stops its level:
   no decision is made on it, and more windows would only cost time;
-* without a baseline a level runs the first look's windows only (enough to sign one).
+* without a baseline a level runs the second look's windows (enough to sign one: its mean is
+  taken as known by the decision, so it should not rest on three noisy windows).
 """
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ class Measurement:
                                 WINDOW_TIMEOUT_S)
         after = scrape(self.engine)
         report = parse_report(w.report)
-        table, problems = cross_check(report, counter_delta(before, after))
+        table, problems = cross_check(report, counter_delta(before, after), self.shape.tolerance)
         level["windows"].append({"report": report, "cross_check": table, "problems": problems, "argv": w.argv,
                                  "seconds": round(w.seconds, 2)})
         return report, table
@@ -103,7 +104,8 @@ class Measurement:
         if self.shape.warmups:
             self.session.window(self._argv(concurrency, self.shape.warmups, f"c{concurrency}-warmup"), concurrency,
                                 WINDOW_TIMEOUT_S)
-        looks = self.shape.looks if rules else self.shape.looks[:1]
+        # without a baseline: the second look's windows, enough to sign one whose mean is taken as known
+        looks = self.shape.looks if rules else self.shape.looks[:2]
         decisions = []
         for i, size in enumerate(looks):
             while len(level["windows"]) < size:
@@ -115,7 +117,7 @@ class Measurement:
             if not rules:
                 break
             reports = [w["report"] for w in level["windows"]]
-            samples = regression_samples(reports, baseline[0])
+            samples = regression_samples(reports, baseline[0], self.shape.latency)
             decisions = [decide(r, samples[rule_kind(r)], look=i) for r in rules if samples[rule_kind(r)]]
             if decisions and all(d.status != INCONCLUSIVE for d in decisions):
                 break

@@ -63,6 +63,8 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "e2el_ms": (0.25, 100.0),
 }
 PERCENTILE_METRICS = ("ttft", "tpot", "itl", "e2el")
+LATENCY_FIGURES = ("tpot", "e2el")   # what a regression rule's latency side may decide on
+LATENCY_NAMES = {"tpot": "TPOT", "e2el": "E2E latency"}
 REQUIRED = ("regime", "concurrency", "input_len", "output_len", "num_prompts")
 
 
@@ -91,6 +93,8 @@ class Shape:
     figures_source: str = ""
     baseline: str | None = None          # key in the baseline file (default: the row id)
     request_rate: float | None = None    # requests/s as the guide sends them (None: all at once)
+    latency: str = "tpot"                # the latency figure the regression decides on: tpot or e2el
+    tolerance: dict = field(default_factory=dict)  # cross-check slack per figure, over TOLERANCE
 
     @property
     def client_range_ratio(self) -> float:
@@ -124,7 +128,9 @@ def shape_of(row: Row) -> Shape | None:
         flush_cache=bool(spec.get("flush_cache", True)), ignore_eos=bool(spec.get("ignore_eos", True)),
         looks=tuple(int(n) for n in spec.get("looks", DEFAULT_LOOKS)), effect=float(spec.get("effect", DEFAULT_EFFECT)),
         figures=figures, figures_source=spec.get("figures_source", ""), baseline=spec.get("baseline"),
-        request_rate=float(spec["request_rate"]) if spec.get("request_rate") is not None else None)
+        request_rate=float(spec["request_rate"]) if spec.get("request_rate") is not None else None,
+        latency=spec.get("latency", "tpot"),
+        tolerance={k: (float(v[0]), float(v[1])) for k, v in (spec.get("tolerance") or {}).items()})
     problems = shape_problems(shape)
     if problems:
         raise ValueError(f"row {row.id} expect.performance: " + "; ".join(problems))
@@ -143,6 +149,10 @@ def shape_problems(shape: Shape) -> list[str]:
         out.append(f"looks must be increasing window counts >= 2, got {list(shape.looks)}")
     if not 0 < shape.effect < 1:
         out.append(f"effect must be a fraction in (0, 1), got {shape.effect}")
+    if shape.latency not in LATENCY_FIGURES:
+        out.append(f"latency must be one of {', '.join(LATENCY_FIGURES)}, got {shape.latency!r}")
+    if set(shape.tolerance) - set(TOLERANCE):
+        out.append(f"tolerance names figures the cross-check does not have: {sorted(set(shape.tolerance) - set(TOLERANCE))}")
     try:
         client_range_ratio(shape.range_ratio, shape.range_ratio_semantics)
     except ValueError as exc:
@@ -174,8 +184,12 @@ def plan_lines(row: Row) -> list[str]:
         fig = shape.figures.get(c)
         held = ", ".join(f"{k} {v:g}" for k, v in fig.items()) if fig else "no published figure"
         out.append(f"#   concurrency {c}: held to {held}" + (f" ({shape.figures_source})" if fig and shape.figures_source else ""))
-    out.append(f"#   regression: TPOT and output throughput within {shape.effect:.0%} of the signed baseline "
-               f"({shape.baseline or row.id} in fixtures/{BASELINE_PATH.name}, else the published figure)")
+    out.append(f"#   regression: {LATENCY_NAMES[shape.latency]} and output throughput within {shape.effect:.0%} of the "
+               f"signed baseline ({shape.baseline or row.id} in fixtures/{BASELINE_PATH.name}, recorded for this "
+               "host where the row is a CPU reference), else the published figure; none: inconclusive")
+    if shape.tolerance:
+        out.append("#   cross-check slack over the default: " + ", ".join(
+            f"{k} {rel:.0%} + {ab:g}" for k, (rel, ab) in shape.tolerance.items()))
     return out
 
 
@@ -303,14 +317,40 @@ def host_fingerprint() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine()}
 
 
-def load_baseline(path: Path = BASELINE_PATH) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {"rows": {}}
+BASELINE_ENV = "GLMVERIFY_PERF_BASELINE"
+
+
+def entries(data: dict, key: str) -> list[dict]:
+    """A row's baseline entries: one per host (a single mapping is one entry)."""
+    e = (data.get("rows") or {}).get(key)
+    return [] if not e else (list(e) if isinstance(e, list) else [e])
+
+
+def load_baseline(path: Path | None = None) -> dict:
+    """The signed baselines: ``path``, else the committed file plus the per-host file named by
+    ``GLMVERIFY_PERF_BASELINE`` (``make perf-baseline`` writes one), a row's entries of both."""
+    import os
+
+    if path is not None:
+        return json.loads(path.read_text()) if path.exists() else {"rows": {}}
+    data = load_baseline(BASELINE_PATH)
+    extra = os.environ.get(BASELINE_ENV)
+    if extra and Path(extra).exists():
+        more = load_baseline(Path(extra))
+        rows = dict(data.get("rows") or {})
+        for key in more.get("rows") or {}:
+            rows[key] = entries(more, key) + entries(data, key)  # the per-host file's first
+        data = {**data, "rows": rows}
+    return data
 
 
 def baseline_for(row: Row, shape: Shape, concurrency: int, data: dict, host: dict | None = None
                  ) -> tuple[dict | None, str]:
     """(``{"tpot_ms": mean, "output_throughput": mean, ...}``, basis) for one level, or (None, why)."""
-    entry = (data.get("rows") or {}).get(shape.baseline or row.id)
+    found = entries(data, shape.baseline or row.id)
+    if row.is_reference and host is not None:  # CPU speed is host-specific: this host's entry first
+        found.sort(key=lambda e: e.get("host") != host)
+    entry = found[0] if found else None
     if entry:
         if entry.get("engine_version") and row.engine_version and entry["engine_version"] != row.engine_version:
             return None, f"baseline recorded on {row.engine} {entry['engine_version']}, row is {row.engine_version}"
@@ -342,24 +382,24 @@ def perf_alpha(row: Row, n_decisions: int, base_family: int = 0) -> float:
 def regression_rules(row: Row, shape: Shape, concurrency: int, alpha: float, basis: str) -> list[Rule]:
     """TPOT ratio (lower is better) and output-throughput ratio (higher is better) vs the baseline,
     one bar each at ``1 +/- effect``, looks over windows."""
-    e = shape.effect
+    e, lat = shape.effect, shape.latency
     common = dict(kind="mean", alpha=alpha, looks=shape.looks, log_scale=True, basis=basis)
     return [
-        Rule(name=f"perf[tpot:c{concurrency}]", quantity=f"TPOT / baseline at concurrency {concurrency}",
+        Rule(name=f"perf[{lat}:c{concurrency}]", quantity=f"{LATENCY_NAMES[lat]} / baseline at concurrency {concurrency}",
              higher_is_better=False, verify_bound=1 + e, fail_bound=1 + e, effect=round(1 + 2.5 * e, 4), **common),
         Rule(name=f"perf[throughput:c{concurrency}]", quantity=f"output tok/s / baseline at concurrency {concurrency}",
              higher_is_better=True, verify_bound=1 - e, fail_bound=1 - e, effect=round(1 - 2.5 * e, 4), **common),
     ]
 
 
-def regression_samples(reports: list[Report], baseline: dict) -> dict[str, list[float]]:
+def regression_samples(reports: list[Report], baseline: dict, latency: str = "tpot") -> dict[str, list[float]]:
     """Per rule kind, log(window / baseline mean) of each window (the rules are on log scale)."""
-    out: dict[str, list[float]] = {"tpot": [], "throughput": []}
+    out: dict[str, list[float]] = {latency: [], "throughput": []}
     for r in reports:
-        if r.completed == 0 or r.latency["tpot"]["mean"] <= 0:
+        if r.completed == 0 or r.latency["tpot"]["mean"] <= 0 or r.latency[latency]["mean"] <= 0:
             continue  # a window that measured nothing (test_client_report fails it) has no ratio
-        if baseline.get("tpot_ms"):
-            out["tpot"].append(math.log(r.latency["tpot"]["mean"] / baseline["tpot_ms"]))
+        if baseline.get(f"{latency}_ms"):
+            out[latency].append(math.log(r.latency[latency]["mean"] / baseline[f"{latency}_ms"]))
         if baseline.get("output_throughput"):
             out["throughput"].append(math.log(max(r.output_throughput, 1e-9) / baseline["output_throughput"]))
     return out
@@ -368,4 +408,5 @@ def regression_samples(reports: list[Report], baseline: dict) -> dict[str, list[
 def window_record(report: Report) -> dict[str, float]:
     """What a baseline keeps of one window."""
     return {"tpot_ms": report.latency["tpot"]["mean"], "ttft_ms": report.latency["ttft"]["mean"],
+            "e2el_ms": report.latency["e2el"]["mean"],
             "output_throughput": report.output_throughput, "request_throughput": report.request_throughput}
