@@ -22,13 +22,20 @@ Three pieces, pure functions (the suite and ``glmverify.benchclient`` do the I/O
   slack; a gateway or proxy adding delay, a client counting tokens wrongly or a benchmark that
   hit another server all show as a disagreement with both figures;
 * ``regression_rules`` / ``regression_samples``: per window, log(window / baseline mean) of TPOT
-  (lower is better) and of output throughput (higher is better); a ``verdicts.Rule`` of kind mean
+  or E2E latency (lower is better) and of output throughput (higher is better); a ``verdicts.Rule`` of kind mean
   on log scale, one bar at ``1 + effect`` (10%: verified when the ratio is confidently inside it,
   failed when confidently past it, ``inconclusive`` when the windows' noise allows neither). The
-  baseline is the row's entry in ``fixtures/performance_baseline.json`` (``load_baseline``):
-  windows recorded by ``bench/performance_regression.py record`` on a named host; a baseline of
-  another host or engine version decides nothing (inconclusive, with the reason). Its mean is
-  taken as known; its recorded spread is in the evidence.
+  baseline is the row's entry in ``fixtures/performance_baseline.json`` plus the per-host file
+  ``GLMVERIFY_PERF_BASELINE`` names (``load_baseline``; one entry per host): windows recorded by
+  ``bench/performance_regression.py record``; a baseline of another host or engine version
+  decides nothing (inconclusive, with the reason). Its mean is taken as known; its recorded spread
+  is in the evidence. A row's shape may decide on E2E latency instead of TPOT (``latency: e2el``)
+  and widen the cross-check's slack per figure (``tolerance``), each with its measured reason in
+  matrix.yaml: the CPU reference does both (its client reads chunks in bursts on a shared core).
+
+The CPU reference's baseline is never the run it judges: ``make perf-baseline`` records one for the
+host in a launch of its own, and ``make verify`` runs it first when none applies, so the verify
+launch is held to an earlier one (a launch fault or a slow hop would otherwise be its own bar).
 
 Comparisons between regimes (low-latency TPOT below balanced at concurrency 1) and the MTP
 speedup decision (seed 000: 5 draft tokens lift throughput) are not decided yet.

@@ -70,8 +70,8 @@ def _case_errors(case: FaultCase, where: str, rows: set[str], matrix_path) -> li
         errors.append(f"{where}: unknown proxy fault {case.fault!r}")
     if case.kind == "standin" and case.standin not in STANDIN_FAULTS:
         errors.append(f"{where}: unknown stand-in fault {case.standin!r} (one of {sorted(STANDIN_FAULTS)})")
-    if case.kind == "launch" and not (case.drop_args or case.set_args or case.env or case.chat_template):
-        errors.append(f"{where}: a launch fault must change something (drop_args, set_args, env, chat_template)")
+    if case.kind == "launch" and not (case.drop_args or case.set_args or case.env or case.cpus or case.chat_template):
+        errors.append(f"{where}: a launch fault must change something (drop_args, set_args, env, cpus, chat_template)")
     if case.select and case.expect_failed:
         errors.append(f"{where}: select is for controls only (a fault names its checks instead)")
     if case.checks:

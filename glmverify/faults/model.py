@@ -32,7 +32,7 @@ def coverage_rows(matrix, rows=REFERENCE_ROWS) -> dict[str, tuple[str, ...]]:
             out[api] = out.get(api, ()) + (rid,)
     return out
 CASE_KEYS = {"id", "kind", "row", "suites", "expect_failed", "checks", "fault", "standin", "drop_args", "set_args",
-             "env", "chat_template", "select", "source", "why", "affects", "fix", "signature"}
+             "env", "cpus", "chat_template", "select", "source", "why", "affects", "fix", "signature"}
 SIGNATURE_KEYS = {"checks", "looks_like", "when"}
 DEFAULT_TIMEOUT = 1800.0
 
@@ -49,6 +49,7 @@ class FaultCase:
     drop_args: list[str] = field(default_factory=list)
     set_args: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    cpus: str | None = None  # launch: the engine's processes confined to these CPUs (taskset -c LIST)
     chat_template: str | None = None
     checks: list[str] = field(default_factory=list)  # suite functions that must fail (the run is narrowed to them)
     select: str | None = None  # a pytest -k expression narrowing the checks run (controls only)

@@ -91,6 +91,8 @@ def derived_matrix(case: FaultCase, workdir: Path, matrix_path: Path | str = DEF
     if standin_env:
         env["GLM_STANDIN_FAULTS"] = standin_env
     launch["env"] = env
+    if case.cpus:  # fewer CPUs for the whole engine (a process launch): taskset is util-linux's
+        launch["command"] = ["taskset", "-c", case.cpus, *launch["command"]]
     if case.chat_template:
         tpl = workdir / f"chat_template.{case.chat_template}.jinja"
         tpl.write_text(template_variant(case.chat_template))
