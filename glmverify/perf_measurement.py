@@ -115,7 +115,7 @@ class Measurement:
                     level["stopped"] = f"window {len(level['windows']) - 1}: the client and the engine's counters disagree"
                     return
             if not rules:
-                break
+                continue  # nothing to decide: the windows are for signing a baseline
             reports = [w["report"] for w in level["windows"]]
             samples = regression_samples(reports, baseline[0], self.shape.latency)
             decisions = [decide(r, samples[rule_kind(r)], look=i) for r in rules if samples[rule_kind(r)]]

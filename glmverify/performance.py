@@ -189,8 +189,14 @@ def plan_lines(row: Row) -> list[str]:
            f"windows {list(shape.looks)} per level"]
     for c in shape.concurrency:
         fig = shape.figures.get(c)
-        held = ", ".join(f"{k} {v:g}" for k, v in fig.items()) if fig else "no published figure"
-        out.append(f"#   concurrency {c}: held to {held}" + (f" ({shape.figures_source})" if fig and shape.figures_source else ""))
+        if fig:
+            held = ", ".join(f"{k} {v:g}" for k, v in fig.items())
+            if "tok_s_per_gpu" in fig and row.accelerators:
+                held += f" (output {fig['tok_s_per_gpu'] * row.accelerators:g} tok/s on {row.accelerators} GPUs)"
+            out.append(f"#   concurrency {c}: held to {held} ({shape.figures_source or 'the guide'})")
+        else:
+            out.append(f"#   concurrency {c}: no published figure: held to the row's signed baseline once one is "
+                       "recorded, inconclusive until then")
     out.append(f"#   regression: {LATENCY_NAMES[shape.latency]} and output throughput within {shape.effect:.0%} of the "
                f"signed baseline ({shape.baseline or row.id} in fixtures/{BASELINE_PATH.name}, recorded for this "
                "host where the row is a CPU reference), else the published figure; none: inconclusive")

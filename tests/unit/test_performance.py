@@ -119,7 +119,9 @@ def test_plan_prints_the_shape_and_the_figure(matrix):
     text = render_plan(row)
     assert "serving_performance: low-latency" in text and "--random-input-len 8192" in text
     assert "concurrency 1: held to ttft_ms 662, tpot_ms 3.03, tok_s_per_gpu 34" in text
-    assert "concurrency 16: held to no published figure" in text
+    assert "concurrency 16: no published figure: held to the row's signed baseline once one is recorded" in text
+    gpu = render_plan(with_shape(next(r for r in matrix.rows if r.accelerators == 8)))
+    assert "tok_s_per_gpu 34 (output 272 tok/s on 8 GPUs)" in gpu
 
 
 # ---- the engine's counters and the cross-check --------------------------------------------------
@@ -436,3 +438,17 @@ def test_live_reference_windows_agree_and_a_held_first_token_does_not():
                                for m in ("ttft", "e2el")}}
         held = dataclasses.replace(r, latency=lat)
         assert [p.split(":")[0] for p in performance.cross_check(held, d)[1]] == ["ttft_ms", "e2el_ms"]
+
+
+def test_without_a_baseline_the_level_runs_the_second_looks_windows(matrix, tmp_path):
+    """No rules (no baseline applies): six windows to sign one from, no decision (a planted break
+    after the first look measured three)."""
+    from glmverify.perf_measurement import Measurement
+
+    row = with_shape(matrix.row("reference"), {**SHAPE, "concurrency": [1], "num_prompts": 8, "figures": {}})
+    shape = performance.shape_of(row)
+    engine = StubEngine(row, None)
+    session = StubSession(engine, 10.0)
+    m = Measurement(engine, shape, tmp_path, session, "0.32.0")
+    m.measure_level(1, [], None)
+    assert session.calls == [2] + [8] * shape.looks[1] and m.levels[1]["decisions"] == []
