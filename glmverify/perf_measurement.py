@@ -141,13 +141,14 @@ class Measurement:
     def evidence(self) -> dict:
         s = self.shape
         out = {"client": {"name": "vllm bench serve", "version": self.client_version, "pinned": PINNED},
-               "regime": s.regime, "claim": s.claim, "source": s.source, "tokenizer": self.tokenizer,
+               "regime": s.regime, "claim": s.claim, "accelerators": self.engine.row.accelerators, "source": s.source, "tokenizer": self.tokenizer,
                "flush_cache": sorted(set(self.flushes)), "warmups_excluded": s.warmups, "host": self.host,
                "engine_version": self.engine.evidence.get("engine_version") or self.engine.row.engine_version,
                "levels": {}}
         for c, level in self.levels.items():
             out["levels"][str(c)] = {
                 "baseline": level["baseline"][1] if level["baseline"] else None, "stopped": level.get("stopped"),
+                "baseline_means": level["baseline"][0] if level["baseline"] else None,
                 "windows": [{"report": w["report"].evidence(), "cross_check": w["cross_check"], "seconds": w["seconds"]}
                             for w in level["windows"]],
                 "window_records": [window_record(w["report"]) for w in level["windows"]],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 
+from .perf_plot import plot_performance
 from .figures import accept_length, effort_ratios, find, needles, num, per_position, ratio_label, reasoning_tokens, tokens_text
 
 def _png_data_uri(fig) -> str:
@@ -124,6 +125,10 @@ PLOTS = (
      "every lowered level must reason less than the default."),
     ("fig-needles", "Needle depth by context length", "context_1m", plot_needles,
      "Each marker is one needle: where it was placed (depth) in a prompt of that length, and whether it was found."),
+    ("fig-performance", "Serving performance per hardware", "serving_performance",
+     lambda cells: plot_performance(cells, _png_data_uri),
+     "Each row's concurrency levels (tokens/s per user against output tokens/s per GPU), with the guide's "
+     "published point (square) and the baseline it was held to (diamond)."),
 )
 
 
