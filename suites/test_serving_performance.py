@@ -13,7 +13,9 @@ stops the level).
   and P99; throughput) with every request completed and none failed;
 * ``test_counters_agree``: each window's client figures within ``performance.TOLERANCE`` of the
   engine's counters (requests, output tokens, mean TTFT, TPOT, E2E); a disagreement fails with both;
-* ``test_no_regression``: per level, TPOT and output throughput against the baseline
+* ``test_no_regression``: per level, TPOT (E2E latency where the row's shape says ``latency: e2el``)
+  and output throughput against the baseline (on the CPU reference: this host's, recorded by
+  ``make perf-baseline`` in an earlier launch)
   (``performance.regression_rules``): failed beyond the effect, inconclusive when the windows'
   noise allows no decision or no baseline applies (the reason says which).
 
