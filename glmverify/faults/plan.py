@@ -97,6 +97,9 @@ def derived_matrix(case: FaultCase, workdir: Path, matrix_path: Path | str = DEF
         tpl = workdir / f"chat_template.{case.chat_template}.jinja"
         tpl.write_text(template_variant(case.chat_template))
         launch["args"] = derive_args(launch["args"], ["--chat-template"], {"--chat-template": str(tpl)})
+    perf = (row.get("expect") or {}).get("performance")
+    if perf and not perf.get("baseline"):  # the misconfigured launch is held to its row's baseline
+        row = {**row, "expect": {**row["expect"], "performance": {**perf, "baseline": case.row}}}
     row = {**row, "id": launch_row_id(case), "launch": launch,
            "description": f"fault catalogue: {case.id} (row {case.row} misconfigured)"}
     out = {k: data[k] for k in ("schema", "features", "profiles")}
