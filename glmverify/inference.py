@@ -30,7 +30,7 @@ from .diagnosis import diagnose, facts_of
 from .document import LIVE, Cell, decide_status, live_basis, new_cell
 from .matrix import Matrix, Row, engine_kind
 
-CHECK_KEYS = ("id", "outcome", "detail", "phase", "time", "duration", "launch_id")
+CHECK_KEYS = ("id", "outcome", "detail", "code", "fields", "phase", "time", "duration", "launch_id")
 
 
 @dataclass
