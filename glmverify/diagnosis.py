@@ -51,8 +51,8 @@ A diagnosis claims only what it can support:
   launch change (a misconfiguration) only on its rows' engine. ``when: engine`` holds everywhere.
 * **A confidence floor** (``FLOOR``): a group is ``likely`` only when its score reaches it, i.e.
   more than "the feature failed" with the row's engine and conditions (``ANY_CHECK`` + ``AFFECTS``
-  + ``WHEN`` stay below it); a matching failure pattern or a failed signature check with a
-  covering ``affects`` reaches it. Below it the groups are listed as ``similar`` and the cell
+  + ``WHEN`` stay below it); a matching code, a matching failure pattern or a failed
+  signature check with a covering ``affects`` reaches it. Below it the groups are listed as ``similar`` and the cell
   says no known cause matches. Groups tied at the top stay tied (each is ``likely``, rank
   pessimistic).
 * **Alike symptoms** (``fixtures/symptoms.yaml``): entries the harness cannot tell apart from the

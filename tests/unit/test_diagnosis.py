@@ -127,7 +127,6 @@ def test_a_code_match_outweighs_misleading_wording():
     assert dg.likely(d)[0]["id"] == "proxy-args-schema-invalid"
     assert not any(g["id"] in ("proxy-args-invalid-json", "proxy-stream-chunk-reordered") for g in d)
     # the same wording without a code: the fallback reads it (an uncoded, pre-code record)
-    by_words = {"coded": e.id, "patterned": "x"}
     a = entry(id="coded", fault="f1", signature={"codes": [{"code": "tool_call.arguments_schema_invalid"}]})
     b = entry(id="patterned", fault="f2", signature={"looks_like": ["arguments are not JSON"]})
     mixed = failed_cell(("test_case[a]", "failed", "arguments are not JSON"))
@@ -135,7 +134,7 @@ def test_a_code_match_outweighs_misleading_wording():
     assert [g["id"] for g in dg.diagnose(mixed, [a, b], REF)][:1] == ["coded"]
     assert dg.score(b, mixed, REF)[0] == dg.ANY_CHECK + dg.LOOKS_AGAINST  # wording of a coded failure: not read
     uncoded = failed_cell(("test_case[a]", "failed", "arguments are not JSON"))
-    assert [g["id"] for g in dg.diagnose(uncoded, [a, b], REF)][:1] == ["patterned"], by_words
+    assert [g["id"] for g in dg.diagnose(uncoded, [a, b], REF)][:1] == ["patterned"]
     # a coded failure and an uncoded one in one cell: the code match outweighs the pattern match
     both = failed_cell(("test_case[a]", "failed", "x"), ("test_case[b]", "failed", "arguments are not JSON"))
     both["checks"][0].update(code="tool_call.arguments_schema_invalid", fields={})

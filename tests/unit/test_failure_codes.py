@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from glmverify import checks, policy
-from glmverify.checks import Failure, Inconclusive, coded, conclude, expect
+from glmverify.checks import Failure, coded, conclude, expect
 from glmverify.failure_codes import CODES, meaning
 from glmverify.faults.recordings import load_recordings
 from glmverify.knowledge import load_entries
