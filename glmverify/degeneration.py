@@ -211,18 +211,22 @@ def screen(answer: Any, request: Any = None, profile_max_tokens: int | None = No
         score, where = max(score, 1.0), where or f"ran to max_tokens ({used} of {limit})"
         excerpt = excerpt or _tail(answer)
     reasoning, content = getattr(answer, "reasoning", None) or "", getattr(answer, "content", None) or ""
-    req = request if isinstance(request, dict) else {}
     empty = (reasoning.strip() and not content.strip() and not getattr(answer, "tool_calls", None)
              and getattr(answer, "finish_reason", None) == "stop")
-    if empty:
-        if req.get("tools") and req.get("tool_choice") == "none":
-            return {"codes": codes, "score": score, "where": where, "excerpt": excerpt[:EXCERPT],
-                    "apart": apart_reason(request, profile_max_tokens), "empty_tool_choice_none": True}
+    if empty and not _calls_dropped(request):
         codes.append(EMPTY)
         score, where = max(score, 1.0), where or "reasoning, then no content and no call"
         excerpt = excerpt or reasoning.strip()[-EXCERPT:]
     return {"codes": codes, "score": round(score, 3), "where": where, "excerpt": excerpt[:EXCERPT],
             "apart": apart_reason(request, profile_max_tokens)}
+
+
+def _calls_dropped(request: Any) -> bool:
+    """Tools offered with tool choice none (chat ``"none"``, messages ``{"type": "none"}``): the
+    engine drops a call the model wrote, so reasoning alone is a conforming answer."""
+    req = request if isinstance(request, dict) else {}
+    choice = req.get("tool_choice")
+    return bool(req.get("tools")) and (choice == "none" or (isinstance(choice, dict) and choice.get("type") == "none"))
 
 
 def _tail(answer: Any) -> str:

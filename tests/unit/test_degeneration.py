@@ -123,6 +123,8 @@ def test_screen_codes_and_counted_apart():
     assert empty["codes"] == [d.EMPTY] and empty["apart"] is None
     # tool_choice none with tools: vLLM drops the call the model wrote; reasoning alone is conforming
     assert d.screen(answer(content=None, reasoning="call it", tools=[{}], tool_choice="none"))["codes"] == []
+    assert d.screen(answer(content=None, reasoning="call it", tools=[{}], tool_choice={"type": "none"}))["codes"] == []
+    assert d.screen(answer(content=None, reasoning="call it", tools=[{}], tool_choice="auto"))["codes"] == [d.EMPTY]
     assert d.screen(answer(content="x", temperature=0))["apart"] == "greedy (temperature 0)"
     call = ToolCall("c1", "write", json.dumps({"text": "ab " * 400}))
     assert d.screen(answer(calls=[call], finish="tool_calls"))["codes"] == [d.LOOP]
