@@ -169,8 +169,11 @@ class Ledger:
             waived = {c for w in self.waivers if w.applies(e.request) for c in w.codes}
             e.violations = [v for v in found if v.code not in waived]
             e.waived = [v for v in found if v.code in waived]
-            e.screen = degeneration.screen(e.accounted, e.request, self.max_tokens)
-            e.screen["waived"] = bool(set(degeneration.CODES) & waived)
+            try:
+                e.screen = {**degeneration.screen(e.accounted, e.request, self.max_tokens),
+                            "waived": bool(set(degeneration.CODES) & waived)}
+            except Exception as exc:  # noqa: BLE001 - a screen that breaks is a note, never a failed check
+                self.notes.append(f"degeneration screen failed: {type(exc).__name__}: {exc}"[:300])
         return [e for e in self.entries if e.violations]
 
     def summary(self, bad: list[Entry]) -> dict:
