@@ -379,7 +379,8 @@ def open_ledger(live) -> Ledger:
     # is conforming only when the context is full
     windows = [live.evidence.get("max_model_len"), (live.row.expect or {}).get("context")]
     window = next((w for w in windows if isinstance(w, int) and w > 0), None)
-    ledger = Ledger(specials or GLM_SPECIAL_TOKENS, window, counter)
+    # the profile's max_tokens: a request asking for fewer cuts on purpose (degeneration counts it apart)
+    ledger = Ledger(specials or GLM_SPECIAL_TOKENS, window, counter, max_tokens=getattr(getattr(live.row, "profile", None), "max_tokens", None))
     unscripted = (live.row.expect or {}).get("unscripted_output")
     if unscripted:
         ledger.waive(CONTENT_CODES, f"the row's model output is unscripted: {unscripted}")

@@ -128,7 +128,7 @@ def _imports(path: Path) -> set[str]:
 ALLOWED = {  # module -> what it may import (beside itself and the package root's __version__)
     "document": {"matrix"},
     "results": {"document", "matrix", "redact", "util", "inference"},
-    "inference": {"document", "matrix", "knowledge", "diagnosis"},
+    "inference": {"document", "matrix", "knowledge", "diagnosis", "degeneration"},
     "merge": {"document", "matrix", "util", "knowledge", "diagnosis"},
     "signoff": {"document", "util"},
     "report": {"document", "matrix", "util", "report"},

@@ -16,7 +16,7 @@ import json
 import httpx
 import pytest
 
-from glmverify import plugin
+from glmverify import degeneration, plugin
 from glmverify.anthropic_stream import MessagesStreamReader, read_lines
 from glmverify.chat import Chat, ChatResult, StreamAssembler, ToolCall, parse_completion
 from glmverify.faults.recordings import load_recordings
@@ -547,6 +547,6 @@ def test_a_row_with_unscripted_output_waives_the_content_invariants_only():
     live = LiveEngine(row=Unscripted(), server=None, client=RecordedClient("", False), launch_id="l")
     ledger = plugin.open_ledger(live)
     assert ledger.waivers and set(ledger.waivers[0].codes) == {"content.markup", "content.special_token",
-                                                               "text.accounting"}
+                                                               "text.accounting", *degeneration.CODES}
     assert not plugin.open_ledger(LiveEngine(row=Row(), server=None, client=RecordedClient("", False),
                                              launch_id="l")).waivers
