@@ -311,6 +311,9 @@ def rate_rule(name: str, n: int, alpha_: float) -> Rule:
                 looks=(n,), beta=BETA, effect=EFFECT, basis=BASIS)
 
 
+RATE_CODE = "degeneration.rate_above_bar"  # the failed decision's code (glmverify.failure_codes)
+
+
 def failed_check(check_id: str, verdict: dict, scope: str) -> dict | None:
     """The failed check a confidently-above-the-bar rate adds to its cell (None: evidence only)."""
     d = verdict.get("decision")
@@ -322,6 +325,8 @@ def failed_check(check_id: str, verdict: dict, scope: str) -> dict | None:
                       f"{e.get('where')}]: {e.get('excerpt', '')[:80]!r}" for e in verdict["worst"][:3])
     lo = d["interval"][0]
     return {"id": check_id, "outcome": "failed", "time": None, "duration": None, "launch_id": None,
+            "code": RATE_CODE, "fields": {"scope": scope, "degenerate": verdict["degenerate"],
+                                          "counted": verdict["counted"], "by_code": dict(verdict["by_code"])},
             "detail": (f"degenerate answers {verdict['degenerate']} of {verdict['counted']} {scope} "
                        f"({verdict['rate']:.1%}; lower bound {lo:.2%} at alpha {d['alpha']:.2g}) confidently above "
                        f"the bar {BAR:.0%}; by code {verdict['by_code']}; worst: {worst}")}

@@ -26,6 +26,9 @@ CODES: dict[str, str] = {
                                    "quantization, speculation, window ...)",
     "deployment.served_model_missing": "the endpoint does not serve the row's model (the models it serves are listed)",
     "engine.startup_failed": "the engine did not start (its log is in the detail)",
+    # ---- degenerate answers (glmverify.degeneration), decided per cell and per row ---------------
+    "degeneration.rate_above_bar": "the share of degenerate answers (loops, runs to max_tokens, empty after "
+                                   "reasoning) is confidently above its bar; fields: scope, degenerate, counted, by_code",
     # ---- reasoning_split ---------------------------------------------------------------------
     "reasoning.missing": "thinking on, but no reasoning field; fields: think_end_in_content (the parser left "
                          "'</think>' in content), content_chars",
