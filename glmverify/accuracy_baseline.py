@@ -2,7 +2,7 @@
 
 Design (issue #25: "this deployment answers as well as the one it replaces"):
 
-* **What is recorded.** The paired check (suites/test_accuracy_smoke.py ``test_gsm8k_paired``)
+* **What is recorded.** The paired check (suites/test_accuracy_smoke.py ``test_against_baseline``)
   answers GSM8K questions in the seeded order every row shares (``--accuracy-seed``), each request
   carrying a per-question ``seed`` (``request_seed``: the same for every row and run, so a
   reproducible engine answers a question the same way twice and the pairing compares deployments,

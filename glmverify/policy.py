@@ -75,8 +75,8 @@ PAIRED_EFFECT = 0.03    # baseline - current accuracy a paired run must confiden
 PAIRED_BUDGET = 512     # questions the paired check may draw (capped by --accuracy-max and the baseline's)
 DRIFT_EFFECT = 0.10     # early - late window accuracy a steady run must confidently stay under
 BATCH_EFFECT = 0.10     # concurrency-1 - full-concurrency accuracy on the same seeded questions
-STEADY_BUDGET = 288     # requests of the steady check when the paired check drew none (9 windows of 32)
-BATCH_SUBSET = 48       # questions re-asked one at a time (their cost is reported)
+STEADY_BUDGET = 384     # seeded requests the steady check judges (12 windows of 32; the paired check's, topped up)
+BATCH_SUBSET = 64       # questions re-asked one at a time (their cost is reported)
 
 
 def _v(row: Row) -> dict:

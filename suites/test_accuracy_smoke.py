@@ -23,14 +23,16 @@ than score a non-speculative run for a speculative row. The evidence and the fai
 whether speculative decoding was on.
 
 Beyond the absolute gate (issue #25; ``glmverify.accuracy_baseline`` has the design, the decisions
-are ``glmverify.accuracy_decisions``'s): ``test_gsm8k_paired`` holds the row to its baseline (its
+are ``glmverify.accuracy_decisions``'s): ``test_against_baseline`` holds the row to its baseline (its
 declared twin in this run, or the recorded or signed run given with ``--accuracy-baseline``) on
 the same questions sent with the same per-question seeds, McNemar on the discordant pairs against
 a stated effect (``--accuracy-effect``, 3 points); a row without a baseline records its outcomes
 for the next run (``--accuracy-record N`` questions) and says so (skipped: the absolute gate
-alone decides). ``test_gsm8k_steady``
+alone decides). ``test_steady_over_run``
 (thinking on) decides the run's early windows against its late ones and re-asks a small subset
-one request at a time against the same seeded answers at full concurrency.
+one request at a time against the same seeded answers at full concurrency; it judges the paired
+check's seeded answers (or draws ``policy.STEADY_BUDGET`` of its own when that check did not run),
+and is skipped, costing nothing, in a run with neither a baseline nor ``--accuracy-record``.
 """
 from __future__ import annotations
 
@@ -155,7 +157,7 @@ def scored(outcomes: list[dict]) -> list[tuple[str, bool]]:
 
 @pytest.mark.behaviour
 @pytest.mark.parametrize("thinking", [True, False], ids=["think", "nonthink"])
-def test_gsm8k_paired(engine, chat_nonstream, questions, thinking, evidence, options):
+def test_against_baseline(engine, chat_nonstream, questions, thinking, evidence, options):
     """The row against its baseline on the same seeded questions: no loss beyond the stated effect."""
     row, mode = engine.row, ("think" if thinking else "nonthink")
     try:
@@ -222,14 +224,22 @@ def batch_decision(row, full: list[dict], single: list[dict], alpha: float) -> D
 
 
 @pytest.mark.behaviour
-def test_gsm8k_steady(engine, chat_nonstream, questions, evidence, options):
+def test_steady_over_run(engine, chat_nonstream, questions, evidence, options):
     """Thinking on: early windows against late ones, and concurrency 1 against full concurrency."""
     row = engine.row
     chat_nonstream.timeout = policy.request_timeout(row, options)
     full = _SEEDED.get((row.id, "think"))
-    if not full:  # the paired check did not run here (-k): draw the run of its own
-        n = min(policy.STEADY_BUDGET, options.accuracy_max or len(questions))
-        full = ask_seeded(chat_nonstream, list(questions[:n]), {}, options.accuracy_seed)
+    if not full:
+        if not (options.accuracy_baseline or options.accuracy_record):
+            # its cost is opted into with the paired check's (make verify does): a plain run pays nothing
+            pytest.skip("no seeded GSM8K run to judge: give --accuracy-baseline or --accuracy-record N "
+                        "(make verify does) for the early/late windows and the concurrency-1 subset")
+        full = []
+    # the paired check stops at its first deciding look: top its seeded answers up to the windows' budget
+    n = min(policy.STEADY_BUDGET, options.accuracy_max or len(questions))
+    topped_up = max(0, n - len(full))
+    if topped_up:
+        full = full + ask_seeded(chat_nonstream, list(questions[len(full):n]), {}, options.accuracy_seed)
     a = policy.alpha(row, policy.rendered_prompt(engine.client.engine))
     drift = ad.drift([ok for _, ok in scored(full)], name="accuracy[drift]",
                      quantity="GSM8K accuracy of the early windows - the late windows (thinking on, order of sending)",
@@ -241,7 +251,8 @@ def test_gsm8k_steady(engine, chat_nonstream, questions, evidence, options):
     batch = batch_decision(row, full, single, a)
     batch.requests = len(single)
     unserved = [f"{o['id']}: not served" for o in full + single if o["status"] == "unserved"]
-    evidence.add(window_accuracy=drift.extra["windows"], window_size=drift.extra["window_size"],
+    evidence.add(window_accuracy=drift.extra["windows"], window_size=drift.extra["window_size"], judged=len(full),
+                 drift_requests_spent=topped_up,
                  batch={"requests_spent": len(single), "concurrency": [1, options.concurrency],
                         "tokens_spent": one_at_a_time.tokens_spent})
     serving = policy.serving_decision("accuracy_smoke[steady]", len(full) + len(single), unserved)

@@ -13,6 +13,8 @@ import pytest
 from glmverify import accuracy_baseline as ab
 from glmverify import accuracy_decisions as ad
 from glmverify import policy, signoff
+from glmverify.faultproxy import accuracy_faults
+from glmverify.faultproxy.registry import FAULTS, apply
 from glmverify.matrix import load
 from glmverify.verdicts import DEFAULT_BETA, decide
 
@@ -109,7 +111,8 @@ def test_paired_bounds_sign_is_mcnemar(row):
 
 
 # ---- drift ----------------------------------------------------------------------------------------
-def decay(rng, n: int = policy.STEADY_BUDGET, after: int = 96, wrong_after: float = 0.25) -> np.ndarray:
+def decay(rng, n: int = policy.STEADY_BUDGET, after: int = accuracy_faults.DECAY_AFTER,
+          wrong_after: float = accuracy_faults.DECAY_PERCENT / 100) -> np.ndarray:
     """The accuracy_decay fault: healthy for ``after`` requests, then answers wrong ``wrong_after`` more often."""
     out = rng.random(n) > P_WRONG
     out[after:] &= ~(rng.random(n - after) < wrong_after)
@@ -129,9 +132,9 @@ def test_steady_run_verifies_and_decay_fails_the_drift_decision(row):
     statuses = [drift(row, o).status for o in decayed]
     assert statuses.count("failed") >= 95
     # the absolute gate draws the run's first questions, before the decay: it verifies
-    assert sum(absolute_verifies(row, o[:96]) in ("verified", "inconclusive") for o in decayed) >= 95
+    assert sum(absolute_verifies(row, o[:accuracy_faults.DECAY_AFTER]) != "failed" for o in decayed) >= 99
     d = drift(row, decayed[0])
-    assert len(d.extra["windows"]) == policy.STEADY_BUDGET // ad.DRIFT_WINDOW and d.extra["compared_windows"] == 3
+    assert len(d.extra["windows"]) == policy.STEADY_BUDGET // ad.DRIFT_WINDOW and d.extra["compared_windows"] == 4
 
 
 def test_drift_with_too_few_requests_decides_nothing(row):
@@ -237,3 +240,50 @@ def test_family_spends_the_alpha_on_the_new_decisions(row):
     names = policy.family(row, True)
     assert {"accuracy[paired:think]", "accuracy[paired:nonthink]", "accuracy[drift]", "accuracy[batch]"} <= set(names)
     assert [r.name for r in policy.rules(row, True)][:2] == ["accuracy[think]", "accuracy[nonthink]"]
+
+
+# ---- the planted faults' rewrites (offline) --------------------------------------------------------
+def test_wrong_number_rewrites_only_the_final_answer():
+    text = "12 apples and 3 pears: 15.\nThe answer is 1,234."
+    assert accuracy_faults.wrong_number(text) == "12 apples and 3 pears: 15.\nThe answer is 1235."
+    assert accuracy_faults.wrong_number("no number here") == "no number here"
+    from glmverify.gsm8k import extract
+    assert extract(accuracy_faults.wrong_number("The answer is 7.")) == "8"
+
+
+def test_subtle_drop_rewrites_about_its_share_of_gsm8k_answers():
+    f = FAULTS["accuracy_subtle_drop"]
+    req = {"messages": [{"role": "user", "content": "Q?\n\nEnd your answer with 'The answer is N.' where N ..."}]}
+    assert f.applies(req) and not f.applies({"messages": [{"role": "user", "content": "hello"}]})
+    changed = 0
+    for i in range(4000):
+        body = {"choices": [{"message": {"content": f"Working {i}. The answer is {i}."}}]}
+        out = json.loads(apply(f, "chat", False, json.dumps(body)))
+        changed += out["choices"][0]["message"]["content"] != body["choices"][0]["message"]["content"]
+    assert 0.035 <= changed / 4000 <= 0.065, changed
+    again = json.loads(apply(f, "chat", False, json.dumps({"choices": [{"message": {"content": "The answer is 3."}}]})))
+    assert again == json.loads(apply(f, "chat", False, json.dumps({"choices": [{"message": {"content": "The answer is 3."}}]})))
+
+
+def test_decay_and_batch_decide_from_the_proxy_state():
+    from glmverify.faultproxy.registry import RespondContext
+
+    ctx = RespondContext(request=None, kind="chat", stream=False, body={}, state={})
+    whens = [accuracy_faults._decay_decide(ctx) for _ in range(accuracy_faults.DECAY_AFTER + 400)]
+    assert all(w is None for w in whens[:accuracy_faults.DECAY_AFTER])
+    late = [w(f"The answer is {i}.") for i, w in enumerate(whens[accuracy_faults.DECAY_AFTER:])]
+    assert 0.18 <= sum(late) / len(late) <= 0.32
+    ctx = RespondContext(request=None, kind="chat", stream=False, body={}, state={})
+    alone = accuracy_faults._batch_decide(ctx)
+    accuracy_faults._batch_done(ctx)
+    assert alone is None and ctx.state["accuracy_in_flight"] == 0
+    crowd = [accuracy_faults._batch_decide(ctx) for _ in range(accuracy_faults.BATCH_K + 1)]
+    assert all(w is None for w in crowd[:-1]) and crowd[-1] is not None
+
+
+def test_catalogue_entries_name_the_accuracy_faults():
+    from glmverify import knowledge
+
+    entries = {e["id"] if isinstance(e, dict) else e.id: e for e in knowledge.catalogue()}
+    for fid in ("accuracy-subtle-drop", "accuracy-decay", "accuracy-batch-errors"):
+        assert fid in entries, sorted(entries)[:5]
