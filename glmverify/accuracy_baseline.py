@@ -18,9 +18,15 @@ Design (issue #25: "this deployment answers as well as the one it replaces"):
      (its ``accuracy/`` files) or a signed results directory (its ``accuracy-baseline.json``,
      written by ``glmverify signoff``): the same row's last recorded or signed run.
 
-  None: the evidence says so and the absolute gate alone decides the cell.
+  None: the evidence says so and the absolute gate alone decides the cell. A declared twin must
+  have answered first: in one run its outcomes are read once its own check wrote them (else the
+  row says it found none); across runners, record the twin's run and pass it as the store.
+* **Who records.** A row answers seeded questions beyond its paired check's needs only to record:
+  ``--accuracy-record N``, or ``PAIRED_BUDGET`` questions when another row of the matrix names
+  it as its baseline (its twin will be held to it).
 * **Recording.** ``record(DIR, OUT)`` gathers a run's outcome files into one baseline file
-  (``python -m glmverify.accuracy_baseline record DIR OUT [--if-missing]``); ``make verify``
+  (``python -m glmverify.accuracy_baseline record DIR... OUT [--if-missing]``; several
+  directories for a merged run, so a GPU runner can be given its twin's outcomes); ``make verify``
   records ``results/accuracy-baseline.json`` after a run when none exists and passes it to the
   next run, so a second run is held to the first. ``glmverify signoff`` writes the signed run's
   outcomes beside signoff.json (``accuracy-baseline.json``, its sha256 in the record), so a run
@@ -150,12 +156,17 @@ def resolve(row, mode: str, results_dir: Path, store_path: str | Path | None) ->
                   "--accuracy-baseline was given; the absolute gate alone decides")
 
 
-def record(results_dir: str | Path, out: str | Path, rows: list[str] | None = None, **source) -> dict:
-    """Gather ``results_dir``'s outcome files into one baseline file ``out`` (the rows given, else all)."""
-    found = gather(Path(results_dir))
+def record(results_dir: str | Path | list, out: str | Path, rows: list[str] | None = None, **source) -> dict:
+    """Gather the outcome files of one results directory, or several (a merged run's runners: a
+    later directory's row replaces an earlier one's), into one baseline file ``out`` (the rows
+    given, else all)."""
+    dirs = [Path(d) for d in (results_dir if isinstance(results_dir, list) else [results_dir])]
+    found: dict[str, dict[str, dict]] = {}
+    for d in dirs:
+        found.update(gather(d))
     chosen = {r: m for r, m in found.items() if rows is None or r in rows}
     doc = {"kind": KIND, "schema": SCHEMA, "recorded": utcnow(),
-           "source": {"results": Path(results_dir).name, **source}, "rows": chosen}
+           "source": {"results": ", ".join(d.name for d in dirs), **source}, "rows": chosen}
     atomic_write(Path(out), json.dumps(doc, ensure_ascii=False, indent=0) + "\n")
     return doc
 
@@ -164,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m glmverify.accuracy_baseline",
                                  description="record a run's per-question GSM8K outcomes as an accuracy baseline")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    rec = sub.add_parser("record", help="gather RESULTS_DIR/accuracy/*.json into OUT")
-    rec.add_argument("results_dir")
+    rec = sub.add_parser("record", help="gather RESULTS_DIR/accuracy/*.json (one or several directories) into OUT")
+    rec.add_argument("results_dir", nargs="+", help="results directories, e.g. each runner's of a merged run")
     rec.add_argument("out")
     rec.add_argument("--if-missing", action="store_true", help="keep an existing OUT (a baseline is replaced on purpose)")
     args = ap.parse_args(argv)
@@ -173,11 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.if_missing and out.exists():
         print(f"accuracy baseline {out} kept (it exists; delete it or sign off a run to replace it)")
         return 0
-    src = Path(args.results_dir).resolve()
-    doc = record(src, out, run=src.name)
+    srcs = [Path(d).resolve() for d in args.results_dir]
+    doc = record(srcs, out, run=", ".join(s.name for s in srcs))
     if not doc["rows"]:
         out.unlink(missing_ok=True)
-        print(f"no accuracy outcomes in {args.results_dir}: no baseline recorded")
+        print(f"no accuracy outcomes in {', '.join(args.results_dir)}: no baseline recorded")
         return 0
     summary = ", ".join(f"{r} (" + ", ".join(f"{m} {len(d['outcomes'])}" for m, d in modes.items()) + ")"
                         for r, modes in doc["rows"].items())

@@ -157,9 +157,10 @@ def scored(outcomes: list[dict]) -> list[tuple[str, bool]]:
 
 @pytest.mark.behaviour
 @pytest.mark.parametrize("thinking", [True, False], ids=["think", "nonthink"])
-def test_against_baseline(engine, chat_nonstream, questions, thinking, evidence, options):
+def test_against_baseline(engine, chat_nonstream, questions, thinking, evidence, options, glm_state):
     """The row against its baseline on the same seeded questions: no loss beyond the stated effect."""
     row, mode = engine.row, ("think" if thinking else "nonthink")
+    twins = [r.id for r in glm_state.matrix.rows if r.expect.get("accuracy_baseline") == row.id]
     try:
         base, why = ab.resolve(row, mode, options.results_dir, options.accuracy_baseline)
     except ValueError as exc:
@@ -177,9 +178,10 @@ def test_against_baseline(engine, chat_nonstream, questions, thinking, evidence,
     first = options.accuracy_samples or len(questions)
     budget = options.accuracy_max or len(questions)
     decision = None
-    if base is None:  # record what the next run will be held to (--accuracy-record questions)
-        if options.accuracy_record:
-            draw(min(options.accuracy_record, budget))
+    if base is None:  # record what the next run (or a twin naming this row) will be held to
+        n = options.accuracy_record or (policy.PAIRED_BUDGET if twins else 0)
+        if n:
+            draw(min(n, budget))
     else:
         looks = policy.paired_looks(first, budget, len(base.scored()))
         decision, _ = ad.run_paired(
@@ -194,6 +196,7 @@ def test_against_baseline(engine, chat_nonstream, questions, thinking, evidence,
     unserved = [f"{o['id']}: not served" for o in outcomes if o["status"] == "unserved"]
     s = scored(outcomes)
     evidence.add(thinking=thinking, baseline=base.evidence() if base else {"none": why}, effect=effect,
+                 baseline_of=twins,
                  n=len(s), accuracy=round(sum(ok for _, ok in s) / len(s), 4) if s else None,
                  recorded=f"{ab.OUTCOMES_DIR}/{written.name}" if written else None, seeds="accuracy_baseline.request_seed(--accuracy-seed, id)",
                  window_accuracy=ad.windows([ok for _, ok in s]), tokens_spent=chat_nonstream.tokens_spent)

@@ -197,6 +197,19 @@ def test_recorded_run_becomes_the_next_runs_baseline(tmp_path, row):
     assert ab.resolve(row, "think", tmp_path, run1)[0].scored()[ids(1)[0]] is False
 
 
+def test_a_merged_runs_runners_record_one_store(tmp_path):
+    twin = next(r for r in load().rows if r.expect.get("accuracy_baseline"))
+    a, b = tmp_path / "runner-a", tmp_path / "runner-b"
+    ab.write_outcomes(a, twin.expect["accuracy_baseline"], "think", outcomes_of([True, True, False]))
+    ab.write_outcomes(b, "reference", "think", outcomes_of([True]))
+    assert ab.main(["record", str(a), str(b), str(tmp_path / "merged.json")]) == 0
+    store, desc = ab.load_store(tmp_path / "merged.json")
+    assert set(store) == {twin.expect["accuracy_baseline"], "reference"} and "runner-a, runner-b" in desc
+    base, _ = ab.resolve(twin, "think", tmp_path / "gpu-run", tmp_path / "merged.json")
+    assert base.row == twin.expect["accuracy_baseline"] and "merged.json" in base.source
+    assert "accuracy_baseline" in base.source  # the matrix's declaration and its basis are named
+
+
 def test_no_baseline_says_so(tmp_path, row):
     base, why = ab.resolve(row, "think", tmp_path, None)
     assert base is None and "no baseline" in why and "absolute gate" in why
