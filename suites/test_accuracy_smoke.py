@@ -216,8 +216,9 @@ def batch_decision(row, full: list[dict], single: list[dict], alpha: float) -> D
     d = ad.paired(pairs, name="accuracy[batch]", quantity="GSM8K accuracy at concurrency 1 - at full concurrency "
                   "(same questions, same seeds)", effect=policy.BATCH_EFFECT, alpha=alpha, beta=DEFAULT_BETA, look=0,
                   looks=(max(2, len(pairs)),), source="the same questions re-asked one at a time")
-    differ = ad.answers_differ({o["id"]: o["got"] for o in single}, {o["id"]: by_id[o["id"]]["got"]
-                                                                     for o in single if o["id"] in by_id})
+    # identity is asked of answers both sides gave (a request not served on one side is the serving bar's)
+    answered = [o for o in single if o["status"] == "answered" and by_id.get(o["id"], {}).get("status") == "answered"]
+    differ = ad.answers_differ({o["id"]: o["got"] for o in answered}, {o["id"]: by_id[o["id"]]["got"] for o in answered})
     d.extra["answers_differ"] = differ[:ad.FIRST_IDS]
     if row.expect.get("deterministic") and differ:
         d.status = FAILED

@@ -160,6 +160,9 @@ def test_batch_faults_fail_and_identical_answers_verify(row):
     single = rng.random(policy.BATCH_SUBSET) > P_WRONG
     same = suite.batch_decision(row, outcomes_of(single), outcomes_of(single), alpha(row))
     assert same.status == "verified", same.summary()
+    lost = outcomes_of(single)
+    lost[3].update(status="unserved", got=None, correct=False)   # not served at full concurrency: not a difference
+    assert suite.batch_decision(row, lost, outcomes_of(single), alpha(row)).status == "verified"
     # errors only in full batches: a few answers wrong at full concurrency (97% -> ~90%)
     full = single.copy()
     full[rng.choice(np.flatnonzero(single), size=4, replace=False)] = False
