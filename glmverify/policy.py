@@ -191,6 +191,15 @@ def paired_effect(row: Row, options: Options) -> tuple[float, str]:
                            "field's regressions are a few points, vLLM #50435)")
 
 
+def seeded_concurrency(row: Row, options: Options) -> tuple[int, str]:
+    """(concurrency, basis) of requests carrying a seed: the row's ``expect.seeded_concurrency``
+    (an engine that cannot take seeded requests in a batch), else the run's ``--concurrency``."""
+    limit = row.expect.get("seeded_concurrency")
+    if limit:
+        return min(int(limit), options.concurrency), row.expect.get("seeded_concurrency_basis") or "row expect"
+    return options.concurrency, "the run's --concurrency"
+
+
 def paired_looks(first: int, budget: int, baseline_n: int) -> tuple[int, ...]:
     """The paired check's looks: ``accuracy_looks`` up to the smallest of ``PAIRED_BUDGET``, the
     ``--accuracy-max`` budget (0: no cap) and the questions the baseline scored."""

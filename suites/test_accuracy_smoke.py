@@ -165,7 +165,9 @@ def test_against_baseline(engine, chat_nonstream, questions, thinking, evidence,
         base, why = ab.resolve(row, mode, options.results_dir, options.accuracy_baseline)
     except ValueError as exc:
         pytest.fail(str(exc), pytrace=False)
+    seeded_c, seeded_basis = policy.seeded_concurrency(row, options)
     chat_nonstream.timeout = policy.request_timeout(row, options)
+    chat_nonstream.concurrency = seeded_c
     extra = {} if thinking else {"chat_template_kwargs": {engine.profile.thinking_variable: False}}
     outcomes: list[dict] = []
 
@@ -196,7 +198,7 @@ def test_against_baseline(engine, chat_nonstream, questions, thinking, evidence,
     unserved = [f"{o['id']}: not served" for o in outcomes if o["status"] == "unserved"]
     s = scored(outcomes)
     evidence.add(thinking=thinking, baseline=base.evidence() if base else {"none": why}, effect=effect,
-                 baseline_of=twins,
+                 baseline_of=twins, seeded_concurrency={"concurrency": seeded_c, "basis": seeded_basis},
                  n=len(s), accuracy=round(sum(ok for _, ok in s) / len(s), 4) if s else None,
                  recorded=f"{ab.OUTCOMES_DIR}/{written.name}" if written else None, seeds="accuracy_baseline.request_seed(--accuracy-seed, id)",
                  window_accuracy=ad.windows([ok for _, ok in s]), tokens_spent=chat_nonstream.tokens_spent)
@@ -231,7 +233,9 @@ def batch_decision(row, full: list[dict], single: list[dict], alpha: float) -> D
 def test_steady_over_run(engine, chat_nonstream, questions, evidence, options):
     """Thinking on: early windows against late ones, and concurrency 1 against full concurrency."""
     row = engine.row
+    seeded_c, seeded_basis = policy.seeded_concurrency(row, options)
     chat_nonstream.timeout = policy.request_timeout(row, options)
+    chat_nonstream.concurrency = seeded_c
     full = _SEEDED.get((row.id, "think"))
     if not full:
         if not (options.accuracy_baseline or options.accuracy_record):
@@ -249,15 +253,21 @@ def test_steady_over_run(engine, chat_nonstream, questions, evidence, options):
                      quantity="GSM8K accuracy of the early windows - the late windows (thinking on, order of sending)",
                      effect=policy.DRIFT_EFFECT, alpha=a, beta=DEFAULT_BETA,
                      basis=f"effect {policy.DRIFT_EFFECT:g}: a decay over the run (SGLang #23020: 94-96% first, 46-55% later)")
-    subset = [q for q in questions[:min(policy.BATCH_SUBSET, len(full))]]
-    one_at_a_time = Chat(engine, stream=False, concurrency=1, timeout=chat_nonstream.timeout)
-    single = ask_seeded(one_at_a_time, subset, {}, options.accuracy_seed)
-    batch = batch_decision(row, full, single, a)
-    batch.requests = len(single)
+    decided = [drift]
+    single: list[dict] = []
+    if seeded_c > 1:
+        subset = [q for q in questions[:min(policy.BATCH_SUBSET, len(full))]]
+        one_at_a_time = Chat(engine, stream=False, concurrency=1, timeout=chat_nonstream.timeout)
+        single = ask_seeded(one_at_a_time, subset, {}, options.accuracy_seed)
+        batch = batch_decision(row, full, single, a)
+        batch.requests = len(single)
+        decided.append(batch)
+        evidence.add(batch={"requests_spent": len(single), "concurrency": [1, seeded_c],
+                            "tokens_spent": one_at_a_time.tokens_spent})
+    else:  # the seeded answers were all given one at a time: there is no batch to compare with
+        evidence.add(batch={"not decided": f"seeded requests go one at a time on row {row.id}: {seeded_basis}"})
     unserved = [f"{o['id']}: not served" for o in full + single if o["status"] == "unserved"]
     evidence.add(window_accuracy=drift.extra["windows"], window_size=drift.extra["window_size"], judged=len(full),
-                 drift_requests_spent=topped_up,
-                 batch={"requests_spent": len(single), "concurrency": [1, options.concurrency],
-                        "tokens_spent": one_at_a_time.tokens_spent})
+                 drift_requests_spent=topped_up)
     serving = policy.serving_decision("accuracy_smoke[steady]", len(full) + len(single), unserved)
-    conclude(drift, batch, serving, evidence=evidence, context="thinking on")
+    conclude(*decided, serving, evidence=evidence, context="thinking on")
