@@ -303,3 +303,16 @@ def test_catalogue_entries_name_the_accuracy_faults():
     entries = {e["id"] if isinstance(e, dict) else e.id: e for e in knowledge.catalogue()}
     for fid in ("accuracy-subtle-drop", "accuracy-decay", "accuracy-batch-errors"):
         assert fid in entries, sorted(entries)[:5]
+
+
+def test_seeded_requests_follow_the_rows_declared_limit(row):
+    from glmverify.options import Options
+    from pathlib import Path
+
+    opts = Options(matrix_path=Path("matrix.yaml"), results_dir=Path("r"), concurrency=64)
+    c, basis = policy.seeded_concurrency(row, opts)
+    assert c == 1 and "chunked prefill" in basis   # the vLLM CPU reference: measured engine crash
+    sglang = load().row("reference-sglang")
+    assert policy.seeded_concurrency(sglang, opts) == (64, "the run's --concurrency")
+    assert policy.paired_looks(64, 0, 1319) == (64, 128, 256, 512)
+    assert policy.paired_looks(64, 0, 100) == (64, 100) and policy.paired_looks(8, 16, 1319) == (8, 16)
