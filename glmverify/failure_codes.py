@@ -10,7 +10,7 @@ new code here first (``tests/unit/test_failure_codes.py`` fails on a code used i
 the invariants or in the fault catalogue's signatures that is not listed). The fault catalogue
 (``fixtures/faults.yaml``) matches causes by these codes and fields (``diagnosis``).
 
-Codes of checks owned elsewhere (``suites/test_accuracy_smoke.py``,
+Codes of checks owned elsewhere (
 ``suites/test_serving_performance.py``) are added when those suites give their failures codes.
 Imports nothing: any layer may read it.
 """
@@ -26,6 +26,19 @@ CODES: dict[str, str] = {
                                    "quantization, speculation, window ...)",
     "deployment.served_model_missing": "the endpoint does not serve the row's model (the models it serves are listed)",
     "engine.startup_failed": "the engine did not start (its log is in the detail)",
+    # ---- accuracy_smoke ----------------------------------------------------------------------
+    "accuracy.below_bar": "GSM8K accuracy confidently below the mode's absolute bar (the profile's expected "
+                          "accuracy less its tolerance; thinking on and off apart)",
+    "accuracy.lost_against_baseline": "paired on the same seeded questions, accuracy confidently lower than the "
+                                      "baseline's (McNemar on the discordant pairs)",
+    "accuracy.drift": "accuracy of the run's late windows confidently below its early windows (a decay over the run)",
+    "accuracy.batch_dependent": "the same seeded questions answered worse (or differently, on a deterministic row) at "
+                                "full concurrency than one at a time",
+    "accuracy.baseline_unusable": "the baseline named for the row cannot be used (missing, unreadable or another "
+                                  "question set)",
+    "accuracy.speculation_off": "the row claims MTP but the engine was seen running without speculative decoding",
+    "accuracy.speculation_unobserved": "whether the engine speculates could not be observed on this endpoint "
+                                       "(undecided, never failed)",
     # ---- degenerate answers (glmverify.degeneration), decided per cell and per row ---------------
     "degeneration.rate_above_bar": "the share of degenerate answers (loops, runs to max_tokens, empty after "
                                    "reasoning) is confidently above its bar; fields: scope, degenerate, counted, by_code",

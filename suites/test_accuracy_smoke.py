@@ -42,7 +42,7 @@ from glmverify import accuracy_baseline as ab
 from glmverify import accuracy_decisions as ad
 from glmverify import gsm8k, policy
 from glmverify.chat import Chat
-from glmverify.checks import Inconclusive, conclude, expect
+from glmverify.checks import Failure, Inconclusive, conclude, expect
 from glmverify.verdicts import DEFAULT_BETA, FAILED, Decision, run_sequential
 
 pytestmark = pytest.mark.feature("accuracy_smoke")
@@ -74,12 +74,13 @@ def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
     evidence.add(speculative_decoding=spec)
     expect(not (spec["claimed"] and spec["observed"] is False),
            f"row {engine.row.id} claims MTP but the engine runs without speculative decoding: its accuracy "
-        f"must be decided with speculative decoding on")
+           f"must be decided with speculative decoding on", "accuracy.speculation_off", row=engine.row.id)
     if spec["claimed"] and spec["observed"] is None:
         # never decided on the claim: a speculative row's accuracy needs speculation seen on
         raise Inconclusive(f"INCONCLUSIVE: row {engine.row.id} claims MTP, but whether the engine speculates "
                            f"is unobserved ({spec.get('unobserved') or 'the server reports no speculative setting'}); "
-                           "give --metrics-url (vLLM) or expose /server_info (SGLang) to decide its accuracy")
+                           "give --metrics-url (vLLM) or expose /server_info (SGLang) to decide its accuracy",
+                           "accuracy.speculation_unobserved", row=engine.row.id)
     on = bool(spec["observed"])
     chat_nonstream.timeout = policy.request_timeout(engine.row, options)
     rendered = policy.rendered_prompt(engine.client.engine)
@@ -129,7 +130,8 @@ def test_gsm8k(engine, chat_nonstream, questions, thinking, evidence, options):
                       f"{tally['wrong']} wrong, {tally['invalid']} without an answer in content, "
                       f"{tally['truncated']} cut by max_tokens, {tally['request_errors']} failed requests, "
                       f"{len(unserved)} not served (excluded)"
-                      + (f" (first: {errors[:2]})" if errors else "") + (f"; first wrong: {wrong[:3]}" if wrong else "")))
+                      + (f" (first: {errors[:2]})" if errors else "") + (f"; first wrong: {wrong[:3]}" if wrong else "")),
+             code="accuracy.below_bar")
 
 
 # (row, mode) -> the paired check's outcomes in order of sending, for the steady check of the same run
@@ -164,7 +166,7 @@ def test_against_baseline(engine, chat_nonstream, questions, thinking, evidence,
     try:
         base, why = ab.resolve(row, mode, options.results_dir, options.accuracy_baseline)
     except ValueError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        raise Failure(str(exc), "accuracy.baseline_unusable") from None
     seeded_c, seeded_basis = policy.seeded_concurrency(row, options)
     chat_nonstream.timeout = policy.request_timeout(row, options)
     chat_nonstream.concurrency = seeded_c
@@ -206,7 +208,8 @@ def test_against_baseline(engine, chat_nonstream, questions, thinking, evidence,
         pytest.skip(f"{why}; " + (f"recorded {len(outcomes)} seeded outcomes ({ab.OUTCOMES_DIR}/{written.name}) for the "
                                   "next run" if outcomes else "nothing recorded (--accuracy-record 0)"))
     serving = policy.serving_decision(f"accuracy_smoke[paired:{mode}]", len(outcomes), unserved)
-    conclude(decision, serving, evidence=evidence, context=f"thinking {'on' if thinking else 'off'}, against {base.source}")
+    conclude(decision, serving, evidence=evidence, context=f"thinking {'on' if thinking else 'off'}, against {base.source}",
+             code="accuracy.lost_against_baseline")
 
 
 def batch_decision(row, full: list[dict], single: list[dict], alpha: float) -> Decision:
@@ -270,4 +273,5 @@ def test_steady_over_run(engine, chat_nonstream, questions, evidence, options):
     evidence.add(window_accuracy=drift.extra["windows"], window_size=drift.extra["window_size"], judged=len(full),
                  drift_requests_spent=topped_up)
     serving = policy.serving_decision("accuracy_smoke[steady]", len(full) + len(single), unserved)
-    conclude(*decided, serving, evidence=evidence, context="thinking on")
+    conclude(*decided, serving, evidence=evidence, context="thinking on",
+             code=lambda d: "accuracy.batch_dependent" if d.rule.startswith("accuracy[batch]") else "accuracy.drift")
