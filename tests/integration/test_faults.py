@@ -375,7 +375,7 @@ def test_packages_load_without_aiohttp():
 # each package's modules, bottom up, as their docstrings list them: a module imports only those before it
 LAYERS = {
     "faultproxy": ["sse", "bodies", "registry", "chat_faults", "anthropic_faults", "metrics_faults", "standin_faults",
-                   "reliability_faults", "field_tool_faults", "field_api_faults", "field_spec_faults", "gateway_faults", "perf_faults", "degeneration_faults", "catalogue", "server", "cli"],
+                   "reliability_faults", "field_tool_faults", "field_api_faults", "field_spec_faults", "gateway_faults", "perf_faults", "degeneration_faults", "accuracy_faults", "catalogue", "server", "cli"],
     "faults": ["model", "templates", "plan", "catalogue", "judge", "pytest_runs", "runner", "coverage", "report",
                "recordings", "cli"],
 }
