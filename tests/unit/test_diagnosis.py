@@ -444,3 +444,18 @@ def test_reports_say_no_known_cause_below_the_floor():
     assert "**no known cause matches**" in md and "**likely cause**" not in md and "similar: a weak match" in md
     page = render_html(doc, figures=[])
     assert "no known cause matches" in page and "likely cause:" not in page and "similar known causes" in page
+
+
+def test_symptoms_file_parses_and_names_catalogue_entries():
+    """The diagnosis reads fixtures/symptoms.yaml leniently (a results document must still be
+    written), so a broken file would silently drop every look-alike class: it must parse here, and
+    every class must name at least two entries the catalogue has."""
+    import yaml
+
+    data = yaml.safe_load(dg.SYMPTOMS.read_text(encoding="utf-8"))
+    ids = {e.id for e in kn.load_entries()}
+    assert isinstance(data, list) and data
+    for d in data:
+        assert d.get("symptom") and d.get("why"), d
+        assert len(d["entries"]) >= 2 and set(d["entries"]) <= ids, (d["symptom"], set(d["entries"]) - ids)
+    assert len(dg.alike_classes()) == len(data)
