@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 
 import httpx
 import pytest
@@ -19,51 +18,26 @@ pytest.importorskip("aiohttp")
 
 from glmverify import faultproxy as fp  # noqa: E402
 from glmverify.faultproxy import accuracy_faults as af  # noqa: E402
+from helpers.aio_server import ThreadedApp  # noqa: E402
 
 ASK = "Q?\n\nSolve the problem. End your answer with 'The answer is N.' where N is the final number."
 
 
-class Upstream:
+async def answer_with_seed(request):
     """Answers each chat request with its seed as the answer, after a short pause (so requests overlap)."""
+    from aiohttp import web
 
-    def __enter__(self):
-        from aiohttp import web
-
-        async def handle(request):
-            body = await request.json()
-            await asyncio.sleep(0.05)
-            return web.json_response({"id": "x", "object": "chat.completion", "choices": [
-                {"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": f"Working. The answer is {body.get('seed', 0)}."}}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-
-        ready = threading.Event()
-
-        def run():
-            loop = asyncio.new_event_loop()
-            self.loop = loop
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", handle)
-            self.runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(self.runner.setup())
-            site = web.TCPSite(self.runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-            ready.set()
-            loop.run_forever()
-
-        threading.Thread(target=run, daemon=True).start()
-        assert ready.wait(10)
-        return self
-
-    def __exit__(self, *exc):
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+    body = await request.json()
+    await asyncio.sleep(0.05)
+    return web.json_response({"id": "x", "object": "chat.completion", "choices": [
+        {"index": 0, "finish_reason": "stop",
+         "message": {"role": "assistant", "content": f"Working. The answer is {body.get('seed', 0)}."}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
 
 
 @pytest.fixture(scope="module")
 def upstream():
-    with Upstream() as u:
+    with ThreadedApp(answer_with_seed) as u:
         yield u
 
 
