@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from glmverify.faults.recordings import load_recordings
 from glmverify.knowledge import load_entries
 from glmverify.paths import SUITES_DIR
 from glmverify.verdicts import Rule, decide
+from helpers.recorded_child import resent_after, run_child
 
 REPO = Path(__file__).resolve().parents[2]
 UNCODED_SUITES = {"test_serving_performance.py"}  # owned elsewhere: no codes yet
@@ -157,34 +155,6 @@ def test_harness_exceptions_before_a_check_get_codes_by_class():
 
 
 # ---- code and fields in the results document (a real pytest run with the plugin) ---------------------------
-CHILD_CONFTEST = '''
-import os
-import httpx, pytest
-from glmverify.matrix import load
-from glmverify.session import LiveEngine
-
-
-class RecordedClient:
-    engine, model = "vllm", "glm-5.2-ref"
-
-    def async_openai(self, timeout):
-        import openai
-
-        def reply(request):
-            name = "resent.sse" if b"resent" in request.content else "good.sse"
-            body = open(os.path.join(os.environ["RECORDED_BODIES"], name)).read()
-            return httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
-        return openai.AsyncOpenAI(base_url="http://engine.invalid/v1", api_key="none", max_retries=0,
-                                  http_client=httpx.AsyncClient(transport=httpx.MockTransport(reply)))
-
-    def tokenize(self, prompt, **_):
-        return {"count": len(prompt.encode("utf-8"))}
-
-
-@pytest.fixture(scope="session")
-def engine(request):
-    return LiveEngine(row=load().row(request.param), server=None, client=RecordedClient(), launch_id="recorded")
-'''
 CHILD_TEST = '''
 import pytest
 from glmverify.chat import Chat
@@ -225,17 +195,9 @@ def test_code_and_fields_reach_the_results_document_and_the_diagnosis(tmp_path):
     rec = {r["id"]: r for r in load_recordings()}
     body = rec["chat-reasoning-stream"]["body"].split("\n")
     i = next(k for k, ln in enumerate(body) if '"content":"' in ln and '"content":""' not in ln)
-    (tmp_path / "resent.sse").write_text("\n".join(body[:i + 12] + body[i:i + 12] + body[i + 12:]))
-    (tmp_path / "good.sse").write_text(rec["chat-reasoning-stream"]["body"])
-    (tmp_path / "conftest.py").write_text(CHILD_CONFTEST)
-    (tmp_path / "test_child.py").write_text(CHILD_TEST)
-    env = {**os.environ, "RECORDED_BODIES": str(tmp_path),
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    names = ("test_coded", "test_uncoded", "test_ledger", "test_split_helper", "test_undecided")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "glmverify.plugin", "-p", "no:cacheprovider", "-q",
-                          "--results=" + str(tmp_path / "results"), *[f"test_child.py::{n}[reference]" for n in names]],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    doc = json.loads((tmp_path / "results" / "matrix.json").read_text())
+    names = ["test_coded", "test_uncoded", "test_ledger", "test_split_helper", "test_undecided"]
+    run, doc = run_child(tmp_path, CHILD_TEST, names, good=rec["chat-reasoning-stream"]["body"],
+                         resent=resent_after(body, i))
     cell = next(c for c in doc["cells"] if c["row"] == "reference" and c["feature"] == "tool_calls")
     got = {c["id"]: c for c in cell["checks"]}
     assert run.returncode == 1 and set(got) == set(names), run.stdout[-2000:]
