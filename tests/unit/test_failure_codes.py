@@ -9,7 +9,6 @@ their owners give them codes (``failure_codes``' docstring).
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
 import pytest
