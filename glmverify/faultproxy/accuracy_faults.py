@@ -14,8 +14,8 @@ number of some GSM8K answers wrong (``wrong_number``: N -> N + 1) between the en
 
 GSM8K answers are recognised by the instruction the accuracy suite sends ("The answer is N").
 Decay and batch need the proxy's state (answers seen, requests in flight), so they are
-``respond`` hooks that forward the request themselves (as ``perf_faults`` does); only non-stream
-answers are rewritten (the accuracy suite's), streams pass through. ``wrong_number`` and the
+``respond`` hooks that forward the request through the proxy (``RespondContext.forward``); only
+non-stream answers are rewritten (the accuracy suite's), streams pass through. ``wrong_number`` and the
 selections are pure: tests/unit checks them on recorded answers.
 """
 from __future__ import annotations
@@ -25,17 +25,14 @@ import json
 import re
 from typing import Any, Callable
 
-from .registry import RespondContext, fault
+from .registry import RespondContext, fault, passthrough_headers
 
 DROP_PERCENT = 5
 DECAY_AFTER = 128
 DECAY_PERCENT = 25
 BATCH_K = 8
 BATCH_PERCENT = 5
-HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding",
-       "accept-encoding"}
 _ANSWER = re.compile(r"(answer is\s*\$?)(-?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
-
 
 def selected(text: str, salt: str, percent: int) -> bool:
     """A stable ``percent``% choice of texts (sha256, not Python's per-process hash)."""
@@ -83,17 +80,15 @@ def _forwarding(decide: Callable[[RespondContext], Callable[[str], bool] | None]
     async def respond(ctx: RespondContext):
         from aiohttp import web
 
-        proxy = getattr(ctx.request.match_info.route.handler, "__self__", None)
-        if ctx.kind != "chat" or ctx.stream or proxy is None or not is_gsm8k(ctx.body):
+        if ctx.kind != "chat" or ctx.stream or ctx.forward is None or not is_gsm8k(ctx.body):
             return None
         when = decide(ctx)
         try:
-            raw = await ctx.request.read()
-            headers = {k: v for k, v in ctx.request.headers.items() if k.lower() not in HOP}
-            headers["Accept-Encoding"] = "identity"
-            async with proxy._session.request(ctx.request.method, proxy.upstream + ctx.request.path_qs,
-                                              data=raw or None, headers=headers) as up:
-                out_headers = {k: v for k, v in up.headers.items() if k.lower() not in HOP}
+            up = await ctx.forward(await ctx.request.read())
+            if isinstance(up, web.Response):
+                return up
+            async with up:
+                out_headers = passthrough_headers(up)
                 data = await up.read()
                 if up.status == 200 and when is not None:
                     try:
