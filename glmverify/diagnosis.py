@@ -12,10 +12,20 @@ An entry is a candidate for a cell when the cell's feature is among the entries'
 * checks: with named signature checks, ``CHECKS`` x (signature checks failed / signature checks
   that ran), or ``CHECKS_AGAINST`` when some ran and none failed (a signature check that passed
   is evidence against); with none named (``any_check``), ``ANY_CHECK`` (the feature failed);
-* looks_like: ``LOOKS`` when one of its regexes matches a failing check's detail (Python ``re``,
-  case-insensitive search, over ``id: detail`` of every failing instance), ``LOOKS_MORE`` for each
-  further regex that matches (at most ``LOOKS_MORE_MAX``), ``LOOKS_AGAINST`` when it has regexes
+* codes first (``signature.codes``: ``CODE`` or ``{code, fields}``, ``failure_codes``): over the
+  failing instances that carry a code (``checks[].code``, ``checks[].fields``; a failure's codes are
+  its code and the codes listed in its ``fields.codes``), ``CODE`` when one of the entry's items
+  matches (the code is among the failure's and every field the item names has that value, or
+  holds it when the failure's field is a list; an item's ``detail`` regex, for an engine's own
+  message such as a refusal, must match the failure's detail), ``CODE_MORE`` for each further item that matches
+  (at most ``CODE_MORE_MAX``), ``CODE_AGAINST`` when the entry has codes, coded failures are there
   and none matches;
+* looks_like, the fallback for failures without a code (records made before codes): ``LOOKS``
+  when one of its regexes matches the detail of a failing instance that carries no code (Python
+  ``re``, case-insensitive search, over ``id: detail``), ``LOOKS_MORE`` for each further regex that
+  matches (at most ``LOOKS_MORE_MAX``), ``LOOKS_AGAINST`` when it has regexes and none matches
+  (also when every failure is coded and the entry has no codes: wording is never read for them,
+  and when the failures carry no code and the entry has codes only: it cannot be recognised);
 * affects: ``AFFECTS`` when an item covers the row's engine and version (``knowledge.covers``);
   a version outside the range adds nothing (on a reference row: the fault catalogue reproduces
   old bugs on new engines; elsewhere such an entry is inapplicable, below);
@@ -41,8 +51,8 @@ A diagnosis claims only what it can support:
   launch change (a misconfiguration) only on its rows' engine. ``when: engine`` holds everywhere.
 * **A confidence floor** (``FLOOR``): a group is ``likely`` only when its score reaches it, i.e.
   more than "the feature failed" with the row's engine and conditions (``ANY_CHECK`` + ``AFFECTS``
-  + ``WHEN`` stay below it); a matching failure pattern or a failed signature check with a
-  covering ``affects`` reaches it. Below it the groups are listed as ``similar`` and the cell
+  + ``WHEN`` stay below it); a matching code, a matching failure pattern or a failed
+  signature check with a covering ``affects`` reaches it. Below it the groups are listed as ``similar`` and the cell
   says no known cause matches. Groups tied at the top stay tied (each is ``likely``, rank
   pessimistic).
 * **Alike symptoms** (``fixtures/symptoms.yaml``): entries the harness cannot tell apart from the
@@ -63,6 +73,10 @@ from .paths import FIXTURES_DIR
 
 SYMPTOMS = FIXTURES_DIR / "symptoms.yaml"
 
+CODE = 5.0
+CODE_MORE = 1.0
+CODE_MORE_MAX = 2
+CODE_AGAINST = -3.0
 CHECKS = 3.0
 CHECKS_AGAINST = -2.0
 ANY_CHECK = 2.0
@@ -76,7 +90,8 @@ WHEN_AGAINST = -2.0
 MAX_LISTED = 5
 FAILED = ("failed", "error")
 #: the score a cause needs to be called likely (above ANY_CHECK + AFFECTS + WHEN = 3.5: a failed
-#: feature on a matching engine is not evidence of one cause over another)
+#: feature on a matching engine is not evidence of one cause over another; a matching code or
+#: failure pattern reaches it)
 FLOOR = 4.0
 
 
@@ -198,6 +213,41 @@ def check_outcomes(cell: Mapping[str, Any]) -> tuple[set[str], set[str], list[st
     return failed, passed, texts
 
 
+def coded_failures(cell: Mapping[str, Any]) -> tuple[list[tuple[set[str], dict, str]], list[str]]:
+    """(coded, texts): per failing instance that carries a code, its codes (the code and any in
+    ``fields.codes``), fields and detail; the ``id: detail`` of every failing instance without one."""
+    coded, texts = [], []
+    for k in cell.get("checks") or []:
+        if k.get("outcome") not in FAILED:
+            continue
+        code, fields = k.get("code"), k.get("fields") if isinstance(k.get("fields"), dict) else {}
+        if isinstance(code, str) and code:
+            more = fields.get("codes") if isinstance(fields.get("codes"), list) else []
+            coded.append(({code, *map(str, more)}, fields, str(k.get("detail") or "")))
+        else:
+            texts.append(f"{k.get('id')}: {k.get('detail') or ''}")
+    return coded, texts
+
+
+def code_matches(item: tuple[str, dict, str], codes: set[str], fields: Mapping[str, Any], detail: str = "") -> bool:
+    """Whether a signature's (code, fields, detail) item matches one failure's codes, fields and
+    detail (``detail``: a regex for an engine's own message under that code, e.g. its refusal)."""
+    code, want, rx = item
+    if code not in codes or (rx and ((r := _regex(rx)) is None or not r.search(detail))):
+        return False
+    for k, v in want.items():
+        got = fields.get(k)
+        if not (got == v or (isinstance(got, list) and v in got)):
+            return False
+    return True
+
+
+def _item_text(item: tuple[str, dict, str]) -> str:
+    code, fields, rx = item
+    return (code + (" " + ", ".join(f"{k}={v!r}" for k, v in sorted(fields.items())) if fields else "")
+            + (f" /{rx}/" if rx else ""))
+
+
 def _regex(rx: str):
     try:
         return re.compile(rx, re.IGNORECASE)
@@ -212,7 +262,8 @@ def score(entry: Entry, cell: Mapping[str, Any], facts: Facts) -> tuple[float | 
         return None, []
     if inapplicable(entry, facts):
         return None, []
-    failed, passed, texts = check_outcomes(cell)
+    failed, passed, _ = check_outcomes(cell)
+    coded, texts = coded_failures(cell)
     total, matched = 0.0, []
     if entry.any_check:
         total += ANY_CHECK
@@ -226,13 +277,25 @@ def score(entry: Entry, cell: Mapping[str, Any], facts: Facts) -> tuple[float | 
         elif ran:
             total += CHECKS_AGAINST
             matched += [f"check {c} passed (against)" for c in ran]
-    text = "\n".join(texts)
-    rx_hit = [rx for rx in entry.looks_like if (r := _regex(rx)) is not None and r.search(text)]
+    if entry.codes and coded:
+        code_hit = [it for it in entry.codes if any(code_matches(it, c, f, d) for c, f, d in coded)]
+        if code_hit:
+            total += CODE + CODE_MORE * min(len(code_hit) - 1, CODE_MORE_MAX)
+            matched += [f"code {_item_text(it)}" for it in code_hit]
+        else:
+            total += CODE_AGAINST
+            matched.append(f"codes {', '.join(_item_text(it) for it in entry.codes)} not among the failures' "
+                           f"{', '.join(sorted({c for cs, _, _ in coded for c in cs}))} (against)")
+    text = "\n".join(texts)  # wording is read only where a failure carries no code
+    rx_hit = [rx for rx in entry.looks_like if (r := _regex(rx)) is not None and r.search(text)] if texts else []
     if rx_hit:
         total += LOOKS + LOOKS_MORE * min(len(rx_hit) - 1, LOOKS_MORE_MAX)
         matched += [f"looks like /{rx}/" for rx in rx_hit]
-    elif entry.looks_like:
+    elif entry.looks_like and (texts or not entry.codes):
         total += LOOKS_AGAINST
+    elif entry.codes and texts and not coded:  # its codes cannot be seen on failures that carry none
+        total += LOOKS_AGAINST
+        matched.append("codes not checked: the failures carry no code (against)")
     if entry.affects:
         hit_a = next((a for a in entry.affects if covers(a, facts.engine, facts.version)), None)
         if hit_a is not None:

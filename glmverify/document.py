@@ -64,6 +64,8 @@ class Check(TypedDict):
     time: NotRequired[str | None]
     duration: NotRequired[float | None]
     launch_id: NotRequired[str | None]
+    code: NotRequired[str]  # a failure's stable code (glmverify.failure_codes) and its decisive values
+    fields: NotRequired[dict[str, Any]]
 
 
 class Cell(TypedDict):

@@ -13,6 +13,9 @@ results) into ``Records``; this module turns those records into the document's c
   never written into an inferred cell's basis and left green;
 * an inferred cell of a GPU row names what this run's live reference of the same engine decided
   and observed, and where that differs from the other engine's reference (``live_reference``);
+* degenerate answers (``degeneration.findings``): every check's screened answers, decided as a
+  rate per cell, and once per row on the row's ``accuracy_smoke`` cell (else the cell with the most
+  answers); a rate confidently above the bar adds a failed check naming the worst examples;
 * a failed cell carries its ``diagnosis`` (``diagnosis.diagnose``);
 * per row, the catalogue entries whose ``affects`` covers the row's engine at the version
   ``/version`` reported (``basis: observed``), else its declared ``engine_version``
@@ -25,12 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import knowledge
+from . import degeneration, knowledge
 from .diagnosis import diagnose, facts_of
 from .document import LIVE, Cell, decide_status, live_basis, new_cell
 from .matrix import Matrix, Row, engine_kind
 
-CHECK_KEYS = ("id", "outcome", "detail", "phase", "time", "duration", "launch_id")
+CHECK_KEYS = ("id", "outcome", "detail", "code", "fields", "phase", "time", "duration", "launch_id")
 
 
 @dataclass
@@ -130,9 +133,11 @@ def cell(matrix: Matrix, records: Records, row: Row, feature: str) -> Cell:
     checks = list(records.checks.get((row.id, feature), {}).values())
     parsers = records.parsers.get((row.id, feature))
     failing = parser_check(parsers) if parsers else None
-    status = decide_status(checks + ([failing] if failing else []), declared.status)
+    degenerate, degen_evidence = degeneration.findings(records.checks, row.id, feature, matrix.features)
+    added = ([failing] if failing else []) + degenerate
+    status = decide_status(checks + added, declared.status)
     if checks and status in LIVE:
-        basis = live_basis(records.run_id, status, checks + ([failing] if failing else []))
+        basis = live_basis(records.run_id, status, checks + added)
     elif checks:
         basis = f"checks skipped in run {records.run_id}; declared: {declared.basis}"
     else:
@@ -149,7 +154,9 @@ def cell(matrix: Matrix, records: Records, row: Row, feature: str) -> Cell:
     if checks:
         evidence["engine"] = records.engines.get(row.id, {})
         evidence["checks"] = {c["id"]: c["evidence"] for c in checks if c.get("evidence")}
-    out = [{k: c[k] for k in CHECK_KEYS if k in c} for c in checks] + ([failing] if failing else [])
+    if degen_evidence:
+        evidence["degeneration"] = degen_evidence
+    out = [{k: c[k] for k in CHECK_KEYS if k in c} for c in checks] + added
     result = new_cell(row, feature, status, basis, out, evidence)
     if status == "failed":
         result["diagnosis"] = diagnose(result, knowledge.catalogue(), facts_of(result, row))

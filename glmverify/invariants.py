@@ -274,7 +274,7 @@ def call_field_violations(res, offered: list[str] | None = None, cut_short: bool
                        "string, at least '{}'"))
         again = d.get("headers", [])[1:]
         if d.get("header_with_finish"):
-            out.append(Violation("calls.header_resent",
+            out.append(Violation("calls.header_with_finish",
                                  f"{mode}: call {i} ({name}): id/type/name re-sent in the last chunk, the one carrying "
                        f"finish_reason {d['header_with_finish']!r} (header sent {len(again) + 1} times)"))
         elif again:

@@ -8,7 +8,9 @@ on, the features it fails (``expect_failed``), its named checks, and what a rele
 reads: ``source`` (the bug report), ``affects`` (engine and PEP 440 version range, ``""`` = every
 version), ``fix`` and ``signature`` (``checks``: ``feature::function`` that fail when the cause is
 present, default: each named check under each failed feature, or any check of those features;
-``looks_like``: case-insensitive regexes over the failing checks' details; ``when``: a row
+``codes``: the failure codes (``failure_codes``) a failing check of the cause carries, each with
+the fields it must have (and, for an engine's own message, a ``detail`` regex); ``looks_like``: case-insensitive regexes over the details of failing
+checks that carry no code (records from before codes); ``when``: a row
 condition the cause needs). ``diagnosis`` ranks entries by it; ``known_issues`` lists the
 entries whose ``affects`` covers a row's engine and version.
 
@@ -94,6 +96,8 @@ class Entry:
     signature_checks: tuple[str, ...] = ()
     any_check: bool = False  # no named checks: any check of ``features`` is the cause's
     looks_like: tuple[str, ...] = ()
+    #: (code, fields) a failing check of the cause carries (``failure_codes``): matched before looks_like
+    codes: tuple[tuple[str, dict, str], ...] = ()
     when: dict = field(default_factory=dict)
     order: int = 0  # position in the catalogue: the tie-break everywhere
 
@@ -131,7 +135,18 @@ def entry_of(d: dict, order: int = 0) -> Entry | None:
                  features=features, checks=checks, source=str(d.get("source") or ""), why=str(d.get("why") or ""),
                  fix=str(d.get("fix") or ""), affects=affects, signature_checks=sig_checks,
                  any_check=not sig_checks, looks_like=tuple(str(r) for r in as_list(sig.get("looks_like"))),
+                 codes=tuple(_code_item(c) for c in as_list(sig.get("codes")) if _code_item(c)[0]),
                  when=dict(sig.get("when") or {}) if isinstance(sig.get("when"), dict) else {}, order=order)
+
+
+def _code_item(item: Any) -> tuple[str, dict, str]:
+    """A signature's ``codes`` item (``CODE`` or ``{code: CODE, fields: {...}, detail: REGEX}``) as
+    (code, fields, detail); ``detail`` is for codes whose decisive words are the engine's own (its
+    refusal or startup message), never the harness's."""
+    if isinstance(item, dict):
+        fields = item.get("fields") if isinstance(item.get("fields"), dict) else {}
+        return str(item.get("code") or ""), dict(fields), str(item.get("detail") or "")
+    return str(item or ""), {}, ""
 
 
 def load_entries(path: Path | str = CATALOGUE) -> list[Entry]:

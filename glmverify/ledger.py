@@ -12,6 +12,13 @@ A check may waive named codes on some of its answers (``waive``: a request made 
 whose consequence the check records instead), and a row whose model output is unscripted
 (``expect.unscripted_output``: random weights, counters only) waives the content invariants; the
 waived violations and why stay in the evidence.
+
+Every judged answer is also screened for degeneration (``glmverify.degeneration``: loops, runs to
+max_tokens, empty answers after reasoning). That is model behaviour, a rate, not an invariant: the
+screen never fails the check; its tally (``summary``'s ``degeneration``: counted and apart, by
+code, the worst examples with their answer index and completion id) travels in the check's
+evidence, and ``inference`` decides the rate per cell and per row. The degeneration codes are
+content codes, so an unscripted row waives them like the content invariants.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from . import degeneration
 from .invariants import (GLM_SPECIAL_TOKENS, Violation, answer_violations, delivered, messages_violations,
                          text_accounting)
 
@@ -82,11 +90,12 @@ class Entry:
     accounting: dict | None = None
     accounted: Any = None        # what text accounting reads (a /v1/messages answer as chat fields)
     waived: list[Violation] = field(default_factory=list)
+    screen: dict | None = None   # its degeneration screen (glmverify.degeneration)
 
 
 #: the invariants that depend on the model writing GLM-5.2's format (not the protocol's): waived
 #: for a row whose model output is unscripted (``expect.unscripted_output``)
-CONTENT_CODES = ("content.markup", "content.special_token", "text.accounting")
+CONTENT_CODES = ("content.markup", "content.special_token", "text.accounting") + degeneration.CODES
 
 
 @dataclass
@@ -102,7 +111,9 @@ class Ledger:
     """Every answer one check produced, and what each violated."""
 
     def __init__(self, special_tokens=GLM_SPECIAL_TOKENS, context_window: int | None = None,
-                 counter: TokenCounter | None = None, tokenized: int = MAX_TOKENIZED_ANSWERS):
+                 counter: TokenCounter | None = None, tokenized: int = MAX_TOKENIZED_ANSWERS,
+                 max_tokens: int | None = None):
+        self.max_tokens = max_tokens  # the profile's: a request asking for fewer cuts on purpose
         self.special_tokens = tuple(special_tokens)
         self.context_window = context_window
         self.counter = counter
@@ -158,6 +169,11 @@ class Ledger:
             waived = {c for w in self.waivers if w.applies(e.request) for c in w.codes}
             e.violations = [v for v in found if v.code not in waived]
             e.waived = [v for v in found if v.code in waived]
+            try:
+                e.screen = {**degeneration.screen(e.accounted, e.request, self.max_tokens),
+                            "waived": bool(set(degeneration.CODES) & waived)}
+            except Exception as exc:  # noqa: BLE001 - a screen that breaks is a note, never a failed check
+                self.notes.append(f"degeneration screen failed: {type(exc).__name__}: {exc}"[:300])
         return [e for e in self.entries if e.violations]
 
     def summary(self, bad: list[Entry]) -> dict:
@@ -166,7 +182,7 @@ class Ledger:
         bases = sorted({(e.accounting or {}).get("basis") or "" for e in self.entries} - {""})
         return {"answers": len(self.entries), "judged": len(self.entries) - len(errors),
                 "serving_errors": {"count": len(errors), "first": [e.answer.error for e in errors[:3]]},
-                "text_accounting_basis": bases, "notes": self.notes,
+                "text_accounting_basis": bases, "notes": self.notes, "degeneration": self.degeneration(),
                 **({"waived": {"rules": [{"codes": list(w.codes), "why": w.why} for w in self.waivers],
                                "answers": sum(1 for e in self.entries if e.waived),
                                "codes": sorted({v.code for e in self.entries for v in e.waived})}}
@@ -175,6 +191,16 @@ class Ledger:
                                 "request": _clip(e.request), "codes": sorted({v.code for v in e.violations}),
                                 "messages": [str(v) for v in e.violations[:3]]} for e in bad[:MAX_LEDGER_VIOLATIONS]]}
 
+    def degeneration(self) -> dict:
+        """The degeneration tally of every screened answer (``glmverify.degeneration``)."""
+        tally = degeneration.new_tally()
+        for i, e in enumerate(self.entries):
+            if e.screen is not None:
+                rid = _answer_id(e)
+                degeneration.add(tally, e.screen, {"answer": i, "api": e.api, "log_index": e.log_index,
+                                                   **({"request_id": rid} if rid else {})})
+        return tally
+
     def failure(self, bad: list[Entry]) -> str:
         first = bad[0]
         where = f"answer {self.entries.index(first)} of {len(self.entries)} ({first.api}" + \
@@ -182,6 +208,14 @@ class Ledger:
         to = json.dumps(_clip(first.request), ensure_ascii=False)[:300] if first.request else f"a {first.api} request"
         return (f"engine invariant violated by {len(bad)} of {len(self.entries)} answers; first: {where} to {to}: "
                 + "; ".join(f"{v.code}: {v}" for v in first.violations[:3]))
+
+
+def _answer_id(e: Entry) -> str | None:
+    """The completion's id as the engine sent it (a reviewer greps the engine's log for it)."""
+    wire = getattr(e.answer, "wire", None) if e.api == "chat" else None
+    first = wire[0] if isinstance(wire, list) and wire else wire
+    rid = first.get("id") if isinstance(first, dict) else getattr(e.answer, "message_id", None)
+    return rid if isinstance(rid, str) else None
 
 
 def _clip(request: dict | None) -> dict | None:

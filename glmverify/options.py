@@ -39,6 +39,9 @@ class Options:
     accuracy_samples: int = 64
     accuracy_max: int = 0  # 0: the whole test set
     accuracy_seed: int = 1234
+    accuracy_baseline: str | None = None  # a baseline file or (signed) results dir: glmverify.accuracy_baseline
+    accuracy_effect: float | None = None  # the paired decision's effect (None: policy.paired_effect)
+    accuracy_record: int = 0  # questions a row without a baseline answers (seeded) to record one
     gsm8k: str | None = None
     gsm8k_sha256: str | None = None
     plan: bool = False
@@ -82,6 +85,10 @@ def problems(opts: Options) -> list[str]:
         out.append("--accuracy-samples must be >= 0")
     if opts.accuracy_max < 0:
         out.append("--accuracy-max must be >= 0")
+    if opts.accuracy_record < 0:
+        out.append("--accuracy-record must be >= 0")
+    if opts.accuracy_effect is not None and not 0 < opts.accuracy_effect < 1:
+        out.append("--accuracy-effect must be between 0 and 1 (a share of accuracy, e.g. 0.03)")
     return out
 
 

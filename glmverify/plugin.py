@@ -34,7 +34,7 @@ import pytest
 
 from . import hardware
 from .adapters import adapter_for_row
-from .checks import Inconclusive
+from .checks import Failure, Inconclusive, coded, failure_detail
 from .document import counts, decide_run
 from .eligibility import EligibilityError, feature_skip, launch_gate, run_rows
 from .engines import EngineStartupError, install_signal_cleanup
@@ -379,7 +379,8 @@ def open_ledger(live) -> Ledger:
     # is conforming only when the context is full
     windows = [live.evidence.get("max_model_len"), (live.row.expect or {}).get("context")]
     window = next((w for w in windows if isinstance(w, int) and w > 0), None)
-    ledger = Ledger(specials or GLM_SPECIAL_TOKENS, window, counter)
+    # the profile's max_tokens: a request asking for fewer cuts on purpose (degeneration counts it apart)
+    ledger = Ledger(specials or GLM_SPECIAL_TOKENS, window, counter, max_tokens=getattr(getattr(live.row, "profile", None), "max_tokens", None))
     unscripted = (live.row.expect or {}).get("unscripted_output")
     if unscripted:
         ledger.waive(CONTENT_CODES, f"the row's model output is unscripted: {unscripted}")
@@ -412,8 +413,8 @@ def _judge(item, ledger: Ledger, failed: bool) -> None:
     bad = ledger.check()
     ev = item.stash.setdefault(EVIDENCE_KEY, Evidence())
     ev["invariants"] = ledger.summary(bad)
-    if bad and not failed:
-        raise AssertionError(ledger.failure(bad))
+    if bad and not failed:  # coded by the first violation (``invariants``), every code in the fields
+        raise Failure(ledger.failure(bad), bad[0].violations[0].code, codes={v.code for e in bad for v in e.violations})
 
 
 @pytest.hookimpl(wrapper=True)
@@ -439,7 +440,7 @@ def pytest_runtest_makereport(item, call):
             if exc is not None and exc.errisinstance(EngineStartupError):
                 detail = f"engine failed to start: {exc.value}"
             elif exc is not None:
-                detail = exc.exconly()
+                detail = failure_detail(exc)
             else:
                 detail = str(report.longrepr)
         else:
@@ -451,7 +452,6 @@ def pytest_runtest_makereport(item, call):
             detail=detail, evidence={**ev, "check_kind": check_kind(item)},
             engine=getattr(live, "evidence", {}) if isinstance(live, LiveEngine) else {},
             launch_id=getattr(live, "launch_id", None) if isinstance(live, LiveEngine) else None,
-            time=utcnow(), duration=round(report.duration, 3),
-        )
+            time=utcnow(), duration=round(report.duration, 3), **coded(call.excinfo and call.excinfo.value))
         report.user_properties.append((f"{PROPERTY_KEY}.{report.when}", rec.to_json()))
     return report

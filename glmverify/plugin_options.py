@@ -42,6 +42,14 @@ def add_options(parser) -> None:
     g.addoption("--accuracy-max", type=int, default=0,
                 help="most GSM8K questions the decision may draw before it ends inconclusive (default 0 = all 1,319)")
     g.addoption("--accuracy-seed", type=int, default=1234, help="seed of the GSM8K sample (same for every row)")
+    g.addoption("--accuracy-baseline", default=None, metavar="PATH",
+                help="per-question GSM8K outcomes each row is held to: a baseline file, a results directory or a "
+                     "signed one (glmverify.accuracy_baseline; make verify records results/accuracy-baseline.json)")
+    g.addoption("--accuracy-effect", type=float, default=None,
+                help="accuracy loss against the baseline the paired decision must rule out (default 0.03)")
+    g.addoption("--accuracy-record", type=int, default=0,
+                help="GSM8K questions a row without a baseline answers with seeds to record one for the next run "
+                     "(default 0: none; make verify records 512, what the paired decision needs at 3 points)")
     g.addoption("--gsm8k", default=None, metavar="PATH_OR_URL",
                 help="GSM8K test.jsonl (default: ../shared/data/gsm8k/test.jsonl beside the repo)")
     g.addoption("--gsm8k-sha256", default=None, help="expected sha256 of --gsm8k")
@@ -70,6 +78,9 @@ def options_from(config, run_id: str) -> Options:
         accuracy_samples=config.getoption("accuracy_samples"),
         accuracy_max=config.getoption("accuracy_max"),
         accuracy_seed=config.getoption("accuracy_seed"),
+        accuracy_baseline=config.getoption("accuracy_baseline"),
+        accuracy_effect=config.getoption("accuracy_effect"),
+        accuracy_record=config.getoption("accuracy_record"),
         gsm8k=config.getoption("gsm8k"),
         gsm8k_sha256=config.getoption("gsm8k_sha256"),
         plan=config.getoption("plan"),

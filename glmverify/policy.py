@@ -70,6 +70,13 @@ SERVING_ERROR_SHARE = 0.02
 SERVING_ERROR_AT_LEAST = 1
 SERVING_CONFORMING_RATE = 0.005
 SERVING_FLAKY_RATE = 0.10
+# accuracy beyond the absolute gate (glmverify.accuracy_decisions; issue #25): stated effects and budgets
+PAIRED_EFFECT = 0.03    # baseline - current accuracy a paired run must confidently stay under (--accuracy-effect)
+PAIRED_BUDGET = 512     # questions the paired check may draw (capped by --accuracy-max and the baseline's)
+DRIFT_EFFECT = 0.10     # early - late window accuracy a steady run must confidently stay under
+BATCH_EFFECT = 0.10     # concurrency-1 - full-concurrency accuracy on the same seeded questions
+STEADY_BUDGET = 384     # seeded requests the steady check judges (12 windows of 32; the paired check's, topped up)
+BATCH_SUBSET = 64       # questions re-asked one at a time (their cost is reported)
 
 
 def _v(row: Row) -> dict:
@@ -86,7 +93,8 @@ def family(row: Row, rendered: bool) -> list[str]:
     out: list[str] = []
     eff = row.profile.effort
     if row.serves("accuracy_smoke") and row.expect.get("accuracy") is not None:
-        out += ["accuracy[think]", "accuracy[nonthink]"]
+        out += ["accuracy[think]", "accuracy[nonthink]", "accuracy[paired:think]", "accuracy[paired:nonthink]",
+                "accuracy[drift]", "accuracy[batch]"]
     if row.serves("effort_levels"):
         for ch in ("kwargs", "top_level"):
             out += [f"effort[{ch}:{lower}]" for lower, _ in effort_pairs(eff)]
@@ -168,6 +176,35 @@ def accuracy_rule(row: Row, thinking: bool, rendered: bool, first: int, budget: 
         higher_is_better=True, verify_bound=t["bar"], fail_bound=t["bar"], alpha=alpha(row, rendered),
         effect=t["effect"], looks=accuracy_looks(first, budget),
         basis=f"bar {t['bar']} = expected {t['expected']} - tolerance {t['tolerance']}: {t['basis']}")
+
+
+def paired_effect(row: Row, options: Options) -> tuple[float, str]:
+    """(effect, basis) of the paired decision: ``--accuracy-effect``, else the profile's
+    ``verdicts.accuracy_paired_effect``, else ``PAIRED_EFFECT`` (3 points)."""
+    given = getattr(options, "accuracy_effect", None)
+    if given:
+        return float(given), f"--accuracy-effect {given}"
+    v = _v(row).get("accuracy_paired_effect")
+    if v:
+        return float(v), f"profile {row.profile.name} verdicts.accuracy_paired_effect"
+    return PAIRED_EFFECT, (f"harness default: {PAIRED_EFFECT:g} of accuracy (GLM-5.2 scores 0.95-0.96 on GSM8K; the "
+                           "field's regressions are a few points, vLLM #50435)")
+
+
+def seeded_concurrency(row: Row, options: Options) -> tuple[int, str]:
+    """(concurrency, basis) of requests carrying a seed: the row's ``expect.seeded_concurrency``
+    (an engine that cannot take seeded requests in a batch), else the run's ``--concurrency``."""
+    limit = row.expect.get("seeded_concurrency")
+    if limit:
+        return min(int(limit), options.concurrency), row.expect.get("seeded_concurrency_basis") or "row expect"
+    return options.concurrency, "the run's --concurrency"
+
+
+def paired_looks(first: int, budget: int, baseline_n: int) -> tuple[int, ...]:
+    """The paired check's looks: ``accuracy_looks`` up to the smallest of ``PAIRED_BUDGET``, the
+    ``--accuracy-max`` budget (0: no cap) and the questions the baseline scored."""
+    cap = min(PAIRED_BUDGET, budget or PAIRED_BUDGET, max(2, baseline_n))
+    return accuracy_looks(min(first, cap), cap)
 
 
 def effort_pairs(eff: EffortProfile) -> list[tuple[str, str]]:
@@ -340,6 +377,8 @@ def rules(row: Row, rendered: bool, accuracy_first: int = 64, accuracy_budget: i
     for name in family(row, rendered):
         kind, _, arg = name.partition("[")
         arg = arg.rstrip("]")
+        if kind == "accuracy" and ":" in arg or arg in ("drift", "batch"):
+            continue  # paired, drift and batch are accuracy_decisions', not bounds rules
         if kind == "accuracy":
             out.append(accuracy_rule(row, arg == "think", rendered, accuracy_first, accuracy_budget))
         elif kind == "effort":

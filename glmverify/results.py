@@ -9,6 +9,8 @@ ran (the row's launch gate: hardware, attach-only, Docker), which the run's verd
 (``document.decide_run``) reads as not run. The recorder also keeps parser-conformance results
 (``add_parsers``), the engine evidence of each row, the launches per row and the checks the run
 selected per cell (``select``: what ``decide_run`` calls not reached when it has no result).
+A failed (or inconclusive) check's ``code`` and ``fields`` (``checks.Failure``) go into its entry
+of the cell's checks next to the detail.
 
 The document (``document``) is ``inference.cells`` and ``inference.known_issues`` of those
 records, with the run and the matrix's errata; both are in it from its first write, before
@@ -49,6 +51,8 @@ class CheckRecord:
     time: str = field(default_factory=utcnow)
     duration: float | None = None
     phase: str = "call"  # the pytest phase: "setup" for a skip before the check ran (a launch gate)
+    code: str | None = None  # a failure's stable code (``checks.Failure``, ``failure_codes``); None: uncoded
+    fields: dict[str, Any] = field(default_factory=dict)  # its decisive values
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -117,6 +121,8 @@ class Recorder:
                      "duration": rec.duration, "evidence": sanitize(rec.evidence), "launch_id": rec.launch_id}
             if rec.phase != "call":
                 check["phase"] = rec.phase
+            if rec.code:  # what the diagnosis matches catalogue entries by (``diagnosis``)
+                check["code"], check["fields"] = str(rec.code), sanitize(rec.fields or {})
             self.records.checks.setdefault((rec.row, rec.feature), {})[rec.id] = check
             if rec.engine:
                 self.records.engines[rec.row] = sanitize(rec.engine)

@@ -13,6 +13,11 @@ reason (``accept_flaky={"ROW/FEATURE": "why"}``, the command line's ``--accept-f
 --reason TEXT``). Each acceptance is recorded in signoff.json's ``accepted_flaky`` with who, when,
 why and the failed runs it overrides; accepting a cell that is not flaky is refused too (a typo
 must not read as an override).
+
+Signing also keeps the signed run's per-question GSM8K outcomes (``glmverify.accuracy_baseline``)
+of every row whose ``accuracy_smoke`` cell is verified, in DIR/accuracy-baseline.json (its sha256
+in the record's ``accuracy_baseline``): a later run given ``--accuracy-baseline=DIR`` is held to
+the last signed run, question by question.
 """
 from __future__ import annotations
 
@@ -140,12 +145,30 @@ def sign(results_dir: str | Path, by: str, note: str | None = None,
     attached = attached_cells(doc)
     if attached:  # verified, but part of what the row claims was only declared: signed knowingly
         record["verified_attached"] = attached
+    baseline = _accuracy_baseline(d, doc, by, at)
+    if baseline:
+        record["accuracy_baseline"] = baseline
     previous = _load_record(d / SIGNOFF_JSON, missing_ok=True)
     if previous:
         record["supersedes"] = {k: previous.get(k) for k in ("signed_by", "signed_at")}
         record["supersedes"]["sha256"] = (previous.get("matrix_json") or {}).get("sha256")
     atomic_write(d / SIGNOFF_JSON, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     return record
+
+
+def _accuracy_baseline(d: Path, doc: dict, by: str, at: str) -> dict | None:
+    """Write DIR/accuracy-baseline.json from the run's outcomes of the rows whose accuracy cell is
+    verified; {file, sha256, rows} for the record, or None when the run recorded none."""
+    from .accuracy_baseline import BASELINE_FILE, gather, record
+
+    verified = sorted(c["row"] for c in doc.get("cells", [])
+                      if c.get("feature") == "accuracy_smoke" and c.get("status") == "verified")
+    rows = [r for r in verified if r in gather(d)]
+    if not rows:
+        return None
+    out = d / BASELINE_FILE
+    record(d, out, rows=rows, run=(doc.get("run") or {}).get("id"), signed_by=by, signed_at=at)
+    return {"file": BASELINE_FILE, "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "rows": rows}
 
 
 def _load_record(f: Path, missing_ok: bool = False) -> dict | None:

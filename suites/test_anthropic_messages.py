@@ -33,7 +33,8 @@ import pytest
 from glmverify import behaviour, policy
 from glmverify.anthropic_stream import MessagesStreamReader, read_body
 from glmverify.chat import MAX_STREAM_EVENTS, MAX_STREAM_SECONDS
-from glmverify.checks import THINK_TAGS, TOOL_MARKUP, conclude, expect
+from glmverify.checks import THINK_TAGS, TOOL_MARKUP, Failure, conclude, expect
+from glmverify.invariants import code_of
 from glmverify.verdicts import run_sequential
 
 pytestmark = pytest.mark.feature("anthropic_messages")
@@ -72,13 +73,16 @@ def nonstream(client, **kw) -> dict:
     try:
         body = json.loads(raw.http_response.text)
     except ValueError:
-        raise AssertionError(f"/v1/messages: response is not JSON: {raw.http_response.text[:200]!r}") from None
+        raise Failure(f"/v1/messages: response is not JSON: {raw.http_response.text[:200]!r}",
+                      "messages.body_not_json") from None
     read_body(body, kw)  # into the check's ledger: the engine invariants hold on every answer, non-stream too
     content = body.get("content") if isinstance(body, dict) else None
-    expect(isinstance(content, list), f"/v1/messages: content is {type(content).__name__}, not a list of blocks: {str(body)[:300]}")
+    expect(isinstance(content, list), f"/v1/messages: content is {type(content).__name__}, not a list of blocks: {str(body)[:300]}",
+           "body.no_content", type=type(content).__name__)
     blocks = []
     for i, d in enumerate(content):
-        expect(isinstance(d, dict) and isinstance(d.get("type"), str), f"/v1/messages: content[{i}] is not a typed block: {str(d)[:200]}")
+        expect(isinstance(d, dict) and isinstance(d.get("type"), str), f"/v1/messages: content[{i}] is not a typed block: {str(d)[:200]}",
+               "body.block_shape", block=i)
         blocks.append({"type": d["type"], "text": d.get("text", ""), "thinking": d.get("thinking", ""),
                        "name": d.get("name"), "id": d.get("id"), "input": d.get("input")})
     return {"blocks": blocks, "stop_reason": body.get("stop_reason"), "problems": [], "events": None}
@@ -91,29 +95,40 @@ def send(engine, stream: bool, **kw) -> dict:
     return collect_stream(client, **kw) if stream else nonstream(client, **kw)
 
 
+def no_defects(out: dict, what: str = "") -> None:
+    """No stream defect (``anthropic_stream``'s coded problems: the first one's code, all in ``codes``)."""
+    problems = out["problems"]
+    expect(not problems, f"{what}stream defects: {problems[:5]}", code_of(problems[0]) if problems else None,
+           codes={code_of(p) for p in problems})
+
+
 def check_order(out):
     kinds = [ORDER.get(b["type"], 9) for b in out["blocks"]]
-    expect(kinds == sorted(kinds), f"blocks out of order (thinking, text, tool_use): {[b['type'] for b in out['blocks']]}")
+    expect(kinds == sorted(kinds), f"blocks out of order (thinking, text, tool_use): {[b['type'] for b in out['blocks']]}",
+           "messages.block_order", types=[b["type"] for b in out["blocks"]])
     for b in out["blocks"]:
         for tag in THINK_TAGS + TOOL_MARKUP:
             expect(tag not in (b.get("text") or "") and tag not in (b.get("thinking") or ""),
-                   f"raw {tag!r} in a {b['type']} block")
+                   f"raw {tag!r} in a {b['type']} block", "messages.markup_in_block", tag=tag, block=b["type"])
 
 
 def test_thinking_then_text(engine, stream, evidence):
     out = send(engine, stream, messages=[{"role": "user", "content": "What is the capital of Italy? One word."}])
     evidence.add(stream=stream, blocks=[{k: v for k, v in b.items() if k != "deltas"} for b in out["blocks"]],
                  stop_reason=out["stop_reason"], events=out["events"])
-    expect(not out["problems"], f"stream defects: {out['problems'][:5]}")
+    no_defects(out)
     types = [b["type"] for b in out["blocks"]]
-    expect(types and types[0] == "thinking", f"expected a thinking block first, got {types}")
-    expect(bool(out["blocks"][0]["thinking"].strip()), "thinking block is empty")
+    expect(types and types[0] == "thinking", f"expected a thinking block first, got {types}",
+           "messages.thinking_missing", types=types, stream=stream)
+    expect(bool(out["blocks"][0]["thinking"].strip()), "thinking block is empty", "messages.thinking_empty")
     expect("text" in types and any(b["text"].strip() for b in out["blocks"] if b["type"] == "text"),
-           f"expected a non-empty text block, got {types}")
+           f"expected a non-empty text block, got {types}", "messages.text_missing", types=types)
     if stream:
-        expect("thinking_delta" in out["blocks"][0]["deltas"], "no thinking_delta in the thinking block")
+        expect("thinking_delta" in out["blocks"][0]["deltas"], "no thinking_delta in the thinking block",
+               "messages.no_thinking_delta")
     check_order(out)
-    expect(out["stop_reason"] == "end_turn", f"expected stop_reason end_turn, got {out['stop_reason']!r}")
+    expect(out["stop_reason"] == "end_turn", f"expected stop_reason end_turn, got {out['stop_reason']!r}",
+           "messages.stop_reason", got=out["stop_reason"], expected="end_turn")
 
 
 def _tool_use_ok(out: dict, offered: list[str], what: str = "") -> list[str]:
@@ -121,22 +136,26 @@ def _tool_use_ok(out: dict, offered: list[str], what: str = "") -> list[str]:
     blocks in order without markup, every tool_use an offered tool with an id and schema-valid
     input, unique ids, ``stop_reason`` ``tool_use`` exactly when there is a tool_use block.
     Returns the tool_use names."""
-    expect(not out["problems"], f"{what}stream defects: {out['problems'][:5]}")
+    no_defects(out, what)
     text = " ".join(b.get("text") or "" for b in out["blocks"] if b["type"] == "text")
     uses = [b for b in out["blocks"] if b["type"] == "tool_use"]
     expect("<tool_call>" not in text, f"{what}raw tool-call markup in a text block and tool_use blocks "
-                                      f"{len(uses)}: {text[:200]!r}")
+                                      f"{len(uses)}: {text[:200]!r}", "messages.tool_markup_in_text",
+           tool_use_blocks=len(uses), system_in_messages=bool(what))
     check_order(out)
     for b in uses:
-        expect(b["name"] in offered, f"tool_use name {b['name']!r} not offered")
-        expect(bool(b["id"]), f"tool_use block {b['name']} has no id")
+        expect(b["name"] in offered, f"tool_use name {b['name']!r} not offered", "messages.tool_use_unknown_name",
+               name=b["name"])
+        expect(bool(b["id"]), f"tool_use block {b['name']} has no id", "messages.tool_use_no_id", name=b["name"])
         try:
             jsonschema.validate(b["input"], TOOLS[b["name"]]["function"]["parameters"])
         except jsonschema.ValidationError as exc:
-            raise AssertionError(f"tool_use {b['name']} input {b['input']} invalid: {exc.message}") from None
-    expect(len({b["id"] for b in uses}) == len(uses), "tool_use ids not unique")
+            raise Failure(f"tool_use {b['name']} input {b['input']} invalid: {exc.message}",
+                          "messages.tool_use_input_invalid", name=b["name"], validator=exc.validator) from None
+    expect(len({b["id"] for b in uses}) == len(uses), "tool_use ids not unique", "messages.tool_use_duplicate_id")
     want = "tool_use" if uses else "end_turn"
-    expect(out["stop_reason"] == want, f"{what}expected stop_reason {want}, got {out['stop_reason']!r}")
+    expect(out["stop_reason"] == want, f"{what}expected stop_reason {want}, got {out['stop_reason']!r}",
+           "messages.stop_reason", got=out["stop_reason"], expected=want)
     return [b["name"] for b in uses]
 
 
@@ -160,7 +179,7 @@ def _tool_use_rate(engine, stream: bool, evidence, *, offered: list[str], expect
     got = [[b["type"] for b in o["blocks"]] for o, ok in zip(outs, values) if not ok]
     evidence.add(stream=stream, answers=len(outs), blocks=[{k: v for k, v in b.items() if k != "deltas"} for b in outs[0]["blocks"]],
                  stop_reason=outs[0]["stop_reason"], events=outs[0]["events"], misses=got[:5])
-    conclude(decision, evidence=evidence,
+    conclude(decision, evidence=evidence, code="messages.tool_use_rate_below_bar",
              context=f"{what}no tool_use block with the expected tools {expected}" + (f" (got {got[0]})" if got else ""))
 
 
@@ -184,5 +203,6 @@ def test_tool_use_system_in_messages(engine, stream, evidence):
                        messages=[{"role": "system", "content": "You are a coding agent. Use the tools when asked."},
                                  {"role": "user", "content": "Call get_weather for city Tokyo and days 2."}])
     except anthropic.APIStatusError as exc:
-        raise AssertionError(f"system message inside messages refused: HTTP {exc.status_code}: "
-                             f"{str(exc.message)[:200]} (Claude Code sends it)") from None
+        raise Failure(f"system message inside messages refused: HTTP {exc.status_code}: "
+                      f"{str(exc.message)[:200]} (Claude Code sends it)", "messages.system_in_messages_refused",
+                      status=exc.status_code) from None

@@ -78,8 +78,9 @@ def test_max_model_len(engine, evidence):
     want = window(engine)
     got = engine.client.max_model_len()
     evidence.add(max_model_len=got, expected=want, window=want, context_reached=got)
-    expect(got is not None, "/v1/models reports no max_model_len")
-    expect(got >= want, f"/v1/models max_model_len {got} is below the row's context {want}")
+    expect(got is not None, "/v1/models reports no max_model_len", "context.window_unreported")
+    expect(got >= want, f"/v1/models max_model_len {got} is below the row's context {want}",
+           "context.window_below_claim", max_model_len=got, claimed=want)
 
 
 @pytest.mark.behaviour
@@ -112,9 +113,12 @@ def test_needles(engine, options, evidence):
                  "error": res.error, "value": value, "answer": (res.content or "")[:120],
                  "tokenize_calls": hs.tokenize_calls, "prompt_tokens": res.usage.get("prompt_tokens")}
             needles.append(n)
-            expect(n["tokenize_calls"] <= 8, f"haystack sizing took {n['tokenize_calls']} tokenizer calls")
-            expect(n["tokens"] >= 0.98 * context, f"haystack of {n['tokens']} tokens is not within 2% of the context {context}")
-            expect(res.error is None, f"needle request at depth {depth} of a {n['tokens']}-token prompt failed: {res.error}")
+            expect(n["tokenize_calls"] <= 8, f"haystack sizing took {n['tokenize_calls']} tokenizer calls",
+                   "harness.haystack_sizing", tokenize_calls=n["tokenize_calls"])
+            expect(n["tokens"] >= 0.98 * context, f"haystack of {n['tokens']} tokens is not within 2% of the context {context}",
+                   "context.haystack_short", tokens=n["tokens"], context=context)
+            expect(res.error is None, f"needle request at depth {depth} of a {n['tokens']}-token prompt failed: {res.error}",
+                   "context.request_failed", depth=depth, tokens=n["tokens"], error=str(res.error)[:120])
             if not res.truncated:
                 found.append(n["found"])
         return found, k
@@ -125,7 +129,7 @@ def test_needles(engine, options, evidence):
     evidence.add(context=context, window=context, needles=needles, context_reached=max(n["tokens"] for n in needles),
                  fill=round(max(n["tokens"] for n in needles) / context, 4))
     missed = [n for n in needles if not n["found"]]
-    conclude(decision, evidence=evidence, context=(
+    conclude(decision, evidence=evidence, code="context.needle_rate_below_bar", context=(
         f"needle {missed[0]['value']!r} at depth {missed[0]['depth']} of a {missed[0]['tokens']}-token prompt "
         f"not retrieved; answer {missed[0]['answer']!r} ({len(missed)} of {len(needles)} missed)") if missed else "needles")
 
@@ -142,10 +146,12 @@ def test_over_limit_rejected(engine, evidence):
         status, message = exc.status_code, str(exc)[:300]
     evidence.add(prompt_tokens=hs.tokens, max_model_len=got, status=status, message=message)
     expect(status is not None and 400 <= status < 500,
-           f"a {hs.tokens}-token prompt over max_model_len {got} should get a 4xx, got {status or 'a completion'}")
-    expect(engine.client.healthy(), "engine unhealthy after an over-limit prompt")
+           f"a {hs.tokens}-token prompt over max_model_len {got} should get a 4xx, got {status or 'a completion'}",
+           "context.over_limit_not_4xx", status=status, prompt_tokens=hs.tokens, max_model_len=got)
+    expect(engine.client.healthy(), "engine unhealthy after an over-limit prompt", "context.unhealthy_after_over_limit")
     ok = client.chat.completions.create(model=engine.model, messages=[{"role": "user", "content": "Hi"}], max_tokens=16)
-    expect(ok.choices and ok.choices[0].finish_reason is not None, "engine did not answer a small request after the over-limit prompt")
+    expect(ok.choices and ok.choices[0].finish_reason is not None, "engine did not answer a small request after the over-limit prompt",
+           "context.no_answer_after_over_limit")
 
 
 def _chain_cost(steps: list[dict]) -> dict:
@@ -174,6 +180,15 @@ def _from_size(steps: list[dict], what: str) -> str | None:
     where = (f"from {first['prompt_tokens']} tokens up (passed at {passed})" if passed
              else f"at every size of the sweep, from {first['prompt_tokens']} tokens")
     return (f"{what} {where}; failing sizes {[s['prompt_tokens'] for s in bad]}; first failure: {first['detail']}")
+
+
+def _onset(steps: list[dict]) -> dict:
+    """The decisive values of a chain's failure: where it starts, and whether smaller sizes passed."""
+    bad = [s for s in steps if not s["ok"]]
+    if not bad:
+        return {}
+    return {"from_tokens": bad[0]["prompt_tokens"],
+            "passed_below": any(s["ok"] and s["size"] < bad[0]["size"] for s in steps)}
 
 
 def _anthropic_tool_call(body: dict) -> str | None:
@@ -271,6 +286,7 @@ def test_context_sweep(engine, options, evidence):
                  needles=needles, tool_calls=calls, prefill=prefill,
                  context_reached=max((s["prompt_tokens"] for s in needles), default=0))
     message = _from_size(needles, "sweep: needle not retrieved")
-    expect(message is None, message or "")
+    expect(message is None, message or "", "context.sweep_needle_lost", **_onset(needles))
     message = _from_size(calls, "sweep: tool call on /v1/messages broken")
-    expect(message is None, message or "")
+    expect(message is None, message or "", "context.sweep_tool_call_broken", **_onset(calls),
+           markup=any("raw tool-call markup" in str(c.get("detail")) for c in calls if not c["ok"]))

@@ -91,7 +91,8 @@ def test_rendered_system_line(engine, channel, evidence):
         level = eff.resolve(value)
         prompt = _rendered_prompt(engine, _effort_fields(engine, value, channel))
         if isinstance(prompt, int):
-            expect(_rejected(channel, prompt), f"{channel} reasoning_effort={value!r}: HTTP {prompt}")
+            expect(_rejected(channel, prompt), f"{channel} reasoning_effort={value!r}: HTTP {prompt}",
+                   "effort.request_refused", status=prompt, value=value, channel=channel)
             seen[str(value)] = f"rejected with HTTP {prompt}"
             continue
         if value is None:
@@ -99,22 +100,28 @@ def test_rendered_system_line(engine, channel, evidence):
         elif level == eff.default and default_prompt is not None:
             expect(prompt == default_prompt,
                    f"{channel} reasoning_effort={value!r} falls through to {eff.default} but renders a different prompt "
-                   f"than the default: {prompt[:200]!r} vs {default_prompt[:200]!r}")
+                   f"than the default: {prompt[:200]!r} vs {default_prompt[:200]!r}",
+                   "effort.fall_through_prompt_differs", value=value, channel=channel)
         want = eff.line_for(level)
         others = [eff.line_for(lv) for lv in eff.levels if lv != level]
         seen[str(value)] = next((ln for ln in prompt.splitlines() if eff.system_line.split("{")[0] in ln), None)
         expect(want in prompt, f"{channel} reasoning_effort={value!r}: expected the line {want!r} "
-                               f"(resolves to {level}), rendered prompt starts {prompt[:200]!r}")
+                               f"(resolves to {level}), rendered prompt starts {prompt[:200]!r}",
+               "effort.line_missing", value=value, level=level, channel=channel,
+               any_line=eff.system_line.split("{")[0] in prompt)
         for o in others:
-            expect(o not in prompt, f"{channel} reasoning_effort={value!r}: unexpected line {o!r} in the prompt")
+            expect(o not in prompt, f"{channel} reasoning_effort={value!r}: unexpected line {o!r} in the prompt",
+                   "effort.line_wrong", value=value, level=level, line=o, channel=channel)
     for value in (None, *eff.probe_values):
         prompt = _rendered_prompt(engine, _effort_fields(engine, value, channel, thinking=False))
         if isinstance(prompt, int):
-            expect(_rejected(channel, prompt), f"thinking off, {channel} reasoning_effort={value!r}: HTTP {prompt}")
+            expect(_rejected(channel, prompt), f"thinking off, {channel} reasoning_effort={value!r}: HTTP {prompt}",
+                   "effort.request_refused", status=prompt, value=value, channel=channel, thinking=False)
             continue
         for lv in eff.levels:
             expect(eff.line_for(lv) not in prompt,
-                   f"thinking off, reasoning_effort={value!r}: effort line {eff.line_for(lv)!r} still rendered")
+                   f"thinking off, reasoning_effort={value!r}: effort line {eff.line_for(lv)!r} still rendered",
+                   "effort.line_with_thinking_off", value=value, line=eff.line_for(lv))
     evidence.add(channel=channel, rendered_lines=seen)
 
 
@@ -195,7 +202,8 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts, op
         # thinking is on at every level: an answer without reasoning breaks the promise, whatever its length
         expect(bool(r.reasoning and r.reasoning.strip()),
                f"{channel} reasoning_effort={value!r}, prompt {i}: no reasoning with thinking on "
-               f"(content {r.content!r:.160}); every effort level must still reason")
+               f"(content {r.content!r:.160}); every effort level must still reason",
+               "effort.no_reasoning", value=value, channel=channel)
         return None if r.truncated else reasoning_length(engine, r)
 
     def key(value: str | None) -> str:
@@ -257,6 +265,9 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts, op
                  ratio=ratios.get(f"{pairs[0][0]}/{pairs[0][1]}") if pairs else None,
                  ratios=ratios, example=chat_nonstream.log[0] if chat_nonstream.log else None)
     for lower, _ in pairs:
-        expect(lower not in rejected, f"{channel} reasoning_effort={lower!r} was rejected: {rejected.get(lower)}")
+        expect(lower not in rejected, f"{channel} reasoning_effort={lower!r} was rejected: {rejected.get(lower)}",
+               "effort.value_rejected", value=lower, channel=channel)
     serving = policy.serving_decision(f"effort_levels[{channel}]", sent, served_errors)
-    conclude(*decisions, serving, evidence=evidence, context=f"{channel} channel")
+    # a fall-through decision (effort[CHANNEL:VALUE=DEFAULT]) or a level against the next higher one
+    conclude(*decisions, serving, evidence=evidence, context=f"{channel} channel",
+             code=lambda d: "effort.fall_through_differs" if "=" in d.rule else "effort.level_not_lower")

@@ -31,7 +31,8 @@ import pytest
 
 from glmverify import policy
 from glmverify.adapters import adapter_for_row
-from glmverify.checks import Inconclusive, conclude, expect
+from glmverify.checks import Failure, Inconclusive, conclude, expect
+from glmverify.invariants import code_of
 from glmverify.verdicts import decide, run_sequential
 
 pytestmark = pytest.mark.feature("mtp_accept_length")
@@ -51,16 +52,42 @@ def _meter(engine):
     row = engine.row
     minimum = row.expect.get("min_accept_length")
     drafts_claimed = row.expect.get("draft_tokens")
-    expect(minimum is not None and drafts_claimed, f"row {row.id} claims no MTP (expect.draft_tokens/min_accept_length unset)")
+    expect(minimum is not None and drafts_claimed, f"row {row.id} claims no MTP (expect.draft_tokens/min_accept_length unset)",
+           "mtp.not_claimed")
     why = (((engine.evidence or {}).get("observed") or {}).get("unobserved") or {}).get("speculative decoding")
     if why:
         # the counters cannot be seen here: neither verified on the claim nor failed for the gateway
         raise Inconclusive(f"INCONCLUSIVE: speculative decoding is unobserved on this endpoint ({why}); "
-                           "give --metrics-url URL (the engine's /metrics) to measure the accept length")
+                           "give --metrics-url URL (the engine's /metrics) to measure the accept length",
+                           "mtp.unobserved", why=why)
     simulated = adapter_for_row(row).simulated_acceptance_env
     expect(simulated is None or simulated not in row.launch.env,
-           f"{simulated} is set on this row: accept length is simulated (benchmark mode), never verified")
-    return engine.adapter.accept_length_meter(engine.client, drafts_claimed, policy.MTP_WINDOW), minimum, drafts_claimed
+           f"{simulated} is set on this row: accept length is simulated (benchmark mode), never verified",
+           "mtp.simulated", env=simulated)
+    return _Meter(engine.adapter.accept_length_meter(engine.client, drafts_claimed, policy.MTP_WINDOW)), minimum, drafts_claimed
+
+
+class _Meter:
+    """The adapter's meter, its failures coded by where they come from: no speculative counters at
+    the start (``mtp.no_spec_counters``), a defect of one measurement (``mtp.measurement``), counters
+    that did not move over the workload (``summary``'s problems: ``mtp.counters_frozen``, in the check)."""
+
+    def __init__(self, meter):
+        self._m = meter
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def begin(self) -> None:
+        try:
+            self._m.begin()
+        except AssertionError as exc:  # the meter's only failure at the start: no speculative counters
+            raise Failure(str(exc), "mtp.no_spec_counters", source=self._m.source) from None
+
+
+def _measured(m) -> None:
+    for problem in m.problems:
+        expect(False, problem, "mtp.measurement", codes=[code_of(problem)])
 
 
 def _windows(meter, chat, n: int, records: list[dict], start: int = 0) -> list[float]:
@@ -71,8 +98,7 @@ def _windows(meter, chat, n: int, records: list[dict], start: int = 0) -> list[f
         m = meter.measure(chat, [WORKLOAD[(at + j) % len(WORKLOAD)] for j in range(meter.requests_per_value)],
                           WORKLOAD_MAX_TOKENS)
         records.extend(m.records)
-        for problem in m.problems:
-            expect(False, problem)
+        _measured(m)
         values += m.values
     return values
 
@@ -105,17 +131,16 @@ def test_accept_length(engine, chat_nonstream, evidence):
         for _ in range(k):
             m = meter.measure(chat_nonstream, prompts(meter.requests_per_value), WORKLOAD_MAX_TOKENS)
             records.extend(m.records)
-            for problem in m.problems:
-                expect(False, problem)
+            _measured(m)
             values += m.values
         return values, k * meter.requests_per_value
 
     decision, _ = run_sequential(rule, draw)
     summary, problems = meter.summary(records)
     evidence.add(source=meter.source, threshold=minimum, windows=records[:meter.evidence_records], **summary)
-    for problem in problems:
-        expect(False, problem)
-    conclude(decision, evidence=evidence, context=meter.context(records))
+    for problem in problems:  # the meter's summary reports one thing: counters that did not move
+        expect(False, problem, "mtp.counters_frozen", source=meter.source, drafts=summary.get("drafts"))
+    conclude(decision, evidence=evidence, context=meter.context(records), code="mtp.accept_length_below_minimum")
 
 
 @pytest.mark.behaviour
@@ -138,15 +163,17 @@ def test_accept_per_position(engine, chat_nonstream, evidence):
     evidence.add(source=meter.source, drafts=drafts, accepted=accepted, per_position_accepted=[per[k] for k in ks],
                  per_position=rates, conditional=conditional, windows=records, mean_accept_length=(
                      round(1 + accepted / drafts, 4) if drafts else None), window_values=values)
-    expect(drafts > 0, f"spec-decode counters did not move over the workload (drafts {drafts}): no per-position acceptance")
-    expect(len(ks) == drafts_claimed, f"{len(ks)} draft positions counted, the row claims {drafts_claimed} draft tokens")
+    expect(drafts > 0, f"spec-decode counters did not move over the workload (drafts {drafts}): no per-position acceptance",
+           "mtp.counters_frozen", source=meter.source, drafts=drafts)
+    expect(len(ks) == drafts_claimed, f"{len(ks)} draft positions counted, the row claims {drafts_claimed} draft tokens",
+           "mtp.draft_length_differs", counted=len(ks), claimed=drafts_claimed)
     expect(abs(sum(per.values()) - accepted) <= max(1.0, 0.005 * accepted),
            f"per-position counters inconsistent with the mean: positions sum to {sum(per.values()):g}, "
-           f"accepted tokens {accepted:g}")
+           f"accepted tokens {accepted:g}", "mtp.counters_inconsistent", positions_sum=sum(per.values()), accepted=accepted)
     for k in ks[1:]:
         expect(per[k] <= per[k - 1] * 1.005 + 1,
                f"per-position counters inconsistent: position {k} accepted {per[k]:g} > position {k - 1} {per[k - 1]:g} "
-               f"(a position accepts only after the previous one)")
+               f"(a position accepts only after the previous one)", "mtp.counters_inconsistent", position=k)
     rendered = engine.adapter.shows_rendered_prompt
     trials = {k: int(round(per[k - 1])) for k in ks[1:]}
     decisions = []
@@ -160,7 +187,7 @@ def test_accept_per_position(engine, chat_nonstream, evidence):
                f"per-position rates {rates}, conditional {conditional}, while the mean accept length {mean:.2f} "
                f"{'still meets' if mean >= minimum else 'is below'} the minimum {minimum}"
                if collapsed else f"per-position rates {rates} over {drafts:g} drafts")
-    conclude(*decisions, evidence=evidence, context=context)
+    conclude(*decisions, evidence=evidence, context=context, code="mtp.position_collapse")
 
 
 @pytest.mark.behaviour
@@ -176,9 +203,14 @@ def test_accept_over_time(engine, chat_nonstream, evidence):
     values = _windows(meter, chat_nonstream, policy.MTP_TREND_WINDOWS, records)
     trend = policy.trend_decision(row, engine.adapter.shows_rendered_prompt, values)
     evidence.add(source=meter.source, threshold=minimum, trend=trend, windows=records[:meter.evidence_records])
-    for problem in trend["problems"]:
-        expect(False, problem)
+    # policy.trend_decision's problems, in its order: too few windows, a decay, last windows below the minimum
+    if trend["problems"]:
+        code = ("mtp.too_few_windows" if "last" not in trend else
+                "mtp.accept_decay" if trend.get("decay") == "failed" else "mtp.last_windows_below_minimum")
+        raise Failure("; ".join(trend["problems"]), code, windows=trend["windows"], decay=trend.get("decay"),
+                      kendall_tau=trend.get("kendall_tau"), decline=trend.get("decline_over_run"),
+                      last=(trend.get("last") or {}).get("estimate"))
     if trend["status"] != "verified":
         raise Inconclusive(f"INCONCLUSIVE: accept length of the last {policy.MTP_TREND_LAST} windows undecided "
                            f"against the minimum {minimum}: {trend['last']['estimate']} "
-                           f"(interval {trend['last']['interval']}); no decay found")
+                           f"(interval {trend['last']['interval']}); no decay found", "mtp.last_windows_undecided")

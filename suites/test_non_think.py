@@ -19,7 +19,7 @@ import pytest
 
 from glmverify import policy
 from glmverify.ledger import waive
-from glmverify.checks import THINK_TAGS, conclude, expect, no_markup, no_problems
+from glmverify.checks import SERVING_CODE, THINK_TAGS, conclude, expect, no_markup, no_problems
 from glmverify.verdicts import run_sequential
 
 pytestmark = pytest.mark.feature("non_think")
@@ -80,7 +80,8 @@ def _paired_ratio_samples(chat, engine, prompts, variant: dict, log: dict, label
     samples = []
     for r in results:
         if id(r) in ok:
-            expect(isinstance(r.completion_tokens, int), f"usage.completion_tokens missing: {r.usage}")
+            expect(isinstance(r.completion_tokens, int), f"usage.completion_tokens missing: {r.usage}",
+                   "usage.completion_tokens_unusable", completion_tokens=r.completion_tokens)
     for x, y in zip(a, b):
         log.setdefault(label, []).append(x.completion_tokens)
         log.setdefault("on", []).append(y.completion_tokens)
@@ -90,8 +91,10 @@ def _paired_ratio_samples(chat, engine, prompts, variant: dict, log: dict, label
 
 
 def _answered_without_thinking(r) -> None:
-    expect(not r.reasoning, f"thinking off: expected no reasoning, got {r.reasoning!r:.200}")
-    expect(bool(r.content and r.content.strip()), f"thinking off: expected content, got {r.content!r}")
+    expect(not r.reasoning, f"thinking off: expected no reasoning, got {r.reasoning!r:.200}",
+           "thinking_off.reasoning_present", reasoning_chars=len(r.reasoning or ""))
+    expect(bool(r.content and r.content.strip()), f"thinking off: expected content, got {r.content!r}",
+           "thinking_off.content_empty")
     no_markup(r, THINK_TAGS)
 
 
@@ -109,7 +112,7 @@ def test_no_reasoning(chat, engine, evidence, nonthink_prompts, options):
         for r in off:
             _answered_without_thinking(r)
         evidence.add(sample=chat.log[0], off_tokens=[r.completion_tokens for r in off])
-        conclude(served.decision(), evidence=evidence, context="thinking off, streamed")
+        conclude(served.decision(), evidence=evidence, context="thinking off, streamed", code=SERVING_CODE)
         return
     rule = policy.nonthink_rule(engine.row, policy.rendered_prompt(engine.client.engine))
     pos = 0
@@ -126,7 +129,8 @@ def test_no_reasoning(chat, engine, evidence, nonthink_prompts, options):
     decision, _ = run_sequential(rule, draw)
     evidence.add(off_tokens=tokens.get("off", [])[:64], on_tokens=tokens.get("on", [])[:64],
                  ratio_off_on=decision.estimate, tokens_spent=chat.tokens_spent, sample=chat.log[0])
-    conclude(decision, served.decision(), evidence=evidence, context="thinking off vs on")
+    conclude(decision, served.decision(), evidence=evidence, context="thinking off vs on",
+             code="thinking_off.tokens_not_lower")
 
 
 #: asks for the call at most this often: a sampled model may answer a lone ``auto`` call with a
@@ -144,15 +148,19 @@ def test_tools_still_parsed(chat, engine, evidence):
         res = chat.one(messages=[{"role": "user", "content": "Use get_weather for city Paris over 3 days."}],
                        tools=[WEATHER], tool_choice="auto", **_off(engine))
         no_problems(res)
-        expect(not res.reasoning, f"thinking off: expected no reasoning, got {res.reasoning!r:.200}")
+        expect(not res.reasoning, f"thinking off: expected no reasoning, got {res.reasoning!r:.200}",
+               "thinking_off.reasoning_present", reasoning_chars=len(res.reasoning or ""), tools=True)
         no_markup(res)
         if res.tool_calls:
             break
     evidence.add(exchange=chat.log[-1], attempts=attempt)
     expect(len(res.tool_calls) >= 1, f"thinking off: expected a parsed tool call, got content {res.content!r:.200} "
-                                      f"({TOOL_ATTEMPTS} attempts)")
-    expect(res.tool_calls[0].name == "get_weather", f"expected get_weather, got {res.tool_calls[0].name!r}")
-    expect(res.finish_reason == "tool_calls", f"expected finish_reason tool_calls, got {res.finish_reason!r}")
+                                      f"({TOOL_ATTEMPTS} attempts)", "thinking_off.tool_call_missing",
+           attempts=TOOL_ATTEMPTS, markup_in_content="<tool_call>" in (res.content or ""))
+    expect(res.tool_calls[0].name == "get_weather", f"expected get_weather, got {res.tool_calls[0].name!r}",
+           "thinking_off.wrong_tool", got=res.tool_calls[0].name)
+    expect(res.finish_reason == "tool_calls", f"expected finish_reason tool_calls, got {res.finish_reason!r}",
+           "thinking_off.finish_reason", got=res.finish_reason)
     no_markup(res)
 
 
@@ -200,5 +208,5 @@ def test_wrong_variable_recorded(chat_nonstream, engine, evidence, nonthink_prom
                        "reasoning_leaked_into_content": in_field == 0 and decision.status == "verified",
                        "content_head": (seen[0].content or "")[:160] if seen else None}
     evidence.add(wrong_variables=observed, tokens_spent=chat_nonstream.tokens_spent)
-    conclude(*decisions, served.decision(), evidence=evidence,
+    conclude(*decisions, served.decision(), evidence=evidence, code="thinking_off.wrong_variable_obeyed",
              context="the wrong thinking variable must not turn thinking off")

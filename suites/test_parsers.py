@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 
 from glmverify.adapters import adapter_for_row
+from glmverify.checks import expect
 from glmverify.parsers import catalogue as cat
 from glmverify.parsers.envs import EnvError, run_conformance
 from glmverify.results import PARSER_PROPERTY
@@ -95,6 +96,6 @@ def test_parsers(parser_config, record_property):
         "reasoning_parser": cfg["reasoning_parser"], "tool_parser": cfg["tool_parser"],
         "chunkings": CHUNKINGS, "rows": cfg["rows"], "features": summary,
     })
-    assert report["cases"], "the parser runner returned no cases"
-    assert not [c for c in report["cases"] if c["outcome"] == "error"], \
-        f"parser runner errors: {[c['id'] for c in report['cases'] if c['outcome'] == 'error']}"
+    expect(bool(report["cases"]), "the parser runner returned no cases", "parsers.no_cases")
+    errors = [c["id"] for c in report["cases"] if c["outcome"] == "error"]
+    expect(not errors, f"parser runner errors: {errors}", "parsers.runner_error", cases=errors)

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from glmverify.chat import Chat
-from glmverify.checks import expect, split_ok
+from glmverify.checks import Failure, expect, split_ok
 
 pytestmark = pytest.mark.feature("reasoning_split")
 
@@ -49,24 +49,34 @@ def test_split(chat, engine, evidence):
         try:
             split_ok(res)
         except AssertionError as exc:
-            raise AssertionError(f"bare request (no chat_template_kwargs): {exc}; "
-                                 f"{_explicit_thinking(chat, engine, prompt, evidence)}") from None
-        expect(res.finish_reason == "stop", f"expected finish_reason 'stop', got {res.finish_reason!r}")
+            said, splits = _explicit_thinking(chat, engine, prompt, evidence)
+            # the same prompt splits with thinking on explicitly: the default is what is wrong
+            raise Failure(f"bare request (no chat_template_kwargs): {exc}; {said}",
+                          "reasoning.default_not_thinking" if splits else getattr(exc, "code", None),
+                          bare=getattr(exc, "code", None), **getattr(exc, "fields", {})) from None
+        expect(res.finish_reason == "stop", f"expected finish_reason 'stop', got {res.finish_reason!r}",
+               "reasoning.finish_reason", got=res.finish_reason, mode=_mode(res))
     fields = {r.reasoning_field for r in results}
-    expect(len(fields) == 1, f"reasoning arrived under different field names across requests: {fields}")
+    expect(len(fields) == 1, f"reasoning arrived under different field names across requests: {fields}",
+           "reasoning.field_name_varies", names=fields)
 
 
-def _explicit_thinking(chat, engine, prompt: str, evidence) -> str:
-    """What the same prompt gives with thinking switched on explicitly (said in the failure)."""
+def _mode(res) -> str:
+    return "stream" if res.stream else "non-stream"
+
+
+def _explicit_thinking(chat, engine, prompt: str, evidence) -> tuple[str, bool]:
+    """What the same prompt gives with thinking switched on explicitly (said in the failure), and
+    whether it splits."""
     kwargs = {engine.profile.thinking_variable: True}
     res = chat.one(messages=[{"role": "user", "content": prompt}], chat_template_kwargs=kwargs)
     evidence.add(explicit_thinking_on=res.excerpt(200))
     try:
         split_ok(res)
     except AssertionError as exc:
-        return f"with chat_template_kwargs {kwargs} it fails too: {str(exc)[:160]}"
+        return f"with chat_template_kwargs {kwargs} it fails too: {str(exc)[:160]}", False
     return (f"with chat_template_kwargs {kwargs} the same prompt splits: the default is not thinking on "
-            "(a bare request must think, as the guides' default)")
+            "(a bare request must think, as the guides' default)"), True
 
 
 def test_multi_turn_reasoning_sent_back(chat, evidence):
@@ -82,7 +92,8 @@ def test_multi_turn_reasoning_sent_back(chat, evidence):
     second = chat.one(messages=history)
     evidence.add(turns=chat.log)
     split_ok(second)
-    expect(second.finish_reason == "stop", f"turn 2: expected finish_reason 'stop', got {second.finish_reason!r}")
+    expect(second.finish_reason == "stop", f"turn 2: expected finish_reason 'stop', got {second.finish_reason!r}",
+           "reasoning.finish_reason", got=second.finish_reason, mode=_mode(second), turn=2)
 
 
 TOOLS = json.loads((Path(__file__).parent / "cases" / "tools.json").read_text())
@@ -106,25 +117,29 @@ def test_reasoning_sent_back_rendered(chat_nonstream, engine, evidence):
     """Earlier reasoning sent back under each name the engine reads renders the same prompt, longer
     than the prompt without it: exact ``prompt_tokens`` (one-token answers; no sampling involved)."""
     names = engine.adapter.input_reasoning_fields
-    expect(bool(names), f"{engine.adapter!r} declares no input reasoning field")
+    expect(bool(names), f"{engine.adapter!r} declares no input reasoning field", "harness.no_input_reasoning_field")
     variants = [None, *names]
     results = chat_nonstream.many({"messages": _tool_loop(f), "tools": [TOOLS["get_weather"]], "max_tokens": 1}
                                   for f in variants)
     tokens = {}
     for f, res in zip(variants, results):
         label = f or "omitted"
-        expect(res.error is None, f"reasoning sent back as {label!r}: request failed: {res.error}")
+        expect(res.error is None, f"reasoning sent back as {label!r}: request failed: {res.error}", "request.failed",
+               error=str(res.error)[:120], field=label)
         n = res.usage.get("prompt_tokens")
-        expect(isinstance(n, int) and n > 0, f"reasoning sent back as {label!r}: no usage.prompt_tokens ({res.usage})")
+        expect(isinstance(n, int) and n > 0, f"reasoning sent back as {label!r}: no usage.prompt_tokens ({res.usage})",
+               "usage.prompt_tokens_unusable", field=label)
         tokens[label] = n
     evidence.add(input_reasoning_fields=list(names), prompt_tokens=tokens,
                  observed={"input reasoning fields": ", ".join(names)})
     dropped = [f for f in names if tokens[f] <= tokens["omitted"]]
     expect(not dropped, "earlier reasoning sent back as " + ", ".join(repr(f) for f in dropped)
            + f" was dropped (not rendered): prompt_tokens {', '.join(str(tokens[f]) for f in dropped)}, "
-           f"no more than with the reasoning omitted ({tokens['omitted']}); all: {tokens}")
+           f"no more than with the reasoning omitted ({tokens['omitted']}); all: {tokens}",
+           "reasoning.sent_back_dropped", dropped=dropped, prompt_tokens=str(tokens))
     expect(len({tokens[f] for f in names}) == 1,
-           f"earlier reasoning renders differently by field name: prompt_tokens {tokens}")
+           f"earlier reasoning renders differently by field name: prompt_tokens {tokens}",
+           "reasoning.sent_back_differs", prompt_tokens=str(tokens))
 
 
 def test_stream_matches_nonstream(chat_nonstream, engine, evidence):
@@ -145,7 +160,8 @@ def test_stream_matches_nonstream(chat_nonstream, engine, evidence):
         for res in (a, b):
             split_ok(res)
             expect(res.finish_reason == "stop", f"{p[:40]!r} {'stream' if res.stream else 'non-stream'}: expected "
-                                                f"finish_reason 'stop', got {res.finish_reason!r}")
+                                                f"finish_reason 'stop', got {res.finish_reason!r}",
+                   "reasoning.finish_reason", got=res.finish_reason, mode=_mode(res))
     if not engine.row.expect.get("deterministic"):
         return
     req = {"messages": [{"role": "user", "content": PROMPTS[1]}], "seed": 20261129}
@@ -157,5 +173,6 @@ def test_stream_matches_nonstream(chat_nonstream, engine, evidence):
         x, y = getattr(a, field), getattr(b, field)
         if x != y:
             at = next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), min(len(x), len(y)))
-            raise AssertionError(f"seeded stream {field} differs from non-stream at char {at}: "
-                                 f"{x[max(0, at - 20):at + 20]!r} vs {y[max(0, at - 20):at + 20]!r}")
+            raise Failure(f"seeded stream {field} differs from non-stream at char {at}: "
+                          f"{x[max(0, at - 20):at + 20]!r} vs {y[max(0, at - 20):at + 20]!r}",
+                          "stream.seeded_text_differs", field=field, at=at, stream_chars=len(y), nonstream_chars=len(x))

@@ -34,7 +34,8 @@ import pytest
 
 from glmverify import behaviour, policy
 from glmverify.chat import Chat
-from glmverify.checks import TOOL_MARKUP, conclude, expect, no_markup, no_problems
+from glmverify.checks import TOOL_MARKUP, Failure, conclude, expect, no_markup, no_problems
+from glmverify.invariants import code_of
 from glmverify.toolcalls import field_problems
 from glmverify.verdicts import run_sequential
 
@@ -64,7 +65,8 @@ def _request(case: dict) -> dict:
 def fields_ok(res, offered: list[str], what: str = "") -> None:
     """Every call's fields declared and non-empty, the stream header sent once (first problems named)."""
     problems = field_problems(res, offered)
-    expect(not problems, (what + ": " if what else "") + "; ".join(problems[:3]))
+    expect(not problems, (what + ": " if what else "") + "; ".join(problems[:3]),
+           code_of(problems[0]) if problems else None, codes={code_of(p) for p in problems}, mode=_mode(res))
 
 
 def validate_calls(res, offered: list[str]) -> list[dict]:
@@ -76,14 +78,18 @@ def validate_calls(res, offered: list[str]) -> list[dict]:
         try:
             args = json.loads(tc.arguments) if tc.arguments.strip() else None
         except ValueError as exc:
-            raise AssertionError(f"{mode}: call {i} ({tc.name}): arguments are not JSON ({exc}): {tc.arguments[:200]!r}") from None
-        expect(isinstance(args, dict), f"{mode}: call {i} ({tc.name}): arguments must be a JSON object, got {tc.arguments[:200]!r}")
+            raise Failure(f"{mode}: call {i} ({tc.name}): arguments are not JSON ({exc}): {tc.arguments[:200]!r}",
+                          "tool_call.arguments_not_json", mode=mode, call=i, name=tc.name, tail=tc.arguments[-8:]) from None
+        expect(isinstance(args, dict), f"{mode}: call {i} ({tc.name}): arguments must be a JSON object, got {tc.arguments[:200]!r}",
+               "tool_call.arguments_not_object", mode=mode, call=i, name=tc.name, empty=not tc.arguments.strip())
         schema = TOOLS[tc.name]["function"]["parameters"]
         try:
             jsonschema.validate(args, schema)
         except jsonschema.ValidationError as exc:
-            raise AssertionError(f"{mode}: call {i} ({tc.name}): arguments {args} invalid against the schema at "
-                                 f"{'/'.join(map(str, exc.absolute_path)) or '<root>'}: {exc.message}") from None
+            raise Failure(f"{mode}: call {i} ({tc.name}): arguments {args} invalid against the schema at "
+                          f"{'/'.join(map(str, exc.absolute_path)) or '<root>'}: {exc.message}",
+                          "tool_call.arguments_schema_invalid", mode=mode, call=i, name=tc.name,
+                          path="/".join(map(str, exc.absolute_path)), validator=exc.validator) from None
         parsed.append({"name": tc.name, "arguments": args})
     return parsed
 
@@ -96,18 +102,21 @@ def invariants(res, case: dict) -> None:
     forced = case["tool_choice"] == "required" or isinstance(case["tool_choice"], dict)
     expect(not (res.truncated and not res.tool_calls),
            f"{_mode(res)}: tool_choice {case['tool_choice']!r}: generation ran to max_tokens (finish_reason 'length', "
-           f"{res.completion_tokens} completion tokens) without a tool call; content {res.content!r:.120}")
+           f"{res.completion_tokens} completion tokens) without a tool call; content {res.content!r:.120}",
+           "tool_call.ran_to_length", mode=_mode(res), tool_choice=case["tool_choice"])
     if forced:  # a grammar forces the call: none is an engine defect, not a sampled choice
         expect(bool(res.tool_calls), f"{_mode(res)}: tool_choice {case['tool_choice']!r}: expected a tool call, got none; "
-                                     f"content {res.content!r:.200}, reasoning {res.reasoning!r:.120}")
+                                     f"content {res.content!r:.200}, reasoning {res.reasoning!r:.120}",
+               "tool_call.missing", mode=_mode(res), tool_choice=case["tool_choice"])
     validate_calls(res, case["tools"])
     if res.tool_calls:
         allowed = ("tool_calls", "stop") if isinstance(case["tool_choice"], dict) else ("tool_calls",)
     else:
         allowed = ("stop",)
-    expect(res.finish_reason in allowed, f"{_mode(res)}: expected finish_reason {' or '.join(allowed)}, got {res.finish_reason!r}")
+    expect(res.finish_reason in allowed, f"{_mode(res)}: expected finish_reason {' or '.join(allowed)}, got {res.finish_reason!r}",
+           "tool_call.finish_reason", mode=_mode(res), got=res.finish_reason, expected=allowed)
     ids = [tc.id for tc in res.tool_calls]
-    expect(len(set(ids)) == len(ids), f"tool call ids not unique: {ids}")
+    expect(len(set(ids)) == len(ids), f"tool call ids not unique: {ids}", "tool_call.duplicate_id", mode=_mode(res))
 
 
 class CaseRounds:
@@ -170,11 +179,17 @@ def test_case(case_rounds, stream, case, evidence):
     invariants(res, case)
 
 
+#: the code of each behaviour rate that fell below its bar (``behaviour.BARS``)
+RATE_CODES = {"calls": "tool_call.calls_rate_below_bar", "correct": "tool_call.correct_rate_below_bar",
+              "exact": "tool_call.exact_rate_below_bar"}
+
+
 def _rate_check(case_rounds, measure: str, evidence, what: str) -> None:
     out = case_rounds.decide()
     d = out.decisions[measure]
     evidence.add(rounds=out.rounds, requests=out.requests, misses=out.misses(measure, 10))
-    conclude(d, evidence=evidence, context=f"{what} (misses: {out.misses(measure)})")
+    conclude(d, evidence=evidence, context=f"{what} (misses: {out.misses(measure)})",
+             code=RATE_CODES[measure])
 
 
 @pytest.mark.behaviour
@@ -220,15 +235,17 @@ def test_stream_matches_nonstream(case_rounds, evidence):
                 try:
                     validate_calls(res, BY_ID[cid]["tools"])
                 except AssertionError as exc:
-                    bad[res.stream] = str(exc)
+                    bad[res.stream] = exc
             if len(bad) == 1:  # valid one way only: the stream (or non-stream) path broke them
                 x = next((t.arguments for t in a.tool_calls), "")
                 y = next((t.arguments for t in b.tool_calls), "")
-                raise AssertionError(f"stream and non-stream tool calls differ: {cid}: call 0 "
-                                     f"({(b.tool_calls or a.tool_calls)[0].name}) arguments {x[:120]!r} vs {y[:120]!r}; "
-                                     f"{next(iter(bad.values()))}")
+                broke = next(iter(bad.values()))
+                raise Failure(f"stream and non-stream tool calls differ: {cid}: call 0 "
+                              f"({(b.tool_calls or a.tool_calls)[0].name}) arguments {x[:120]!r} vs {y[:120]!r}; "
+                              f"{broke}", "tool_call.stream_differs", case=cid,
+                              broken="stream" if True in bad else "non-stream", because=getattr(broke, "code", None))
             if bad:
-                raise AssertionError(f"{cid}: {bad[True]}")
+                raise Failure(f"{cid}: {bad[True]}", getattr(bad[True], "code", None), **getattr(bad[True], "fields", {}))
     comparisons = [out.decisions[f"stream:{m}"] for m in behaviour.MEASURES]
     evidence.add(rounds=out.rounds, requests=out.requests,
                  rates={m: {"stream": f"{sum(behaviour.samples(out.judged, m, True))}/{len(behaviour.samples(out.judged, m, True))}",
@@ -236,7 +253,7 @@ def test_stream_matches_nonstream(case_rounds, evidence):
                         for m in behaviour.MEASURES})
     failed = [d for d in comparisons if d.status == "failed"]
     examples = [n for m in behaviour.MEASURES for n in out.misses(m, 3)] if failed else []
-    conclude(*comparisons, evidence=evidence,
+    conclude(*comparisons, evidence=evidence, code="tool_call.stream_rates_differ",
              context=(f"stream and non-stream tool calls differ (e.g. {examples[:4]})" if failed
                       else "stream vs non-stream behaviour rates"))
 
@@ -272,9 +289,11 @@ def test_cut_call(chat, engine, evidence):
             break
     expect(bool(full.tool_calls) and full.finish_reason == "tool_calls",
            f"{mode} uncut answer (thinking off): expected a write_note call ending 'tool_calls', got "
-           f"{[t.name for t in full.tool_calls]} ending {full.finish_reason!r}; content {full.content!r:.200}")
+           f"{[t.name for t in full.tool_calls]} ending {full.finish_reason!r}; content {full.content!r:.200}",
+           "tool_call.uncut_no_call", mode=mode, finish_reason=full.finish_reason)
     n = full.completion_tokens
-    expect(isinstance(n, int) and n >= 8, f"{mode} uncut answer: no usable usage.completion_tokens ({full.usage})")
+    expect(isinstance(n, int) and n >= 8, f"{mode} uncut answer: no usable usage.completion_tokens ({full.usage})",
+           "usage.completion_tokens_unusable", mode=mode, completion_tokens=n)
     budget = n // 2
     cut = chat.one(**req, max_tokens=budget)
     evidence.add(exchanges=chat.log[-2:], uncut_tokens=n, max_tokens=budget)
@@ -286,11 +305,12 @@ def test_cut_call(chat, engine, evidence):
                            f"{used} of {budget} tokens, calls {calls}, markup in content: {markup}"})
     expect(bool(cut.tool_calls) or markup or cut.finish_reason == "tool_calls",
            f"{mode}: cut at {budget} of {n} tokens but no call had begun (no tool_calls, no markup): content "
-           f"{cut.content!r:.200}")
+           f"{cut.content!r:.200}", "tool_call.cut_before_call", mode=mode, budget=budget)
     if cut.finish_reason != "length":
         relabel = (not cut.stream and cut.finish_reason == "tool_calls" and isinstance(used, int) and used >= budget)
         expect(relabel, f"{mode}: a tool call cut by max_tokens ({used} of {budget} tokens) ended finish_reason "
-                        f"{cut.finish_reason!r}, expected 'length' (a client would run the partial call {calls})")
+                        f"{cut.finish_reason!r}, expected 'length' (a client would run the partial call {calls})",
+               "tool_call.cut_not_length", mode=mode, finish_reason=cut.finish_reason, used=used, budget=budget)
         evidence.add(observed={"tool call cut by max_tokens, non-stream relabel": "finish_reason 'tool_calls' on an answer cut at "
                                f"max_tokens ({used} tokens): the non-stream relabel (vLLM #58228), tolerated"})
         no_markup(cut, TOOL_MARKUP)
@@ -306,11 +326,14 @@ def test_choice_none(chat, evidence):
                  f"{len(res.tool_calls)} call(s), content {(res.content or '')[:48]!r}"})
     fields_ok(res, ["get_weather", "get_time"])
     no_problems(res)
-    expect(not res.tool_calls, f"tool_choice none: expected no call, got {[t.name for t in res.tool_calls]}")
+    expect(not res.tool_calls, f"tool_choice none: expected no call, got {[t.name for t in res.tool_calls]}",
+           "tool_call.call_with_choice_none", calls=[t.name for t in res.tool_calls])
     no_markup(res, TOOL_MARKUP)
     expect(bool((res.content or "").strip() or (res.reasoning or "").strip()),
-           f"tool_choice none: expected an answer (content or reasoning), got content {res.content!r} and no reasoning")
-    expect(res.finish_reason in ("stop", "length"), f"tool_choice none: expected finish_reason stop, got {res.finish_reason!r}")
+           f"tool_choice none: expected an answer (content or reasoning), got content {res.content!r} and no reasoning",
+           "tool_call.empty_answer", tool_choice="none")
+    expect(res.finish_reason in ("stop", "length"), f"tool_choice none: expected finish_reason stop, got {res.finish_reason!r}",
+           "tool_call.finish_reason", got=res.finish_reason, expected=("stop", "length"), tool_choice="none")
 
 
 ROUND_TRIP_TOOLS = ["calculator", "get_weather"]
@@ -358,7 +381,8 @@ def _uses_result(final) -> bool | None:
         return None
     validate_calls(final, ROUND_TRIP_TOOLS)
     want = "tool_calls" if final.tool_calls else "stop"
-    expect(final.finish_reason == want, f"turn 3: expected finish_reason {want}, got {final.finish_reason!r}")
+    expect(final.finish_reason == want, f"turn 3: expected finish_reason {want}, got {final.finish_reason!r}",
+           "tool_call.finish_reason", got=final.finish_reason, expected=want, turn=3)
     text = final.content or ""
     return not final.tool_calls and ("sunny" in text or "21" in text)
 
@@ -390,6 +414,6 @@ def test_round_trip(chat, engine, evidence):
     misses = [f.content for f in finals if not f.truncated and (f.tool_calls or not any(
         w in (f.content or "") for w in ("sunny", "21")))]
     evidence.add(turns=chat.log[:4], finals=len(finals), misses=[(m or "")[:200] for m in misses[:5]])
-    conclude(decision, evidence=evidence,
+    conclude(decision, evidence=evidence, code="tool_call.result_unused",
              context=("turn 3: the answer does not use the tool result 'Berlin: sunny, 21 C'"
                       + (f": {misses[0]!r:.300}" if misses else "")))

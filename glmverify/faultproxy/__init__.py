@@ -27,7 +27,8 @@ from .catalogue import FAULTS, STANDIN_FIELDS, STANDIN_XARGS_KEY, leak_secret, s
 from .cli import main, proxy_row
 from .registry import Fault, RespondContext, apply, fault
 from .reliability_faults import HUGE_BYTES
-from .server import HOP_HEADERS, FaultProxy, route
+from .registry import HOP_HEADERS
+from .server import FaultProxy, route
 from .sse import DONE, Event, parse_sse, render_sse
 
 __all__ = ["DONE", "Event", "FAULTS", "Fault", "FaultProxy", "HOP_HEADERS", "HUGE_BYTES", "REASONING_FIELDS",

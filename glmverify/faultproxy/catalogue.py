@@ -19,6 +19,10 @@ from . import field_tool_faults, field_api_faults, field_spec_faults  # noqa: F4
 from . import gateway_faults  # noqa: F401
 # planted slowdowns (serving_performance): answers paced between the engine and the client
 from . import perf_faults  # noqa: F401
+# planted degenerate answers (a share of requests decoded greedily: loops to max_tokens)
+from . import degeneration_faults  # noqa: F401
+# planted accuracy faults the absolute gate cannot see (issue #25): subtle drop, decay, batch-dependent
+from . import accuracy_faults  # noqa: F401
 from .bodies import chat_deltas, is_content_delta, message_of
 from .registry import FAULTS, Fault
 from .sse import Event

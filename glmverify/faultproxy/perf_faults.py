@@ -22,24 +22,21 @@ regression decision (TPOT and throughput vs the baseline).
   (a gateway shedding load): the window's report counts failed requests.
 
 These are ``respond`` hooks: the proxy's rewrite hooks see a whole buffered answer, so timing
-needs the forwarding itself. The hook reaches the proxy that serves it (upstream URL and client
-session) through the aiohttp route's handler, forwards the request, and paces the upstream's
-lines by ``schedule`` (pure: the offline tests check it on recorded streams).
+needs the forwarding itself. The hook forwards the request through the proxy
+(``RespondContext.forward``) and paces the upstream's lines by ``schedule`` (pure: the offline tests check it on recorded streams).
 """
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Iterable
+from typing import Iterable
 
-from .registry import RespondContext, fault
+from .registry import RespondContext, fault, passthrough_headers
 
 TOKEN_DELAY_S = 0.05
 TOKEN_SHARE = 0.5
 FIRST_TOKEN_DELAY_S = 1.0
 SHED_EVERY = 4
-HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding",
-       "accept-encoding"}
 
 
 def is_token_line(line: bytes) -> bool:
@@ -85,26 +82,19 @@ def share_departures(arrivals: list[float], share: float) -> list[float]:
     return out
 
 
-def _proxy(ctx: RespondContext) -> Any:
-    """The ``FaultProxy`` serving this request (its route handler is the proxy's bound method)."""
-    return getattr(ctx.request.match_info.route.handler, "__self__", None)
-
-
 def _pacing(per_token: float, first: float, share: float = 0.0):
     async def respond(ctx: RespondContext):
         from aiohttp import web
 
-        proxy = _proxy(ctx)
-        if ctx.kind != "chat" or proxy is None:
+        if ctx.kind != "chat" or ctx.forward is None:
             return None  # everything else passes through the proxy unchanged
-        raw = await ctx.request.read()
-        headers = {k: v for k, v in ctx.request.headers.items() if k.lower() not in HOP}
-        headers["Accept-Encoding"] = "identity"
         loop = asyncio.get_running_loop()
         sent = loop.time()
-        async with proxy._session.request(ctx.request.method, proxy.upstream + ctx.request.path_qs,
-                                          data=raw or None, headers=headers) as up:
-            out_headers = {k: v for k, v in up.headers.items() if k.lower() not in HOP}
+        up = await ctx.forward(await ctx.request.read())
+        if isinstance(up, web.Response):
+            return up
+        async with up:
+            out_headers = passthrough_headers(up)
             if not ctx.stream or up.status != 200:
                 body = await up.read()
                 if up.status == 200:

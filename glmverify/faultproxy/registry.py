@@ -32,6 +32,15 @@ from .sse import Event, parse_sse, render_sse
 Chat = Callable[[dict], dict]
 Stream = Callable[[list[Event]], list[Event]]
 
+#: headers that belong to one connection, never forwarded (either way) by the proxy or its hooks
+HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+               "content-encoding", "accept-encoding", "upgrade", "proxy-connection", "te", "trailer"}
+
+
+def passthrough_headers(response: Any) -> dict:
+    """An upstream response's headers the proxy passes on to its client."""
+    return {k: v for k, v in response.headers.items() if k.lower() not in HOP_HEADERS}
+
 
 @dataclass
 class RespondContext:
@@ -42,6 +51,9 @@ class RespondContext:
     stream: bool
     body: Any  # the parsed JSON body, or None
     state: dict = field(default_factory=dict)  # the proxy's state, shared by its requests
+    # ``await forward(raw)`` sends the request upstream as the proxy does (a dropped keep-alive
+    # retried once): the upstream response (``async with`` it), or a 502 ``web.Response`` to return
+    forward: Callable[[bytes], Awaitable[Any]] | None = None
 
 
 @dataclass

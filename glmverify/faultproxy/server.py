@@ -13,16 +13,15 @@ the offline tests, ``python -m glmverify.faults --list``) must not need the faul
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 from typing import Any
 
 from .catalogue import FAULTS
-from .registry import Fault, RespondContext, apply
+from .registry import HOP_HEADERS, Fault, RespondContext, apply, passthrough_headers
 
 # headers of one connection, never forwarded (aiohttp sets its own)
-HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
-               "content-encoding", "accept-encoding", "upgrade", "proxy-connection", "te", "trailer"}
 
 
 def route(method: str, path: str) -> str:
@@ -129,7 +128,6 @@ class FaultProxy:
 
     # ---- requests
     async def _handle(self, request):
-        import aiohttp
         from aiohttp import web
 
         raw = await request.read()
@@ -145,7 +143,7 @@ class FaultProxy:
         self.stats[kind] = self.stats.get(kind, 0) + 1
         f = self.fault
         if f.respond is not None:
-            ctx = RespondContext(request, kind, stream, body, self.state)
+            ctx = RespondContext(request, kind, stream, body, self.state, forward=functools.partial(self.forward, request))
             resp = await f.respond(ctx)
             if resp is not None:
                 self.stats["mutated"] += 1
@@ -155,24 +153,11 @@ class FaultProxy:
             body = f.request(request.path, body)
             raw = json.dumps(body).encode()
             self.stats["mutated"] += 1
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-        headers["Accept-Encoding"] = "identity"
-        url = self.upstream + request.path_qs
-        up = None
-        for attempt in (1, 2):
-            try:
-                up = await self._session.request(request.method, url, data=raw or None, headers=headers)
-                break
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # a pooled keep-alive connection the upstream closed just before reuse (seen at 64
-                # requests in flight): one fresh attempt, so the proxy adds no fault of its own
-                if attempt == 2:
-                    return web.Response(status=502, text=f"fault proxy: upstream unreachable: {exc}")
-            except Exception as exc:  # noqa: BLE001 - an unreachable upstream is a 502, as in a real gateway
-                return web.Response(status=502, text=f"fault proxy: upstream unreachable: {exc}")
-        assert up is not None
+        up = await self.forward(request, raw)
+        if isinstance(up, web.Response):
+            return up
         async with up:
-            out_headers = {k: v for k, v in up.headers.items() if k.lower() not in HOP_HEADERS}
+            out_headers = passthrough_headers(up)
             if up.status != 200 and f.error is not None and applies:
                 text = (await up.read()).decode("utf-8", errors="replace")
                 status, new = f.error(up.status, text)
@@ -191,6 +176,26 @@ class FaultProxy:
         if new != text:
             self.stats["mutated"] += 1
         return web.Response(status=200, body=new.encode(), headers=out_headers)
+
+    async def forward(self, request, raw: bytes):
+        """``request`` (its body ``raw``) sent upstream: the upstream response, or a 502 response
+        when the upstream cannot be reached (a real gateway's answer). The main path and the
+        faults' ``respond`` hooks (``RespondContext.forward``) both send through it."""
+        import aiohttp
+        from aiohttp import web
+
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        headers["Accept-Encoding"] = "identity"
+        url = self.upstream + request.path_qs
+        try:
+            try:
+                return await self._session.request(request.method, url, data=raw or None, headers=headers)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                # a pooled keep-alive connection the upstream closed just before reuse (seen at 64
+                # requests in flight): one fresh attempt, so the proxy adds no fault of its own
+                return await self._session.request(request.method, url, data=raw or None, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - an unreachable upstream is a 502, as in a real gateway
+            return web.Response(status=502, text=f"fault proxy: upstream unreachable: {exc}")
 
     def mutate(self, kind: str, stream: bool, text: str) -> str:
         """Apply the fault to one upstream answer (text in, text out); used by tests on recordings."""

@@ -17,6 +17,7 @@ from ..standin.script import FAULTS as STANDIN_FAULTS
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from ..knowledge import catalogue_files, read_entries  # noqa: F401 - the catalogue's files are read as knowledge
+from ..failure_codes import CODES
 from .model import AFFECTED_ENGINES, CASE_KEYS, CATALOGUE, KINDS, SIGNATURE_KEYS, CatalogueError, FaultCase, suite_checks
 from .plan import entry_rows, expand
 from .templates import TEMPLATES
@@ -116,4 +117,13 @@ def _knowledge_errors(case: FaultCase, where: str) -> list[str]:
             errors.append(f"{where}: signature looks_like {rx!r}: {exc}")
     if not isinstance(sig.get("when", {}), dict):
         errors.append(f"{where}: signature when must be a mapping")
+    for item in sig.get("codes", []):  # a code, or {code, fields}: a code of failure_codes
+        code = item.get("code") if isinstance(item, dict) else item
+        if code not in CODES or (isinstance(item, dict) and not isinstance(item.get("fields", {}), dict)):
+            errors.append(f"{where}: signature code {item!r} is not a code of glmverify.failure_codes (with fields a mapping)")
+        elif isinstance(item, dict) and item.get("detail"):
+            try:
+                re.compile(str(item["detail"]))
+            except re.error as exc:
+                errors.append(f"{where}: signature code {code!r} detail: {exc}")
     return errors

@@ -32,7 +32,8 @@ def observe(results_dir: Path, row: str) -> dict[str, dict]:
         bad = [k for k in c.get("checks", []) if k.get("outcome") in ("failed", "error")]
         detail = ""
         if bad:
-            detail = f"{bad[0]['id']}: {bad[0].get('detail', '')}"
+            code = f" [{bad[0]['code']}]" if bad[0].get("code") else ""
+            detail = f"{bad[0]['id']}{code}: {bad[0].get('detail', '')}"
         out[c["feature"]] = {"status": c["status"], "detail": " ".join(detail.split())[:400],
                              "checks": len(c.get("checks", [])),
                              "failed": sorted({f"{c['feature']}::{k['id'].split('[')[0]}" for k in bad}),
@@ -77,7 +78,7 @@ _PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*")
 def diagnosis_case(results_dir: Path, row: str, matrix_row=None) -> list[dict]:
     """The failed cells of ``row`` in one fault run's DIR/matrix.json, reduced to what the
     diagnosis reads: feature, the row's facts (engine, version, speculative decoding) and every
-    check's id and outcome, with the detail of the failing ones (absolute paths replaced by
+    check's id and outcome, with the detail, code and fields of the failing ones (absolute paths in the detail replaced by
     ``<path>``, so a recording names no machine). ``fixtures/diagnosis_cases.json.gz`` is these,
     per fault id."""
     try:
@@ -91,7 +92,9 @@ def diagnosis_case(results_dir: Path, row: str, matrix_row=None) -> list[dict]:
         f = facts_of(c, matrix_row)
         checks = [{"id": k.get("id"), "outcome": k.get("outcome"),
                    **({"detail": _PATH.sub("<path>", str(k.get("detail") or ""))[:1500]}
-                      if k.get("outcome") in ("failed", "error") else {})} for k in c.get("checks", [])]
+                      if k.get("outcome") in ("failed", "error") else {}),
+                   **({"code": k["code"], "fields": k.get("fields") or {}}
+                      if k.get("code") and k.get("outcome") in ("failed", "error") else {})} for k in c.get("checks", [])]
         out.append({"feature": c["feature"], "engine": f.engine, "version": f.version, "spec_decoding": f.spec_decoding,
                     "checks": checks})
     return out

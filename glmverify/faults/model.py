@@ -33,7 +33,7 @@ def coverage_rows(matrix, rows=REFERENCE_ROWS) -> dict[str, tuple[str, ...]]:
     return out
 CASE_KEYS = {"id", "kind", "row", "suites", "expect_failed", "checks", "fault", "standin", "drop_args", "set_args",
              "env", "cpus", "chat_template", "select", "source", "why", "affects", "fix", "signature"}
-SIGNATURE_KEYS = {"checks", "looks_like", "when"}
+SIGNATURE_KEYS = {"checks", "codes", "looks_like", "when"}
 DEFAULT_TIMEOUT = 1800.0
 
 
@@ -58,7 +58,7 @@ class FaultCase:
     # what a release engineer reads when a cell fails like this entry (diagnosis, known issues):
     affects: list[dict] = field(default_factory=list)  # [{engine, versions (PEP 440 specifiers, "" = all)}]
     fix: str = ""  # the flag to add, the version that fixes it, the workaround
-    signature: dict = field(default_factory=dict)  # {checks: [feature::function], looks_like: [regex], when: {...}}
+    signature: dict = field(default_factory=dict)  # {checks, codes: [code | {code, fields}], looks_like, when}
 
     @property
     def control(self) -> bool:

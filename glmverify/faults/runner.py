@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..faultproxy import FAULTS, Fault, FaultProxy, standin_request
 from ..matrix import load
-from ..paths import DEFAULT_MATRIX
+from ..paths import DEFAULT_MATRIX, RESULTS_DIR
 from ..session import Options, start_engine
 from .judge import judge, observe
 from .model import DEFAULT_TIMEOUT, REFERENCE_ROWS, SUITES, FaultCase, Outcome
@@ -56,6 +56,9 @@ def _fault_args(case: FaultCase, opts: RunOptions) -> list[str]:
     # a generous per-request bound: two engines sharing two cores are slow, and a timeout must not
     # pass for a detection (a hung engine still fails)
     args = ["--accuracy-samples", str(opts.accuracy_samples), "--request-timeout", "600"]
+    baseline = RESULTS_DIR / "accuracy-baseline.json"  # make verify's recorded reference outcomes
+    if "accuracy_smoke" in case.suites and baseline.is_file():
+        args.append(f"--accuracy-baseline={baseline}")
     if case.select:
         args += ["-k", case.select]
     if case.checks:

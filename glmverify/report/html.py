@@ -20,6 +20,7 @@ from typing import Any
 from .. import __version__
 from ..document import counts as counts_of, declared_only, likely as likely_causes
 from .common import GLYPH, KIND_MEANING, KIND_ORDER, MEANING, STATUS_ORDER, clip, h, cell_label, kind_counts, layout
+from .accuracy_plot import accuracy_html
 from .figures import key_figures
 from .plots import render_figures
 
@@ -172,7 +173,7 @@ def _drill_html(c: dict) -> str:
 def _cell_html(c: dict, anchor: str) -> str:
     st = c.get("status")
     st_cls = st if st in STATUS_ORDER else "not_run"
-    figs = "".join(f"<div class=\"fig\">{h(x)}</div>" for x in key_figures(c))
+    figs = "".join(f"<div class=\"fig\">{h(x)}</div>" for x in key_figures(c)) + accuracy_html(c)
     checks = c.get("checks") or []
     n_bad = sum(k.get("outcome") in ("failed", "error") for k in checks)
     n_skip = sum(k.get("outcome") not in ("failed", "error", "passed") for k in checks)

@@ -12,9 +12,7 @@
 """
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from pathlib import Path
 
 import httpx
@@ -25,6 +23,7 @@ from glmverify import faultproxy as fp
 from glmverify import faults
 from glmverify.chat import StreamAssembler, parse_completion
 from glmverify.matrix import load
+from helpers.aio_server import ThreadedApp
 from helpers.procs import alive, descendants
 
 TOOLS = json.loads((Path(__file__).resolve().parents[2] / "suites" / "cases" / "tools.json").read_text())
@@ -134,65 +133,35 @@ def test_derived_matrix_is_one_valid_row(tmp_path):
 
 
 # ---- end to end on a replay upstream ----------------------------------------------------------------------
-class Replay:
+async def replay_recordings(request):
     """A stand-in upstream that answers with the recordings (chat: tools recording if tools were
-    offered, else the reasoning one), on 127.0.0.1, in a thread."""
+    offered, else the reasoning one)."""
+    from aiohttp import web
 
-    def __init__(self):
-        self.proxy = None
-
-    def __enter__(self):
-        from aiohttp import web
-
-        async def handle(request):
-            path = request.path
-            if path == "/health":
-                return web.Response(text="")
-            if path == "/v1/models":
-                return web.json_response({"data": [{"id": "glm-5.2-ref", "owned_by": "vllm", "max_model_len": 16384}]})
-            if path == "/version":
-                return web.json_response({"version": "0.32.0"})
-            if path == "/metrics":
-                # it stands for row reference, which runs no speculative decoding: the recorded
-                # (reference-ngram) body without its spec-decode counters, or the harness's
-                # observed-vs-declared check rightly refuses the endpoint
-                return web.Response(text="\n".join(ln for ln in REC["metrics"]["body"].splitlines()
-                                                    if "spec_decode" not in ln) + "\n")
-            body = await request.json()
-            kind = "chat" if path.endswith("/chat/completions") else "messages"
-            name = ("tools" if body.get("tools") else "reasoning") if kind == "chat" else ("tool_use" if body.get("tools") else "thinking")
-            rec = REC[f"{kind}-{name}-{'stream' if body.get('stream') else 'nonstream'}"]
-            ctype = "text/event-stream" if rec["stream"] else "application/json"
-            return web.Response(text=rec["body"], content_type=ctype)
-
-        ready = threading.Event()
-
-        def run():
-            loop = asyncio.new_event_loop()
-            self.loop = loop
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", handle)
-            self.runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(self.runner.setup())
-            site = web.TCPSite(self.runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-            ready.set()
-            loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-        return self
-
-    def __exit__(self, *exc):
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+    path = request.path
+    if path == "/health":
+        return web.Response(text="")
+    if path == "/v1/models":
+        return web.json_response({"data": [{"id": "glm-5.2-ref", "owned_by": "vllm", "max_model_len": 16384}]})
+    if path == "/version":
+        return web.json_response({"version": "0.32.0"})
+    if path == "/metrics":
+        # it stands for row reference, which runs no speculative decoding: the recorded
+        # (reference-ngram) body without its spec-decode counters, or the harness's
+        # observed-vs-declared check rightly refuses the endpoint
+        return web.Response(text="\n".join(ln for ln in REC["metrics"]["body"].splitlines()
+                                            if "spec_decode" not in ln) + "\n")
+    body = await request.json()
+    kind = "chat" if path.endswith("/chat/completions") else "messages"
+    name = ("tools" if body.get("tools") else "reasoning") if kind == "chat" else ("tool_use" if body.get("tools") else "thinking")
+    rec = REC[f"{kind}-{name}-{'stream' if body.get('stream') else 'nonstream'}"]
+    ctype = "text/event-stream" if rec["stream"] else "application/json"
+    return web.Response(text=rec["body"], content_type=ctype)
 
 
 @pytest.fixture(scope="module")
 def replay():
-    with Replay() as r:
+    with ThreadedApp(replay_recordings) as r:
         yield r
 
 
@@ -373,7 +342,7 @@ def test_packages_load_without_aiohttp():
 # each package's modules, bottom up, as their docstrings list them: a module imports only those before it
 LAYERS = {
     "faultproxy": ["sse", "bodies", "registry", "chat_faults", "anthropic_faults", "metrics_faults", "standin_faults",
-                   "reliability_faults", "field_tool_faults", "field_api_faults", "field_spec_faults", "gateway_faults", "perf_faults", "catalogue", "server", "cli"],
+                   "reliability_faults", "field_tool_faults", "field_api_faults", "field_spec_faults", "gateway_faults", "perf_faults", "degeneration_faults", "accuracy_faults", "catalogue", "server", "cli"],
     "faults": ["model", "templates", "plan", "catalogue", "judge", "pytest_runs", "runner", "coverage", "report",
                "recordings", "cli"],
 }

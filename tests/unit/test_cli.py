@@ -237,7 +237,8 @@ def test_rules_lists_every_decision_with_its_error_rates(capsys):
 
     assert main(["rules", "reference"]) == 0
     out = capsys.readouterr().out
-    assert "7 statistical decision(s)" in out and "alpha per decision 0.00143" in out  # 6 verdicts + behaviour
+    # 6 verdicts, the paired (2), drift and batch accuracy decisions (issue #25) and behaviour
+    assert "11 statistical decision(s)" in out and "alpha per decision 0.000909" in out
     for name in ("accuracy[think]", "accuracy[nonthink]", "effort[kwargs:high]", "effort[top_level:high]",
                  "non_think[ratio]", "non_think[wrong:thinking]"):
         assert f"\n{name}\n" in out

@@ -1,7 +1,8 @@
 """Diagnosis and known issues: the catalogue read as knowledge, the ranking of causes for a failed
 cell, the recorded fault runs replayed through it, and the document keys that carry both.
 
-``fixtures/diagnosis_cases.json.gz`` holds, per fault id of the last full ``make faults`` run,
+``fixtures/diagnosis_cases.json.gz`` holds, per fault id of the last full ``make faults`` run
+before failures had codes (so its failures carry none),
 its failed cells reduced to what the diagnosis reads (feature, the row's engine, version and
 speculative decoding, every check's id and outcome, the failing checks' details). Regenerate it
 from a fault run's results directory (the field bugs' runs are added the same way) with
@@ -42,24 +43,129 @@ def failed_cell(*checks, feature="tool_calls"):
 
 
 # ---- the recorded fault runs -------------------------------------------------------------------------------
-def replay() -> dict[str, int | None]:
+# The recording predates failure codes: its failures carry none, so entries matched by code alone cannot
+# be recognised on it (they say "no known cause" there), and only entries that keep a looks_like fallback
+# (none since every suite but serving_performance is coded) are still named. It stays the held-out test's
+# data: with the codes, as before them, a failure never gets a confident wrong cause.
+def replay(entries=None) -> dict[str, list[list[dict]]]:
+    entries = kn.load_entries() if entries is None else entries
+    return {case_id: [dg.diagnose(cell, entries, facts) for cell, facts in map(case_cell, cells)]
+            for case_id, cells in sorted(CASES.items())}
+
+
+def test_the_uncoded_recording_gets_no_confident_wrong_cause():
     entries = kn.load_entries()
-    ranks = {}
-    for case_id, cells in sorted(CASES.items()):
-        got = [dg.rank_in(dg.diagnose(cell, entries, facts), case_id) for cell, facts in map(case_cell, cells)]
-        got = [r for r in got if r is not None]
-        ranks[case_id] = min(got) if got else None
-    return ranks
+    by_id = {e.id: e for e in entries}
+    wrong, named = {}, 0
+    for case_id, diagnoses in replay(entries).items():
+        own = by_id[dg.base_id(case_id)]
+        ok = dg.alike(own.id) | {own.id}
+        for d in diagnoses:
+            top = dg.likely(d)
+            named += bool(top)
+            if len(top) == 1 and top[0]["id"] not in ok and not set(top[0].get("same_cause", [])) & ok:
+                wrong[case_id] = top[0]["id"]
+    assert len(CASES) >= 65 and not wrong, f"a confident wrong cause on the uncoded recording: {wrong}"
+    # the entries that keep a looks_like fallback are still found on it
+    fallback = [k for k in CASES if by_id[dg.base_id(k)].looks_like and not by_id[dg.base_id(k)].codes]
+    ranks = {k: min((r for d in replay(entries)[k] if (r := dg.rank_in(d, k)) is not None), default=None)
+             for k in fallback}
+    assert all(r is not None and r <= 3 for r in ranks.values()), ranks
 
 
-def test_every_recorded_fault_has_its_own_entry_in_the_top_3():
-    ranks = replay()
-    assert len(ranks) >= 65
-    missed = {k: v for k, v in ranks.items() if v is None or v > 3}
-    assert not missed, f"own entry not in the top 3 of its diagnosis: {missed}"
-    top1 = sum(r == 1 for r in ranks.values())
-    print(f"diagnosis replay: top-1 {top1}/{len(ranks)}, top-3 {len(ranks)}/{len(ranks)}")
-    assert top1 / len(ranks) >= 0.8  # measured 56/65 on the 48-entry catalogue; a floor, not the goal
+#: an engine's own words under a code whose entries match them (``detail``): what the engine said
+ENGINE_SAYS = {"request.failed": "BadRequestError: Error code: 400 - \"auto\" tool choice requires --enable-auto-tool-choice "
+                                 "and --tool-call-parser to be set",
+               "engine.startup_failed": "engine failed to start: --enable-auto-tool-choice requires --tool-call-parser"}
+
+
+def planted(e: kn.Entry, wording: str = "") -> dict:
+    """A failed cell as a run of ``e``'s cause records it now: each of its signature checks (or a check of
+    its first feature) failing with the entry's first code and fields, under ``wording`` (the engine's
+    own words where the entry matches them)."""
+    code, fields, rx = e.codes[0]
+    wording = wording or (ENGINE_SAYS[code] if rx else "")
+    ids = [c.split("::")[1] for c in e.signature_checks] or ["test_x"]
+    return {"feature": e.features[0],
+            "checks": [{"id": f"{i}[p]", "outcome": "failed", "detail": wording or f"AssertionError: {code}",
+                        "code": code, "fields": dict(fields)} for i in ids]}
+
+
+def test_coded_failures_find_their_entry_and_held_out_no_wrong_one():
+    """Every entry with codes, planted as a coded failure (its first code and fields) on a reference
+    row that meets its conditions: its cause is likely, at rank <= 3 or tied with a documented
+    look-alike; with its cause held out, no other cause is named likely on its own except a
+    documented look-alike (the codes tell causes apart, not only the catalogue's order)."""
+    entries = kn.load_entries()
+    coded = [e for e in entries if e.codes]
+    assert len(coded) >= 60
+    missed, wrong = {}, {}
+    for e in coded:
+        facts = dg.Facts(str(e.when.get("engine") or "vllm"), None, bool(e.when.get("spec_decoding")), reference=True)
+        d = dg.diagnose(planted(e), entries, facts)
+        rank = dg.rank_in(d, e.id)
+        top = dg.likely(d)
+        if rank is None or not top or (rank > 3 and not {g["id"] for g in top} <= dg.alike(e.id) | {e.id}):
+            missed[e.id] = [(g["id"], g["score"]) for g in d[:4]]
+        rest = [x for x in entries if x.cause_key != e.cause_key]
+        top = dg.likely(dg.diagnose(planted(e), rest, facts))
+        if len(top) == 1 and top[0]["id"] not in dg.alike(e.id):
+            wrong[e.id] = top[0]["id"]
+    assert not missed, f"a coded failure does not find its own entry: {missed}"
+    assert not wrong, f"held out, a coded failure gets a confident wrong cause: {wrong}"
+
+
+def test_a_code_match_outweighs_misleading_wording():
+    """A coded failure whose message reads like another cause is diagnosed by its code: the wording
+    of a coded failure is never read, and a code match scores more than a pattern match."""
+    entries = {e.id: e for e in kn.load_entries()}
+    e = entries["proxy-args-schema-invalid"]
+    # the wording of a JSON failure, the code of a missing required property
+    cell = planted(e, "AssertionError: non-stream: call 0 (get_weather): arguments are not JSON (Expecting value)")
+    d = dg.diagnose(cell, entries.values(), REF)
+    assert dg.likely(d)[0]["id"] == "proxy-args-schema-invalid"
+    assert not any(g["id"] in ("proxy-args-invalid-json", "proxy-stream-chunk-reordered") for g in d)
+    # the same wording without a code: the fallback reads it (an uncoded, pre-code record)
+    a = entry(id="coded", fault="f1", signature={"codes": [{"code": "tool_call.arguments_schema_invalid"}]})
+    b = entry(id="patterned", fault="f2", signature={"looks_like": ["arguments are not JSON"]})
+    mixed = failed_cell(("test_case[a]", "failed", "arguments are not JSON"))
+    mixed["checks"][0].update(code="tool_call.arguments_schema_invalid", fields={})
+    assert [g["id"] for g in dg.diagnose(mixed, [a, b], REF)][:1] == ["coded"]
+    assert dg.score(b, mixed, REF)[0] == dg.ANY_CHECK + dg.LOOKS_AGAINST  # wording of a coded failure: not read
+    uncoded = failed_cell(("test_case[a]", "failed", "arguments are not JSON"))
+    assert [g["id"] for g in dg.diagnose(uncoded, [a, b], REF)][:1] == ["patterned"]
+    # a coded failure and an uncoded one in one cell: the code match outweighs the pattern match
+    both = failed_cell(("test_case[a]", "failed", "x"), ("test_case[b]", "failed", "arguments are not JSON"))
+    both["checks"][0].update(code="tool_call.arguments_schema_invalid", fields={})
+    sa, sb = dg.score(a, both, REF)[0], dg.score(b, both, REF)[0]
+    assert sa == dg.ANY_CHECK + dg.CODE and sb == dg.ANY_CHECK + dg.LOOKS and sa > sb
+
+
+def test_code_fields_and_engine_detail_decide_a_match():
+    e = kn.entry_of({"id": "e", "kind": "proxy", "fault": "f", "row": "reference", "suites": ["tool_calls"],
+                     "expect_failed": ["tool_calls"], "signature": {"codes": [
+                         {"code": "calls.unknown_name", "fields": {"mode": "stream"}},
+                         {"code": "request.failed", "detail": "requires --enable-auto-tool-choice"}]}})
+    def cell(code, detail="d", **fields):
+        return {"feature": "tool_calls", "checks": [{"id": "test_case[a]", "outcome": "failed", "detail": detail,
+                                                      "code": code, "fields": fields}]}
+    assert dg.score(e, cell("calls.unknown_name", mode="stream"), REF)[0] == dg.ANY_CHECK + dg.CODE
+    assert dg.score(e, cell("calls.unknown_name", mode="non-stream"), REF)[0] == dg.ANY_CHECK + dg.CODE_AGAINST
+    # a failure's listed codes (fields.codes) count, and a list field holds the value
+    assert dg.score(e, cell("request.failed", codes=["calls.unknown_name"], mode=["stream"]), REF)[0] == dg.ANY_CHECK + dg.CODE
+    assert dg.score(e, cell("request.failed", "HTTP 400: auto tool choice requires --enable-auto-tool-choice"),
+                    REF)[0] == dg.ANY_CHECK + dg.CODE
+    assert dg.score(e, cell("request.failed", "APITimeoutError: Request timed out"), REF)[0] == dg.ANY_CHECK + dg.CODE_AGAINST
+
+
+def test_a_timeout_gets_no_known_cause():
+    """The issue's case: an effort cell failed on serving errors (timeouts) is no template bug."""
+    cell = {"feature": "effort_levels", "checks": [
+        {"id": "test_high_reasons_less[kwargs]", "outcome": "failed", "code": "serving.error_rate",
+         "fields": {"rule": "serving_errors[effort_levels[kwargs]]"},
+         "detail": "AssertionError: kwargs channel: serving errors ... APITimeoutError: Request timed out"}]}
+    d = dg.diagnose(cell, kn.load_entries(), dg.Facts("vllm", "0.32.0", reference=True))
+    assert dg.no_known_cause(d) and not dg.likely(d)
 
 
 def test_held_out_faults_get_no_confident_wrong_cause():
@@ -126,8 +232,8 @@ def test_below_the_floor_no_known_cause_is_said():
 
 def test_alike_symptoms_are_listed_together():
     entries = kn.load_entries()
-    cell, facts = case_cell(CASES["proxy-tool-markup-in-content"][0])
-    d = dg.diagnose(cell, entries, facts)
+    own = next(e for e in entries if e.id == "proxy-tool-markup-in-content")
+    d = dg.diagnose(planted(own), entries, REF)
     top = dg.likely(d)
     assert top and set(top[0].get("alike", [])) | {top[0]["id"]} >= {"launch-no-tool-parser", "proxy-tool-markup-in-content"}
     ids = {e.id for e in entries}
@@ -153,12 +259,13 @@ def test_catalogue_entries_as_data():
     assert "control-passthrough" not in entries  # a control is no cause
     e = entries["launch-template-reads-thinking"]
     assert e.signature_checks == ("non_think::test_no_reasoning", "non_think::test_wrong_variable_recorded")
-    assert not e.any_check and e.looks_like and e.fix
+    assert not e.any_check and e.codes and not e.looks_like and e.fix
     assert entries["proxy-args-untyped"].any_check  # no named checks: any check of its features
     assert entries["proxy-stream-chunk-dropped"].cause_key == entries["proxy-stream-tool-structure"].cause_key
     assert entries["launch-no-tool-parser"].cause_key != entries["launch-no-tool-flags"].cause_key
-    with_sig = [e for e in entries.values() if e.looks_like]
-    assert len(with_sig) >= 46
+    assert len([e for e in entries.values() if e.codes]) >= 60
+    assert entries["proxy-unknown-tool-name"].codes[0] == ("calls.unknown_name", {"mode": "non-stream"}, "")
+    assert entries["standin-low-accuracy"].codes[0] == ("accuracy.below_bar", {}, "") and not entries["standin-low-accuracy"].looks_like
     assert kn.catalogue() == kn.catalogue()  # cached, same answer
 
 
@@ -272,9 +379,11 @@ def test_recorder_writes_diagnosis_and_known_issues(tmp_path):
     assert "reference" not in issues or all(i["versions"] == "" for i in issues["reference"])  # 0.32: no range covers it
     r.add(CheckRecord("reference", "tool_calls", "test_case[nonstream-auto-single-weather]", "failed",
                       detail="AssertionError: call 0: name 'functions.get_weather' not among the offered tools",
-                      engine={"engine_version": "0.32.0", "observed": {"version": "0.23.0"}}))
+                      engine={"engine_version": "0.32.0", "observed": {"version": "0.23.0"}},
+                      code="calls.unknown_name", fields={"mode": "non-stream", "codes": ["calls.unknown_name"]}))
     doc = json.loads((tmp_path / "matrix.json").read_text())
     cell = next(c for c in doc["cells"] if c["row"] == "reference" and c["feature"] == "tool_calls")
+    assert cell["checks"][0]["code"] == "calls.unknown_name" and cell["checks"][0]["fields"]["mode"] == "non-stream"
     assert cell["diagnosis"][0]["id"] == "proxy-unknown-tool-name"
     assert all(i["basis"] == "observed" and i["engine_version"] == "0.23.0" for i in doc["known_issues"]["reference"])
     assert not validate_document(doc)
@@ -335,3 +444,18 @@ def test_reports_say_no_known_cause_below_the_floor():
     assert "**no known cause matches**" in md and "**likely cause**" not in md and "similar: a weak match" in md
     page = render_html(doc, figures=[])
     assert "no known cause matches" in page and "likely cause:" not in page and "similar known causes" in page
+
+
+def test_symptoms_file_parses_and_names_catalogue_entries():
+    """The diagnosis reads fixtures/symptoms.yaml leniently (a results document must still be
+    written), so a broken file would silently drop every look-alike class: it must parse here, and
+    every class must name at least two entries the catalogue has."""
+    import yaml
+
+    data = yaml.safe_load(dg.SYMPTOMS.read_text(encoding="utf-8"))
+    ids = {e.id for e in kn.load_entries()}
+    assert isinstance(data, list) and data
+    for d in data:
+        assert d.get("symptom") and d.get("why"), d
+        assert len(d["entries"]) >= 2 and set(d["entries"]) <= ids, (d["symptom"], set(d["entries"]) - ids)
+    assert len(dg.alike_classes()) == len(data)

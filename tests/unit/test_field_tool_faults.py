@@ -4,15 +4,14 @@ Each fault is applied to answers recorded from the reference engine (fixtures/fa
 a call cut by max_tokens is derived from a recorded stream by ending it mid-arguments, as the engines
 do) and the rewritten answer is parsed by the harness (glmverify.chat, glmverify.toolcalls and the
 tool_calls suite's own ``validate_calls``): it must show the reported symptom, the harness must flag
-it, and the entry's signature (fixtures/faults.d/tool_calls.yaml) must match the message the
-harness writes, not its neighbours'.
+it, and the entry's signature (fixtures/faults.d/tool_calls.yaml) must match the code and fields of
+the failure the harness raises, not its neighbours'.
 """
 from __future__ import annotations
 
 import copy
 import importlib.util
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,11 @@ import yaml
 from glmverify import faultproxy as fp
 from glmverify import faults
 from glmverify.chat import StreamAssembler, parse_completion
-from glmverify.checks import TOOL_MARKUP, no_markup
+from glmverify.checks import TOOL_MARKUP, coded, no_markup
+from glmverify.diagnosis import code_matches
 from glmverify.faultproxy import field_tool_faults as ftf
 from glmverify.faultproxy.bodies import stream_calls
+from glmverify.knowledge import entry_of
 from glmverify.toolcalls import declared, field_problems
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,14 +64,18 @@ def rewritten(rec_id: str, fault: str | fp.Fault | None, text: str | None = None
     return parse(text, d["stream"])
 
 
-def looks_like(entry: str, message: str) -> bool:
-    return any(re.search(rx, message, re.I) for rx in ENTRIES[entry]["signature"]["looks_like"])
+def looks_like(entry: str, failure: AssertionError) -> bool:
+    """Whether ``entry``'s signature codes match the raised failure's code and fields (as the diagnosis)."""
+    c = coded(failure)
+    assert c, f"an uncoded failure: {failure}"
+    codes = {c["code"], *c["fields"].get("codes", [])}
+    return any(code_matches(it, codes, c["fields"], str(failure)) for it in entry_of(ENTRIES[entry]).codes)
 
 
-def message(fn, *args) -> str:
+def message(fn, *args) -> AssertionError:
     with pytest.raises(AssertionError) as exc:
         fn(*args)
-    return str(exc.value)
+    return exc.value
 
 
 def test_recordings_pass_the_field_checks():
@@ -84,7 +89,7 @@ def test_recordings_pass_the_field_checks():
 
 def test_every_entry_names_a_registered_fault():
     assert {e["fault"] for e in ENTRIES.values()} <= set(fp.FAULTS)
-    assert all(e["signature"]["looks_like"] and e["affects"] and e["fix"] for e in ENTRIES.values())
+    assert all(e["signature"]["codes"] and e["affects"] and e["fix"] for e in ENTRIES.values())
 
 
 @pytest.mark.parametrize("mode", BOTH)
@@ -133,8 +138,8 @@ def test_stream_header_on_last_chunk():
     assert last["finish_reason"] == "tool_calls" and last["delta"]["tool_calls"][-1]["id"]
     msg = message(SUITE.fields_ok, res, OFFERED)
     assert looks_like("bug-vllm-44098-stream-header-on-last-chunk", msg), msg
-    other = "; ".join(field_problems(rewritten("chat-tools-stream", "stream_chunk_resplit"), OFFERED))
-    assert other and not looks_like("bug-vllm-44098-stream-header-on-last-chunk", other), other
+    other = message(SUITE.fields_ok, rewritten("chat-tools-stream", "stream_chunk_resplit"), OFFERED)
+    assert not looks_like("bug-vllm-44098-stream-header-on-last-chunk", other), other
 
 
 def _cut_stream() -> str:
@@ -184,8 +189,10 @@ def test_tool_call_field_empty(which, mode):
     res = rewritten(f"chat-tools-{mode}", hook)
     assert res.finish_reason == "tool_calls"
     msg = "; ".join(field_problems(res, OFFERED))
-    assert f"empty {which}" in msg and looks_like("bug-vllm-ascend-8130-tool-call-field-empty", msg), msg
-    assert not looks_like("bug-vllm-39757-stream-tool-name-truncated", msg)
+    assert f"empty {which}" in msg
+    failure = message(SUITE.fields_ok, res, OFFERED)
+    assert looks_like("bug-vllm-ascend-8130-tool-call-field-empty", failure), failure
+    assert not looks_like("bug-vllm-39757-stream-tool-name-truncated", failure)
 
 
 def test_field_empty_hits_one_request_with_tools_in_three():

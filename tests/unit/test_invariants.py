@@ -16,7 +16,7 @@ import json
 import httpx
 import pytest
 
-from glmverify import plugin
+from glmverify import degeneration, plugin
 from glmverify.anthropic_stream import MessagesStreamReader, read_lines
 from glmverify.chat import Chat, ChatResult, StreamAssembler, ToolCall, parse_completion
 from glmverify.faults.recordings import load_recordings
@@ -24,6 +24,7 @@ from glmverify.invariants import (Violation, answer_violations, finish_violation
                                   special_token_violations, text_accounting, text_fields)
 from glmverify.ledger import Ledger, TokenCounter, ledger_scope, record_chat
 from glmverify.session import LiveEngine
+from helpers.recorded_child import resent_after, run_child
 
 REC = {r["id"]: r for r in load_recordings()}
 CHAT_IDS = [i for i, r in REC.items() if r["kind"] == "chat"]
@@ -402,35 +403,6 @@ def test_hook_fails_a_stream_without_its_usage_chunk():
 
 
 # ---- a pytest run with the plugin: the record says failed, with the violation and the check's kind --
-CHILD_CONFTEST = '''
-import json, os
-import httpx, pytest
-from glmverify.matrix import load
-from glmverify.session import LiveEngine
-
-
-class RecordedClient:
-    """Answers with a recorded stream: the re-sent one when the prompt says so."""
-    engine, model = "vllm", "glm-5.2-ref"
-
-    def async_openai(self, timeout):
-        import openai
-
-        def reply(request):
-            name = "resent.sse" if b"resent" in request.content else "good.sse"
-            body = open(os.path.join(os.environ["RECORDED_BODIES"], name)).read()
-            return httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
-        return openai.AsyncOpenAI(base_url="http://engine.invalid/v1", api_key="none", max_retries=0,
-                                  http_client=httpx.AsyncClient(transport=httpx.MockTransport(reply)))
-
-    def tokenize(self, prompt, **_):
-        return {"count": len(prompt.encode("utf-8"))}
-
-
-@pytest.fixture(scope="session")
-def engine(request):  # the row's engine answers with recorded streams instead of being launched
-    return LiveEngine(row=load().row(request.param), server=None, client=RecordedClient(), launch_id="recorded")
-'''
 CHILD_TEST = '''
 import pytest
 from glmverify.chat import Chat
@@ -457,25 +429,10 @@ def test_behaviour_resent(engine):
 
 
 def test_plugin_run_fails_passing_checks_on_a_resent_delta_and_records_their_kind(tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     body = lines("chat-reasoning-stream")
     i = data_lines("chat-reasoning-stream", "content")[10]
-    (tmp_path / "resent.sse").write_text("\n".join(body[:i + 12] + body[i:i + 12] + body[i + 12:]))
-    (tmp_path / "good.sse").write_text(REC["chat-reasoning-stream"]["body"])
-    (tmp_path / "conftest.py").write_text(CHILD_CONFTEST)
-    (tmp_path / "test_child.py").write_text(CHILD_TEST)
-    repo = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "RECORDED_BODIES": str(tmp_path),
-           "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
-    ids = [f"test_child.py::{name}[reference]" for name in ("test_conforming", "test_resent", "test_behaviour_resent")]
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "glmverify.plugin", "-p", "no:cacheprovider", "-q",
-                          "--results=" + str(tmp_path / "results"), *ids], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
-    doc = json.loads((tmp_path / "results" / "matrix.json").read_text())
+    run, doc = run_child(tmp_path, CHILD_TEST, ["test_conforming", "test_resent", "test_behaviour_resent"],
+                         good=REC["chat-reasoning-stream"]["body"], resent=resent_after(body, i))
     cell = next(c for c in doc["cells"] if c["row"] == "reference" and c["feature"] == "reasoning_split")
     checks = {c["id"]: {**c, "evidence": cell["evidence"]["checks"][c["id"]]} for c in cell["checks"]}
     assert run.returncode == 1 and len(checks) == 3 and cell["status"] == "failed", run.stdout[-2000:]
@@ -547,6 +504,6 @@ def test_a_row_with_unscripted_output_waives_the_content_invariants_only():
     live = LiveEngine(row=Unscripted(), server=None, client=RecordedClient("", False), launch_id="l")
     ledger = plugin.open_ledger(live)
     assert ledger.waivers and set(ledger.waivers[0].codes) == {"content.markup", "content.special_token",
-                                                               "text.accounting"}
+                                                               "text.accounting", *degeneration.CODES}
     assert not plugin.open_ledger(LiveEngine(row=Row(), server=None, client=RecordedClient("", False),
                                              launch_id="l")).waivers

@@ -15,8 +15,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "glmverify"
 
 #: bottom first; a name is a module or a package (all its submodules) under glmverify
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("paths", "util", "redact", "options", "cli_help"),                  # stdlib only
-    ("matrix", "document", "verdicts", "gsm8k", "haystack", "hardware", "standin", "parsers",
+    ("paths", "util", "redact", "options", "cli_help", "failure_codes"),  # stdlib only
+    ("matrix", "document", "verdicts", "degeneration", "accuracy_decisions", "accuracy_baseline", "gsm8k", "haystack",
+     "hardware", "standin", "parsers",
      "knowledge", "diagnosis", "inference"),                              # data models, the catalogue as knowledge, cells inferred from records
     ("invariants", "ledger", "client", "chat_answers", "chat", "anthropic_stream", "checks", "toolcalls", "behaviour", "engines", "benchclient"),  # talking to an engine
     ("adapters", "flags", "policy", "observed", "performance", "perf_measurement"),                          # engine differences, decisions

@@ -134,13 +134,14 @@ def worst_conforming(rule: Rule) -> dict[str, float]:
 # ---- the family ----------------------------------------------------------------------------------
 def test_family_alpha_is_split_over_the_row_decisions(row, sglang_row):
     fam = policy.family(row, rendered=True)
-    assert fam[:6] == ["accuracy[think]", "accuracy[nonthink]", "effort[kwargs:high]", "effort[top_level:high]",
-                       "non_think[ratio]", "non_think[wrong:thinking]"]
-    assert fam[6:] == [behaviour.SLOT]   # model behaviour as rates: one slot (glmverify.behaviour)
+    assert fam[:10] == ["accuracy[think]", "accuracy[nonthink]", "accuracy[paired:think]", "accuracy[paired:nonthink]",
+                        "accuracy[drift]", "accuracy[batch]",   # against the baseline, steady over the run (#25)
+                        "effort[kwargs:high]", "effort[top_level:high]", "non_think[ratio]", "non_think[wrong:thinking]"]
+    assert fam[10:] == [behaviour.SLOT]   # model behaviour as rates: one slot (glmverify.behaviour)
     assert policy.alpha(row, True) * len(fam) == pytest.approx(0.01)
     # without a rendered prompt (SGLang) every fall-through value is decided too: a smaller share each
-    assert len(policy.family(sglang_row, rendered=False)) == 15  # 14 verdicts and the behaviour slot
-    assert policy.alpha(sglang_row, False) == pytest.approx(0.01 / 15)
+    assert len(policy.family(sglang_row, rendered=False)) == 19  # 18 verdicts and the behaviour slot
+    assert policy.alpha(sglang_row, False) == pytest.approx(0.01 / 19)
 
 
 # ---- ratio rules: the sign test on the median log ratio -------------------------------------------
