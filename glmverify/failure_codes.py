@@ -3,15 +3,13 @@
 A failed check records its ``code`` and ``fields`` next to its detail (``checks.Failure``; the
 cell's ``checks[].code`` / ``checks[].fields`` in matrix.json). A code is ``area.what``: the area
 is the feature or the layer that saw it (``tool_call``, ``reasoning``, ``effort``, ``thinking_off``,
-``context``, ``mtp``, ``messages`` for the suites; ``stream``, ``body``, ``calls``, ``finish``,
+``context``, ``mtp``, ``messages``, ``serving_performance`` for the suites; ``stream``, ``body``, ``calls``, ``finish``,
 ``usage``, ``content``, ``text`` for the engine invariants every answer is held to, ``invariants``
 and ``ledger``). Codes are stable: a reworded message keeps its code, a new kind of failure gets a
 new code here first (``tests/unit/test_failure_codes.py`` fails on a code used in ``suites/``, in
 the invariants or in the fault catalogue's signatures that is not listed). The fault catalogue
 (``fixtures/faults.yaml``) matches causes by these codes and fields (``diagnosis``).
 
-Codes of checks owned elsewhere (
-``suites/test_serving_performance.py``) are added when those suites give their failures codes.
 Imports nothing: any layer may read it.
 """
 from __future__ import annotations
@@ -147,6 +145,24 @@ CODES: dict[str, str] = {
     "mtp.accept_decay": "the accept length decays over the run (Kendall's tau and a fitted decline)",
     "mtp.last_windows_below_minimum": "the accept length of the last windows is below the row's minimum",
     "mtp.last_windows_undecided": "the last windows neither confidently above nor below the minimum (inconclusive)",
+    # ---- serving_performance -----------------------------------------------------------------
+    "serving_performance.requests_failed": "a benchmark window's requests did not all complete (failed or lost); "
+                                           "fields: concurrency, window, completed, failed",
+    "serving_performance.no_tokens_measured": "a benchmark window measured no tokens (zero throughput or TPOT); "
+                                              "fields: concurrency, window",
+    "serving_performance.counters_disagree": "the benchmark client's figures and the engine's own counters differ "
+                                             "beyond the tolerance; fields: figures (e.g. tpot_ms, e2el_ms), windows",
+    "serving_performance.no_counters": "the engine exposes no /metrics to vouch for the client's figures (SGLang: "
+                                       "--enable-metrics)",
+    "serving_performance.regressed_against_baseline": "TPOT (or E2E latency) or output throughput confidently worse "
+                                                      "than the signed baseline beyond the effect (inconclusive: "
+                                                      "noise); fields: rule, estimate",
+    "serving_performance.below_guide": "TPOT or output throughput confidently worse than the guide's published "
+                                       "figure beyond the effect (inconclusive: noise); fields: rule, estimate",
+    "serving_performance.unvouched_windows": "no regression decision on windows the engine's counters do not vouch "
+                                             "for (inconclusive); fields: levels",
+    "serving_performance.no_decision": "the measurement made no regression decision and recorded no reason (a "
+                                       "harness gap)",
     # ---- parsers -----------------------------------------------------------------------------
     "parsers.no_cases": "the parser conformance runner returned no cases",
     "parsers.runner_error": "parser conformance cases ended in errors; fields: cases",

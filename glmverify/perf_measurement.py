@@ -13,25 +13,55 @@ disagreements, argv, seconds), the decisions, and why a level stopped or has no 
   no decision is made on it, and more windows would only cost time;
 * without a baseline a level runs the second look's windows (enough to sign one: its mean is
   taken as known by the decision, so it should not rest on three noisy windows).
+
+``unmeasured`` is the status rule for a row with nothing to compare with: when no level has a
+signed baseline for this host (CPU rows) or engine version, and no published figure, nothing is
+measured unless the run records a baseline (``RECORD_ENV``, set by ``make perf-baseline``). The
+suite's checks then skip in their own call phase with the reason (``NO_BASELINE``), so the cell
+keeps its declared ``not_run`` and the run does not count it undecided (exit 6): a clean machine
+(CI) has no baseline, and a timing decision on a loaded machine with nothing to hold it to would
+decide nothing anyway. A level without a comparison beside levels with one is measured, named in
+the evidence and the decision's context, and likewise never makes the cell undecided.
 """
 from __future__ import annotations
 
 import httpx
 
 from .benchclient import PINNED, BenchSession, bench_argv
+from .checks import Failure
 from .client import parse_prometheus
 from .matrix import engine_kind
 from .standin.build import model_dir_for
-from .performance import (Report, Shape, counter_delta, counters, cross_check, parse_report, regression_samples,
-                          window_record)
+from .performance import (Report, Shape, baseline_for, counter_delta, counters, cross_check, parse_report,
+                          regression_samples, window_record)
 from .verdicts import INCONCLUSIVE, decide
 
 FLUSH_PATHS = {"sglang": "/flush_cache", "vllm": "/reset_prefix_cache"}
 WINDOW_TIMEOUT_S = 1800.0
+RECORD_ENV = "GLMVERIFY_PERF_RECORD"  # "1": measure without a baseline, to record one (make perf-baseline)
+NO_BASELINE = "no baseline recorded for this host"
 
 
-class MeasurementError(AssertionError):
+def unmeasured(row, shape: Shape, data: dict, host: dict | None, recording: bool = False) -> str | None:
+    """Why the row's speed is not measured at all (the checks skip with it; the cell stays at its
+    declared status, never undecided), or None when it is: some level has a baseline or a
+    published figure to be held to, or the run records a baseline."""
+    if recording:
+        return None
+    found = {c: baseline_for(row, shape, c, data, host) for c in shape.concurrency}
+    if any(means for means, _ in found.values()):
+        return None
+    lead = NO_BASELINE if row.is_reference else "no signed baseline for this row"
+    return (f"{lead} and no published figure at any level, so nothing is measured: "
+            + "; ".join(f"concurrency {c}: {why}" for c, (_, why) in found.items())
+            + " (make perf-baseline records one for the CPU reference)")
+
+
+class MeasurementError(Failure):
     """The engine cannot vouch for any window (no /metrics): the check fails with the reason."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "serving_performance.no_counters")
 
 
 def scrape(engine) -> dict:

@@ -20,28 +20,50 @@ stops the level).
   noise allows no decision or no baseline applies (the reason says which).
 
 A row whose guides make no speed claim skips every check (its cell stays ``not_run`` with the
-declared reason).
+declared reason). So does a row with nothing to compare with (``perf_measurement.unmeasured``: no
+baseline recorded for this host and no published figure), unless the run records a baseline
+(``make perf-baseline``). Both skip in each check's own call phase, never in the shared fixture:
+a setup-phase skip reads as a launch gate, and the run would count the cell undecided (exit 6).
+
+Failure codes (``glmverify/failure_codes.py``): ``serving_performance.requests_failed``,
+``.no_tokens_measured``, ``.counters_disagree`` (fields: figures, windows), ``.no_counters``,
+``.regressed_against_baseline`` / ``.below_guide`` (by what the decision was held to; inconclusive
+with the same code when the windows' noise allows no decision), ``.unvouched_windows`` (inconclusive:
+no decision on windows the counters do not vouch for) and ``.no_decision`` (a harness gap).
 """
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from glmverify import benchclient, performance, policy
 from glmverify.checks import Inconclusive, conclude, expect
-from glmverify.perf_measurement import Measurement
+from glmverify.perf_measurement import RECORD_ENV, Measurement, unmeasured
 
 pytestmark = pytest.mark.feature(performance.FEATURE)
+HELD_TO_CODES = {"baseline": "serving_performance.regressed_against_baseline",
+                 "guide": "serving_performance.below_guide"}
+
+
+def held_to(decision) -> str:
+    """The code of a regression decision: against the guide's published figure, or the signed baseline."""
+    return HELD_TO_CODES["guide" if decision.basis.startswith("published figure") else "baseline"]
 
 
 @pytest.fixture(scope="module")
 def measured(engine, options):
+    """The measurement, or the reason there is none (each check skips with it in its own call phase)."""
     row = engine.row
     shape = performance.shape_of(row)
     if shape is None:
-        pytest.skip(f"{row.id}: {performance.NO_CLAIM}")
+        return f"{row.id}: {performance.NO_CLAIM}"
+    data, host = performance.load_baseline(), performance.host_fingerprint()
+    why = unmeasured(row, shape, data, host, recording=os.environ.get(RECORD_ENV) == "1")
+    if why:
+        return f"{row.id}: {why}"
     results = options.results_dir / "performance" / row.id
     results.mkdir(parents=True, exist_ok=True)
-    data, host = performance.load_baseline(), performance.host_fingerprint()
     base_family = len(policy.family(row, engine.adapter.shows_rendered_prompt))
     alpha = performance.perf_alpha(row, 2 * len(shape.concurrency), base_family)
     # one client process for the whole measurement: vLLM's import costs tens of seconds on a busy CPU
@@ -57,48 +79,61 @@ def measured(engine, options):
     return m
 
 
+def measurement(measured) -> Measurement:
+    if isinstance(measured, str):
+        pytest.skip(measured)
+    return measured
+
+
 def test_client_report(measured, evidence):
     """Every window: the report has every figure (parse_report) and every request completed."""
+    measured = measurement(measured)
     evidence.add(**measured.evidence())
     for c, level in measured.levels.items():
         for i, w in enumerate(level["windows"]):
             r = w["report"]
             expect(r.failed == 0 and r.completed == measured.shape.num_prompts,
                    f"concurrency {c} window {i}: {r.completed} of {measured.shape.num_prompts} requests completed, "
-                   f"{r.failed} failed")
+                   f"{r.failed} failed", "serving_performance.requests_failed", concurrency=c, window=i,
+                   completed=r.completed, failed=r.failed)
             expect(r.output_throughput > 0 and r.latency["tpot"]["mean"] > 0,
                    f"concurrency {c} window {i}: no tokens measured (throughput {r.output_throughput}, "
-                   f"TPOT {r.latency['tpot']['mean']})")
+                   f"TPOT {r.latency['tpot']['mean']})", "serving_performance.no_tokens_measured", concurrency=c, window=i)
 
 
 def test_counters_agree(measured, evidence):
     """Every window: the client's figures within tolerance of the engine's own counters."""
-    tables, problems = {}, []
+    measured = measurement(measured)
+    tables, problems, figures, windows = {}, [], set(), []
     for c, level in measured.levels.items():
         for i, w in enumerate(level["windows"]):
             tables[f"c{c}-w{i}"] = w["cross_check"]
             problems += [f"concurrency {c} window {i}: {p}" for p in w["problems"]]
+            figures |= {p.split(":", 1)[0] for p in w["problems"]}
+            windows += [f"c{c}-w{i}"] if w["problems"] else []
     evidence.add(cross_check=tables, tolerance={k: list(v) for k, v in {**performance.TOLERANCE, **measured.shape.tolerance}.items()})
-    expect(not problems, "the benchmark client and the engine's counters disagree: " + "; ".join(problems[:6]))
+    expect(not problems, "the benchmark client and the engine's counters disagree: " + "; ".join(problems[:6]),
+           "serving_performance.counters_disagree", figures=sorted(figures), windows=windows)
 
 
 def test_no_regression(measured, evidence):
     """Per level, TPOT and output throughput against the baseline (sequential over windows)."""
+    measured = measurement(measured)
     decisions = [d for level in measured.levels.values() for d in level["decisions"]]
     evidence.add(baselines={str(c): (lv["baseline"][1] if lv["baseline"] else measured.missing.get(c))
-                            for c, lv in measured.levels.items()})
+                            for c, lv in measured.levels.items()},
+                 not_compared={str(c): why for c, why in measured.missing.items()})
     stopped = {c: lv["stopped"] for c, lv in measured.levels.items() if lv.get("stopped")}
     if stopped:  # never decide on windows the engine does not vouch for (test_counters_agree fails them)
         evidence.add(decisions=[])
         raise Inconclusive("INCONCLUSIVE: no decision on windows the engine's counters do not vouch for: " + "; ".join(
-            f"concurrency {c}: {why}" for c, why in stopped.items()))
-    expect(bool(decisions) or bool(measured.missing), "no regression decision was made and no reason recorded")
-    if measured.missing and not decisions:
+            f"concurrency {c}: {why}" for c, why in stopped.items()), "serving_performance.unvouched_windows",
+            levels=sorted(stopped))
+    if measured.missing and not decisions:  # measured to record a baseline (make perf-baseline)
         evidence.add(decisions=[])
-        raise Inconclusive("INCONCLUSIVE: no baseline applies: " + "; ".join(
+        pytest.skip("measured to record a baseline, nothing to hold it to: " + "; ".join(
             f"concurrency {c}: {why}" for c, why in measured.missing.items()))
-    conclude(*decisions, evidence=evidence, context=(
-        "; ".join(f"concurrency {c}: no baseline ({why})" for c, why in measured.missing.items())))
-    if measured.missing:
-        raise Inconclusive("INCONCLUSIVE: decided where a baseline applies; " + "; ".join(
-            f"concurrency {c}: {why}" for c, why in measured.missing.items()))
+    expect(bool(decisions), "no regression decision was made and no reason recorded", "serving_performance.no_decision")
+    # a level with nothing to compare with is named, never undecided (perf_measurement.unmeasured)
+    conclude(*decisions, evidence=evidence, code=held_to, context=(
+        "; ".join(f"concurrency {c}: not compared ({why})" for c, why in measured.missing.items())))
