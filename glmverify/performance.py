@@ -27,8 +27,8 @@ Three pieces, pure functions (the suite and ``glmverify.benchclient`` do the I/O
   failed when confidently past it, ``inconclusive`` when the windows' noise allows neither). The
   baseline is the row's entry in ``fixtures/performance_baseline.json`` plus the per-host file
   ``GLMVERIFY_PERF_BASELINE`` names (``load_baseline``; one entry per host): windows recorded by
-  ``bench/performance_regression.py record``; a baseline of another host or engine version
-  decides nothing (inconclusive, with the reason). Its mean is taken as known; its recorded spread
+  ``bench/performance_regression.py record``; a baseline of another host or engine version is
+  none (with nothing else to compare with, nothing is measured: ``perf_measurement.unmeasured``). Its mean is taken as known; its recorded spread
   is in the evidence. A row's shape may decide on E2E latency instead of TPOT (``latency: e2el``)
   and widen the cross-check's slack per figure (``tolerance``), each with its measured reason in
   matrix.yaml: the CPU reference does both (its client reads chunks in bursts on a shared core).
@@ -196,10 +196,10 @@ def plan_lines(row: Row) -> list[str]:
             out.append(f"#   concurrency {c}: held to {held} ({shape.figures_source or 'the guide'})")
         else:
             out.append(f"#   concurrency {c}: no published figure: held to the row's signed baseline once one is "
-                       "recorded, inconclusive until then")
+                       "recorded, not compared until then (named in the evidence)")
     out.append(f"#   regression: {LATENCY_NAMES[shape.latency]} and output throughput within {shape.effect:.0%} of the "
                f"signed baseline ({shape.baseline or row.id} in fixtures/{BASELINE_PATH.name}, recorded for this "
-               "host where the row is a CPU reference), else the published figure; none: inconclusive")
+               "host where the row is a CPU reference), else the published figure; none at any level: not measured, not_run")
     if shape.tolerance:
         out.append("#   cross-check slack over the default: " + ", ".join(
             f"{k} {rel:.0%} + {ab:g}" for k, (rel, ab) in shape.tolerance.items()))

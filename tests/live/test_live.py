@@ -6,6 +6,11 @@
   xdist workers, the GPU rows inferred with their basis (the SGLang rows' parsing cells backed by
   SGLang's own parsers), the reference *container* rows (vLLM and SGLang images) through the same
   container launcher as GPU images (Docker is required in CI);
+* serving_performance is not timed here: the run is held to no host baseline (``GLMVERIFY_PERF_BASELINE``
+  points nowhere, so a baseline ``make perf-baseline`` left in build/ is not read), and with nothing to
+  compare with nothing is measured (``perf_measurement.unmeasured``): the reference rows' cells stay
+  ``not_run`` with that reason and the run is not undecided. A loaded CI machine's timing never decides
+  this run; the feature's live decision is ``make verify`` / ``make faults`` on a quiet host;
 * attach mode: ``pytest suites --endpoint URL --results DIR`` against an engine started by hand
   writes matrix.json in the documented shape; against a hand-started SGLang reference with
   ``--engine auto`` and no ``--row``, SGLang is detected and the row found by its served model.
@@ -13,14 +18,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from glmverify import performance
 from glmverify.containers import docker_unavailable
 from glmverify.matrix import FEATURES, load
+from glmverify.perf_measurement import RECORD_ENV, unmeasured
 from glmverify.session import Options, make_server
 
 from helpers.require import need
@@ -31,10 +39,13 @@ CELL_KEYS = {"row", "engine", "image", "hardware", "feature", "status", "basis",
 
 
 def run_suites(args: list[str], results: Path, timeout: float = 3000) -> tuple[int, str, dict]:
-    """The suites as the design card runs them: pytest from the repository root, no path (testpaths)."""
+    """The suites as the design card runs them: pytest from the repository root, no path (testpaths);
+    held to no host performance baseline (see the module docstring)."""
+    env = {k: v for k, v in os.environ.items() if k != RECORD_ENV}
+    env[performance.BASELINE_ENV] = str(results / "no-performance-baseline.json")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                            "--results=" + str(results), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
     out = proc.stdout[-6000:] + proc.stderr[-3000:]
     doc = json.loads((results / "matrix.json").read_text())
     return proc.returncode, out, doc
@@ -83,6 +94,15 @@ def parser_only_failures(doc) -> list[tuple[str, str]]:
     return out
 
 
+def unmeasured_here(row) -> str | None:
+    """Why the run measures no speed for ``row`` (no shape; nothing to compare with: only the committed
+    baselines apply, see run_suites), None when it does."""
+    shape = performance.shape_of(row)
+    if shape is None:
+        return performance.NO_CLAIM
+    return unmeasured(row, shape, performance.load_baseline(performance.BASELINE_PATH), performance.host_fingerprint())
+
+
 def test_reference_rows_verified(launched):
     rc, out, doc, _ = launched
     matrix = load()
@@ -93,6 +113,12 @@ def test_reference_rows_verified(launched):
         got = cells(doc, rid)
         for feature in FEATURES:
             want = "unsupported" if not row.serves(feature) else "verified"
+            why = unmeasured_here(row) if feature == performance.FEATURE and want == "verified" else None
+            if why:  # nothing measured: declared not_run, every check skipped with the reason, never undecided
+                assert got[feature]["status"] == "not_run", (rid, got[feature]["status"], got[feature]["basis"])
+                assert all(k["outcome"] == "skipped" and why[:60] in k["detail"] for k in got[feature]["checks"]), \
+                    got[feature]["checks"]
+                continue
             assert got[feature]["status"] == want, (rid, feature, got[feature]["status"], got[feature]["basis"], out)
             if want == "verified":
                 ev = got[feature]["evidence"]["engine"]
