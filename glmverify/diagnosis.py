@@ -56,7 +56,9 @@ A diagnosis claims only what it can support:
   says no known cause matches. Groups tied at the top stay tied (each is ``likely``, rank
   pessimistic).
 * **Alike symptoms** (``fixtures/symptoms.yaml``): entries the harness cannot tell apart from the
-  answers alone; a listed group names the applicable others of its class under ``alike``.
+  answers alone; a listed group names the applicable others of its class under ``alike``. The
+  fault catalogue holds each fault's own entry to ``placed``: in the top ``TOP``, or outranked
+  (``outranked_by``) only by groups with a member of its class.
 """
 from __future__ import annotations
 
