@@ -19,7 +19,11 @@ It prints, per feature: the cells run on the conforming engine, how many false-f
 ended inconclusive, each with a 95% Clopper-Pearson interval (statsmodels); the requests spent
 per cell (mean, max) against the fixed sizes the suites used before sequential decisions, and the
 completion tokens they cost (the checks' ``tokens_spent``); and the
-detection rate of each behavioural fault with its interval. Results (every run's matrix.json and
+detection rate of each behavioural fault with its interval. Below them, every statistical decision
+the conforming runs made, by rule (the accuracy, degeneration, effort, tool-call and serving-error
+decisions each have their own line): how many ended failed and inconclusive, so a decision that
+turns a healthy row red is named, not hidden in its cell. ``--summarize DIR`` prints the tables
+again from a finished (or interrupted) run's results without launching anything. Results (every run's matrix.json and
 pytest log, plus verdicts.json and verdicts.md) go to ``--out`` (default
 ``results/bench-verdicts-<UTC time>/``). Not a test and not in CI: 20 runs take hours on 2 cores.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -85,9 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accuracy-samples", type=int, default=64, help="first GSM8K round, as in make verify (default 64)")
     ap.add_argument("--quick", action="store_true", help="only accuracy_smoke, effort_levels, non_think and mtp suites")
     ap.add_argument("--out", type=Path, default=None, help="results directory (default results/bench-verdicts-<UTC time>/)")
+    ap.add_argument("--summarize", type=Path, default=None, metavar="DIR",
+                    help="print the tables of an earlier run's results directory (its verdicts.json) and exit")
     ap.add_argument("--sglang", action="store_true",
                     help="also launch the SGLang reference (row reference-sglang) with each seed and measure it (~15 min a run more)")
     a = ap.parse_args(argv)
+    if a.summarize is not None:
+        try:
+            doc = json.loads((a.summarize / "verdicts.json").read_text())
+        except (OSError, ValueError) as exc:
+            ap.error(f"--summarize: no readable verdicts.json in {a.summarize} ({exc})")
+        wanted = list(dict.fromkeys(o["id"] for r in doc["runs"] for o in r["outcomes"] if o["kind"] != "conforming"))
+        print(summarize(doc["runs"], wanted, sum(r.get("seconds", 0) for r in doc["runs"]), a.summarize))
+        return 0
     if a.runs < 1:
         ap.error("--runs must be at least 1")
     out = a.out or ROOT / "results" / f"bench-verdicts-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
@@ -117,14 +132,39 @@ def main(argv: list[str] | None = None) -> int:
                                    "observed": o.observed, "detected": o.detected, "detail": o.detail[:300],
                                    "spent": _spent(o.results) if o.kind == "conforming" else {}} for o in outcomes]})
         (out / "verdicts.json").write_text(json.dumps({"runs": runs}, indent=1))
-    report = summarize(runs, wanted, time.monotonic() - t_all)
+    report = summarize(runs, wanted, time.monotonic() - t_all, out)
     (out / "verdicts.md").write_text(report)
     print(report)
     print(f"results: {out}")
     return 0
 
 
-def summarize(runs: list[dict], wanted: list[str], seconds: float) -> str:
+def _rule(rule: str) -> str:
+    """A decision's rule with the row name taken out (``degeneration[row:reference]`` -> ``degeneration[row]``)."""
+    return re.sub(r"\[row:[^\]]*\]", "[row]", rule or "?")
+
+
+def all_decisions(results_dir: Path, runs: int) -> list[tuple[str, str, str]]:
+    """(feature, rule, status) of every decision in the first ``runs`` runs' conforming matrix.json
+    files under ``results_dir`` (a run still going is left out): the checks' decisions (serving-error
+    bars included) and the degeneration decisions the inference adds to a cell (``evidence.degeneration``)."""
+    out = []
+    for m in sorted(p for i in range(1, runs + 1) for p in Path(results_dir).glob(f"run-{i:02d}/conforming-*/matrix.json")):
+        try:
+            cells = json.loads(m.read_text()).get("cells", [])
+        except (OSError, ValueError):
+            continue
+        for c in cells:
+            ds = list(decisions(c))
+            for scope in ("cell", "row"):
+                d = (((c.get("evidence") or {}).get("degeneration") or {}).get(scope) or {}).get("decision")
+                if isinstance(d, dict):
+                    ds.append(d)
+            out += [(c.get("feature", "?"), _rule(d.get("rule")), str(d.get("status"))) for d in ds]
+    return out
+
+
+def summarize(runs: list[dict], wanted: list[str], seconds: float, results_dir: Path | None = None) -> str:
     per_feature: dict[str, dict] = {}
     for r in runs:
         for o in r["outcomes"]:
@@ -170,6 +210,17 @@ def summarize(runs: list[dict], wanted: list[str], seconds: float) -> str:
         first = hits[0]["observed"] if hits else {}
         lines.append(f"| {fid} | {', '.join(every[0]['expect_failed']) if every else '-'} | {k}/{len(hits)} | "
                      f"{(k / len(hits)) if hits else 0:.3f} [{lo:.3f}, {hi:.3f}] | {len(every) - len(hits)} | {first} |")
+    per_rule: dict[tuple[str, str], dict[str, int]] = {}
+    for feature, rule, status in all_decisions(results_dir, len(runs)) if results_dir else []:
+        t = per_rule.setdefault((feature, rule), {"n": 0, "failed": 0, "inconclusive": 0})
+        t["n"] += 1
+        t["failed"] += status == "failed"
+        t["inconclusive"] += status == "inconclusive"
+    if per_rule:
+        lines += ["", "| feature | decision (rule) | decisions | failed | inconclusive |", "|---|---|---|---|---|"]
+        lines += [f"| {f} | {r} | {t['n']} | {t['failed']} | {t['inconclusive']} |" for (f, r), t in sorted(per_rule.items())]
+        lines += ["", "A degeneration decision fails its cell when the rate is confidently above its bar and is evidence "
+                      "otherwise: its inconclusive count (too few answers to show the rate below the bar) leaves no cell open."]
     return "\n".join(lines) + "\n"
 
 

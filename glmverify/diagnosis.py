@@ -56,7 +56,9 @@ A diagnosis claims only what it can support:
   says no known cause matches. Groups tied at the top stay tied (each is ``likely``, rank
   pessimistic).
 * **Alike symptoms** (``fixtures/symptoms.yaml``): entries the harness cannot tell apart from the
-  answers alone; a listed group names the applicable others of its class under ``alike``.
+  answers alone; a listed group names the applicable others of its class under ``alike``. The
+  fault catalogue holds each fault's own entry to ``placed``: in the top ``TOP``, or outranked
+  (``outranked_by``) only by groups with a member of its class.
 """
 from __future__ import annotations
 
@@ -378,10 +380,43 @@ def base_id(case_id: str) -> str:
     return case_id.split("@", 1)[0]
 
 
+def _own_group(diagnosis: list[Mapping[str, Any]], entry_id: str) -> Mapping[str, Any] | None:
+    eid = base_id(entry_id)
+    return next((g for g in diagnosis if g.get("id") == eid or eid in (g.get("same_cause") or [])), None)
+
+
 def rank_in(diagnosis: list[Mapping[str, Any]], entry_id: str) -> int | None:
     """The (pessimistic) rank of ``entry_id``'s group in a listed diagnosis; None when absent."""
-    eid = base_id(entry_id)
-    own = next((g for g in diagnosis if g.get("id") == eid or eid in (g.get("same_cause") or [])), None)
+    own = _own_group(diagnosis, entry_id)
     if own is None:
         return None
     return sum(1 for g in diagnosis if g.get("score", 0) >= own.get("score", 0))
+
+
+def outranked_by(diagnosis: list[Mapping[str, Any]], entry_id: str) -> list[list[str]] | None:
+    """The listed groups other than ``entry_id``'s that score at least as much as its own (those its
+    pessimistic rank counts), best first, each as its member ids (``id``, then ``same_cause``);
+    None when ``entry_id``'s group is not listed."""
+    own = _own_group(diagnosis, entry_id)
+    if own is None:
+        return None
+    return [[str(g.get("id")), *map(str, g.get("same_cause") or [])] for g in diagnosis
+            if g is not own and g.get("score", 0) >= own.get("score", 0)]
+
+
+#: the fault catalogue's diagnosis rule: a fault's own entry ranks at most this, or is outranked only
+#: by its documented look-alikes
+TOP = 3
+
+
+def placed(entry_id: str, rank: int | None, above: list[list[str]] | None) -> bool:
+    """Whether a fault's own entry is where its diagnosis must put it: listed, and in the top ``TOP``
+    or outranked (``above``: ``outranked_by``) only by groups with a member documented as looking
+    like it (``fixtures/symptoms.yaml``), i.e. honestly tied with or beaten by the same symptom,
+    never by an unrelated cause. ``above`` must account for the rank (``rank - 1`` groups)."""
+    if rank is None:
+        return False
+    if rank <= TOP:
+        return True
+    look = alike(base_id(entry_id))
+    return above is not None and len(above) == rank - 1 and all(set(g) & look for g in above)

@@ -2,7 +2,12 @@
 
 Each fault's diagnosis is measured too: the (pessimistic) rank of its own entry in the diagnosis
 the recorder wrote into its failed cells (``diagnosis.rank_in``; best over the cells), what the
-report's top-1/top-3 columns count.
+report's top-1/top-3 columns count, and the groups that rank with or above it
+(``diagnosis.outranked_by``), which the run's gate (``report.summary``, ``diagnosis.placed``)
+holds against the documented look-alikes. ``replay_places`` measures the same offline, on a
+recording (``fixtures/diagnosis_cases.json.gz``) replayed through the current catalogue:
+``python -m glmverify.faults.judge --ranks [RECORDING [FAULTS_JSON]]`` prints each fault's rank
+(beside the rank a run's faults.json recorded, given one) and the top-1/top-3 counts.
 
 The rule: a fault is detected when every feature it expects failed ``failed`` (and every check it
 names is among the failing ones); a control or a conforming run passes when no feature failed
@@ -15,7 +20,7 @@ import json
 import re
 from pathlib import Path
 
-from ..diagnosis import Facts, facts_of, rank_in
+from ..diagnosis import Facts, diagnose, facts_of, outranked_by, placed, rank_in
 from .model import Outcome
 
 
@@ -66,7 +71,7 @@ def judge(case_id: str, kind: str, row: str, expect_failed: list[str], features:
                 results=str(results), failed_checks=failed, passed_checks=passed)
     if expect_failed:
         cells = [seen[f] for f in expect_failed if seen.get(f, {}).get("status") == "failed"]
-        o.rank = own_rank(case_id, cells)
+        o.rank, o.outranked_by = own_place(case_id, [c.get("diagnosis") or [] for c in cells])
         o.diagnosed = [g["id"] for c in cells[:1] for g in c.get("diagnosis", [])[:3]]
     return o
 
@@ -109,8 +114,43 @@ def case_cell(case: dict) -> tuple[dict, Facts]:
 
 def own_rank(case_id: str, cells: list[dict]) -> int | None:
     """The best rank of ``case_id``'s entry over the failed cells' stored diagnoses (None: in none)."""
-    ranks = [r for c in cells if (r := rank_in(c.get("diagnosis") or [], case_id)) is not None]
-    return min(ranks) if ranks else None
+    return own_place(case_id, [c.get("diagnosis") or [] for c in cells])[0]
+
+
+def own_place(case_id: str, diagnoses: list[list[dict]]) -> tuple[int | None, list[list[str]]]:
+    """(rank, outranked by) of ``case_id``'s entry over its failed cells' diagnoses: the cell that
+    places it best (``diagnosis.placed`` first, then the lower rank); (None, []) when in none."""
+    places = [(r, outranked_by(d, case_id) or []) for d in diagnoses if (r := rank_in(d, case_id)) is not None]
+    if not places:
+        return None, []
+    return min(places, key=lambda p: (not placed(case_id, *p), p[0]))
+
+
+def replay_places(cases: dict[str, list[dict]], entries=None) -> dict[str, tuple[int | None, list[list[str]]]]:
+    """Per recorded fault (``diagnosis_case`` items per id), ``own_place`` of its entry in the
+    diagnoses the current catalogue gives its recorded cells: what a run would have ranked."""
+    from ..knowledge import load_entries
+
+    entries = load_entries() if entries is None else list(entries)
+    return {case_id: own_place(case_id, [diagnose(cell, entries, facts) for cell, facts in map(case_cell, cells)])
+            for case_id, cells in sorted(cases.items())}
+
+
+def ranks_text(places: dict[str, tuple[int | None, list[list[str]]]], recorded: dict[str, int | None] | None = None) -> str:
+    """``replay_places`` as a table (fault, rank, the run's recorded rank, placed, outranked by), then
+    the top-1/top-3 counts and how many are placed (top 3 or outranked only by look-alikes)."""
+    lines = []
+    for cid, (rank, above) in places.items():
+        rec = "" if recorded is None else f"  run {recorded.get(cid, '?')!s:>4}"
+        ok = "ok" if placed(cid, rank, above) else "OUT"
+        lines.append(f"{cid:60} rank {rank!s:>4}{rec}  {ok:3}  {', '.join(g[0] for g in above)}")
+    n = len(places)
+    top1 = sum(r == 1 for r, _ in places.values())
+    top3 = sum(r is not None and r <= 3 for r, _ in places.values())
+    ok = sum(placed(c, *p) for c, p in places.items())
+    lines.append(f"{n} faults: own entry top-1 {top1}/{n}, top-3 {top3}/{n}, "
+                 f"top-3 or outranked only by look-alikes {ok}/{n}")
+    return "\n".join(lines)
 
 
 def _export(results_root: Path) -> dict[str, list[dict]]:
@@ -141,10 +181,18 @@ def launch_row_id_of(case_id: str) -> str:
     return case_id.replace("@", ".")
 
 
-if __name__ == "__main__":  # python -m glmverify.faults.judge RESULTS_DIR OUT.json.gz
+if __name__ == "__main__":  # python -m glmverify.faults.judge RESULTS_DIR OUT.json.gz | --ranks [REC [FAULTS_JSON]]
     import gzip
     import sys
 
+    if sys.argv[1:2] == ["--ranks"]:
+        from ..paths import FIXTURES_DIR
+
+        rec = Path(sys.argv[2]) if len(sys.argv) > 2 else FIXTURES_DIR / "diagnosis_cases.json.gz"
+        run = ({o["id"]: o.get("rank") for o in json.loads(Path(sys.argv[3]).read_text())["outcomes"] if o.get("expect_failed")}
+               if len(sys.argv) > 3 else None)
+        print(ranks_text(replay_places(json.loads(gzip.decompress(rec.read_bytes()))), run))
+        sys.exit(0)
     data = _export(Path(sys.argv[1]))
     text = json.dumps(data, sort_keys=True, indent=0, ensure_ascii=False) + "\n"
     Path(sys.argv[2]).write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))  # same input, same bytes

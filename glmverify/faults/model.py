@@ -86,6 +86,9 @@ class Outcome:
     #: a fault: the rank of its own entry in the diagnosis of its failed cell(s) (None: not listed)
     rank: int | None = None
     diagnosed: list[str] = field(default_factory=list)  # the top causes listed, best first
+    #: the groups ranked with or above its own entry (member ids each), which the run's gate holds
+    #: against the documented look-alikes (``diagnosis.placed``)
+    outranked_by: list[list[str]] = field(default_factory=list)
 
     @property
     def top(self) -> str:

@@ -1,8 +1,11 @@
 """The catalogue's verdict and its record: the console table, faults.md, faults.json.
 
 ``summary`` is the run's verdict: every fault detected, every control and conforming run
-passing, every fault's own entry in the top 3 of its failed cell's diagnosis (top-1 reported
-beside it), and (for the whole catalogue) every check seen failing under some fault.
+passing, every fault's own entry placed by its failed cell's diagnosis (``diagnosis.placed``: in
+the top 3, or outranked only by entries ``fixtures/symptoms.yaml`` documents as looking the same,
+an honest tie with the same symptom; top-1 and top-3 reported beside it; a fault outside the rule
+fails the run and is named in the summary line), and (for the whole catalogue) every check seen
+failing under some fault.
 ``write_results`` writes ``faults.json`` (outcomes, coverage, summary) and ``faults.md`` (the
 table as markdown, then the coverage) into the results directory.
 """
@@ -12,6 +15,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from ..diagnosis import placed
 from .coverage import coverage_text
 from .model import Outcome
 
@@ -49,6 +53,12 @@ def diagnosis_rates(outcomes: list[Outcome]) -> tuple[int, int, int]:
     return (sum(o.rank == 1 for o in faults), sum(o.rank is not None and o.rank <= 3 for o in faults), len(faults))
 
 
+def misplaced(outcomes: list[Outcome]) -> list[str]:
+    """The faults whose own entry is not placed (``diagnosis.placed``): not diagnosed, or outside
+    the top 3 with a cause ranked with or above it that is no documented look-alike."""
+    return [o.id for o in outcomes if o.expect_failed and not placed(o.id, o.rank, o.outranked_by)]
+
+
 def markdown(outcomes: list[Outcome]) -> str:
     def esc(s):
         return str(s).replace("|", "\\|").replace("\n", " ")
@@ -64,18 +74,24 @@ def markdown(outcomes: list[Outcome]) -> str:
 
 
 def summary(outcomes: list[Outcome], cov: dict[str, list[str]] | None = None) -> tuple[bool, str]:
-    """Every fault detected, every control and conforming run passing, and (given ``cov``) every
-    check seen failing under some fault."""
+    """Every fault detected, every control and conforming run passing, every fault's own entry
+    placed (``misplaced`` empty: top 3, or outranked only by documented look-alikes; the others
+    named), and (given ``cov``) every check seen failing under some fault."""
     faults = [o for o in outcomes if o.expect_failed]
     controls = [o for o in outcomes if not o.expect_failed]
     found = sum(o.detected for o in faults)
     ok_controls = sum(o.detected for o in controls)
     top1, top3, n = diagnosis_rates(outcomes)
-    ok = found == len(faults) and ok_controls == len(controls) and top3 == n
+    out = misplaced(outcomes)
+    ok = found == len(faults) and ok_controls == len(controls) and not out
     pct = 100.0 * found / len(faults) if faults else 100.0
     rate = lambda k: f"{k}/{n} ({100.0 * k / n if n else 100.0:.0f}%)"  # noqa: E731
-    line = (f"faults detected: {found}/{len(faults)} ({pct:.0f}%); own entry diagnosed top-1 {rate(top1)}, "
-            f"top-3 {rate(top3)}; controls and conforming runs passing: {ok_controls}/{len(controls)}")
+    line = f"faults detected: {found}/{len(faults)} ({pct:.0f}%); own entry diagnosed top-1 {rate(top1)}, top-3 {rate(top3)}"
+    if n - top3 - len(out):
+        line += f", below the top 3 outranked only by look-alikes {n - top3 - len(out)}"
+    if out:
+        line += f", outranked by another cause or not diagnosed {len(out)}: {', '.join(out)}"
+    line += f"; controls and conforming runs passing: {ok_controls}/{len(controls)}"
     if cov is not None:
         shown = sum(bool(v) for v in cov.values())
         ok = ok and shown == len(cov)

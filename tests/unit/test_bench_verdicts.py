@@ -55,3 +55,30 @@ def test_a_fault_whose_engine_never_started_is_not_run_not_missed(bench):
     fault = next(ln for ln in bench.summarize(runs, ["standin-ignore-effort"], 1).splitlines()
                  if ln.startswith("| standin-ignore-effort |"))
     assert "| 1/1 |" in fault and fault.split("|")[5].strip() == "1"
+
+
+def _matrix(path: Path, status: str, degeneration: str) -> None:
+    import json
+    path.mkdir(parents=True)
+    cell = {"row": "reference", "feature": "accuracy_smoke", "status": status, "evidence": {
+        "checks": {"test_gsm8k[think]": {"decisions": [{"rule": "accuracy[think]", "status": status, "n": 64}]}},
+        "degeneration": {"row": {"decision": {"rule": "degeneration[row:reference]", "status": degeneration}}}}}
+    (path / "matrix.json").write_text(json.dumps({"cells": [cell]}))
+
+
+def test_every_decision_is_counted_by_rule_and_a_run_still_going_is_left_out(bench, tmp_path, capsys):
+    import json
+    runs = [run(1), run(2)]
+    _matrix(tmp_path / "run-01" / "conforming-reference-1", "verified", "inconclusive")
+    _matrix(tmp_path / "run-02" / "conforming-reference-1", "failed", "failed")
+    _matrix(tmp_path / "run-03" / "conforming-reference-1", "failed", "failed")  # not in verdicts.json yet
+    text = bench.summarize(runs, ["standin-ignore-effort"], 1.0, tmp_path)
+    lines = text.splitlines()
+    assert "| accuracy_smoke | accuracy[think] | 2 | 1 | 0 |" in lines
+    assert "| accuracy_smoke | degeneration[row] | 2 | 1 | 1 |" in lines  # the row's name taken out
+    (tmp_path / "verdicts.json").write_text(json.dumps({"runs": runs}))
+    assert bench.main(["--summarize", str(tmp_path)]) == 0
+    assert "| accuracy_smoke | accuracy[think] | 2 | 1 | 0 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--summarize", str(tmp_path / "nowhere")])
+    assert "no readable verdicts.json" in capsys.readouterr().err

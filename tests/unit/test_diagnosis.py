@@ -1,10 +1,11 @@
 """Diagnosis and known issues: the catalogue read as knowledge, the ranking of causes for a failed
 cell, the recorded fault runs replayed through it, and the document keys that carry both.
 
-``fixtures/diagnosis_cases.json.gz`` holds, per fault id of the last full ``make faults`` run
-before failures had codes (so its failures carry none),
-its failed cells reduced to what the diagnosis reads (feature, the row's engine, version and
-speculative decoding, every check's id and outcome, the failing checks' details). Regenerate it
+``fixtures/diagnosis_cases.json.gz`` holds, per fault id of the last full ``make faults`` run (made
+after the failure codes were written; accuracy_smoke's failures were coded later, so on it they
+carry none), its failed cells reduced to what the diagnosis reads (feature, the row's engine,
+version and speculative decoding, every check's id and outcome, the failing checks' details,
+codes and fields). Regenerate it
 from a fault run's results directory (the field bugs' runs are added the same way) with
 ``python -m glmverify.faults.judge results/faults-<time> fixtures/diagnosis_cases.json.gz``.
 """
@@ -18,7 +19,7 @@ import pytest
 from glmverify import diagnosis as dg
 from glmverify import knowledge as kn
 from glmverify.document import validate_document
-from glmverify.faults.judge import case_cell
+from glmverify.faults.judge import case_cell, replay_places
 from glmverify.matrix import load
 from glmverify.merge import merge_known_issues
 from glmverify.paths import FIXTURES_DIR
@@ -43,10 +44,9 @@ def failed_cell(*checks, feature="tool_calls"):
 
 
 # ---- the recorded fault runs -------------------------------------------------------------------------------
-# The recording predates failure codes: its failures carry none, so entries matched by code alone cannot
-# be recognised on it (they say "no known cause" there), and only entries that keep a looks_like fallback
-# (none since every suite but serving_performance is coded) are still named. It stays the held-out test's
-# data: with the codes, as before them, a failure never gets a confident wrong cause.
+# The recording's failures carry codes, except accuracy_smoke's (coded after the run): entries matched by
+# code alone cannot be recognised on those (they say "no known cause" there). It is the held-out test's
+# data too: a failure, coded or not, never gets a confident wrong cause.
 def replay(entries=None) -> dict[str, list[list[dict]]]:
     entries = kn.load_entries() if entries is None else entries
     return {case_id: [dg.diagnose(cell, entries, facts) for cell, facts in map(case_cell, cells)]
@@ -71,6 +71,36 @@ def test_the_uncoded_recording_gets_no_confident_wrong_cause():
     ranks = {k: min((r for d in replay(entries)[k] if (r := dg.rank_in(d, k)) is not None), default=None)
              for k in fallback}
     assert all(r is not None and r <= 3 for r in ranks.values()), ranks
+
+
+def test_every_recorded_fault_is_placed_by_its_own_entry():
+    """The recorded fault run replayed through the current catalogue: every fault's own entry is in
+    the top 3 of its failed cell's diagnosis, or outranked only by its documented look-alikes
+    (``diagnosis.placed``, the rule ``make faults`` gates on). Left out: a fault whose recorded
+    failures carry no code (its suite was coded after the run) while its entry matches codes only,
+    which the recording cannot show."""
+    entries = kn.load_entries()
+    by_id = {e.id: e for e in entries}
+    unseen = {k for k, cells in CASES.items()
+              if (e := by_id[dg.base_id(k)]).codes and not e.looks_like
+              and not any(ch.get("code") for c in cells for ch in c["checks"] if ch["outcome"] in dg.FAILED)}
+    assert {dg.base_id(k) for k in unseen} <= {e.id for e in entries if "accuracy_smoke" in e.features}, unseen
+    places = replay_places({k: v for k, v in CASES.items() if k not in unseen}, entries)
+    out = {k: (rank, [g[0] for g in above]) for k, (rank, above) in places.items() if not dg.placed(k, rank, above)}
+    assert len(places) >= 90 and not out, f"own entry outside the top 3, outranked by an unrelated cause: {out}"
+
+
+def test_placed_is_top_3_or_only_look_alikes_above():
+    """The rule itself: the top 3 always; beyond it only when every group ranked with or above the
+    own entry has a documented look-alike among its members, and the groups account for the rank."""
+    assert dg.placed("x", 3, [["a"], ["b"]]) and not dg.placed("x", None, [])
+    own = "proxy-stream-chunk-reordered"
+    look = sorted(dg.alike(own))
+    assert len(look) >= 3
+    assert dg.placed(own, 4, [[look[0]], [look[1]], ["unrelated", look[2]]])  # a same-cause member is alike
+    assert not dg.placed(own, 4, [[look[0]], [look[1]], ["standin-no-tool-call"]])
+    assert not dg.placed(own, 4, [[look[0]]])  # the groups do not account for the rank
+    assert dg.placed(own + "@reference-sglang", 4, [[g] for g in look[:3]])
 
 
 #: an engine's own words under a code whose entries match them (``detail``): what the engine said
