@@ -190,9 +190,10 @@ def summarize(runs: list[dict], wanted: list[str], seconds: float, results_dir: 
         lo2, hi2 = _cp(s["inconclusive"], s["cells"])
         req = s["requests"]
         spend = f"{sum(req) / len(req):.0f} ({max(req)})" if req else "-"
+        tokens = f"{sum(s['tokens']) / len(s['tokens']):.0f}" if s["tokens"] else "-"
         lines.append(f"| {f} | {s['cells']} | {s['failed']} | {s['failed'] / s['cells']:.3f} [{lo:.3f}, {hi:.3f}] | "
                      f"{s['inconclusive']} | {s['inconclusive'] / s['cells']:.3f} [{lo2:.3f}, {hi2:.3f}] | {spend} | "
-                     f"{FIXED_REQUESTS.get(f, '-')} | {(sum(s['tokens']) / len(s['tokens'])) if s['tokens'] else '-'} |")
+                     f"{FIXED_REQUESTS.get(f, '-')} | {tokens} |")
         tot_cells += s["cells"]
         tot_failed += s["failed"]
         tot_open += s["inconclusive"]

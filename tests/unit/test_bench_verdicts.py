@@ -34,7 +34,7 @@ def test_summary_counts_false_failures_inconclusive_and_detection(bench):
     acc = next(ln for ln in text.splitlines() if ln.startswith("| accuracy_smoke |"))
     cells = [c.strip() for c in acc.split("|")[1:-1]]
     assert cells[1:3] == ["4", "1"] and cells[3].startswith("0.250 [") and cells[4] == "1"
-    assert cells[6] == "256 (256)" and cells[7] == "128" and cells[8] == "90000.0"
+    assert cells[6] == "256 (256)" and cells[7] == "128" and cells[8] == "90000"
     assert not any(ln.startswith("| mtp_accept_length |") for ln in text.splitlines())  # unsupported: not a cell run
     fault = next(ln for ln in text.splitlines() if ln.startswith("| standin-ignore-effort |"))
     assert "| 3/4 |" in fault and "0.750 [" in fault and fault.split("|")[5].strip() == "0"
