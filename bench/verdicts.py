@@ -22,8 +22,9 @@ completion tokens they cost (the checks' ``tokens_spent``); and the
 detection rate of each behavioural fault with its interval. Below them, every statistical decision
 the conforming runs made, by rule (the accuracy, degeneration, effort, tool-call and serving-error
 decisions each have their own line): how many ended failed and inconclusive, so a decision that
-turns a healthy row red is named, not hidden in its cell. ``--summarize DIR`` prints the tables
-again from a finished (or interrupted) run's results without launching anything. Results (every run's matrix.json and
+turns a healthy row red is named, not hidden in its cell. ``--summarize DIR [DIR ...]`` prints the
+tables again from finished (or interrupted) runs' results without launching anything; several
+directories are summed (a bench continued with ``--seed`` after an interruption), a seed twice refused. Results (every run's matrix.json and
 pytest log, plus verdicts.json and verdicts.md) go to ``--out`` (default
 ``results/bench-verdicts-<UTC time>/``). Not a test and not in CI: 20 runs take hours on 2 cores.
 """
@@ -36,6 +37,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -90,18 +92,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accuracy-samples", type=int, default=64, help="first GSM8K round, as in make verify (default 64)")
     ap.add_argument("--quick", action="store_true", help="only accuracy_smoke, effort_levels, non_think and mtp suites")
     ap.add_argument("--out", type=Path, default=None, help="results directory (default results/bench-verdicts-<UTC time>/)")
-    ap.add_argument("--summarize", type=Path, default=None, metavar="DIR",
-                    help="print the tables of an earlier run's results directory (its verdicts.json) and exit")
+    ap.add_argument("--summarize", type=Path, nargs="+", default=None, metavar="DIR",
+                    help="print the tables of earlier runs' results directories (their verdicts.json, summed) and exit")
     ap.add_argument("--sglang", action="store_true",
                     help="also launch the SGLang reference (row reference-sglang) with each seed and measure it (~15 min a run more)")
     a = ap.parse_args(argv)
     if a.summarize is not None:
-        try:
-            doc = json.loads((a.summarize / "verdicts.json").read_text())
-        except (OSError, ValueError) as exc:
-            ap.error(f"--summarize: no readable verdicts.json in {a.summarize} ({exc})")
-        wanted = list(dict.fromkeys(o["id"] for r in doc["runs"] for o in r["outcomes"] if o["kind"] != "conforming"))
-        print(summarize(doc["runs"], wanted, sum(r.get("seconds", 0) for r in doc["runs"]), a.summarize))
+        runs, dirs = [], []
+        for d in a.summarize:
+            try:
+                part = json.loads((d / "verdicts.json").read_text())["runs"]
+            except (OSError, ValueError, KeyError) as exc:
+                ap.error(f"--summarize: no readable verdicts.json in {d} ({exc})")
+            twice = {r["seed"] for r in part} & {r["seed"] for r in runs}
+            if twice:
+                ap.error(f"--summarize: seeds {sorted(twice)} are in more than one directory (a launch counted twice)")
+            runs += part
+            dirs.append((d, len(part)))
+        wanted = list(dict.fromkeys(o["id"] for r in runs for o in r["outcomes"] if o["kind"] != "conforming"))
+        print(summarize(runs, wanted, sum(r.get("seconds", 0) for r in runs), dirs))
         return 0
     if a.runs < 1:
         ap.error("--runs must be at least 1")
@@ -132,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "observed": o.observed, "detected": o.detected, "detail": o.detail[:300],
                                    "spent": _spent(o.results) if o.kind == "conforming" else {}} for o in outcomes]})
         (out / "verdicts.json").write_text(json.dumps({"runs": runs}, indent=1))
-    report = summarize(runs, wanted, time.monotonic() - t_all, out)
+    report = summarize(runs, wanted, time.monotonic() - t_all, [(out, len(runs))])
     (out / "verdicts.md").write_text(report)
     print(report)
     print(f"results: {out}")
@@ -164,7 +173,10 @@ def all_decisions(results_dir: Path, runs: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def summarize(runs: list[dict], wanted: list[str], seconds: float, results_dir: Path | None = None) -> str:
+def summarize(runs: list[dict], wanted: list[str], seconds: float,
+              results: Sequence[tuple[Path, int]] = ()) -> str:
+    """The tables; ``results``: (results directory, runs it finished) whose matrix.json files the
+    per-rule table reads."""
     per_feature: dict[str, dict] = {}
     for r in runs:
         for o in r["outcomes"]:
@@ -212,7 +224,7 @@ def summarize(runs: list[dict], wanted: list[str], seconds: float, results_dir: 
         lines.append(f"| {fid} | {', '.join(every[0]['expect_failed']) if every else '-'} | {k}/{len(hits)} | "
                      f"{(k / len(hits)) if hits else 0:.3f} [{lo:.3f}, {hi:.3f}] | {len(every) - len(hits)} | {first} |")
     per_rule: dict[tuple[str, str], dict[str, int]] = {}
-    for feature, rule, status in all_decisions(results_dir, len(runs)) if results_dir else []:
+    for feature, rule, status in (x for d, n in results for x in all_decisions(d, n)):
         t = per_rule.setdefault((feature, rule), {"n": 0, "failed": 0, "inconclusive": 0})
         t["n"] += 1
         t["failed"] += status == "failed"

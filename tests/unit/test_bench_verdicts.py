@@ -72,7 +72,7 @@ def test_every_decision_is_counted_by_rule_and_a_run_still_going_is_left_out(ben
     _matrix(tmp_path / "run-01" / "conforming-reference-1", "verified", "inconclusive")
     _matrix(tmp_path / "run-02" / "conforming-reference-1", "failed", "failed")
     _matrix(tmp_path / "run-03" / "conforming-reference-1", "failed", "failed")  # not in verdicts.json yet
-    text = bench.summarize(runs, ["standin-ignore-effort"], 1.0, tmp_path)
+    text = bench.summarize(runs, ["standin-ignore-effort"], 1.0, [(tmp_path, len(runs))])
     lines = text.splitlines()
     assert "| accuracy_smoke | accuracy[think] | 2 | 1 | 0 |" in lines
     assert "| accuracy_smoke | degeneration[row] | 2 | 1 | 1 |" in lines  # the row's name taken out
@@ -82,3 +82,12 @@ def test_every_decision_is_counted_by_rule_and_a_run_still_going_is_left_out(ben
     with pytest.raises(SystemExit):
         bench.main(["--summarize", str(tmp_path / "nowhere")])
     assert "no readable verdicts.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the same launches twice
+        bench.main(["--summarize", str(tmp_path), str(tmp_path)])
+    assert "more than one directory" in capsys.readouterr().err
+    more = tmp_path / "continued"
+    _matrix(more / "run-01" / "conforming-reference-1", "verified", "verified")
+    (more / "verdicts.json").write_text(json.dumps({"runs": [run(3)]}))
+    assert bench.main(["--summarize", str(tmp_path), str(more)]) == 0
+    out = capsys.readouterr().out
+    assert "| accuracy_smoke | accuracy[think] | 3 | 1 | 0 |" in out and "3 runs of" in out
