@@ -14,7 +14,6 @@ tests/unit/test_standin_auto_fault.py (the unit tier has no aiohttp).
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -25,21 +24,14 @@ from glmverify import behaviour, faults
 from glmverify import faultproxy as fp
 from glmverify.chat import StreamAssembler, parse_completion
 from helpers.aio_server import ThreadedApp
+from helpers.suite_module import load_suite
 
-ROOT = Path(__file__).resolve().parents[2]
 REC = {d["id"]: d for d in faults.load_recordings()}
 FAULT = "standin_no_tool_call_auto"
 ABSENT = object()  # no tool_choice in the request: auto by default
 
 
-def _suite():
-    spec = importlib.util.spec_from_file_location("tool_calls_suite_auto", ROOT / "suites" / "test_tool_calls.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-SUITE = _suite()
+SUITE = load_suite("test_tool_calls.py", "tool_calls_suite_auto")
 
 
 def _asked_no_call(body: dict) -> bool:

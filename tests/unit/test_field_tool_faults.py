@@ -10,7 +10,6 @@ the failure the harness raises, not its neighbours'.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from glmverify.faultproxy import field_tool_faults as ftf
 from glmverify.faultproxy.bodies import stream_calls
 from glmverify.knowledge import entry_of
 from glmverify.toolcalls import declared, field_problems
+from helpers.suite_module import load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 REC = {d["id"]: d for d in faults.load_recordings()}
@@ -34,14 +34,7 @@ OFFERED = ["get_weather", "get_time"]
 BOTH = ["nonstream", "stream"]
 
 
-def _suite():
-    spec = importlib.util.spec_from_file_location("tool_calls_suite", ROOT / "suites" / "test_tool_calls.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-SUITE = _suite()
+SUITE = load_suite("test_tool_calls.py", "tool_calls_suite")
 
 
 def parse(text: str, stream: bool):

@@ -10,7 +10,6 @@ entry's signature names, and nothing else does.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,21 +19,14 @@ from glmverify import behaviour, faults
 from glmverify import faultproxy as fp
 from glmverify.chat import StreamAssembler, parse_completion
 from glmverify.diagnosis import alike
+from helpers.suite_module import load_suite
 
-ROOT = Path(__file__).resolve().parents[2]
 REC = {d["id"]: d for d in faults.load_recordings()}
 FAULT = fp.FAULTS["standin_no_tool_call_auto"]
 PATH = "/v1/chat/completions"
 
 
-def _suite():
-    spec = importlib.util.spec_from_file_location("tool_calls_suite_auto_unit", ROOT / "suites" / "test_tool_calls.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-SUITE = _suite()
+SUITE = load_suite("test_tool_calls.py", "tool_calls_suite_auto_unit")
 
 
 def _body(case_id: str, **over) -> dict:
