@@ -1,5 +1,5 @@
 """``standin_no_tool_call_auto`` offline: which requests it changes, what its answers look like to the
-suite, and its catalogue entry (the proxy over HTTP: tests/integration/test_standin_auto_fault.py).
+suite, and its catalogue entry (the proxy over HTTP: tests/integration/test_standin_auto_fault_proxy.py).
 
 The fault asks the GLM-5.2 stand-in for ``no_tool_call`` (prose instead of a call; its script is
 tested in tests/integration/test_standin_script.py) on requests whose ``tool_choice`` leaves the
