@@ -96,7 +96,10 @@ CODES: dict[str, str] = {
                                 "broken, because (the broken side's code)",
     "tool_call.stream_rates_differ": "the behaviour rates streamed and not differ by more than sampling explains",
     "tool_call.uncut_no_call": "the uncut answer of the cut-call check made no call ending 'tool_calls'",
-    "tool_call.cut_before_call": "cut at half the tokens, no call had begun (no calls, no markup)",
+    "tool_call.cut_before_call": "cut at half the tokens on the uncut answer's path (same seed, its preamble), no call "
+                                 "had begun (no calls, no markup): the partial call was lost",
+    "tool_call.cut_undecided": "no cut answer followed its uncut twin's path in the attempts (the engine ignores "
+                               "seed and the model drew other prose each time; inconclusive)",
     "tool_call.cut_not_length": "a call cut by max_tokens did not end finish_reason 'length'; fields: finish_reason",
     "tool_call.call_with_choice_none": "tool_choice none still produced a call",
     "tool_call.empty_answer": "tool_choice none produced neither content nor reasoning",
