@@ -2,6 +2,8 @@
 
     python bench/verdicts.py --runs 20            # the issue's bar: at least 20 runs
     python bench/verdicts.py --runs 2 --quick     # a smoke run of the benchmark itself
+    python bench/verdicts.py --runs 10 --features serving_performance --rows reference --faults ''
+                                                  # the speed regression decision's false failures
 
 Each run is a new launch of the conforming sampling reference (rows ``reference`` and
 ``reference-ngram``; with ``--sglang`` also the SGLang reference ``reference-sglang``) with a new stand-in seed (``GLM_STANDIN_SEED``), driven by the fault
@@ -27,6 +29,12 @@ tables again from finished (or interrupted) runs' results without launching anyt
 directories are summed (a bench continued with ``--seed`` after an interruption), a seed twice refused. Results (every run's matrix.json and
 pytest log, plus verdicts.json and verdicts.md) go to ``--out`` (default
 ``results/bench-verdicts-<UTC time>/``). Not a test and not in CI: 20 runs take hours on 2 cores.
+
+``--features`` narrows the conforming runs to some suites and ``--rows`` to some reference rows:
+with ``serving_performance`` alone on ``reference``, each run is a new launch measured against this
+host's baseline (``make perf-baseline`` records it first; the bench refuses to start without one,
+as every cell would be ``not_run``). A cell ``not_run`` or ``unsupported`` is not a decision: it is
+left out of the rates and counted on a line of its own.
 """
 from __future__ import annotations
 
@@ -44,8 +52,11 @@ sys.path.insert(0, str(ROOT))
 
 from glmverify import faults  # noqa: E402
 from glmverify.faults import runner as faults_runner  # noqa: E402
+from glmverify.matrix import FEATURES  # noqa: E402
 from glmverify.report import decisions  # noqa: E402
 
+QUICK = {"accuracy_smoke", "effort_levels", "non_think", "mtp_accept_length"}
+PERF = "serving_performance"
 BEHAVIOURAL = ("standin-ignore-effort", "standin-ignore-thinking-off", "standin-low-accuracy", "proxy-spec-accept-low",
                "bug-vllm-ascend-13523-accept-decay", "bug-vllm-46075-position-collapse")
 # requests per cell before sequential decisions (suites at commit 60907a0): accuracy 64 x 2 modes;
@@ -91,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faults", default=",".join(BEHAVIOURAL), help="catalogue ids run on every launch (comma separated; '' for none)")
     ap.add_argument("--accuracy-samples", type=int, default=64, help="first GSM8K round, as in make verify (default 64)")
     ap.add_argument("--quick", action="store_true", help="only accuracy_smoke, effort_levels, non_think and mtp suites")
+    ap.add_argument("--features", default=None,
+                    help="only these suites in the conforming runs (comma separated matrix features)")
+    ap.add_argument("--rows", default=None,
+                    help="conforming reference rows (comma separated; default reference,reference-ngram)")
     ap.add_argument("--out", type=Path, default=None, help="results directory (default results/bench-verdicts-<UTC time>/)")
     ap.add_argument("--summarize", type=Path, nargs="+", default=None, metavar="DIR",
                     help="print the tables of earlier runs' results directories (their verdicts.json, summed) and exit")
@@ -115,16 +130,31 @@ def main(argv: list[str] | None = None) -> int:
     if a.runs < 1:
         ap.error("--runs must be at least 1")
     out = a.out or ROOT / "results" / f"bench-verdicts-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-    out.mkdir(parents=True, exist_ok=True)
     catalogue = {c.id: c for c in faults.load_catalogue()}
     wanted = [x for x in a.faults.split(",") if x]
     unknown = [x for x in wanted if x not in catalogue]
     if unknown:
         ap.error(f"unknown fault ids {unknown}; see python -m glmverify.faults --list")
-    if a.quick:
-        keep = {"accuracy_smoke", "effort_levels", "non_think", "mtp_accept_length"}
+    rows = tuple(x for x in (a.rows or "reference,reference-ngram").split(",") if x) + (("reference-sglang",) if a.sglang else ())
+    unknown = [r for r in rows if r not in faults.REFERENCE_ROWS]
+    if unknown:
+        ap.error(f"--rows: {unknown} are not reference rows ({', '.join(faults.REFERENCE_ROWS)})")
+    keep = QUICK if a.quick else set(x for x in (a.features or "").split(",") if x) or None
+    if keep:
+        bad = sorted(keep - set(FEATURES))
+        if bad:
+            ap.error(f"--features: unknown features {bad} (matrix features: {', '.join(FEATURES)})")
         # narrowed where the runner reads them (its conforming runs)
         faults_runner.conforming_suites = lambda row, _orig=faults_runner.conforming_suites: [f for f in _orig(row) if f in keep]
+    if keep is None or PERF in keep:
+        missing = _perf_baseline_missing(rows)
+        if missing and keep == {PERF}:
+            ap.error("no serving_performance baseline applies on this host, so every cell would be not_run: "
+                     f"record one first (make perf-baseline). {missing}")
+        if missing:
+            print(f"[bench] no serving_performance baseline on this host: those cells are not_run ({missing})",
+                  file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)  # only once the arguments hold
     runs = []
     t_all = time.monotonic()
     for i in range(a.runs):
@@ -134,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench {time.strftime('%H:%M:%S')}] run {i + 1}/{a.runs}, seed {seed}", file=sys.stderr, flush=True)
         opts = faults.RunOptions(results=out / f"run-{i + 1:02d}", repeat=1, conforming=True, jobs=1,
                                  accuracy_samples=a.accuracy_samples, stop_early=False,
-                                 conforming_rows=("reference", "reference-ngram") + (("reference-sglang",) if a.sglang else ()))
+                                 conforming_rows=rows)
         outcomes = faults.run_catalogue([catalogue[x] for x in wanted], opts)
         runs.append({"seed": seed, "seconds": round(time.monotonic() - t0, 1),
                      "outcomes": [{"id": o.id, "kind": o.kind, "row": o.row, "expect_failed": o.expect_failed,
@@ -146,6 +176,23 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     print(f"results: {out}")
     return 0
+
+
+def _perf_baseline_missing(rows: Sequence[str]) -> str:
+    """Why no serving_performance baseline applies on this host to a row that measures speed ('' when one does)."""
+    from glmverify import performance
+    from glmverify.matrix import load
+
+    matrix, data, host = load(), performance.load_baseline(), performance.host_fingerprint()
+    missing = []
+    for row_id in rows:
+        row = matrix.row(row_id)
+        shape = performance.shape_of(row) if row.serves(PERF) else None
+        for c in shape.concurrency if shape else ():
+            means, why = performance.baseline_for(row, shape, c, data, host)
+            if means is None:
+                missing.append(f"{row_id} concurrency {c}: {why}")
+    return "; ".join(missing)
 
 
 def _rule(rule: str) -> str:
@@ -178,12 +225,16 @@ def summarize(runs: list[dict], wanted: list[str], seconds: float,
     """The tables; ``results``: (results directory, runs it finished) whose matrix.json files the
     per-rule table reads."""
     per_feature: dict[str, dict] = {}
+    not_run: dict[str, int] = {}
     for r in runs:
         for o in r["outcomes"]:
             if o["kind"] != "conforming":
                 continue
             for f, st in o["observed"].items():
                 if st == "unsupported":
+                    continue
+                if st == "not_run":  # nothing decided (e.g. no speed baseline for this host): not a cell of the rates
+                    not_run[f] = not_run.get(f, 0) + 1
                     continue
                 s = per_feature.setdefault(f, {"cells": 0, "failed": 0, "inconclusive": 0, "requests": [], "tokens": []})
                 s["cells"] += 1
@@ -213,6 +264,9 @@ def summarize(runs: list[dict], wanted: list[str], seconds: float,
         lo, hi = _cp(tot_failed, tot_cells)
         lines += ["", f"All cells: {tot_failed} false-failed of {tot_cells} ({tot_failed / tot_cells:.3%}, 95% CI "
                       f"[{lo:.3%}, {hi:.3%}]); inconclusive {tot_open} ({tot_open / tot_cells:.2%})."]
+    if not_run:
+        lines += ["", "Not run (no decision, left out of the rates): " +
+                  ", ".join(f"{f} {n} cells" for f, n in sorted(not_run.items())) + "."]
     lines += ["", "| behavioural fault | expected failed | detected | rate [95% CI] | not run (engine did not start) | observed (first run) |",
               "|---|---|---|---|---|---|"]
     for fid in wanted:

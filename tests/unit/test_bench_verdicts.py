@@ -91,3 +91,27 @@ def test_every_decision_is_counted_by_rule_and_a_run_still_going_is_left_out(ben
     assert bench.main(["--summarize", str(tmp_path), str(more)]) == 0
     out = capsys.readouterr().out
     assert "| accuracy_smoke | accuracy[think] | 3 | 1 | 0 |" in out and "3 runs of" in out
+
+
+def test_not_run_cells_are_left_out_of_the_rates_and_counted(bench):
+    runs = [run(1), run(2)]
+    for r in runs:
+        r["outcomes"][0]["observed"]["serving_performance"] = "not_run"
+    text = bench.summarize(runs, [], 1)
+    assert not any(ln.startswith("| serving_performance |") for ln in text.splitlines())
+    assert "Not run (no decision, left out of the rates): serving_performance 2 cells." in text
+    assert "All cells: 0 false-failed of 4" in text
+
+
+def test_features_and_rows_are_checked_before_any_launch(bench, capsys, tmp_path, monkeypatch):
+    for argv, said in ((["--features", "no_such_feature"], "unknown features ['no_such_feature']"),
+                       (["--rows", "vllm-h200"], "are not reference rows")):
+        with pytest.raises(SystemExit):
+            bench.main(["--runs", "1", "--faults", "", "--out", str(tmp_path / "out"), *argv])
+        assert said in capsys.readouterr().err
+    # the speed bench alone, with no baseline for this host: every cell would be not_run, so it refuses
+    monkeypatch.setattr(bench, "_perf_baseline_missing", lambda rows: "reference concurrency 1: no baseline")
+    with pytest.raises(SystemExit):
+        bench.main(["--runs", "1", "--faults", "", "--features", "serving_performance", "--rows", "reference",
+                    "--out", str(tmp_path / "out")])
+    assert "make perf-baseline" in capsys.readouterr().err
