@@ -39,6 +39,7 @@ left out of the rates and counted on a line of its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -51,6 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from glmverify import faults  # noqa: E402
+from glmverify.paths import BUILD_DIR  # noqa: E402
+from glmverify.performance import BASELINE_ENV  # noqa: E402
 from glmverify.faults import runner as faults_runner  # noqa: E402
 from glmverify.matrix import FEATURES  # noqa: E402
 from glmverify.report import decisions  # noqa: E402
@@ -62,6 +65,9 @@ BEHAVIOURAL = ("standin-ignore-effort", "standin-ignore-thinking-off", "standin-
 # requests per cell before sequential decisions (suites at commit 60907a0): accuracy 64 x 2 modes;
 # effort 5 values x 5 prompts x 2 channels + rendered lines; non_think 4+4 x 2 axes + 3 + 1 tool;
 # mtp 16 (fixed workload)
+# this host's speed baseline where make perf-baseline writes it (the Makefile's default), unless
+# GLMVERIFY_PERF_BASELINE names another
+HOST_BASELINE = BUILD_DIR / "performance_baseline.json"
 FIXED_REQUESTS = {"accuracy_smoke": 128, "effort_levels": 74, "non_think": 19, "mtp_accept_length": 16}
 
 
@@ -155,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] no serving_performance baseline on this host: those cells are not_run ({missing})",
                   file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)  # only once the arguments hold
+    os.environ.setdefault(BASELINE_ENV, str(HOST_BASELINE))  # the launches' suites read it
     runs = []
     t_all = time.monotonic()
     for i in range(a.runs):
@@ -178,12 +185,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _env(name: str, value: str):
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
+
+
 def _perf_baseline_missing(rows: Sequence[str]) -> str:
     """Why no serving_performance baseline applies on this host to a row that measures speed ('' when one does)."""
     from glmverify import performance
     from glmverify.matrix import load
 
-    matrix, data, host = load(), performance.load_baseline(), performance.host_fingerprint()
+    with _env(BASELINE_ENV, os.environ.get(BASELINE_ENV) or str(HOST_BASELINE)):
+        data = performance.load_baseline()
+    matrix, host = load(), performance.host_fingerprint()
     missing = []
     for row_id in rows:
         row = matrix.row(row_id)
