@@ -166,6 +166,9 @@ CODES: dict[str, str] = {
                                              "for (inconclusive); fields: levels",
     "serving_performance.no_decision": "the measurement made no regression decision and recorded no reason (a "
                                        "harness gap)",
+    "serving_performance.regime_order_violated": "merged results, one build on the same hardware: low-latency TPOT "
+                                                 "confidently above balanced's, or high-throughput tok/s below another "
+                                                 "regime's; fields: comparison, rows, estimate, concurrency",
     # ---- parsers -----------------------------------------------------------------------------
     "parsers.no_cases": "the parser conformance runner returned no cases",
     "parsers.runner_error": "parser conformance cases ended in errors; fields: cases",

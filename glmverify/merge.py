@@ -27,6 +27,11 @@ earlier merge) are candidates too, so merging merged documents is stable. Rules:
    ``warnings`` (the command line also prints them on stderr); cells of matrix.yaml that no input
    has are filled from their declaration.
 
+7. With matrix.yaml, serving_performance is then decided between regimes of one build on the same
+   hardware (``perf_regimes.attach``): every comparison goes into the cells' ``evidence.regimes``,
+   and a confidently broken promise fails the promising row's cell. Inputs are read through
+   ``perf_regimes.strip``, so a merged document merged again is decided again.
+
 A failed cell keeps its ``diagnosis``; one whose status the combination of shards changed gets
 it recomputed from its checks (``diagnosis.diagnose``). ``known_issues`` are united per row (by
 entry id; an observed basis beats a declared one, and a later input an earlier one).
@@ -44,7 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import knowledge
+from . import knowledge, perf_regimes
 from .diagnosis import diagnose, facts_of
 from .document import (FAILED_OUTCOMES, LIVE, SCHEMA_VERSION, STATUSES, Document, decide_status, errata_of, live_basis,
                        new_cell, read_document, worst_status)
@@ -121,6 +126,7 @@ def _candidates(src: Source, index: int) -> Iterable[tuple[tuple[str, str], Cand
     run_id = str(run.get("id") or f"{src.label}#{index}")
     for cell in src.doc["cells"]:
         key = (cell["row"], cell["feature"])
+        cell = perf_regimes.strip(cell)  # a merged input's regime comparisons are decided again
         if cell.get("status") == "flaky":  # its own run verified it; the failure is in its history
             flaky = cell.get("flaky") or {}
             cell = {k: v for k, v in cell.items() if k != "flaky"}
@@ -299,6 +305,8 @@ def merge_documents(sources: list[Source], matrix: Matrix | None = None) -> Docu
         digests.discard(None)
         if len(digests) > 1:
             warnings.append(f"inputs were run against {len(digests)} different matrix.yaml versions")
+        for cell in perf_regimes.attach(merged.values(), matrix.rows):  # between regimes (7.)
+            cell["diagnosis"] = diagnose(cell, knowledge.catalogue(), facts_of(cell))
     placed = set(order)
     order += [k for k in merged if k not in placed]
 

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "hardware", "standin", "parsers",
      "knowledge", "diagnosis", "inference"),                              # data models, the catalogue as knowledge, cells inferred from records
     ("invariants", "ledger", "client", "chat_answers", "chat", "anthropic_stream", "checks", "toolcalls", "behaviour", "engines", "benchclient"),  # talking to an engine
-    ("adapters", "flags", "policy", "observed", "performance", "perf_measurement", "perf_mtp"),                          # engine differences, decisions
+    ("adapters", "flags", "policy", "observed", "performance", "perf_measurement", "perf_mtp", "perf_regimes"),                          # engine differences, decisions
     ("launchers", "container_spec", "container_owner", "container_images", "containers", "session", "results", "merge", "signoff"),  # runs and their records
     ("report", "plan", "eligibility"),                                    # what a run shows and covers
     ("faultproxy", "faults", "plugin_options", "plugin", "cli"),          # entry points
