@@ -37,8 +37,8 @@ The CPU reference's baseline is never the run it judges: ``make perf-baseline`` 
 host in a launch of its own, and ``make verify`` runs it first when none applies, so the verify
 launch is held to an earlier one (a launch fault or a slow hop would otherwise be its own bar).
 
-Comparisons between regimes (low-latency TPOT below balanced at concurrency 1) are not decided
-yet; the MTP speed-up decision (seed 000: 5 draft tokens lift throughput) is ``perf_mtp``'s, not
+Comparisons between regimes (low-latency TPOT at most balanced's, high-throughput tok/s at least
+the others') are decided on merged results by ``perf_regimes`` (``merge`` calls it); the MTP speed-up decision (seed 000: 5 draft tokens lift throughput) is ``perf_mtp``'s, not
 wired into the live suite yet (its docstring says why).
 """
 from __future__ import annotations
