@@ -102,18 +102,25 @@ def test_client_report(measured, evidence):
 
 
 def test_counters_agree(measured, evidence):
-    """Every window: the client's figures within tolerance of the engine's own counters."""
+    """The client's figures within tolerance of the engine's own counters, on every level: a level
+    fails when its disagreement reproduces (``perf_measurement``: two windows in a row, or more than
+    ``SET_ASIDE_MAX``); a lone disagreeing window is set aside, shown with both figures, and passes."""
     measured = measurement(measured)
-    tables, problems, figures, windows = {}, [], set(), []
+    tables, problems, figures, windows, set_aside = {}, [], set(), [], {}
     for c, level in measured.levels.items():
         for i, w in enumerate(level["windows"]):
             tables[f"c{c}-w{i}"] = w["cross_check"]
+            if w["problems"] and not level.get("stopped"):
+                set_aside[f"c{c}-w{i}"] = "; ".join(w["problems"])
+                continue
             problems += [f"concurrency {c} window {i}: {p}" for p in w["problems"]]
             figures |= {p.split(":", 1)[0] for p in w["problems"]}
             windows += [f"c{c}-w{i}"] if w["problems"] else []
     evidence.add(cross_check=tables, tolerance={k: list(v) for k, v in {**performance.TOLERANCE, **measured.shape.tolerance}.items()})
-    expect(not problems, "the benchmark client and the engine's counters disagree: " + "; ".join(problems[:6]),
-           "serving_performance.counters_disagree", figures=sorted(figures), windows=windows)
+    if set_aside:
+        evidence.add(observed={"windows set aside (a lone disagreement, not decided on)": set_aside})
+    expect(not problems, "the benchmark client and the engine's counters disagree, again in the next window: "
+           + "; ".join(problems[:6]), "serving_performance.counters_disagree", figures=sorted(figures), windows=windows)
 
 
 def test_no_regression(measured, evidence):

@@ -321,8 +321,32 @@ def test_measurement_stops_on_a_window_the_engine_does_not_vouch_for(matrix, tmp
     # a hop in front of the engine adds 50 ms per token: the client sees 60, the engine 10
     m, session = measure(matrix, 10.0 + 1000 * TOKEN_DELAY_S, engine_tpot_ms=10.0, tmp=tmp_path)
     level = m.levels[1]
-    assert len(level["windows"]) == 1 and level["decisions"] == [] and "disagree" in level["stopped"]
+    # the second window disagrees too: the disagreement reproduces, the level stops there
+    assert len(level["windows"]) == 2 and level["decisions"] == [] and "two windows in a row" in level["stopped"]
     assert level["windows"][0]["problems"][0].startswith("tpot_ms: client 60 vs engine 10")
+    assert m.evidence()["levels"]["1"]["window_records"] == []          # nothing disowned is ever signed
+
+
+def test_a_lone_stalled_window_is_set_aside_and_replaced(matrix, tmp_path):
+    """One window late at the client (the engine's counters fast) is not decided on; a window more
+    is drawn, and the level decides on the windows the counters vouch for."""
+    m, session = measure(matrix, lambda k: 60.0 if k == 3 else 10.0 + 0.1 * (k % 3), engine_tpot_ms=10.0, tmp=tmp_path)
+    level = m.levels[1]
+    assert session.calls[1:] == [8, 8, 8, 8] and not level.get("stopped")   # warm-up is call 1; window 2 (call 3) redrawn
+    assert [bool(w.get("set_aside")) for w in level["windows"]] == [False, True, False, False]
+    assert [d.status for d in level["decisions"]] == [VERIFIED, VERIFIED]
+    ev = m.evidence()["levels"]["1"]
+    assert len(ev["window_records"]) == 3 and ev["set_aside"][0].startswith("window 1: tpot_ms: client 60 vs engine 10")
+
+
+def test_disagreements_beyond_the_allowance_stop_the_level(matrix, tmp_path):
+    from glmverify.perf_measurement import SET_ASIDE_MAX
+    # calls 3, 5, 7 ... disagree, never two in a row; the windows between are too noisy to decide at the first look
+    every_other = lambda k: 60.0 if k % 2 else (9.0 if k % 4 else 12.0)  # noqa: E731
+    m, _ = measure(matrix, every_other, engine_tpot_ms=10.0, tmp=tmp_path)
+    level = m.levels[1]
+    assert f"more than {SET_ASIDE_MAX} windows" in level["stopped"] and level["decisions"] == []
+    assert sum(bool(w.get("set_aside")) for w in level["windows"]) == SET_ASIDE_MAX + 1
 
 
 def test_measurement_fails_a_slow_engine_and_leaves_noise_inconclusive(matrix, tmp_path):

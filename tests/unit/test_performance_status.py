@@ -113,10 +113,19 @@ def test_a_hop_adding_delay_fails_the_cross_check_and_leaves_the_decision_inconc
     with pytest.raises(Failure) as exc:
         suite.test_counters_agree(m, Evidence())
     assert exc.value.code == "serving_performance.counters_disagree" and "tpot_ms" in exc.value.fields["figures"]
-    assert exc.value.fields["windows"] == ["c1-w0"]
+    assert exc.value.fields["windows"] == ["c1-w0", "c1-w1"]
     with pytest.raises(Inconclusive) as exc:
         suite.test_no_regression(m, Evidence())
     assert exc.value.code == "serving_performance.unvouched_windows"
+
+
+def test_a_lone_stalled_window_passes_the_cross_check_and_is_shown(matrix, tmp_path, suite):
+    m, _ = measure(matrix, lambda k: 60.0 if k == 2 else 10.0 + 0.1 * (k % 3), engine_tpot_ms=10.0, tmp=tmp_path)
+    ev = Evidence()
+    suite.test_counters_agree(m, ev)
+    shown = ev["observed"]["windows set aside (a lone disagreement, not decided on)"]
+    assert list(shown) == ["c1-w0"] and "client 60 vs engine 10" in shown["c1-w0"]
+    suite.test_no_regression(m, Evidence())   # decided (verified) on the vouched windows
 
 
 def test_a_level_without_a_comparison_is_named_not_undecided(matrix, tmp_path, suite):
