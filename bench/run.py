@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import openai  # noqa: E402
 
 from glmverify import gsm8k, haystack  # noqa: E402
-from glmverify.chat import Chat  # noqa: E402
+from glmverify.chat import SDK_ARGS, Chat  # noqa: E402
 from glmverify.adapters import probe  # noqa: E402
 from glmverify.client import EngineClient  # noqa: E402
 from glmverify.matrix import load  # noqa: E402
@@ -49,14 +49,16 @@ async def bare(client: EngineClient, bodies: list[dict], concurrency: int) -> li
 
     async def one(b):
         async with sem:
+            known = {k: v for k, v in b.items() if k in SDK_ARGS}
+            extra = {k: v for k, v in b.items() if k not in SDK_ARGS} or None
             try:
-                r = await oai.chat.completions.create(**b)
+                r = await oai.chat.completions.create(**known, extra_body=extra)
             except openai.APIConnectionError as exc:
                 if isinstance(exc, openai.APITimeoutError):
                     raise
                 # the engine closed a pooled keep-alive connection before answering (seen under CPU
                 # load): one fresh attempt, as Chat makes, so both clients do the same work
-                r = await oai.chat.completions.create(**b)
+                r = await oai.chat.completions.create(**known, extra_body=extra)
             return r.choices[0].message.content
     try:
         return await asyncio.gather(*(one(b) for b in bodies))
@@ -83,7 +85,9 @@ def main() -> int:
             sample = gsm8k.sample(gsm8k.load(), args.samples, 1234)
             reqs = [{"messages": [{"role": "user", "content": f"{q['question']}\n\n{INSTRUCTION}"}], "max_tokens": 4096}
                     for q in sample]
-            bodies = [{"model": client.model, "temperature": 0, **r} for r in reqs]
+            # the bodies the harness sends (the profile's defaults, no sampling fields): the same work
+            # both ways (a greedy bare body made the stand-in loop to max_tokens, the bare run slower)
+            bodies = [Chat(live, stream=False).body(**r) for r in reqs]
             asyncio.run(bare(client, bodies[:4], 4))  # warm-up
             harness_t, bare_t = [], []
             for _ in range(0 if args.haystack_only else args.repeats):

@@ -133,6 +133,7 @@ class Chat:
 _SDK_ARGS = {"model", "messages", "max_tokens", "temperature", "tools", "tool_choice", "stream",
              "stream_options", "reasoning_effort", "top_p", "seed", "stop", "n", "parallel_tool_calls",
              "max_completion_tokens", "response_format"}
+SDK_ARGS = _SDK_ARGS  # the SDK's own arguments (the rest of a body goes in extra_body), for clients beside Chat
 
 
 def _clip_request(body: dict) -> dict:
