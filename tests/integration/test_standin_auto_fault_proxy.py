@@ -14,7 +14,6 @@ tests/unit/test_standin_auto_fault.py (the unit tier has no aiohttp).
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import httpx
@@ -22,9 +21,9 @@ import pytest
 
 from glmverify import behaviour, faults
 from glmverify import faultproxy as fp
-from glmverify.chat import StreamAssembler, parse_completion
 from helpers.aio_server import ThreadedApp
 from helpers.suite_module import load_suite
+from helpers.wire import parse_answer
 
 REC = {d["id"]: d for d in faults.load_recordings()}
 FAULT = "standin_no_tool_call_auto"
@@ -76,15 +75,7 @@ def _through(upstream, req: dict):
 
 
 def _parse(text: str, stream: bool, req: dict):
-    if stream:
-        asm = StreamAssembler()
-        for line in text.splitlines():
-            asm.feed_line(line)
-        res = asm.result()
-    else:
-        res = parse_completion(json.loads(text))
-    res.request = req
-    return res
+    return parse_answer(text, stream, req)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["nonstream", "stream"])

@@ -18,7 +18,6 @@ import yaml
 
 from glmverify import faultproxy as fp
 from glmverify import faults
-from glmverify.chat import StreamAssembler, parse_completion
 from glmverify.checks import TOOL_MARKUP, coded, no_markup
 from glmverify.diagnosis import code_matches
 from glmverify.faultproxy import field_tool_faults as ftf
@@ -26,6 +25,7 @@ from glmverify.faultproxy.bodies import stream_calls
 from glmverify.knowledge import entry_of
 from glmverify.toolcalls import declared, field_problems
 from helpers.suite_module import load_suite
+from helpers.wire import parse_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 REC = {d["id"]: d for d in faults.load_recordings()}
@@ -39,14 +39,7 @@ SUITE = load_suite("test_tool_calls.py", "tool_calls_suite")
 
 def parse(text: str, stream: bool):
     """An answer as the suite's Chat sees it: parsed, keeping its wire form (what each call declared)."""
-    if stream:
-        asm = StreamAssembler()
-        for line in text.splitlines():
-            asm.feed_line(line)
-        res = asm.result()
-    else:
-        res = parse_completion(json.loads(text))
-    return res
+    return parse_answer(text, stream)
 
 
 def rewritten(rec_id: str, fault: str | fp.Fault | None, text: str | None = None):
