@@ -111,15 +111,9 @@ def applies(args) -> int:
     """0 when this host has a baseline for every level of each named row, else 1 (with the reason)."""
     from glmverify.matrix import load
 
-    matrix, data, host = load(), performance.load_baseline(), performance.host_fingerprint()
-    missing = []
-    for row_id in args.row:
-        row = matrix.row(row_id)
-        shape = performance.shape_of(row)
-        for c in shape.concurrency if shape else ():
-            means, why = performance.baseline_for(row, shape, c, data, host)
-            if means is None:
-                missing.append(f"{row_id} concurrency {c}: {why}")
+    matrix = load()
+    missing = performance.missing_baselines([matrix.row(r) for r in args.row], performance.load_baseline(),
+                                            performance.host_fingerprint())
     print("\n".join(missing) or f"a baseline applies on this host to {', '.join(args.row)}")
     return 1 if missing else 0
 

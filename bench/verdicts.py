@@ -205,16 +205,9 @@ def _perf_baseline_missing(rows: Sequence[str]) -> str:
 
     with _env(BASELINE_ENV, os.environ.get(BASELINE_ENV) or str(HOST_BASELINE)):
         data = performance.load_baseline()
-    matrix, host = load(), performance.host_fingerprint()
-    missing = []
-    for row_id in rows:
-        row = matrix.row(row_id)
-        shape = performance.shape_of(row) if row.serves(PERF) else None
-        for c in shape.concurrency if shape else ():
-            means, why = performance.baseline_for(row, shape, c, data, host)
-            if means is None:
-                missing.append(f"{row_id} concurrency {c}: {why}")
-    return "; ".join(missing)
+    matrix = load()
+    measuring = [matrix.row(r) for r in rows if matrix.row(r).serves(PERF)]
+    return "; ".join(performance.missing_baselines(measuring, data, performance.host_fingerprint()))
 
 
 def _rule(rule: str) -> str:

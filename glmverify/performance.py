@@ -358,6 +358,19 @@ def load_baseline(path: Path | None = None) -> dict:
     return data
 
 
+def missing_baselines(rows: list[Row], data: dict, host: dict | None) -> list[str]:
+    """"ROW concurrency C: why" for every level of the rows' shapes with no baseline that applies
+    (rows without a shape measure nothing and miss nothing)."""
+    missing = []
+    for row in rows:
+        shape = shape_of(row)
+        for c in shape.concurrency if shape else ():
+            means, why = baseline_for(row, shape, c, data, host)
+            if means is None:
+                missing.append(f"{row.id} concurrency {c}: {why}")
+    return missing
+
+
 def baseline_for(row: Row, shape: Shape, concurrency: int, data: dict, host: dict | None = None
                  ) -> tuple[dict | None, str]:
     """(``{"tpot_ms": mean, "output_throughput": mean, ...}``, basis) for one level, or (None, why)."""
