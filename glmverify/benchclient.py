@@ -78,12 +78,18 @@ def client_version(py: str | None = None) -> str | None:
 
 def bench_argv(*, base_url: str, model: str, tokenizer: str, input_len: int, output_len: int, range_ratio: float,
                num_prompts: int, concurrency: int, seed: int, result_path: str, ignore_eos: bool = True,
-               num_warmups: int = 0, percentiles: str = "50,99", request_rate: float | None = None) -> list[str]:
-    """``vllm bench serve`` arguments for one window (what follows ``vllm bench serve``)."""
+               num_warmups: int = 0, percentiles: str = "50,99", request_rate: float | None = None,
+               dataset_path: str | None = None) -> list[str]:
+    """``vllm bench serve`` arguments for one window (what follows ``vllm bench serve``): random
+    prompts of ``input_len`` tokens, or with ``dataset_path`` the prompts of a JSONL file (its
+    ``custom`` dataset, one ``{"prompt": ...}`` a line, shuffled by ``seed``)."""
+    if dataset_path:
+        data = ["--dataset-name", "custom", "--dataset-path", str(dataset_path), "--custom-output-len", str(output_len)]
+    else:
+        data = ["--dataset-name", "random", "--random-input-len", str(input_len), "--random-output-len", str(output_len),
+                "--random-range-ratio", f"{range_ratio:g}"]
     argv = ["--backend", "openai-chat", "--base-url", base_url.rstrip("/"), "--endpoint", "/v1/chat/completions",
-            "--model", model, "--tokenizer", tokenizer, "--dataset-name", "random",
-            "--random-input-len", str(input_len), "--random-output-len", str(output_len),
-            "--random-range-ratio", f"{range_ratio:g}", "--num-prompts", str(num_prompts),
+            "--model", model, "--tokenizer", tokenizer, *data, "--num-prompts", str(num_prompts),
             "--max-concurrency", str(concurrency), "--request-rate", f"{request_rate:g}" if request_rate else "inf", "--seed", str(seed),
             "--num-warmups", str(num_warmups), "--percentile-metrics", "ttft,tpot,itl,e2el",
             "--metric-percentiles", percentiles, "--disable-tqdm", "--save-result",

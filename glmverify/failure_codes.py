@@ -169,6 +169,10 @@ CODES: dict[str, str] = {
     "serving_performance.regime_order_violated": "merged results, one build on the same hardware: low-latency TPOT "
                                                  "confidently above balanced's, or high-throughput tok/s below another "
                                                  "regime's; fields: comparison, rows, estimate, concurrency",
+    "serving_performance.mtp_slower_than_twin": "speculation (MTP, ngram drafts) confidently slower for a single "
+                                                "user than the row's no-speculation twin (E2E latency at concurrency "
+                                                "1), or, inconclusive, not shown to be faster; fields: comparison, "
+                                                "rows, estimate",
     # ---- parsers -----------------------------------------------------------------------------
     "parsers.no_cases": "the parser conformance runner returned no cases",
     "parsers.runner_error": "parser conformance cases ended in errors; fields: cases",

@@ -30,7 +30,9 @@ earlier merge) are candidates too, so merging merged documents is stable. Rules:
 7. With matrix.yaml, serving_performance is then decided between regimes of one build on the same
    hardware (``perf_regimes.attach``): every comparison goes into the cells' ``evidence.regimes``,
    and a confidently broken promise fails the promising row's cell. Inputs are read through
-   ``perf_regimes.strip``, so a merged document merged again is decided again.
+   ``perf_regimes.strip``, so a merged document merged again is decided again. A speculating row
+   is held to its no-speculation twin the same way (``perf_mtp.attach`` / ``strip``; a single run's
+   document already carries it when both rows ran in it, and merge decides it again on every window).
 
 A failed cell keeps its ``diagnosis``; one whose status the combination of shards changed gets
 it recomputed from its checks (``diagnosis.diagnose``). ``known_issues`` are united per row (by
@@ -49,7 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import knowledge, perf_regimes
+from . import knowledge, perf_mtp, perf_regimes
 from .diagnosis import diagnose, facts_of
 from .document import (FAILED_OUTCOMES, LIVE, SCHEMA_VERSION, STATUSES, Document, decide_status, errata_of, live_basis,
                        new_cell, read_document, worst_status)
@@ -126,7 +128,7 @@ def _candidates(src: Source, index: int) -> Iterable[tuple[tuple[str, str], Cand
     run_id = str(run.get("id") or f"{src.label}#{index}")
     for cell in src.doc["cells"]:
         key = (cell["row"], cell["feature"])
-        cell = perf_regimes.strip(cell)  # a merged input's regime comparisons are decided again
+        cell = perf_mtp.strip(perf_regimes.strip(cell))  # a merged input's cross-row decisions are decided again
         if cell.get("status") == "flaky":  # its own run verified it; the failure is in its history
             flaky = cell.get("flaky") or {}
             cell = {k: v for k, v in cell.items() if k != "flaky"}
@@ -305,7 +307,9 @@ def merge_documents(sources: list[Source], matrix: Matrix | None = None) -> Docu
         digests.discard(None)
         if len(digests) > 1:
             warnings.append(f"inputs were run against {len(digests)} different matrix.yaml versions")
-        for cell in perf_regimes.attach(merged.values(), matrix.rows):  # between regimes (7.)
+        turned = perf_regimes.attach(merged.values(), matrix.rows)  # between regimes (7.)
+        turned += perf_mtp.attach(merged.values(), matrix.rows)    # speculation against its twin (7.)
+        for cell in turned:
             cell["diagnosis"] = diagnose(cell, knowledge.catalogue(), facts_of(cell))
     placed = set(order)
     order += [k for k in merged if k not in placed]

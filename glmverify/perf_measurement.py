@@ -33,19 +33,23 @@ from __future__ import annotations
 
 import httpx
 
+import json
+from pathlib import Path
+
 from .benchclient import PINNED, BenchSession, bench_argv
 from .checks import Failure
 from .client import parse_prometheus
 from .matrix import engine_kind
 from .standin.build import model_dir_for
-from .performance import (Report, Shape, baseline_for, counter_delta, counters, cross_check, parse_report,
-                          regression_samples, window_record)
+from .performance import (Report, Shape, accept_length, baseline_for, counter_delta, counters, cross_check,
+                          parse_report, regression_samples, window_record)
 from .verdicts import INCONCLUSIVE, decide
 
 FLUSH_PATHS = {"sglang": "/flush_cache", "vllm": "/reset_prefix_cache"}
 WINDOW_TIMEOUT_S = 1800.0
 RECORD_ENV = "GLMVERIFY_PERF_RECORD"  # "1": measure without a baseline, to record one (make perf-baseline)
 NO_BASELINE = "no baseline recorded for this host"
+GSM8K_PROMPTS = 256  # questions in a gsm8k workload's prompt file (each window draws num_prompts, seeded)
 SET_ASIDE_MAX = 2  # windows per level the counters may disown one at a time before the level stops
 
 
@@ -97,6 +101,12 @@ def flush(engine) -> str:
     return f"POST {path}: {code}: the engine does not allow flushing here; random prompts share no prefix"
 
 
+def write_prompts(items: list[dict], path: Path) -> Path:
+    """The GSM8K questions as ``vllm bench serve``'s custom dataset (one ``{"prompt": ...}`` a line)."""
+    path.write_text("".join(json.dumps({"prompt": it["question"]}) + "\n" for it in items[:GSM8K_PROMPTS]))
+    return path
+
+
 def rule_kind(rule) -> str:
     """``perf[tpot:c4]`` -> ``tpot``: which samples a regression rule decides on."""
     return rule.name.split("[", 1)[1].split(":", 1)[0]
@@ -105,8 +115,12 @@ def rule_kind(rule) -> str:
 class Measurement:
     """Everything the three checks read: per level the windows, cross-checks and decisions."""
 
-    def __init__(self, engine, shape: Shape, results_dir, session: BenchSession, client_version: str | None = None):
+    def __init__(self, engine, shape: Shape, results_dir, session: BenchSession, client_version: str | None = None,
+                 prompts: Path | None = None):
         self.engine, self.shape, self.dir, self.session = engine, shape, results_dir, session
+        if shape.workload != "random" and prompts is None:
+            raise ValueError(f"workload {shape.workload!r} needs its prompt file")
+        self.prompts = prompts   # the custom dataset of a natural workload (write_prompts); None: random
         row = engine.row
         # the reference serves the stand-in (its byte-level tokenizer); a GPU row its checkpoint's
         self.tokenizer = str(model_dir_for(row.profile)) if row.is_reference else row.model
@@ -124,7 +138,7 @@ class Measurement:
             base_url=self.engine.client.base_url, model=self.engine.model, tokenizer=self.tokenizer,
             input_len=s.input_len, output_len=s.output_len, range_ratio=s.client_range_ratio, num_prompts=num_prompts,
             concurrency=concurrency, seed=self.seed, result_path=str(self.dir / f"{name}.json"), ignore_eos=s.ignore_eos,
-            request_rate=s.request_rate)
+            request_rate=s.request_rate, dataset_path=str(self.prompts) if self.prompts else None)
 
     def window(self, concurrency: int) -> tuple[Report, dict]:
         level = self.levels[concurrency]
@@ -136,9 +150,10 @@ class Measurement:
                                 WINDOW_TIMEOUT_S)
         after = scrape(self.engine)
         report = parse_report(w.report)
-        table, problems = cross_check(report, counter_delta(before, after), self.shape.tolerance)
+        delta = counter_delta(before, after)
+        table, problems = cross_check(report, delta, self.shape.tolerance)
         level["windows"].append({"report": report, "cross_check": table, "problems": problems, "argv": w.argv,
-                                 "seconds": round(w.seconds, 2)})
+                                 "seconds": round(w.seconds, 2), "accept_length": accept_length(delta)})
         return report, table
 
     def measure_level(self, concurrency: int, rules, baseline) -> None:
@@ -189,7 +204,7 @@ class Measurement:
     def evidence(self) -> dict:
         s = self.shape
         out = {"client": {"name": "vllm bench serve", "version": self.client_version, "pinned": PINNED},
-               "regime": s.regime, "claim": s.claim, "accelerators": self.engine.row.accelerators, "source": s.source, "tokenizer": self.tokenizer,
+               "regime": s.regime, "claim": s.claim, "workload": s.workload, "accelerators": self.engine.row.accelerators, "source": s.source, "tokenizer": self.tokenizer,
                "flush_cache": sorted(set(self.flushes)), "warmups_excluded": s.warmups, "host": self.host,
                "engine_version": self.engine.evidence.get("engine_version") or self.engine.row.engine_version,
                "levels": {}}
@@ -198,6 +213,7 @@ class Measurement:
                 "baseline": level["baseline"][1] if level["baseline"] else None, "stopped": level.get("stopped"),
                 "baseline_means": level["baseline"][0] if level["baseline"] else None,
                 "windows": [{"report": w["report"].evidence(), "cross_check": w["cross_check"], "seconds": w["seconds"],
+                             **({"accept_length": w["accept_length"]} if w.get("accept_length") else {}),
                              **({"set_aside": True} if w.get("set_aside") else {})} for w in level["windows"]],
                 "set_aside": [f"window {j}: {'; '.join(w['problems'])}" for j, w in enumerate(level["windows"])
                               if w.get("set_aside")],

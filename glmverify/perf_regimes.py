@@ -19,8 +19,8 @@ is decided here, after ``merge.merge_documents`` merged the cells (``attach``):
 * **samples**: per-window log ratios ``log(a_i / b_i)`` of the i-th usable window of each row
   (as ``perf_mtp``: the windows are independent draws of two launches, so the pairing by index
   is arbitrary but harmless; the t interval sees both rows' variance). A usable window completed
-  requests, failed none and measured positive figures; a level the engine's counters stopped
-  (``stopped``) has none. A row without usable windows at the level compared is ``not
+  requests, failed none, measured positive figures and was not set aside; a level the engine's
+  counters stopped (``stopped``) has none. A row without usable windows at the level compared is ``not
   comparable``, the reason stated (its cell keeps its status: a ``not_run`` cell stays one); a
   pair neither of whose rows measured anything is left out;
 * **the rule** (``comparison_rule``): a ``verdicts.Rule`` of kind mean on log scale with one bar
@@ -137,7 +137,8 @@ def windows(cell: dict | None) -> dict[int, list[dict[str, float]]]:
 
 
 def _window(w: Any) -> dict[str, float] | None:
-    r = w.get("report") if isinstance(w, dict) else None
+    # a window set aside (the counters disowned it alone) is never decided on, here as in its own run
+    r = w.get("report") if isinstance(w, dict) and not w.get("set_aside") else None
     if not isinstance(r, dict):
         return None
     try:

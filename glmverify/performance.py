@@ -72,6 +72,7 @@ TOLERANCE: dict[str, tuple[float, float]] = {
 }
 PERCENTILE_METRICS = ("ttft", "tpot", "itl", "e2el")
 LATENCY_FIGURES = ("tpot", "e2el")   # what a regression rule's latency side may decide on
+WORKLOADS = ("random", "gsm8k")      # vllm bench serve datasets: random tokens, GSM8K questions (custom)
 LATENCY_NAMES = {"tpot": "TPOT", "e2el": "E2E latency"}
 REQUIRED = ("regime", "concurrency", "input_len", "output_len", "num_prompts")
 
@@ -103,6 +104,9 @@ class Shape:
     request_rate: float | None = None    # requests/s as the guide sends them (None: all at once)
     latency: str = "tpot"                # the latency figure the regression decides on: tpot or e2el
     tolerance: dict = field(default_factory=dict)  # cross-check slack per figure, over TOLERANCE
+    # the prompts: "random" (the Deploy panel's random tokens, input_len each) or "gsm8k" (GSM8K
+    # questions, a natural workload: seed 000 warns random tokens under-report MTP's gain)
+    workload: str = "random"
 
     @property
     def client_range_ratio(self) -> float:
@@ -123,13 +127,14 @@ def shape_of(row: Row) -> Shape | None:
     spec = row.expect.get("performance")
     if not spec:
         return None
-    missing = [k for k in REQUIRED if k not in spec]
+    # GSM8K questions have their own lengths: input_len is the random workload's
+    missing = [k for k in REQUIRED if k not in spec and not (k == "input_len" and spec.get("workload") == "gsm8k")]
     if missing:  # the schema validates layers, which may add figures to a recipe's shape
         raise ValueError(f"row {row.id} expect.performance lacks {', '.join(missing)}")
     figures = {int(c): {k: float(v) for k, v in f.items()} for c, f in (spec.get("figures") or {}).items()}
     shape = Shape(
         regime=spec["regime"], claim=spec.get("claim", ""), source=dict(spec.get("source") or row.source),
-        concurrency=tuple(int(c) for c in spec["concurrency"]), input_len=int(spec["input_len"]),
+        concurrency=tuple(int(c) for c in spec["concurrency"]), input_len=int(spec.get("input_len", 0)),
         output_len=int(spec["output_len"]), num_prompts=int(spec["num_prompts"]),
         warmups=int(spec.get("warmups", 2)), range_ratio=float(spec.get("range_ratio", 1.0)),
         range_ratio_semantics=spec.get("range_ratio_semantics", "sglang"),
@@ -137,7 +142,7 @@ def shape_of(row: Row) -> Shape | None:
         looks=tuple(int(n) for n in spec.get("looks", DEFAULT_LOOKS)), effect=float(spec.get("effect", DEFAULT_EFFECT)),
         figures=figures, figures_source=spec.get("figures_source", ""), baseline=spec.get("baseline"),
         request_rate=float(spec["request_rate"]) if spec.get("request_rate") is not None else None,
-        latency=spec.get("latency", "tpot"),
+        latency=spec.get("latency", "tpot"), workload=spec.get("workload", "random"),
         tolerance={k: (float(v[0]), float(v[1])) for k, v in (spec.get("tolerance") or {}).items()})
     problems = shape_problems(shape)
     if problems:
@@ -149,14 +154,16 @@ def shape_problems(shape: Shape) -> list[str]:
     out = []
     if not shape.concurrency or min(shape.concurrency) < 1:
         out.append(f"concurrency must be levels >= 1, got {list(shape.concurrency)}")
-    if shape.input_len < 1 or shape.output_len < 2:
-        out.append("input_len >= 1 and output_len >= 2 (TPOT needs two tokens)")
+    if (shape.workload == "random" and shape.input_len < 1) or shape.output_len < 2:
+        out.append("input_len >= 1 (random prompts) and output_len >= 2 (TPOT needs two tokens)")
     if shape.num_prompts < max(shape.concurrency or (1,)):
         out.append(f"num_prompts {shape.num_prompts} below the highest concurrency: the window never reaches it")
     if list(shape.looks) != sorted(set(shape.looks)) or shape.looks[0] < 2:
         out.append(f"looks must be increasing window counts >= 2, got {list(shape.looks)}")
     if not 0 < shape.effect < 1:
         out.append(f"effect must be a fraction in (0, 1), got {shape.effect}")
+    if shape.workload not in WORKLOADS:
+        out.append(f"workload must be one of {', '.join(WORKLOADS)}, got {shape.workload!r}")
     if shape.latency not in LATENCY_FIGURES:
         out.append(f"latency must be one of {', '.join(LATENCY_FIGURES)}, got {shape.latency!r}")
     if set(shape.tolerance) - set(TOLERANCE):
@@ -181,9 +188,12 @@ def plan_lines(row: Row) -> list[str]:
     src = shape.source
     out = [f"# serving_performance: {shape.regime} ({shape.claim!r}; seed {src.get('seed')}"
            + (f", {src['section']}" if src.get("section") else "") + ")",
-           f"#   vllm bench serve --dataset-name random --random-input-len {shape.input_len} --random-output-len "
-           f"{shape.output_len} --random-range-ratio {shape.client_range_ratio:g} (guide: {shape.range_ratio:g}, "
-           f"{shape.range_ratio_semantics} semantics) --num-prompts {shape.num_prompts} --max-concurrency "
+           "#   vllm bench serve " + (
+               f"--dataset-name random --random-input-len {shape.input_len} --random-output-len {shape.output_len} "
+               f"--random-range-ratio {shape.client_range_ratio:g} (guide: {shape.range_ratio:g}, "
+               f"{shape.range_ratio_semantics} semantics)" if shape.workload == "random" else
+               f"--dataset-name custom (GSM8K questions) --custom-output-len {shape.output_len}")
+           + f" --num-prompts {shape.num_prompts} --max-concurrency "
            f"{{{','.join(map(str, shape.concurrency))}}}" + (" --ignore-eos" if shape.ignore_eos else "")
            + (f" --request-rate {shape.request_rate:g}" if shape.request_rate else "")
            + f"; {shape.warmups} warm-up requests excluded; flush cache {'on' if shape.flush_cache else 'off'}; "
@@ -252,12 +262,16 @@ def parse_report(data: dict) -> Report:
 COUNTERS = {
     "vllm": {"requests": "vllm:request_success_total", "output_tokens": "vllm:generation_tokens_total",
              "ttft": "vllm:time_to_first_token_seconds", "tpot": "vllm:request_time_per_output_token_seconds",
-             "e2el": "vllm:e2e_request_latency_seconds"},
+             "e2el": "vllm:e2e_request_latency_seconds",
+             # registered only with speculative decoding: the accept length over a window (evidence)
+             "spec_drafts": "vllm:spec_decode_num_drafts_total",
+             "spec_accepted": "vllm:spec_decode_num_accepted_tokens_total"},
     "sglang": {"requests": "sglang:num_requests_total", "output_tokens": "sglang:generation_tokens_total",
                "ttft": "sglang:time_to_first_token_seconds", "tpot": "sglang:request_time_per_output_token_seconds",
                "e2el": "sglang:e2e_request_latency_seconds"},
 }
 HISTOGRAMS = ("ttft", "tpot", "e2el")
+SPEC_COUNTERS = ("spec_drafts", "spec_accepted")
 
 
 def _family_sum(metrics: dict[str, float], name: str) -> float | None:
@@ -273,7 +287,17 @@ def counters(metrics: dict[str, float], engine: str) -> dict[str, float | None]:
     for h in HISTOGRAMS:
         out[f"{h}_sum"] = _family_sum(metrics, names[h] + "_sum")
         out[f"{h}_count"] = _family_sum(metrics, names[h] + "_count")
+    for k in SPEC_COUNTERS:
+        if k in names:
+            out[k] = _family_sum(metrics, names[k])
     return out
+
+
+def accept_length(delta: dict) -> float | None:
+    """Mean accepted tokens per drafting step over a window, the bonus token included (as vLLM's
+    spec-decode log line): None without speculation counters or drafts."""
+    drafts, accepted = delta.get("spec_drafts"), delta.get("spec_accepted")
+    return round(1.0 + accepted / drafts, 3) if drafts and accepted is not None else None
 
 
 def counter_delta(before: dict, after: dict) -> dict[str, float | None]:

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import inference
+from . import inference, knowledge, perf_mtp
+from .diagnosis import diagnose, facts_of
 from .document import SCHEMA_VERSION, Document, dumps, errata_of
 from .matrix import FEATURES, Matrix
 from .redact import REDACT
@@ -152,7 +153,11 @@ class Recorder:
 
     def document(self) -> Document:
         self.records.run_id = self.run.get("id")
-        return {"schema": SCHEMA_VERSION, "run": dict(self.run), "cells": self.cells(), "errata": errata_of(self.matrix),
+        cells = self.cells()
+        # between rows of this run: a speculating row against its no-speculation twin (perf_mtp)
+        for cell in perf_mtp.attach(cells, self.matrix.rows):
+            cell["diagnosis"] = diagnose(cell, knowledge.catalogue(), facts_of(cell))
+        return {"schema": SCHEMA_VERSION, "run": dict(self.run), "cells": cells, "errata": errata_of(self.matrix),
                 "known_issues": self.known_issues()}
 
     def write(self, final: bool = False) -> Document:

@@ -19,6 +19,10 @@ stops the level).
   (``performance.regression_rules``): failed beyond the effect, inconclusive when the windows'
   noise allows no decision or no baseline applies (the reason says which).
 
+Where the row speculates and has a no-speculation twin in the matrix, the speed-up between the two
+is decided on the run's document once both are measured (``glmverify.perf_mtp``: speculation must not
+be slower for a single user), not by a check of this module.
+
 A row whose guides make no speed claim skips every check (its cell stays ``not_run`` with the
 declared reason). So does a row with nothing to compare with (``perf_measurement.unmeasured``: no
 baseline recorded for this host and no published figure), unless the run records a baseline
@@ -37,9 +41,9 @@ import os
 
 import pytest
 
-from glmverify import benchclient, performance, policy
+from glmverify import benchclient, gsm8k, performance, policy
 from glmverify.checks import Inconclusive, conclude, expect
-from glmverify.perf_measurement import RECORD_ENV, Measurement, unmeasured
+from glmverify.perf_measurement import RECORD_ENV, Measurement, unmeasured, write_prompts
 
 pytestmark = pytest.mark.feature(performance.FEATURE)
 HELD_TO_CODES = {"baseline": "serving_performance.regressed_against_baseline",
@@ -67,8 +71,11 @@ def measured(engine, options):
     base_family = len(policy.family(row, engine.adapter.shows_rendered_prompt))
     alpha = performance.perf_alpha(row, 2 * len(shape.concurrency), base_family)
     # one client process for the whole measurement: vLLM's import costs tens of seconds on a busy CPU
+    prompts = None
+    if shape.workload == "gsm8k":  # a natural workload (the MTP speed-up is decided on it): GSM8K's questions
+        prompts = write_prompts(gsm8k.load(options.gsm8k, options.gsm8k_sha256), results / "gsm8k-prompts.jsonl")
     with benchclient.BenchSession(results / "bench.log") as session:
-        m = Measurement(engine, shape, results, session, benchclient.client_version())
+        m = Measurement(engine, shape, results, session, benchclient.client_version(), prompts=prompts)
         m.host = host
         for c in shape.concurrency:
             means, basis = performance.baseline_for(row, shape, c, data, host)

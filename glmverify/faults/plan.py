@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from ..matrix import FEATURES, flat_document
+from ..matrix import FEATURES, flat_document, load
+from ..perf_mtp import twin_of
 from ..paths import DEFAULT_MATRIX
 from .model import FaultCase
 from .templates import template_variant
@@ -82,7 +83,8 @@ def launch_row_id(case: FaultCase) -> str:
 
 def derived_matrix(case: FaultCase, workdir: Path, matrix_path: Path | str = DEFAULT_MATRIX,
                    standin_env: str | None = None) -> Path:
-    """A one-row matrix.yaml for a misconfigured launch of ``case.row``; returns its path."""
+    """A one-row matrix.yaml for a misconfigured launch of ``case.row`` (and, for a speculating
+    row's speed, its no-speculation twin as it is); returns its path."""
     data = flat_document(matrix_path)  # the layered matrix resolved to flat rows, patched below
     row = next(r for r in data["rows"] if r["id"] == case.row)
     launch = dict(row["launch"])
@@ -104,6 +106,13 @@ def derived_matrix(case: FaultCase, workdir: Path, matrix_path: Path | str = DEF
            "description": f"fault catalogue: {case.id} (row {case.row} misconfigured)"}
     out = {k: data[k] for k in ("schema", "features", "profiles")}
     out["rows"] = [row]
+    # a speculating row's speed is held to its no-speculation twin, launched beside it unchanged
+    # (perf_mtp): the derived matrix keeps the twin, so the misconfigured launch has it to be held to
+    if "serving_performance" in case.suites:
+        matrix = load(matrix_path)
+        twin = twin_of(matrix.row(case.row), matrix.rows)
+        if twin is not None:
+            out["rows"].append(next(r for r in data["rows"] if r["id"] == twin.id))
     path = workdir / "matrix.yaml"
     path.write_text(yaml.safe_dump(out, sort_keys=False, allow_unicode=True))
     return path

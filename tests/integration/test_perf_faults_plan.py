@@ -18,3 +18,22 @@ def test_cpus_prefix_the_engine_command(tmp_path):
     assert row.expect["performance"]["baseline"] == "reference"  # held to its row's baseline, not its own id
     plain = load(faults.derived_matrix(dataclasses.replace(half, cpus=None), tmp_path)).rows[0]
     assert plain.launch.command[0] != "taskset"
+
+
+def test_the_slow_drafter_launches_beside_its_unchanged_twin(tmp_path):
+    """perf-mtp-slow-drafter: the speculating row's drafts swapped for the slow proposer, and its
+    no-speculation twin in the derived matrix as it is, so the speed-up is decided in the fault's run."""
+    from glmverify.perf_mtp import twin_of
+
+    case = {c.id: c for c in faults.load_catalogue()}["perf-mtp-slow-drafter"]
+    m = load(faults.derived_matrix(case, tmp_path))
+    faulted, twin = m.rows
+    assert faulted.id == "perf-mtp-slow-drafter" and twin.id == "reference-nospec"
+    spec = faulted.launch.args[faulted.launch.args.index("--speculative-config") + 1]
+    assert "glmverify.standin.slow_drafter.SlowNgramProposer" in spec and '"custom_class"' in spec
+    assert twin.launch.args == load().row("reference-nospec").launch.args
+    assert faulted.expect["performance"]["baseline"] == "reference-ngram"
+    assert twin_of(faulted, m.rows) is twin
+    # a fault of another suite launches its row alone
+    other = {c.id: c for c in faults.load_catalogue()}["perf-launch-half-cpus"]
+    assert len(load(faults.derived_matrix(other, tmp_path)).rows) == 1

@@ -127,9 +127,9 @@ def _imports(path: Path) -> set[str]:
 
 ALLOWED = {  # module -> what it may import (beside itself and the package root's __version__)
     "document": {"matrix"},
-    "results": {"document", "matrix", "redact", "util", "inference"},
+    "results": {"document", "matrix", "redact", "util", "inference", "perf_mtp", "knowledge", "diagnosis"},  # speed-up vs twin
     "inference": {"document", "matrix", "knowledge", "diagnosis", "degeneration"},
-    "merge": {"document", "matrix", "util", "knowledge", "diagnosis", "perf_regimes"},  # regimes decided on merged results
+    "merge": {"document", "matrix", "util", "knowledge", "diagnosis", "perf_regimes", "perf_mtp"},  # cross-row decisions on merged results
     "signoff": {"document", "util", "accuracy_baseline"},  # the signed run's GSM8K outcomes kept as the baseline
     "report": {"document", "matrix", "util", "report"},
 }

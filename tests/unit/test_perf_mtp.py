@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from glmverify.matrix import load
-from glmverify.perf_mtp import EFFECT, decide_speedup, launch_flags, speedup_rule, speedup_samples, twin_of
+from glmverify.performance import FEATURE
+from glmverify.perf_mtp import (CHECK_PREFIX, CODE, EFFECT, attach, decide_speedup, e2el_windows, launch_flags,
+                                speedup_rule, speedup_samples, strip, twin_of)
 from glmverify.verdicts import FAILED, INCONCLUSIVE, VERIFIED, simulate
 
 ALPHA, CV, RUNS = 0.01, 0.05, 20000
@@ -73,6 +75,71 @@ def test_the_twin_differs_in_speculation_alone():
     assert twin_of(matrix.row("vllm-glm52-fp8-docker"), rows) is None          # no speculation: no decision
     # a low-latency row against the high-throughput one differs in parallelism too: no twin
     assert twin_of(matrix.row("sglang-glm52-fp8-h200-low-latency"), rows) is None
-    # reference-ngram runs without the stand-in's logits processor: not reference's twin
-    assert twin_of(matrix.row("reference-ngram"), rows) is None
+    # reference-ngram runs without the stand-in's logits processor: not reference's twin, but
+    # reference-nospec's launch is its own without the drafts (the served name aside)
+    assert twin_of(matrix.row("reference-ngram"), rows).id == "reference-nospec"
+    assert twin_of(matrix.row("reference-nospec"), rows) is None
     assert launch_flags(["m", "--a", "1", "--speculative-config", "{}", "--b"]) == launch_flags(["m", "--b", "--a", "1"])
+
+
+# ---- on a run's document: attach / strip -----------------------------------------------------------
+def perf_cell(row: str, e2el_ms, status="verified", set_aside=(), stopped=None) -> dict:
+    """A serving_performance cell as the suite writes it: levels of windows at concurrency 1."""
+    windows = [{"report": {"completed": 8, "failed": 0, "latency": {"e2el": {"mean": x}}},
+                **({"set_aside": True} if i in set_aside else {})} for i, x in enumerate(e2el_ms)]
+    return {"row": row, "feature": FEATURE, "status": status, "basis": "its own checks",
+            "checks": [{"id": "test_client_report", "outcome": "passed"}],
+            "evidence": {"checks": {"test_client_report": {"levels": {"1": {"windows": windows, "stopped": stopped}}}}}}
+
+
+def run_cells(spec_ms, twin_ms, **kw):
+    return [perf_cell("reference-ngram", spec_ms, **kw), perf_cell("reference-nospec", twin_ms),
+            perf_cell("reference", [600.0, 610.0])]
+
+
+def test_attach_fails_a_slower_speculation_and_strip_undoes_it():
+    rows = load().rows
+    cells = run_cells([2650.0, 2610.0, 2700.0], [835.0, 820.0, 850.0])   # the planted slow drafter, measured
+    turned = attach(cells, rows)
+    spec, twin, other = cells
+    assert turned == [spec] and spec["status"] == FAILED
+    check = spec["checks"][-1]
+    assert check["id"].startswith(CHECK_PREFIX) and check["outcome"] == "failed" and check["code"] == CODE
+    assert check["fields"]["rows"] == ["reference-ngram", "reference-nospec"]
+    assert spec["evidence"]["mtp_speedup"]["e2el_ms"]["reference-nospec"] == [835.0, 820.0, 850.0]
+    assert twin["evidence"]["mtp_speedup"]["status"] == FAILED and twin["status"] == "verified"   # the twin keeps its own
+    assert "mtp_speedup" not in other["evidence"]
+    back = strip(spec)
+    assert back["status"] == "verified" and back["basis"] == "its own checks" and len(back["checks"]) == 1
+    assert "mtp_speedup" not in back["evidence"] and "mtp_before" not in back["evidence"]
+
+
+def test_attach_verifies_a_faster_speculation_as_a_passed_check():
+    cells = run_cells([349.0, 352.0, 345.0], [835.0, 820.0, 850.0])
+    assert attach(cells, load().rows) == []
+    spec = cells[0]
+    assert spec["status"] == "verified" and spec["checks"][-1]["outcome"] == "passed"
+    assert "code" not in spec["checks"][-1]
+
+
+def test_a_break_even_speculation_is_inconclusive_not_failed():
+    cells = run_cells([830.0, 850.0, 815.0], [835.0, 820.0, 850.0])
+    attach(cells, load().rows)
+    assert cells[0]["status"] == INCONCLUSIVE and cells[0]["checks"][-1]["outcome"] == "inconclusive"
+
+
+def test_set_aside_and_stopped_windows_are_never_compared():
+    assert e2el_windows(perf_cell("r", [900.0, 5000.0, 910.0], set_aside=(1,))) == [900.0, 910.0]
+    assert e2el_windows(perf_cell("r", [900.0, 910.0], stopped="windows 0, 1 disagree")) == []
+
+
+def test_a_twin_that_measured_nothing_is_not_comparable_and_changes_no_status():
+    cells = run_cells([2650.0, 2610.0, 2700.0], [])
+    cells[1]["status"], cells[1]["checks"] = "not_run", []
+    assert attach(cells, load().rows) == []
+    assert cells[0]["status"] == "verified" and len(cells[0]["checks"]) == 1
+    assert "reference-nospec has no usable window" in cells[0]["evidence"]["mtp_speedup"]["reason"]
+    # neither measured (a host with no baseline): nothing is said at all
+    quiet = [perf_cell("reference-ngram", [], status="not_run"), perf_cell("reference-nospec", [], status="not_run")]
+    attach(quiet, load().rows)
+    assert all("mtp_speedup" not in c["evidence"] for c in quiet)

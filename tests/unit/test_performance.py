@@ -75,6 +75,35 @@ def test_bench_argv_is_the_shape_in_the_clients_terms():
     assert pairs["--result-filename"] == "w0.json" and pairs["--num-warmups"] == "0"
 
 
+def test_a_natural_workload_is_the_clients_custom_dataset(matrix, tmp_path):
+    from glmverify.perf_measurement import GSM8K_PROMPTS, write_prompts
+    shape = performance.shape_of(matrix.row("reference-ngram"))
+    assert shape.workload == "gsm8k" and shape.concurrency == (1,) and shape.latency == "e2el"
+    items = [{"question": f"q{i} \"quoted\""} for i in range(GSM8K_PROMPTS + 5)]
+    path = write_prompts(items, tmp_path / "p.jsonl")
+    lines = path.read_text().splitlines()
+    assert len(lines) == GSM8K_PROMPTS and json.loads(lines[0]) == {"prompt": 'q0 "quoted"'}
+    argv = benchclient.bench_argv(base_url="http://h:1", model="m", tokenizer="t", input_len=0, output_len=256,
+                                  range_ratio=0.0, num_prompts=8, concurrency=1, seed=1, result_path="o/w.json",
+                                  dataset_path=str(path))
+    pairs = dict(zip(argv, argv[1:]))
+    assert pairs["--dataset-name"] == "custom" and pairs["--dataset-path"] == str(path)
+    assert pairs["--custom-output-len"] == "256" and "--random-input-len" not in argv
+    assert any("--dataset-name custom (GSM8K questions)" in ln for ln in performance.plan_lines(matrix.row("reference-nospec")))
+    bad = dataclasses.replace(shape, workload="sharegpt")
+    assert any("workload must be one of" in p for p in performance.shape_problems(bad))
+
+
+def test_accept_length_from_the_spec_decode_counters():
+    m = {"vllm:spec_decode_num_drafts_total{engine=\"0\"}": 977.0,
+         "vllm:spec_decode_num_accepted_tokens_total{engine=\"0\"}": 3373.0}
+    c = performance.counters(m, "vllm")
+    assert c["spec_drafts"] == 977.0 and c["spec_accepted"] == 3373.0
+    assert performance.accept_length({"spec_drafts": 100.0, "spec_accepted": 350.0}) == 4.5
+    assert performance.accept_length(performance.counters({}, "vllm")) is None   # no speculation: no figure
+    assert "spec_drafts" not in performance.counters({}, "sglang")
+
+
 def test_range_ratio_semantics():
     assert performance.client_range_ratio(1.0, "sglang") == 0.0   # SGLang [r*len, len]: 1.0 = fixed
     assert performance.client_range_ratio(0.5, "sglang") == 0.5
