@@ -86,7 +86,8 @@ def select_rows(matrix: Matrix, markexpr: str | None = None) -> list[Row]:
 
 def plan_text(rows: Iterable[Row]) -> str:
     """Every row's plan, each followed by a blank line."""
-    return "".join(render_plan(r) + "\n\n" for r in rows)
+    rows = list(rows)
+    return "".join(render_plan(r, rows) + "\n\n" for r in rows)
 
 
 def plan_summary(n_rows: int) -> str:
@@ -206,10 +207,12 @@ def render_process(row: Row) -> str:
     return "\n".join(out)
 
 
-def render_plan(row: Row) -> str:
+def render_plan(row: Row, rows: Iterable[Row] = ()) -> str:
     """The plan for one row, as text (no Docker, no GPU, nothing built or launched), then the
-    benchmark shape of its speed claim and the figure it is held to."""
-    from .performance import plan_lines
+    benchmark shape of its speed claim and the figure it is held to; a speculating row also names
+    the no-speculation twin among ``rows`` (the run's) its speed-up is held to."""
+    from .perf_mtp import speculates, twin_of
+    from .performance import plan_lines, shape_of
 
     if row.in_container:
         text = render_container(row)
@@ -217,7 +220,14 @@ def render_plan(row: Row) -> str:
         text = render_attach(row)
     else:
         text = render_process(row)
-    return "\n".join([text, *plan_lines(row)])
+    lines = plan_lines(row)
+    if rows and speculates(row) and shape_of(row) is not None:
+        twin = twin_of(row, rows)
+        lines.append(f"#   speculation: E2E latency at concurrency 1 held to its no-speculation twin {twin.id} "
+                     "(glmverify/perf_mtp.py, on the run's document)" if twin else
+                     "#   speculation: no no-speculation twin among this run's rows: the speed-up is decided "
+                     "only where a merge has both")
+    return "\n".join([text, *lines])
 
 
 def known_issues_text(rows: list[Row]) -> str:

@@ -197,5 +197,20 @@ def key_figures(cell: dict) -> list[str]:
             out.append(f"needles {sum(n['found'] for n in nd)}/{len(nd)} found")
     if f == "effort_levels":
         out += [f"{ratio_label(cell, lv)} {r:.2f}" for lv, r in effort_ratios(cell).items()]
+    if f == "serving_performance":
+        out += cross_row_figures(cell)
+    return out
+
+
+def cross_row_figures(cell: dict) -> list[str]:
+    """serving_performance decided between rows (perf_mtp: speculation against its twin; perf_regimes:
+    between regimes): the decision, or why there was none."""
+    ev = cell.get("evidence") or {}
+    comps = [ev["mtp_speedup"]] if isinstance(ev.get("mtp_speedup"), dict) else []
+    comps += [x for x in ev.get("regimes") or [] if isinstance(x, dict)]
+    out = []
+    for x in comps:
+        d = x.get("decision")
+        out.append(f"{x.get('comparison')}: " + (decision_text(d) if isinstance(d, dict) else str(x.get("status"))))
     return out
 

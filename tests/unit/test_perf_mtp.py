@@ -143,3 +143,13 @@ def test_a_twin_that_measured_nothing_is_not_comparable_and_changes_no_status():
     quiet = [perf_cell("reference-ngram", [], status="not_run"), perf_cell("reference-nospec", [], status="not_run")]
     attach(quiet, load().rows)
     assert all("mtp_speedup" not in c["evidence"] for c in quiet)
+
+
+def test_the_plan_names_the_twin_a_speculating_row_is_held_to():
+    from glmverify.plan import plan_text
+
+    m = load()
+    both = plan_text([m.row("reference-ngram"), m.row("reference-nospec")])
+    assert "held to its no-speculation twin reference-nospec" in both
+    alone = plan_text([m.row("reference-ngram")])
+    assert "no no-speculation twin among this run's rows" in alone

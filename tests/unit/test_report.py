@@ -71,6 +71,17 @@ def test_key_figures_of_each_feature():
     assert key_figures(cells["tool_calls"]) == []
 
 
+def test_cross_row_speed_decisions_are_key_figures():
+    """The speed-up against the twin and the regime comparisons show on the cell, decided or not."""
+    c = _cell("reference-ngram", "cpu", "serving_performance", "verified", evidence={})
+    c["evidence"]["mtp_speedup"] = {"comparison": "reference-ngram-vs-reference-nospec", "status": "verified", "decision": {
+        "rule": "perf[mtp_speedup:c1]", "estimate": 0.42, "interval": [0.39, 0.45], "n": 3, "alpha": 0.01,
+        "status": "verified"}}
+    c["evidence"]["regimes"] = [{"comparison": "tpot:a-vs-b", "status": "not comparable", "reason": "no shared level"}]
+    assert key_figures(c) == ["reference-ngram-vs-reference-nospec: perf[mtp_speedup:c1]: 0.42 [0.39, 0.45] n=3 "
+                              "α=0.01 → verified", "tpot:a-vs-b: not comparable"]
+
+
 def test_key_figures_are_derived_when_only_raw_data_exists():
     c = _cell("r", "cpu", "mtp_accept_length", "verified", evidence={"t": {"per_position": [0.5, 0.25]}})
     assert accept_length(c) == pytest.approx(1.75)
