@@ -198,8 +198,8 @@ def compare(rows: Iterable[Row], cells: dict[str, dict | None]) -> list[Speedup]
 
 
 def attach(cells: Iterable[dict], rows: Iterable[Row]) -> list[dict]:
-    """Decide every speed-up on ``cells`` and attach it (module docstring); returns the cells it
-    turned ``failed`` (the caller diagnoses them)."""
+    """Decide every speed-up on ``cells`` and attach it (module docstring); returns the cells whose
+    speed-up failed (the caller diagnoses them again: their checks changed)."""
     mine = {c["row"]: c for c in cells if c.get("feature") == FEATURE}
     turned = []
     for comp in compare(rows, mine):
@@ -223,8 +223,8 @@ def attach(cells: Iterable[dict], rows: Iterable[Row]) -> list[dict]:
         if cell["status"] != was:
             cell["basis"] = (f"{d.status} against its no-speculation twin {comp.twin.id} ({d.summary()}); "
                              f"its own checks: {was}, {cell.get('basis', '')}")
-            if cell["status"] == FAILED:
-                turned.append(cell)
+        if d.status == FAILED:
+            turned.append(cell)   # diagnosed again with this failure among its checks (failed before or not)
     return turned
 
 

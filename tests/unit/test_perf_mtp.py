@@ -109,6 +109,10 @@ def test_attach_fails_a_slower_speculation_and_strip_undoes_it():
     assert spec["evidence"]["mtp_speedup"]["e2el_ms"]["reference-nospec"] == [835.0, 820.0, 850.0]
     assert twin["evidence"]["mtp_speedup"]["status"] == FAILED and twin["status"] == "verified"   # the twin keeps its own
     assert "mtp_speedup" not in other["evidence"]
+    # a cell already failed by its own checks is returned too: its diagnosis must see the new failure
+    again = run_cells([2650.0, 2610.0, 2700.0], [835.0, 820.0, 850.0])
+    again[0]["status"] = FAILED
+    assert attach(again, rows) == [again[0]]
     back = strip(spec)
     assert back["status"] == "verified" and back["basis"] == "its own checks" and len(back["checks"]) == 1
     assert "mtp_speedup" not in back["evidence"] and "mtp_before" not in back["evidence"]
