@@ -17,10 +17,11 @@ RUNS ?= 20
 # perf-baseline records in a launch of its own before verify or faults measure again
 PERF_BASELINE ?= build/performance_baseline.json
 export GLMVERIFY_PERF_BASELINE := $(abspath $(PERF_BASELINE))
-# the vLLM reference rows with a speed claim: reference, and the speculation pair reference-ngram /
+# the reference process rows with a speed claim: reference, the speculation pair reference-ngram /
 # reference-nospec (the MTP speed-up between them needs no baseline, but each is held to its own too)
-PERF_ROWS := reference reference-ngram reference-nospec
-PERF_K := serving_performance and reference and not sglang and not container
+# and reference-sglang (the container rows are covered by their process rows)
+PERF_ROWS := reference reference-ngram reference-nospec reference-sglang
+PERF_K := serving_performance and reference and not container
 
 .PHONY: help setup standin images verify unit test faults faults-sglang bench bench-verdicts plan clean \
 	perf-baseline perf-baseline-if-missing
