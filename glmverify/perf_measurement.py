@@ -18,7 +18,8 @@ disagreements, argv, seconds), the decisions, and why a level stopped or has no 
   a second late at the client while the engine's own E2E stayed at its usual 600 ms: 6 of 10 launches
   failed the cross-check when one window stopped the level);
 * without a baseline a level runs the second look's windows (enough to sign one: its mean is
-  taken as known by the decision, so it should not rest on three noisy windows).
+  taken as known by the decision, so it should not rest on three noisy windows); so does a run
+  that records one while an older baseline applies (``recording``), however early it decides.
 
 ``unmeasured`` is the status rule for a row with nothing to compare with: when no level has a
 signed baseline for this host (CPU rows) or engine version, and no published figure, nothing is
@@ -129,6 +130,11 @@ class Measurement:
         self.host: dict = {}
         self.missing: dict[int, str] = {}   # level -> why no baseline applies
         self.seed = 0
+        # a run that records a baseline (make perf-baseline) signs at least the second look's windows
+        # per level, decided or not: held to an older baseline, a level decided at its first look
+        # would sign three windows (measured: a baseline of 3 windows at concurrency 4 that the next
+        # launches sat 1.3-1.6x above)
+        self.recording = False
         self.client_version = client_version
 
     def _argv(self, concurrency: int, num_prompts: int, name: str) -> list[str]:
@@ -182,7 +188,8 @@ class Measurement:
             reports = [w["report"] for w in vouched(level)]
             samples = regression_samples(reports, baseline[0], self.shape.latency)
             decisions = [decide(r, samples[rule_kind(r)], look=i) for r in rules if samples[rule_kind(r)]]
-            if decisions and all(d.status != INCONCLUSIVE for d in decisions):
+            enough = not self.recording or len(vouched(level)) >= self.shape.looks[:2][-1]
+            if decisions and all(d.status != INCONCLUSIVE for d in decisions) and enough:
                 break
         for d in decisions:
             d.requests = len(level["windows"]) * self.shape.num_prompts  # set-aside windows cost requests too

@@ -63,7 +63,8 @@ def measured(engine, options):
     if shape is None:
         return f"{row.id}: {performance.NO_CLAIM}"
     data, host = performance.load_baseline(), performance.host_fingerprint()
-    why = unmeasured(row, shape, data, host, recording=os.environ.get(RECORD_ENV) == "1")
+    recording = os.environ.get(RECORD_ENV) == "1"
+    why = unmeasured(row, shape, data, host, recording=recording)
     if why:
         return f"{row.id}: {why}"
     results = options.results_dir / "performance" / row.id
@@ -76,7 +77,7 @@ def measured(engine, options):
         prompts = write_prompts(gsm8k.load(options.gsm8k, options.gsm8k_sha256), results / "gsm8k-prompts.jsonl")
     with benchclient.BenchSession(results / "bench.log") as session:
         m = Measurement(engine, shape, results, session, benchclient.client_version(), prompts=prompts)
-        m.host = host
+        m.host, m.recording = host, recording
         for c in shape.concurrency:
             means, basis = performance.baseline_for(row, shape, c, data, host)
             rules = performance.regression_rules(row, shape, c, alpha, basis) if means else []

@@ -88,14 +88,17 @@ class StubSession:
         return benchclient.Window(argv=argv, concurrency=concurrency, report=data, seconds=1.0)
 
 
-def measure(matrix, client_tpot_ms, engine_tpot_ms=None, baseline_tpot=10.0, tmp=None, basis="stub baseline"):
-    """The reference's level 1 measured by the stub client against a baseline of ``baseline_tpot``."""
+def measure(matrix, client_tpot_ms, engine_tpot_ms=None, baseline_tpot=10.0, tmp=None, basis="stub baseline",
+            recording=False):
+    """The reference's level 1 measured by the stub client against a baseline of ``baseline_tpot``
+    (``recording``: as make perf-baseline measures, to sign a new baseline)."""
     row = with_shape(matrix.row("reference"), {**SHAPE, "concurrency": [1], "num_prompts": 8, "input_len": 64,
                                                "output_len": 32, "figures": {}})
     shape = performance.shape_of(row)
     engine = StubEngine(row, engine_tpot_ms)
     session = StubSession(engine, client_tpot_ms)
     m = Measurement(engine, shape, tmp, session, "0.32.0")
+    m.recording = recording
     base = {"tpot_ms": baseline_tpot, "output_throughput": 1000.0 / baseline_tpot}
     m.measure_level(1, performance.regression_rules(row, shape, 1, 0.01 / 8, basis), (base, basis))
     return m, session

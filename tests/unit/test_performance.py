@@ -346,6 +346,14 @@ def test_measurement_warms_up_apart_and_stops_at_the_first_look_that_decides(mat
                                            "random prompts share no prefix"]
 
 
+def test_a_recording_run_signs_the_second_looks_windows_however_early_it_decides(matrix, tmp_path):
+    """make perf-baseline held to an older baseline: deciding at the first look must not leave a new
+    baseline of three windows (the next launches sat 1.3-1.6x above one)."""
+    m, session = measure(matrix, lambda k: 10.0 + 0.1 * (k % 3), tmp=tmp_path, recording=True)
+    assert session.calls[1:] == [8] * 6 and len(m.levels[1]["windows"]) == 6
+    assert [d.status for d in m.levels[1]["decisions"]] == [VERIFIED, VERIFIED]
+
+
 def test_measurement_stops_on_a_window_the_engine_does_not_vouch_for(matrix, tmp_path):
     # a hop in front of the engine adds 50 ms per token: the client sees 60, the engine 10
     m, session = measure(matrix, 10.0 + 1000 * TOKEN_DELAY_S, engine_tpot_ms=10.0, tmp=tmp_path)
