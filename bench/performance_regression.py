@@ -4,7 +4,8 @@
     python bench/performance_regression.py applies --row reference                    # one for this host?
     python bench/performance_regression.py simulate --cv 0.05                         # the rule's error rates
 
-``record`` reads a run's matrix.json: for every ``serving_performance`` cell whose client report
+``record`` reads a run's matrix.json, or several runs' (one launch each: their windows are pooled
+per row, ``pooled``): for every ``serving_performance`` cell whose client report
 and counter cross-check passed (a window the engine's counters do not vouch for is never a
 baseline), it writes the row's windows per concurrency level (TPOT, TTFT, output and request
 throughput), the host and engine version they hold for, who signed and when, into
@@ -63,32 +64,52 @@ def baseline_entry(ev: dict, signed_by: str, today: str) -> dict:
             "host": ev.get("host"), "client": ev.get("client"), "command": ev.get("command"), "levels": levels}
 
 
+def pooled(entries: list[dict]) -> dict:
+    """One baseline entry from several launches' entries of one row and host: the windows of every
+    launch, level by level (a launch is one draw of the host's speed: on the 2-core host one launch's
+    windows sat 0.9-1.4x another's, so one launch alone is a poor baseline)."""
+    out = dict(entries[0])
+    levels: dict[str, dict[str, list]] = {}
+    for e in entries:
+        for c, figs in e["levels"].items():
+            lv = levels.setdefault(c, {})
+            for k, xs in figs.items():
+                lv.setdefault(k, []).extend(xs)
+    out["levels"] = levels
+    out["launches"] = len(entries)
+    return out
+
+
 def record(args) -> int:
-    doc = json.loads((Path(args.results) / "matrix.json").read_text())
     out = Path(args.out)
     data = performance.load_baseline(out)
     data.setdefault("rows", {})
+    found: dict[str, list[dict]] = {}
+    for results in args.results:   # several results directories: one launch each, pooled per row
+        doc = json.loads((Path(results) / "matrix.json").read_text())
+        for cell in doc.get("cells", []):
+            if cell.get("feature") != performance.FEATURE or (args.row and cell["row"] not in args.row):
+                continue
+            if not cell.get("checks"):
+                continue  # a declared cell: nothing ran on this row
+            ev, why = recordable(cell)
+            if ev is None:
+                print(f"{cell['row']} ({results}): not recorded ({why})")
+                continue
+            found.setdefault(cell["row"], []).append(baseline_entry(ev, args.by, dt.date.today().isoformat()))
     wrote = 0
-    for cell in doc.get("cells", []):
-        if cell.get("feature") != performance.FEATURE or (args.row and cell["row"] not in args.row):
-            continue
-        if not cell.get("checks"):
-            continue  # a declared cell: nothing ran on this row
-        ev, why = recordable(cell)
-        if ev is None:
-            print(f"{cell['row']}: not recorded ({why})")
-            continue
-        entry = baseline_entry(ev, args.by, dt.date.today().isoformat())
-        kept = performance.entries(data, cell["row"])
+    for row, launches in found.items():
+        entry = pooled(launches)
+        kept = performance.entries(data, row)
         same = [e for e in kept if e.get("host") == entry["host"]]
         if same and not args.replace:
-            print(f"{cell['row']}: already signed for this host by {same[0].get('signed_by')} (use --replace)")
+            print(f"{row}: already signed for this host by {same[0].get('signed_by')} (use --replace)")
             continue
         others = [e for e in kept if e.get("host") != entry["host"]]
-        data["rows"][cell["row"]] = [entry, *others] if others else entry
+        data["rows"][row] = [entry, *others] if others else entry
         wrote += 1
-        print(f"{cell['row']}: recorded {sum(len(v['tpot_ms']) for v in entry['levels'].values())} windows "
-              f"for host {entry['host']}")
+        print(f"{row}: recorded {sum(len(v['tpot_ms']) for v in entry['levels'].values())} windows of "
+              f"{len(launches)} launch(es) for host {entry['host']}")
     out.write_text(json.dumps(data, indent=2) + "\n")
     return 0 if wrote else 1
 
@@ -134,8 +155,8 @@ def window_cv(path: str) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("record", help="sign a baseline from a run's matrix.json")
-    r.add_argument("results")
+    r = sub.add_parser("record", help="sign a baseline from runs' matrix.json (several: one launch each, pooled)")
+    r.add_argument("results", nargs="+")
     r.add_argument("--by", required=True)
     r.add_argument("--row", action="append")
     r.add_argument("--out", default=str(performance.BASELINE_PATH))

@@ -50,7 +50,10 @@ def test_every_rows_shape_resolves(matrix):
     assert shapes["sglang-glm52-fp8-h200-low-latency"].figures[1]["tpot_ms"] == 3.03
     assert shapes["sglang-glm52-fp8-h200-low-latency-09ca4fc"].figures == shapes["sglang-glm52-fp8-h200-low-latency"].figures
     assert shapes["vllm-glm52-fp8-h200"].request_rate == 10 and shapes["vllm-glm52-fp8-h200"].client_range_ratio == 0.0
-    assert shapes["reference-sglang"] is None and shapes["reference-container"] is not None
+    # SGLang's reference is held to its own baseline with the reference's shape; the speculation pair
+    # is measured on GSM8K questions at concurrency 1
+    assert shapes["reference-sglang"] == shapes["reference"] and shapes["reference-container"] is not None
+    assert shapes["reference-ngram"].workload == shapes["reference-nospec"].workload == "gsm8k"
     # every row without a shape says why (a declared cell), none falls back to "no declaration"
     for r in matrix.rows:
         assert r.declared_cell(performance.FEATURE).basis != "no declaration in matrix.yaml", r.id
@@ -119,6 +122,30 @@ def test_record_keeps_one_entry_per_host(tmp_path):
     got = performance.entries(data, "reference")
     assert sorted(e["host"]["cpu"] for e in got) == ["X", "Y"]
     assert got[0]["levels"]["1"]["e2el_ms"] == [700.0, 701.0, 702.0]
+
+
+def test_record_pools_the_windows_of_several_launches(tmp_path):
+    """make perf-baseline signs several launches' windows as one entry (one launch is one draw of the
+    host's speed); a launch whose counters did not vouch adds nothing."""
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    import performance_regression as pr
+
+    dirs = []
+    for n, base in enumerate((700.0, 900.0, 5000.0)):
+        ev = {"engine_version": "0.32.0", "host": HOST, "levels": {"1": {"window_records": [
+            performance.window_record(report(base + i, 360.0)) for i in range(3)]}}}
+        vouched = "passed" if n < 2 else "failed"
+        cell = {"row": "reference", "feature": performance.FEATURE, "checks": [
+            {"id": "test_client_report", "outcome": "passed"}, {"id": "test_counters_agree", "outcome": vouched}],
+            "evidence": {"checks": {"test_client_report": ev}}}
+        d = tmp_path / f"launch-{n}"
+        d.mkdir()
+        (d / "matrix.json").write_text(json.dumps({"cells": [cell]}))
+        dirs.append(str(d))
+    assert pr.main(["record", *dirs, "--by", "T", "--out", str(tmp_path / "b.json")]) == 0
+    (entry,) = performance.entries(json.loads((tmp_path / "b.json").read_text()), "reference")
+    assert entry["launches"] == 2
+    assert entry["levels"]["1"]["e2el_ms"] == [700.0, 701.0, 702.0, 900.0, 901.0, 902.0]
 
 
 # ---- the E2E latency decision -----------------------------------------------------------------------------
