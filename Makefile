@@ -83,8 +83,11 @@ images:
 # and they become results/accuracy-baseline.json; every later run is held to it, question by
 # question. Replace it on purpose: delete it, or give ACCURACY_BASELINE=results/<signed run>.
 ACCURACY_BASELINE ?= results/accuracy-baseline.json
-ACCURACY_ARGS = $(if $(wildcard $(ACCURACY_BASELINE)),--accuracy-baseline=$(ACCURACY_BASELINE),--accuracy-record=512)
-RECORD_BASELINE = [ -e $(ACCURACY_BASELINE) ] || $(PY) -m glmverify.accuracy_baseline record results/latest $(ACCURACY_BASELINE) --if-missing
+# A row the baseline lacks (first run after it was recorded, or a run cut short) records its outcomes
+# and is added to it (--add-missing); a row it has is held to it and never replaced.
+ACCURACY_ARGS = --accuracy-record=512 $(if $(wildcard $(ACCURACY_BASELINE)),--accuracy-baseline=$(ACCURACY_BASELINE))
+RECORD_BASELINE = [ -d $(ACCURACY_BASELINE) ] || $(PY) -m glmverify.accuracy_baseline record results/latest \
+    $(ACCURACY_BASELINE) --add-missing
 
 # the daemon first, so a baseline make perf-baseline records here measures the host as the verified
 # launches find it (the daemon running)

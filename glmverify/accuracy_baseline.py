@@ -156,15 +156,19 @@ def resolve(row, mode: str, results_dir: Path, store_path: str | Path | None) ->
                   "--accuracy-baseline was given; the absolute gate alone decides")
 
 
-def record(results_dir: str | Path | list, out: str | Path, rows: list[str] | None = None, **source) -> dict:
+def record(results_dir: str | Path | list, out: str | Path, rows: list[str] | None = None,
+           keep: dict[str, dict[str, dict]] | None = None, **source) -> dict:
     """Gather the outcome files of one results directory, or several (a merged run's runners: a
     later directory's row replaces an earlier one's), into one baseline file ``out`` (the rows
-    given, else all)."""
+    given, else all); ``keep``: a baseline's rows that stay as they are, the gathered outcomes only
+    adding the rows and modes it lacks."""
     dirs = [Path(d) for d in (results_dir if isinstance(results_dir, list) else [results_dir])]
     found: dict[str, dict[str, dict]] = {}
     for d in dirs:
         found.update(gather(d))
     chosen = {r: m for r, m in found.items() if rows is None or r in rows}
+    for r, modes in (keep or {}).items():
+        chosen[r] = {**chosen.get(r, {}), **modes}
     doc = {"kind": KIND, "schema": SCHEMA, "recorded": utcnow(),
            "source": {"results": ", ".join(d.name for d in dirs), **source}, "rows": chosen}
     atomic_write(Path(out), json.dumps(doc, ensure_ascii=False, indent=0) + "\n")
@@ -179,13 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("results_dir", nargs="+", help="results directories, e.g. each runner's of a merged run")
     rec.add_argument("out")
     rec.add_argument("--if-missing", action="store_true", help="keep an existing OUT (a baseline is replaced on purpose)")
+    rec.add_argument("--add-missing", action="store_true",
+                     help="keep an existing OUT's rows as they are, adding the rows and modes it lacks (make verify: "
+                          "a row first run after the baseline was recorded gets one; none is replaced)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.if_missing and out.exists():
         print(f"accuracy baseline {out} kept (it exists; delete it or sign off a run to replace it)")
         return 0
+    keep = _read(out).get("rows") or {} if args.add_missing and out.exists() else None
     srcs = [Path(d).resolve() for d in args.results_dir]
-    doc = record(srcs, out, run=", ".join(s.name for s in srcs))
+    doc = record(srcs, out, keep=keep, run=", ".join(s.name for s in srcs))
     if not doc["rows"]:
         out.unlink(missing_ok=True)
         print(f"no accuracy outcomes in {', '.join(args.results_dir)}: no baseline recorded")

@@ -198,6 +198,13 @@ def test_recorded_run_becomes_the_next_runs_baseline(tmp_path, row):
     assert ab.resolve(row, "think", tmp_path, tmp_path / "base.json")[0].scored()[ids(1)[0]] is True
     # a results directory is a store too
     assert ab.resolve(row, "think", tmp_path, run1)[0].scored()[ids(1)[0]] is False
+    # --add-missing keeps the rows the baseline has and adds a row (and a mode) it lacks
+    ab.write_outcomes(run1, "reference", "nonthink", outcomes_of([True] * 2), run_id="r1b")
+    ab.write_outcomes(run1, "reference-ng", "think", outcomes_of([True]), run_id="r1b")
+    assert ab.main(["record", str(run1), str(tmp_path / "base.json"), "--add-missing"]) == 0
+    store, _ = ab.load_store(tmp_path / "base.json")
+    assert store["reference"]["think"]["run_id"] == "r1"                       # kept, not replaced
+    assert store["reference"]["nonthink"]["run_id"] == "r1b" and "reference-ng" in store
 
 
 def test_a_merged_runs_runners_record_one_store(tmp_path):
