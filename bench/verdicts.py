@@ -30,6 +30,13 @@ directories are summed (a bench continued with ``--seed`` after an interruption)
 pytest log, plus verdicts.json and verdicts.md) go to ``--out`` (default
 ``results/bench-verdicts-<UTC time>/``). Not a test and not in CI: 20 runs take hours on 2 cores.
 
+Where ``make verify`` has recorded the reference's accuracy baseline (``results/accuracy-baseline.json``),
+every conforming run's accuracy suite is held to it (``faults.runner.accuracy_baseline_args``), so its
+paired and steady decisions are counted by rule with the others; ``--features accuracy_smoke --rows
+reference --faults accuracy-subtle-drop,accuracy-decay,planted-greedy-loops`` measures their false
+failures and those faults' detection (about 15 minutes a launch on 2 cores: the vLLM reference
+answers seeded questions one at a time).
+
 ``--features`` narrows the conforming runs to some suites and ``--rows`` to some reference rows:
 with ``serving_performance`` alone on ``reference``, each run is a new launch measured against this
 host's baseline (``make perf-baseline`` records it first; the bench refuses to start without one,

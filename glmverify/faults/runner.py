@@ -56,9 +56,8 @@ def _fault_args(case: FaultCase, opts: RunOptions) -> list[str]:
     # a generous per-request bound: two engines sharing two cores are slow, and a timeout must not
     # pass for a detection (a hung engine still fails)
     args = ["--accuracy-samples", str(opts.accuracy_samples), "--request-timeout", "600"]
-    baseline = RESULTS_DIR / "accuracy-baseline.json"  # make verify's recorded reference outcomes
-    if "accuracy_smoke" in case.suites and baseline.is_file():
-        args.append(f"--accuracy-baseline={baseline}")
+    if "accuracy_smoke" in case.suites:
+        args += accuracy_baseline_args()
     if case.select:
         args += ["-k", case.select]
     if case.checks:
@@ -72,13 +71,22 @@ def _fault_args(case: FaultCase, opts: RunOptions) -> list[str]:
     return args
 
 
+def accuracy_baseline_args() -> list[str]:
+    """make verify's recorded reference outcomes, when there are some: the paired and steady
+    accuracy decisions run against them (without, they are skipped and decide nothing)."""
+    baseline = RESULTS_DIR / "accuracy-baseline.json"
+    return [f"--accuracy-baseline={baseline}"] if baseline.is_file() else []
+
+
 def run_conforming(row, url: str, n: int, opts: RunOptions) -> Outcome:
-    """Conforming run ``n`` of ``row`` against ``url``: every suite it serves, nothing may fail."""
+    """Conforming run ``n`` of ``row`` against ``url``: every suite it serves, nothing may fail (the
+    accuracy suite held to make verify's baseline where one is recorded, as the fault runs are)."""
     features = conforming_suites(row)
     out_dir = opts.results / f"conforming-{row.id}-{n}"
     _progress(f"conforming run {n} on {row.id}: {', '.join(features)}")
+    acc = accuracy_baseline_args() if "accuracy_smoke" in features else []
     rc, secs = run_pytest([*[str(SUITES / f"test_{f}.py") for f in features], "--endpoint", url, "--row", row.id,
-                           "--matrix", str(opts.matrix), "--request-timeout", "600"], out_dir, opts.timeout)
+                           "--matrix", str(opts.matrix), "--request-timeout", "600", *acc], out_dir, opts.timeout)
     o = judge(f"conforming-{row.id}-{n}", "conforming", row.id, [], features, observe(out_dir, row.id), rc, secs, out_dir)
     _progress(f"conforming run {n} on {row.id}: {'ok' if o.detected else 'FAILURES'} in {secs:.0f}s")
     return o

@@ -37,3 +37,18 @@ def test_the_slow_drafter_launches_beside_its_unchanged_twin(tmp_path):
     # a fault of another suite launches its row alone
     other = {c.id: c for c in faults.load_catalogue()}["perf-launch-half-cpus"]
     assert len(load(faults.derived_matrix(other, tmp_path)).rows) == 1
+
+
+def test_conforming_and_accuracy_fault_runs_are_held_to_the_recorded_accuracy_baseline(tmp_path, monkeypatch):
+    """A conforming run of the catalogue checks what make verify checks: with make verify's recorded
+    outcomes present, the accuracy suite gets them (its paired and steady decisions run), as the
+    accuracy fault runs do; without, neither passes anything."""
+    from glmverify.faults import runner
+
+    monkeypatch.setattr(runner, "RESULTS_DIR", tmp_path)
+    assert runner.accuracy_baseline_args() == []
+    (tmp_path / "accuracy-baseline.json").write_text("{}")
+    assert runner.accuracy_baseline_args() == [f"--accuracy-baseline={tmp_path / 'accuracy-baseline.json'}"]
+    drop = {c.id: c for c in faults.load_catalogue()}["accuracy-subtle-drop"]
+    opts = faults.RunOptions(results=tmp_path / "r")
+    assert f"--accuracy-baseline={tmp_path / 'accuracy-baseline.json'}" in runner._fault_args(drop, opts)
