@@ -11,6 +11,8 @@ run's recorder calls it on every document it writes, ``merge`` on merged results
 * the twin differs from the row in speculation alone: its launch arguments are the row's without
   the ``--speculative*`` flags (and the served model name) (a low-latency row against a high-throughput one differs in
   parallelism too, and is no twin);
+* both rows must measure the same workload (``workload`` and ``output_len`` of their shapes), else
+  the pair is ``not comparable`` with the reason;
 * the samples are per-window log ratios, ``log(spec_i / twin_i)``, the i-th usable window of each
   row at concurrency 1 (``e2el_windows``: completed, none failed, not set aside, in a level the
   counters did not stop). The windows are independent draws of two independent launches, so the
@@ -51,7 +53,7 @@ from typing import Any, Iterable, Sequence
 
 from .document import LIVE, decide_status
 from .matrix import Row
-from .performance import FEATURE
+from .performance import FEATURE, shape_of
 from .verdicts import FAILED, FAMILY_ALPHA, INCONCLUSIVE, VERIFIED, Decision, Rule, decide
 
 EFFECT = 1.25                      # spec / twin E2E latency the rule must fail (vLLM #55605: 1.29-1.41)
@@ -181,7 +183,12 @@ def compare(rows: Iterable[Row], cells: dict[str, dict | None]) -> list[Speedup]
             continue   # neither measured (no baseline on this host): nothing to say
         comp = Speedup(spec, twin, windows={spec.id: a, twin.id: b})
         missing = [(r, cells.get(r.id) or {}) for r, w in ((spec, a), (twin, b)) if not w]
-        if missing:
+        shapes = [shape_of(r) for r in (spec, twin)]
+        asked = [(s.workload, s.output_len) if s else None for s in shapes]
+        if asked[0] != asked[1]:   # the same prompts and lengths, or the ratio is of two workloads
+            comp.reason = (f"the rows measure different workloads ({spec.id}: {asked[0]}, {twin.id}: {asked[1]}, "
+                           "as workload and output length): their latencies are not comparable")
+        elif missing:
             comp.reason = "; ".join(f"{r.id} has no usable window at concurrency {CONCURRENCY} (its cell is "
                                     f"{c.get('status', 'absent')}{': ' + c['basis'] if c.get('basis') else ''})"
                                     for r, c in missing)

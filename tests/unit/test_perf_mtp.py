@@ -157,3 +157,15 @@ def test_the_plan_names_the_twin_a_speculating_row_is_held_to():
     assert "held to its no-speculation twin reference-nospec" in both
     alone = plan_text([m.row("reference-ngram")])
     assert "no no-speculation twin among this run's rows" in alone
+
+
+def test_twins_measured_on_different_workloads_are_not_compared():
+    import dataclasses
+
+    rows = load().rows
+    other = [dataclasses.replace(r, expect={**r.expect, "performance": {**r.expect["performance"], "workload": "random",
+                                                                         "input_len": 64}})
+             if r.id == "reference-nospec" else r for r in rows]
+    cells = run_cells([2650.0, 2610.0, 2700.0], [835.0, 820.0, 850.0])
+    assert attach(cells, other) == [] and cells[0]["status"] == "verified"
+    assert "different workloads" in cells[0]["evidence"]["mtp_speedup"]["reason"]
