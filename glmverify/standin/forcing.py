@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,22 @@ def load_tokenizer(path: str) -> Any:
     if (p / "tokenizer.json").is_file():
         return Tokenizer.from_file(str(p / "tokenizer.json"))
     return Tokenizer.from_pretrained(path)
+
+
+# SGLang 0.5.23's glm47 parser constrains the whole assistant turn with one EBNF grammar (sampling
+# params ``ebnf`` with ``ebnf_full_assistant``): its tool-call blocks repeat ``+`` when a call is
+# required (tool_choice required or named), ``*`` under auto; one rule per allowed tool names it
+_EBNF_BLOCKS = re.compile(r"^tool_call_blocks ::= \(\s*tool_call_unit\s*\)([+*?]?)", re.M)
+_EBNF_CALL = re.compile(r'^call_[0-9a-f]+ ::= "([^"]+)"', re.M)
+
+
+def ebnf_tool_constraint(ebnf: str | None) -> tuple[bool, list[str] | None, bool]:
+    """Read SGLang's full-assistant EBNF: ``(call_required, allowed_tool_names, single_call)``, as
+    ``tool_constraint``; a grammar without tool-call blocks requires nothing."""
+    m = _EBNF_BLOCKS.search(ebnf or "")
+    if not m:
+        return False, None, False
+    return m.group(1) in ("+", ""), _EBNF_CALL.findall(ebnf or "") or None, m.group(1) in ("", "?")
 
 
 def tool_constraint(structural_tag: str | dict | None) -> tuple[bool, list[str] | None, bool]:

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from glmverify.standin.forcing import FAULTS_KEY, Constraints, Scripter, tool_constraint
+from glmverify.standin.forcing import FAULTS_KEY, Constraints, Scripter, ebnf_tool_constraint, tool_constraint
 
 try:  # the base class exists only in the SGLang venv; the module stays importable elsewhere
     from sglang.srt.sampling.custom_logit_processor import CustomLogitProcessor
@@ -79,6 +79,8 @@ def constraints(sp: Any) -> Constraints:
             json_schema = {}
     elif getattr(sp, "structural_tag", None):
         tool_required, allowed, single = tool_constraint(sp.structural_tag)
+    elif getattr(sp, "ebnf", None):   # the glm47 parser's whole-turn grammar (tool_choice required / named)
+        tool_required, allowed, single = ebnf_tool_constraint(sp.ebnf)
     faults = custom.get(FAULTS_KEY)
     return Constraints(temperature=getattr(sp, "temperature", 1.0), seed=getattr(sp, "sampling_seed", None),
                        min_tokens=getattr(sp, "min_new_tokens", 0) or 0,
