@@ -136,6 +136,27 @@ def decide_status(checks: Iterable[Mapping[str, Any]], declared_status: str) -> 
     return declared_status
 
 
+def strip_added(cell: dict, check_prefix: str, evidence_key: str, before_key: str) -> dict:
+    """``cell`` without what a decision on a whole document added to it (serving_performance between
+    rows): its checks (ids starting ``check_prefix``), ``evidence[evidence_key]``, and the status and
+    basis it had, kept in ``evidence[before_key]``, restored (a copy when there is something to take off)."""
+    ev = cell.get("evidence") or {}
+    ours = [k for k in cell.get("checks") or [] if str(k.get("id", "")).startswith(check_prefix)]
+    if evidence_key not in ev and before_key not in ev and not ours:
+        return cell
+    out = dict(cell)
+    out["checks"] = [k for k in cell.get("checks") or [] if k not in ours]
+    out["evidence"] = {k: v for k, v in ev.items() if k not in (evidence_key, before_key)}
+    before = ev.get(before_key)
+    if isinstance(before, dict) and before.get("status"):
+        out["status"], out["basis"] = before["status"], before.get("basis", "")
+        if out["status"] != "failed":
+            out.pop("diagnosis", None)   # the diagnosis was of the added decision's failure
+    elif ours and out.get("status") in LIVE:   # no record of the status before: the remaining checks decide
+        out["status"] = decide_status(out["checks"], out["status"])
+    return out
+
+
 def worst_status(statuses: Iterable[str]) -> str:
     """The worst of live statuses (failed, then inconclusive, else verified): what several live
     results of one run amount to when their checks decide nothing."""

@@ -51,7 +51,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from .document import LIVE, decide_status
+from .document import decide_status, strip_added
 from .matrix import Row
 from .performance import FEATURE, shape_of
 from .verdicts import FAILED, FAMILY_ALPHA, INCONCLUSIVE, VERIFIED, Decision, Rule, decide
@@ -236,19 +236,5 @@ def attach(cells: Iterable[dict], rows: Iterable[Row]) -> list[dict]:
 
 
 def strip(cell: dict) -> dict:
-    """``cell`` without anything ``attach`` added (a copy when there is something to take off)."""
-    ev = cell.get("evidence") or {}
-    ours = [k for k in cell.get("checks") or [] if str(k.get("id", "")).startswith(CHECK_PREFIX)]
-    if "mtp_speedup" not in ev and "mtp_before" not in ev and not ours:
-        return cell
-    out = dict(cell)
-    out["checks"] = [k for k in cell.get("checks") or [] if k not in ours]
-    out["evidence"] = {k: v for k, v in ev.items() if k not in ("mtp_speedup", "mtp_before")}
-    before = ev.get("mtp_before")
-    if isinstance(before, dict) and before.get("status"):
-        if out.get("status") == FAILED and before["status"] != FAILED:
-            out.pop("diagnosis", None)   # the diagnosis was of the speed-up's failure
-        out["status"], out["basis"] = before["status"], before.get("basis", "")
-    elif ours and out.get("status") in LIVE:
-        out["status"] = decide_status(out["checks"], out["status"])
-    return out
+    """``cell`` without anything ``attach`` added (``document.strip_added``)."""
+    return strip_added(cell, CHECK_PREFIX, "mtp_speedup", "mtp_before")

@@ -44,7 +44,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .document import LIVE, decide_status
+from .document import strip_added
 from .matrix import Row
 from .performance import FEATURE, shape_of
 from .verdicts import FAILED, FAMILY_ALPHA, Decision, Rule, decide
@@ -254,19 +254,5 @@ def attach(cells: Iterable[dict], rows: Iterable[Row]) -> list[dict]:
 
 
 def strip(cell: dict) -> dict:
-    """``cell`` without anything ``attach`` added (a copy when there is something to take off)."""
-    ev = cell.get("evidence") or {}
-    ours = [k for k in cell.get("checks") or [] if str(k.get("id", "")).startswith(CHECK_PREFIX)]
-    if "regimes" not in ev and "regimes_before" not in ev and not ours:
-        return cell
-    out = dict(cell)
-    out["checks"] = [k for k in cell.get("checks") or [] if k not in ours]
-    out["evidence"] = {k: v for k, v in ev.items() if k not in ("regimes", "regimes_before")}
-    before = ev.get("regimes_before")
-    if isinstance(before, dict) and before.get("status"):
-        out["status"], out["basis"] = before["status"], before.get("basis", "")
-        if out["status"] != FAILED:
-            out.pop("diagnosis", None)   # the diagnosis was of the comparison's failure
-    elif ours and out.get("status") in LIVE:   # no record of the status before: the remaining checks decide
-        out["status"] = decide_status(out["checks"], out["status"])
-    return out
+    """``cell`` without anything ``attach`` added (``document.strip_added``)."""
+    return strip_added(cell, CHECK_PREFIX, "regimes", "regimes_before")
