@@ -22,7 +22,8 @@ Design (issue #25: "this deployment answers as well as the one it replaces"):
   have answered first: in one run its outcomes are read once its own check wrote them (else the
   row says it found none); across runners, record the twin's run and pass it as the store.
 * **Who records.** A row answers seeded questions beyond its paired check's needs only to record:
-  ``--accuracy-record N``, or ``PAIRED_BUDGET`` questions when another row of the matrix names
+  ``--accuracy-record N``, or ``policy.paired_budget`` questions (512 where seeded answers
+  are reproducible, else the whole test set) when another row of the matrix names
   it as its baseline (its twin will be held to it).
 * **Recording.** ``record(DIR, OUT)`` gathers a run's outcome files into one baseline file
   (``python -m glmverify.accuracy_baseline record DIR... OUT [--if-missing]``; several

@@ -10,11 +10,19 @@ rates, so ``checks.conclude`` records and ends them like every other decision.
   above 0: the exact one-sided McNemar test (``scipy.stats.binomtest`` on b of b + c, p = 1/2)
   at alpha / K (K looks, union bound as in ``verdicts``); the lower bound shown is psi_lo (2
   pi_lo - 1), whose sign is that test. **verified** when d is confidently below the stated
-  effect (default 3 points): the upper bound psi_hi (2 pi_hi - 1), each factor a one-sided
-  Clopper-Pearson bound (statsmodels) at beta / (2K) (union bound over the two factors and the
-  looks), is under the effect. No discordant pair at all gives pi_hi = 1, so the bound is psi_hi:
-  a conforming seeded engine that answers exactly as its baseline verifies once n is large enough
-  for psi_hi < effect (256 questions for 3 points at K = 4).
+  effect (default 3 points): Tango's score upper bound for a paired difference (Tango 1998, the
+  asymptotic score interval of R's ``PropCIs::scoreci.mp`` and ``contingencytables``; its root
+  found with ``scipy.optimize.brentq``) at beta / K is under the effect. It replaced a product of
+  two Clopper-Pearson bounds (psi_hi (2 pi_hi - 1)) that was valid but loose where the seeded
+  answers are not reproducible: there both sides sample independently (vLLM: "does not guarantee
+  the reproducibility of the results by default ... in online mode, you can only enable batch
+  invariance"), about 8.6% of GSM8K pairs are discordant at 95.5%, and a healthy deployment ended
+  inconclusive in 81% of simulated runs at 512 questions (34% at the whole test set); with Tango's
+  bound at the whole test set, 8% (``tests/unit/test_accuracy_baseline.py``). Its one-sided error
+  is near nominal (1.5% at a nominal 1.25%, 512 pairs, simulated); the union bound over the looks
+  keeps the whole decision under beta. No discordant pair at all gives z^2 / (n + z^2): a
+  conforming seeded engine that answers exactly as its baseline verifies at 256 questions for 3
+  points at K = 4, as before.
 * ``drift``: accuracy in the run's early windows against its late windows (requests in order of
   sending; the first and last ``DRIFT_SHARE`` of the windows). The quantity is p_early - p_late;
   a score interval for two independent proportions (``confint_proportions_2indep``, statsmodels,
@@ -54,10 +62,36 @@ def mcnemar_p(b: int, c: int) -> float:
     return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5, alternative="greater").pvalue)
 
 
+def tango_z(b: int, c: int, n: int, d: float) -> float:
+    """Tango's score statistic for H0: p12 - p21 = d (b = n12, c = n21), with p21 its restricted MLE."""
+    a2, bb, cc = 2 * n, -b - c + (2 * n - b + c) * d, -c * d * (1 - d)
+    p21 = (math.sqrt(max(bb * bb - 4 * a2 * cc, 0.0)) - bb) / (2 * a2)
+    var = n * (2 * p21 + d - d * d)
+    num = b - c - n * d
+    return num / math.sqrt(var) if var > 0 else (math.inf if num > 0 else -math.inf if num < 0 else 0.0)
+
+
+def tango_upper(b: int, c: int, n: int, level: float) -> float:
+    """One-sided upper confidence bound (at ``level``) of d = (p12 - p21) from Tango's score interval."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    if n == 0:
+        return 1.0
+    z = float(norm.isf(level))
+    f = lambda d: tango_z(b, c, n, d) + z  # noqa: E731 - decreasing in d; the bound is its root
+    top = 1 - 1e-12
+    if f(top) >= 0:
+        return 1.0
+    est = (b - c) / n
+    low = est if f(est) > 0 else -top
+    return float(brentq(f, low, top, xtol=1e-10))
+
+
 def paired_bounds(b: int, c: int, n: int, fail_level: float, verify_level: float) -> tuple[float, float, float]:
     """(estimate, lower, upper) of d = p_baseline - p_current from the discordant counts: the
     lower bound at ``fail_level`` (its sign is the exact McNemar test), the upper at ``verify_level``
-    (split over the two factors); see the module docstring."""
+    (Tango's score bound); see the module docstring."""
     m = b + c
     est = (b - c) / n if n else 0.0
     if n == 0:
@@ -66,11 +100,7 @@ def paired_bounds(b: int, c: int, n: int, fail_level: float, verify_level: float
     pi_lo, _ = _cp(b, m, fail_level) if m else (0.0, 1.0)
     t = 2 * pi_lo - 1
     lower = psi_lo_f * t if t > 0 else psi_hi_f * t
-    psi_lo_v, psi_hi_v = _cp(m, n, verify_level / 2)
-    _, pi_hi = _cp(b, m, verify_level / 2) if m else (0.0, 1.0)
-    t = 2 * pi_hi - 1
-    upper = psi_hi_v * t if t >= 0 else psi_lo_v * t
-    return est, lower, upper
+    return est, lower, tango_upper(b, c, n, verify_level)
 
 
 def discordant(pairs: Sequence[tuple[str, bool, bool]]) -> tuple[list[str], list[str]]:
@@ -101,8 +131,8 @@ def paired(pairs: Sequence[tuple[str, bool, bool]], *, name: str, quantity: str,
         hypothesis=(f"{quantity}: verified when confidently < {effect:g} (no degradation beyond the effect), "
                     f"failed when confidently > 0 (worse than the baseline)"),
         method=(f"paired, group-sequential looks at n={list(looks)}; failed: exact one-sided McNemar (binomial on "
-                f"the discordant pairs, scipy) at alpha/K={alpha / k:.2g}; verified: upper bound psi_hi (2 pi_hi - 1) "
-                f"from one-sided Clopper-Pearson bounds at beta/2K={beta / (2 * k):.2g} below the effect"),
+                f"the discordant pairs, scipy) at alpha/K={alpha / k:.2g}; verified: Tango's score upper bound "
+                f"(paired difference) at beta/K={beta / k:.2g} below the effect"),
         alpha=alpha, beta=beta, effect=effect, verify_bound=effect, fail_bound=0.0, n=n, estimate=est,
         interval=(lower, upper), interval_level=1 - (alpha + beta) / k, looks_taken=look + 1, looks_planned=k,
         basis=basis or f"baseline: {source}", detail=detail,

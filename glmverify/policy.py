@@ -72,7 +72,13 @@ SERVING_CONFORMING_RATE = 0.005
 SERVING_FLAKY_RATE = 0.10
 # accuracy beyond the absolute gate (glmverify.accuracy_decisions; issue #25): stated effects and budgets
 PAIRED_EFFECT = 0.03    # baseline - current accuracy a paired run must confidently stay under (--accuracy-effect)
-PAIRED_BUDGET = 512     # questions the paired check may draw (capped by --accuracy-max and the baseline's)
+# questions the paired check may draw (capped by --accuracy-max and the baseline's): a row whose
+# seeded answers are reproducible (expect.deterministic) differs from its baseline only where a
+# defect changed an answer, and 512 questions decide (a conforming one verifies at 256); anywhere
+# else both sides sample independently (vLLM: no reproducibility online without batch invariance),
+# about 8.6% of pairs differ by chance at GLM-5.2's 95.5%, and only the whole test set resolves
+# 3 points (a healthy deployment verifies in about 92% of simulated runs, the rest inconclusive)
+PAIRED_BUDGET = 512
 DRIFT_EFFECT = 0.10     # early - late window accuracy a steady run must confidently stay under
 BATCH_EFFECT = 0.10     # concurrency-1 - full-concurrency accuracy on the same seeded questions
 STEADY_BUDGET = 384     # seeded requests the steady check judges (12 windows of 32; the paired check's, topped up)
@@ -200,10 +206,16 @@ def seeded_concurrency(row: Row, options: Options) -> tuple[int, str]:
     return options.concurrency, "the run's --concurrency"
 
 
-def paired_looks(first: int, budget: int, baseline_n: int) -> tuple[int, ...]:
-    """The paired check's looks: ``accuracy_looks`` up to the smallest of ``PAIRED_BUDGET``, the
-    ``--accuracy-max`` budget (0: no cap) and the questions the baseline scored."""
-    cap = min(PAIRED_BUDGET, budget or PAIRED_BUDGET, max(2, baseline_n))
+def paired_budget(row: Row) -> int:
+    """Questions the paired check may draw on this row (and records for a twin): ``PAIRED_BUDGET``
+    where seeded answers are reproducible (``expect.deterministic``), else the whole test set."""
+    return PAIRED_BUDGET if row.expect.get("deterministic") else GSM8K_SIZE
+
+
+def paired_looks(first: int, budget: int, baseline_n: int, cap: int = PAIRED_BUDGET) -> tuple[int, ...]:
+    """The paired check's looks: ``accuracy_looks`` up to the smallest of ``cap`` (the row's
+    ``paired_budget``), the ``--accuracy-max`` budget (0: no cap) and the questions the baseline scored."""
+    cap = min(cap, budget or cap, max(2, baseline_n))
     return accuracy_looks(min(first, cap), cap)
 
 

@@ -183,11 +183,11 @@ def test_against_baseline(engine, chat_nonstream, questions, thinking, evidence,
     budget = options.accuracy_max or len(questions)
     decision = None
     if base is None:  # record what the next run (or a twin naming this row) will be held to
-        n = options.accuracy_record or (policy.PAIRED_BUDGET if twins else 0)
+        n = options.accuracy_record or (policy.paired_budget(row) if twins else 0)
         if n:
             draw(min(n, budget))
     else:
-        looks = policy.paired_looks(first, budget, len(base.scored()))
+        looks = policy.paired_looks(first, budget, len(base.scored()), policy.paired_budget(row))
         decision, _ = ad.run_paired(
             base.scored(), draw, looks, name=f"accuracy[paired:{mode}]",
             quantity=f"GSM8K accuracy lost against the baseline (thinking {'on' if thinking else 'off'}; baseline - current)",
