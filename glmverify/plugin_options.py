@@ -49,7 +49,9 @@ def add_options(parser) -> None:
                 help="accuracy loss against the baseline the paired decision must rule out (default 0.03)")
     g.addoption("--accuracy-record", type=int, default=0,
                 help="GSM8K questions a row without a baseline answers with seeds to record one for the next run "
-                     "(default 0: none; make verify records 512, what the paired decision needs at 3 points)")
+                     "(default 0: none; make verify records 512, what the paired decision needs at 3 points on the "
+                     "reference rows, whose seeded answers are reproducible; a GPU row's are not: record 1319, the "
+                     "whole test set, there)")
     g.addoption("--gsm8k", default=None, metavar="PATH_OR_URL",
                 help="GSM8K test.jsonl (default: ../shared/data/gsm8k/test.jsonl beside the repo)")
     g.addoption("--gsm8k-sha256", default=None, help="expected sha256 of --gsm8k")
