@@ -1,15 +1,18 @@
 """Planted accuracy faults the absolute 0.90 gate cannot see (issue #25): each turns the final
 number of some GSM8K answers wrong (``wrong_number``: N -> N + 1) between the engine and the client.
 
-* ``accuracy_subtle_drop``: ``DROP_PERCENT`` (5%) of the answers, chosen by a stable hash of the
-  answer's content (a seeded request gets the same choice every run): 97% -> about 92%. The
+* ``accuracy_subtle_drop``: the answers to ``DROP_PERCENT`` (5%) of the questions, chosen by a
+  stable hash of the question (the same questions every run): 97% -> about 92%. Chosen by the
+  question, not the answer: the stand-in's answers are only "The answer is N.", so a hash of the
+  answer picked answer numbers, and the share of questions hit followed how often those numbers
+  occur (one live run rewrote 10 of 512 answers, 2%, not 5%). The
   absolute gate still verifies or stays open; the paired decision against the baseline fails
   (nightly regressions of a few points, vLLM #50435).
 * ``accuracy_decay``: healthy for the first ``DECAY_AFTER`` GSM8K answers through the proxy, then
   ``DECAY_PERCENT`` (25%) of them wrong: the drift decision fails (SGLang #23020: accuracy falling
   as requests accumulate over PD disaggregation).
-* ``accuracy_batch_errors``: ``BATCH_PERCENT`` (5%) of the answers wrong, only for requests that
-  started while more than ``BATCH_K`` requests were in flight: the same seeded question answered
+* ``accuracy_batch_errors``: the answers to ``BATCH_PERCENT`` (5%) of the questions (by a hash of
+  the question) wrong, only for requests that started while more than ``BATCH_K`` requests were in flight: the same seeded question answered
   one at a time is right; the concurrency decision fails (numerics that depend on batch shape).
 
 GSM8K answers are recognised by the instruction the accuracy suite sends ("The answer is N").
@@ -60,6 +63,13 @@ def is_gsm8k(request: Any) -> bool:
     return isinstance(last.get("content"), str) and "The answer is N" in last["content"]
 
 
+def question(request: Any) -> str:
+    """The GSM8K request's question text (its last user message; '' when there is none)."""
+    msgs = request.get("messages") if isinstance(request, dict) else None
+    last = msgs[-1] if isinstance(msgs, list) and msgs and isinstance(msgs[-1], dict) else {}
+    return last.get("content") if isinstance(last.get("content"), str) else ""
+
+
 def rewrite_body(body: dict, when: Callable[[str], bool]) -> dict:
     """A chat completion body with each choice's answer number made wrong where ``when(content)``."""
     for choice in body.get("choices") or []:
@@ -68,10 +78,6 @@ def rewrite_body(body: dict, when: Callable[[str], bool]) -> dict:
         if isinstance(content, str) and when(content):
             msg["content"] = wrong_number(content)
     return body
-
-
-def _subtle(body: dict) -> dict:
-    return rewrite_body(body, lambda c: selected(c, "subtle", DROP_PERCENT))
 
 
 def _forwarding(decide: Callable[[RespondContext], Callable[[str], bool] | None], after=None):
@@ -107,9 +113,15 @@ def _decay_decide(ctx: RespondContext):
     return None if n <= DECAY_AFTER else (lambda c: selected(f"{n}:{c}", "decay", DECAY_PERCENT))
 
 
+def _subtle_decide(ctx: RespondContext):
+    hit = selected(question(ctx.body), "subtle", DROP_PERCENT)
+    return (lambda c: True) if hit else None
+
+
 def _batch_decide(ctx: RespondContext):
     ctx.state["accuracy_in_flight"] = flying = ctx.state.get("accuracy_in_flight", 0) + 1
-    return (lambda c: selected(c, "batch", BATCH_PERCENT)) if flying > BATCH_K else None
+    hit = flying > BATCH_K and selected(question(ctx.body), "batch", BATCH_PERCENT)
+    return (lambda c: True) if hit else None
 
 
 def _batch_done(ctx: RespondContext) -> None:
@@ -118,7 +130,7 @@ def _batch_done(ctx: RespondContext) -> None:
 
 fault("accuracy_subtle_drop", f"{DROP_PERCENT}% of GSM8K answers get a wrong final number (97% -> about 92%: "
       "the absolute 0.90 gate does not fail it)", "vLLM #50435: GSM8K about 5 points lower on nightly",
-      chat=_subtle, when=is_gsm8k)
+      respond=_forwarding(_subtle_decide))
 fault("accuracy_decay", f"GSM8K answers healthy for the first {DECAY_AFTER}, then {DECAY_PERCENT}% of them wrong",
       "SGLang #23020: accuracy falls as requests accumulate (PD disaggregation over Mooncake)",
       respond=_forwarding(_decay_decide))

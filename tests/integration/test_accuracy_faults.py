@@ -1,6 +1,6 @@
 """The planted accuracy faults over HTTP (glmverify.faultproxy.accuracy_faults): a real FaultProxy
 in front of an upstream that answers every GSM8K-style request 'The answer is <seed>.' (so a
-rewritten answer is recognisable), driven concurrently and one at a time.
+rewritten answer is recognisable), each seed asking its own question, driven concurrently and one at a time.
 
 The decisions these faults must fail are shown on seeded outcomes in
 tests/unit/test_accuracy_baseline.py; here: the proxy's forwarding hooks fire where they should
@@ -20,7 +20,8 @@ from glmverify import faultproxy as fp  # noqa: E402
 from glmverify.faultproxy import accuracy_faults as af  # noqa: E402
 from helpers.aio_server import ThreadedApp  # noqa: E402
 
-ASK = "Q?\n\nSolve the problem. End your answer with 'The answer is N.' where N is the final number."
+# one question per seed: the subtle and batch faults choose their questions by the question's text
+ASK = "Q{s}?\n\nSolve the problem. End your answer with 'The answer is N.' where N is the final number."
 
 
 async def answer_with_seed(request):
@@ -49,7 +50,8 @@ def ask(url: str, seeds: list[int], concurrency: int, content: str = ASK) -> dic
             async def one(s):
                 async with sem:
                     r = await client.post(url + "/v1/chat/completions",
-                                          json={"model": "m", "seed": s, "messages": [{"role": "user", "content": content}]})
+                                          json={"model": "m", "seed": s,
+                                                "messages": [{"role": "user", "content": content.replace("{s}", str(s))}]})
                     return s, r.json()["choices"][0]["message"]["content"]
             return dict(await asyncio.gather(*(one(s) for s in seeds)))
     return asyncio.run(go())

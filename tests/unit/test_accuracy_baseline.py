@@ -316,18 +316,28 @@ def test_wrong_number_rewrites_only_the_final_answer():
     assert extract(accuracy_faults.wrong_number("The answer is 7.")) == "8"
 
 
-def test_subtle_drop_rewrites_about_its_share_of_gsm8k_answers():
-    f = FAULTS["accuracy_subtle_drop"]
-    req = {"messages": [{"role": "user", "content": "Q?\n\nEnd your answer with 'The answer is N.' where N ..."}]}
-    assert f.applies(req) and not f.applies({"messages": [{"role": "user", "content": "hello"}]})
-    changed = 0
-    for i in range(4000):
-        body = {"choices": [{"message": {"content": f"Working {i}. The answer is {i}."}}]}
-        out = json.loads(apply(f, "chat", False, json.dumps(body)))
-        changed += out["choices"][0]["message"]["content"] != body["choices"][0]["message"]["content"]
-    assert 0.035 <= changed / 4000 <= 0.065, changed
-    again = json.loads(apply(f, "chat", False, json.dumps({"choices": [{"message": {"content": "The answer is 3."}}]})))
-    assert again == json.loads(apply(f, "chat", False, json.dumps({"choices": [{"message": {"content": "The answer is 3."}}]})))
+def gsm8k_request(i: int) -> dict:
+    return {"messages": [{"role": "user", "content": f"Question {i}?\n\nEnd your answer with 'The answer is N.' "
+                                                      "where N is the final number."}]}
+
+
+def test_subtle_drop_hits_about_its_share_of_questions_whatever_the_answers_say():
+    """Chosen by the question: the stand-in answers only 'The answer is N.', and a choice hashed
+    from that text followed how often the chosen numbers occur (live: 10 of 512, not 5%)."""
+    from glmverify.faultproxy.registry import RespondContext
+
+    def hit(i):
+        ctx = RespondContext(request=None, kind="chat", stream=False, body=gsm8k_request(i), state={})
+        when = accuracy_faults._subtle_decide(ctx)
+        return when is not None and when("The answer is 18.")
+    hits = [hit(i) for i in range(4000)]
+    assert 0.035 <= sum(hits) / 4000 <= 0.065, sum(hits)
+    assert [hit(i) for i in range(200)] == hits[:200]          # the same questions every run
+    assert accuracy_faults.is_gsm8k(gsm8k_request(1)) and not accuracy_faults.is_gsm8k(
+        {"messages": [{"role": "user", "content": "hello"}]})
+    assert accuracy_faults.question(gsm8k_request(3)).startswith("Question 3?")
+    body = {"choices": [{"message": {"content": "The answer is 7."}}]}
+    assert accuracy_faults.rewrite_body(body, lambda c: True)["choices"][0]["message"]["content"] == "The answer is 8."
 
 
 def test_decay_and_batch_decide_from_the_proxy_state():
@@ -338,12 +348,23 @@ def test_decay_and_batch_decide_from_the_proxy_state():
     assert all(w is None for w in whens[:accuracy_faults.DECAY_AFTER])
     late = [w(f"The answer is {i}.") for i, w in enumerate(whens[accuracy_faults.DECAY_AFTER:])]
     assert 0.18 <= sum(late) / len(late) <= 0.32
-    ctx = RespondContext(request=None, kind="chat", stream=False, body={}, state={})
-    alone = accuracy_faults._batch_decide(ctx)
-    accuracy_faults._batch_done(ctx)
-    assert alone is None and ctx.state["accuracy_in_flight"] == 0
-    crowd = [accuracy_faults._batch_decide(ctx) for _ in range(accuracy_faults.BATCH_K + 1)]
-    assert all(w is None for w in crowd[:-1]) and crowd[-1] is not None
+    state: dict = {}
+
+    def start(i):
+        return accuracy_faults._batch_decide(RespondContext(request=None, kind="chat", stream=False,
+                                                            body=gsm8k_request(i), state=state))
+    alone = [start(i) for i in range(1)]
+    accuracy_faults._batch_done(RespondContext(request=None, kind="chat", stream=False, body={}, state=state))
+    assert alone == [None] and state["accuracy_in_flight"] == 0
+    # one at a time, never; with more than BATCH_K in flight, about BATCH_PERCENT of the questions
+    assert all(start(i) is None for i in range(accuracy_faults.BATCH_K)) and state["accuracy_in_flight"] == 8
+    crowded = [start(i) is not None for i in range(8, 4008)]
+    assert 0.035 <= sum(crowded) / len(crowded) <= 0.065, sum(crowded)
+    single = []
+    for i in range(8, 4008):
+        state["accuracy_in_flight"] = 0
+        single.append(start(i) is not None)
+    assert not any(single)
 
 
 def test_catalogue_entries_name_the_accuracy_faults():
