@@ -225,11 +225,24 @@ def batch_decision(row, full: list[dict], single: list[dict], alpha: float) -> D
     answered = [o for o in single if o["status"] == "answered" and by_id.get(o["id"], {}).get("status") == "answered"]
     differ = ad.answers_differ({o["id"]: o["got"] for o in answered}, {o["id"]: by_id[o["id"]]["got"] for o in answered})
     d.extra["answers_differ"] = differ[:ad.FIRST_IDS]
+    # the one-at-a-time answers are asked after the run: worse there points at time, not batch shape
+    b, c = d.extra["baseline_right_current_wrong"], d.extra["baseline_wrong_current_right"]
+    d.extra["later_side_worse"] = c > b
     if row.expect.get("deterministic") and differ:
         d.status = FAILED
         d.detail = (f"row {row.id} declares seeded output reproducible, but {len(differ)} of {len(single)} seeded answers "
                     f"differ between concurrency 1 and full concurrency (first {differ[:ad.FIRST_IDS]}); {d.detail}")
+    if d.status == FAILED and d.extra["later_side_worse"]:
+        d.detail = (f"the answers given one at a time, asked after the run, are the worse side ({c} wrong only there, "
+                    f"{b} only at full concurrency): a change over the run, not an effect of batch shape; {d.detail}")
     return d
+
+
+def steady_code(d: Decision) -> str:
+    """The failure code of a steady-check decision: batch shape only when the batched side is the worse."""
+    if d.rule.startswith("accuracy[batch]") and not d.extra.get("later_side_worse"):
+        return "accuracy.batch_dependent"
+    return "accuracy.drift"
 
 
 @pytest.mark.behaviour
@@ -274,4 +287,4 @@ def test_steady_over_run(engine, chat_nonstream, questions, evidence, options):
                  drift_requests_spent=topped_up)
     serving = policy.serving_decision("accuracy_smoke[steady]", len(full) + len(single), unserved)
     conclude(*decided, serving, evidence=evidence, context="thinking on",
-             code=lambda d: "accuracy.batch_dependent" if d.rule.startswith("accuracy[batch]") else "accuracy.drift")
+             code=steady_code)

@@ -216,6 +216,14 @@ def test_batch_faults_fail_and_identical_answers_verify(row):
     assert suite.batch_decision(nondet, outcomes_of(full), outcomes_of(single), alpha(row)).status != "failed"
     heavy = single & ~(rng.random(len(single)) < 0.6)
     assert suite.batch_decision(nondet, outcomes_of(heavy), outcomes_of(single), alpha(row)).status == "failed"
+    assert suite.steady_code(d) == "accuracy.batch_dependent"
+    # a run that decays: the one-at-a-time answers, asked after it, are the worse side (live: the
+    # accuracy-decay fault on SGLang: 0 wrong only batched, 22 only alone). It still fails, but names
+    # no batch-shape cause
+    decayed = single & ~(rng.random(len(single)) < 0.3)
+    later = suite.batch_decision(row, outcomes_of(single), outcomes_of(decayed), alpha(row))
+    assert later.status == "failed" and later.extra["later_side_worse"], later.summary()
+    assert suite.steady_code(later) == "accuracy.drift" and "not an effect of batch shape" in later.detail
 
 
 # ---- the baseline store ---------------------------------------------------------------------------
