@@ -34,8 +34,10 @@ Where ``make verify`` has recorded the reference's accuracy baseline (``results/
 every conforming run's accuracy suite is held to it (``faults.runner.accuracy_baseline_args``), so its
 paired and steady decisions are counted by rule with the others; ``--features accuracy_smoke --rows
 reference --faults accuracy-subtle-drop,accuracy-decay,planted-greedy-loops`` measures their false
-failures and those faults' detection (about 15 minutes a launch on 2 cores: the vLLM reference
-answers seeded questions one at a time).
+failures and those faults' detection. Measured on 2 cores (2026-12-06): the conforming accuracy
+suite held to the baseline takes 15 minutes on the vLLM reference (it answers seeded questions one
+at a time) and 10 on SGLang; the subtle drop 14 and 4, the decay 6 on SGLang, the batch errors 8 on
+SGLang, the loops about 10 on vLLM: close to an hour a vLLM launch, so 20 launches are a day's run.
 
 ``--features`` narrows the conforming runs to some suites and ``--rows`` to some reference rows:
 with ``serving_performance`` alone on ``reference``, each run is a new launch measured against this
