@@ -37,7 +37,7 @@ reference --faults accuracy-subtle-drop,accuracy-decay,planted-greedy-loops`` me
 failures and those faults' detection. Measured on 2 cores (2026-12-06): the conforming accuracy
 suite held to the baseline takes 15 minutes on the vLLM reference (it answers seeded questions one
 at a time) and 10 on SGLang; the subtle drop 14 and 4, the decay 6 on SGLang, the batch errors 8 on
-SGLang, the loops about 10 on vLLM: close to an hour a vLLM launch, so 20 launches are a day's run.
+SGLang, the loops about 30 on vLLM (with the unit tier beside it): about an hour a vLLM launch, so 20 launches are a day's run.
 
 ``--features`` narrows the conforming runs to some suites and ``--rows`` to some reference rows:
 with ``serving_performance`` alone on ``reference``, each run is a new launch measured against this
