@@ -12,8 +12,8 @@ number of some GSM8K answers wrong (``wrong_number``: N -> N + 1) between the en
   ``DECAY_PERCENT`` (25%) of them wrong: the drift decision fails (SGLang #23020: accuracy falling
   as requests accumulate over PD disaggregation).
 * ``accuracy_batch_errors``: the answers to ``BATCH_PERCENT`` (5%) of the questions (by a hash of
-  the question) wrong, only for requests that started while more than ``BATCH_K`` requests were in flight: the same seeded question answered
-  one at a time is right; the concurrency decision fails (numerics that depend on batch shape).
+  the question) wrong, only for requests that started while more than ``BATCH_K`` requests were
+  in flight: the same seeded question answered one at a time is right; the concurrency decision fails (numerics that depend on batch shape).
 
 GSM8K answers are recognised by the instruction the accuracy suite sends ("The answer is N").
 Decay and batch need the proxy's state (answers seen, requests in flight), so they are
@@ -56,18 +56,16 @@ def wrong_number(content: str) -> str:
     return content[:m.start(2)] + new + content[m.end(2):]
 
 
-def is_gsm8k(request: Any) -> bool:
-    """The accuracy suite's request: its last user message asks for 'The answer is N'."""
-    msgs = request.get("messages") if isinstance(request, dict) else None
-    last = msgs[-1] if isinstance(msgs, list) and msgs and isinstance(msgs[-1], dict) else {}
-    return isinstance(last.get("content"), str) and "The answer is N" in last["content"]
-
-
 def question(request: Any) -> str:
-    """The GSM8K request's question text (its last user message; '' when there is none)."""
+    """The request's last user message (its GSM8K question; '' when there is none)."""
     msgs = request.get("messages") if isinstance(request, dict) else None
     last = msgs[-1] if isinstance(msgs, list) and msgs and isinstance(msgs[-1], dict) else {}
     return last.get("content") if isinstance(last.get("content"), str) else ""
+
+
+def is_gsm8k(request: Any) -> bool:
+    """The accuracy suite's request: its last user message asks for 'The answer is N'."""
+    return "The answer is N" in question(request)
 
 
 def rewrite_body(body: dict, when: Callable[[str], bool]) -> dict:
