@@ -64,6 +64,7 @@ from glmverify import faults  # noqa: E402
 from glmverify.paths import BUILD_DIR  # noqa: E402
 from glmverify.performance import BASELINE_ENV  # noqa: E402
 from glmverify.faults import runner as faults_runner  # noqa: E402
+from glmverify.faultproxy.registry import SALT_ENV  # noqa: E402
 from glmverify.matrix import FEATURES  # noqa: E402
 from glmverify.report import decisions  # noqa: E402
 
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(a.runs):
         seed = a.seed + i
         os.environ["GLM_STANDIN_SEED"] = str(seed)  # the engines inherit it: a new stand-in seed per launch
+        os.environ[SALT_ENV] = str(seed)  # the fault proxies inherit it: the faults hit other questions
         t0 = time.monotonic()
         print(f"[bench {time.strftime('%H:%M:%S')}] run {i + 1}/{a.runs}, seed {seed}", file=sys.stderr, flush=True)
         opts = faults.RunOptions(results=out / f"run-{i + 1:02d}", repeat=1, conforming=True, jobs=1,
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({"seed": seed, "seconds": round(time.monotonic() - t0, 1),
                      "outcomes": [{"id": o.id, "kind": o.kind, "row": o.row, "expect_failed": o.expect_failed,
                                    "observed": o.observed, "detected": o.detected, "detail": o.detail[:300],
+                                   "rank": o.rank, "diagnosed": o.diagnosed[:3],
                                    "spent": _spent(o.results) if o.kind == "conforming" else {}} for o in outcomes]})
         (out / "verdicts.json").write_text(json.dumps({"runs": runs}, indent=1))
     report = summarize(runs, wanted, time.monotonic() - t_all, [(out, len(runs))])
@@ -224,8 +227,8 @@ def _rule(rule: str) -> str:
     return re.sub(r"\[row:[^\]]*\]", "[row]", rule or "?")
 
 
-def all_decisions(results_dir: Path, runs: int) -> list[tuple[str, str, str]]:
-    """(feature, rule, status) of every decision in the first ``runs`` runs' conforming matrix.json
+def all_decisions(results_dir: Path, runs: int) -> list[tuple[str, str, str, str]]:
+    """(feature, rule, status, outcome) of every decision in the first ``runs`` runs' conforming matrix.json
     files under ``results_dir`` (a run still going is left out): the checks' decisions (serving-error
     bars included) and the degeneration decisions the inference adds to a cell (``evidence.degeneration``)."""
     out = []
@@ -240,8 +243,14 @@ def all_decisions(results_dir: Path, runs: int) -> list[tuple[str, str, str]]:
                 d = (((c.get("evidence") or {}).get("degeneration") or {}).get(scope) or {}).get("decision")
                 if isinstance(d, dict):
                     ds.append(d)
-            out += [(c.get("feature", "?"), _rule(d.get("rule")), str(d.get("status"))) for d in ds]
+            out += [(c.get("feature", "?"), _rule(d.get("rule")), str(d.get("status")), _outcome(d)) for d in ds]
     return out
+
+
+def _outcome(d: dict) -> str:
+    """What a decision saw (status, n, estimate, interval): runs that give the same string decided
+    on the same answers, so they are one draw, not several."""
+    return json.dumps([d.get(k) for k in ("status", "n", "estimate", "interval")], default=str)
 
 
 def summarize(runs: list[dict], wanted: list[str], seconds: float,
@@ -291,25 +300,35 @@ def summarize(runs: list[dict], wanted: list[str], seconds: float,
     if not_run:
         lines += ["", "Not run (no decision, left out of the rates): " +
                   ", ".join(f"{f} {n} cells" for f, n in sorted(not_run.items())) + "."]
-    lines += ["", "| behavioural fault | expected failed | detected | rate [95% CI] | not run (engine did not start) | observed (first run) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| behavioural fault | expected failed | detected | rate [95% CI] | diagnosed first | not run (engine did not start) | observed (first run) |",
+              "|---|---|---|---|---|---|---|"]
     for fid in wanted:
         every = [o for r in runs for o in r["outcomes"] if o["id"] == fid]
         hits = [o for o in every if o["observed"]]  # an entry whose engine never started tested nothing
         k = sum(o["detected"] for o in hits)
         lo, hi = _cp(k, len(hits))
         first = hits[0]["observed"] if hits else {}
+        # the rank of the fault's own entry in its failed cell's diagnosis (runs before it was kept: '-')
+        ranked = [o for o in hits if o["detected"] and "rank" in o]
+        top1 = f"{sum(o['rank'] == 1 for o in ranked)}/{len(ranked)}" if ranked else "-"
         lines.append(f"| {fid} | {', '.join(every[0]['expect_failed']) if every else '-'} | {k}/{len(hits)} | "
-                     f"{(k / len(hits)) if hits else 0:.3f} [{lo:.3f}, {hi:.3f}] | {len(every) - len(hits)} | {first} |")
-    per_rule: dict[tuple[str, str], dict[str, int]] = {}
-    for feature, rule, status in (x for d, n in results for x in all_decisions(d, n)):
-        t = per_rule.setdefault((feature, rule), {"n": 0, "failed": 0, "inconclusive": 0})
+                     f"{(k / len(hits)) if hits else 0:.3f} [{lo:.3f}, {hi:.3f}] | {top1} | {len(every) - len(hits)} | {first} |")
+    per_rule: dict[tuple[str, str], dict] = {}
+    for feature, rule, status, outcome in (x for d, n in results for x in all_decisions(d, n)):
+        t = per_rule.setdefault((feature, rule), {"n": 0, "failed": 0, "inconclusive": 0, "seen": set()})
         t["n"] += 1
         t["failed"] += status == "failed"
         t["inconclusive"] += status == "inconclusive"
+        t["seen"].add(outcome)
     if per_rule:
-        lines += ["", "| feature | decision (rule) | decisions | failed | inconclusive |", "|---|---|---|---|---|"]
-        lines += [f"| {f} | {r} | {t['n']} | {t['failed']} | {t['inconclusive']} |" for (f, r), t in sorted(per_rule.items())]
+        lines += ["", "| feature | decision (rule) | decisions | failed | inconclusive | distinct outcomes |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {f} | {r} | {t['n']} | {t['failed']} | {t['inconclusive']} | {len(t['seen'])} |"
+                  for (f, r), t in sorted(per_rule.items())]
+        lines += ["", "Distinct outcomes: how many different (status, n, estimate, interval) the rule's decisions "
+                      "had. A rule decided on seeded answers of the reproducible reference sees the same answers "
+                      "every launch: its decisions are one draw repeated, and its false-failure rate under "
+                      "sampling noise is the simulation's (tests/unit), not these runs'."]
         lines += ["", "A degeneration decision fails its cell when the rate is confidently above its bar and is evidence "
                       "otherwise: its inconclusive count (too few answers to show the rate below the bar) leaves no cell open."]
     return "\n".join(lines) + "\n"

@@ -2,7 +2,8 @@
 number of some GSM8K answers wrong (``wrong_number``: N -> N + 1) between the engine and the client.
 
 * ``accuracy_subtle_drop``: the answers to ``DROP_PERCENT`` (5%) of the questions, chosen by a
-  stable hash of the question (the same questions every run): 97% -> about 92%. Chosen by the
+  stable hash of the question (the same questions every run, unless ``registry.SALT_ENV`` is set,
+  as bench/verdicts.py does per run): 97% -> about 92%. Chosen by the
   question, not the answer: the stand-in's answers are only "The answer is N.", so a hash of the
   answer picked answer numbers, and the share of questions hit followed how often those numbers
   occur (one live run rewrote 10 of 512 answers, 2%, not 5%). The
@@ -28,7 +29,7 @@ import json
 import re
 from typing import Any, Callable
 
-from .registry import RespondContext, fault, passthrough_headers
+from .registry import RespondContext, fault, passthrough_headers, selection_salt
 
 DROP_PERCENT = 5
 DECAY_AFTER = 128
@@ -108,17 +109,17 @@ def _forwarding(decide: Callable[[RespondContext], Callable[[str], bool] | None]
 
 def _decay_decide(ctx: RespondContext):
     n = ctx.state["accuracy_gsm8k_seen"] = ctx.state.get("accuracy_gsm8k_seen", 0) + 1
-    return None if n <= DECAY_AFTER else (lambda c: selected(f"{n}:{c}", "decay", DECAY_PERCENT))
+    return None if n <= DECAY_AFTER else (lambda c: selected(f"{n}:{c}", selection_salt("decay"), DECAY_PERCENT))
 
 
 def _subtle_decide(ctx: RespondContext):
-    hit = selected(question(ctx.body), "subtle", DROP_PERCENT)
+    hit = selected(question(ctx.body), selection_salt("subtle"), DROP_PERCENT)
     return (lambda c: True) if hit else None
 
 
 def _batch_decide(ctx: RespondContext):
     ctx.state["accuracy_in_flight"] = flying = ctx.state.get("accuracy_in_flight", 0) + 1
-    hit = flying > BATCH_K and selected(question(ctx.body), "batch", BATCH_PERCENT)
+    hit = flying > BATCH_K and selected(question(ctx.body), selection_salt("batch"), BATCH_PERCENT)
     return (lambda c: True) if hit else None
 
 

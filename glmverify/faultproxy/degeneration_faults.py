@@ -12,7 +12,8 @@ answers"), for ``glmverify.degeneration``'s rate decision.
   The client's request carries no temperature, so the ledger counts these answers in the rate.
 
 Which requests are drawn is a hash of the request body and how often that body was seen before,
-so the draw is reproducible for a given sequence of requests and a repeated request draws again.
+so the draw is reproducible for a given sequence of requests and a repeated request draws again
+(``registry.SALT_ENV``, set per bench run, mixes in another draw).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import hashlib
 import json
 import threading
 
-from .registry import fault
+from .registry import fault, selection_salt
 
 GREEDY_SHARE = 0.25
 _seen: dict[str, int] = {}
@@ -34,7 +35,8 @@ def drawn(body: dict, share: float = GREEDY_SHARE) -> bool:
         if len(_seen) > 100_000:  # a long-running proxy: forget, the draw stays uniform
             _seen.clear()
         n = _seen[key] = _seen.get(key, 0) + 1
-    h = hashlib.sha256(f"{n}:{key}".encode()).digest()
+    salt = selection_salt("")  # '' unless a bench run salts it: the draw as it always was
+    h = hashlib.sha256(f"{salt}{n}:{key}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2 ** 64 < share
 
 

@@ -24,6 +24,7 @@ through it, and the proxy calls it for every answer it rewrites.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -35,6 +36,19 @@ Stream = Callable[[list[Event]], list[Event]]
 #: headers that belong to one connection, never forwarded (either way) by the proxy or its hooks
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
                "content-encoding", "accept-encoding", "upgrade", "proxy-connection", "te", "trailer"}
+
+
+#: Where a fault draws which requests it hits (a hash of the question or body), this is mixed into the
+#: hash. Unset (the catalogue's runs), a fault hits the same questions every run; bench/verdicts.py
+#: sets a new value per run, so its runs plant each fault on other questions and are not one
+#: outcome repeated.
+SALT_ENV = "GLMVERIFY_FAULT_SALT"
+
+
+def selection_salt(kind: str) -> str:
+    """``kind`` (the fault's own salt), plus ``SALT_ENV`` when it is set (read per request)."""
+    extra = os.environ.get(SALT_ENV, "").strip()
+    return f"{kind}/{extra}" if extra else kind
 
 
 def passthrough_headers(response: Any) -> dict:

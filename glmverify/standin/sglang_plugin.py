@@ -20,7 +20,7 @@ vLLM's ``processor.py``). SGLang has per-request custom logit processors only (a
   only without the overlap scheduler (with it, ``output_ids`` lags one step behind the batch being
   sampled), hence ``--disable-overlap-schedule`` on the reference rows.
 
-Constraints read from SGLang's ``SamplingParams``: ``temperature``, ``sampling_seed``,
+Constraints read from SGLang's ``SamplingParams``: ``temperature`` (``top_k`` 1 is greedy), ``sampling_seed``,
 ``min_new_tokens``, ``json_schema`` (structured output), ``structural_tag`` (the glm47 detector's
 tool-call tag for ``tool_choice`` required / named, read like vLLM's), per-request faults in
 ``custom_params["glm_standin_faults"]``. Env ``GLM_STANDIN_TOKENIZER``: the stand-in model
@@ -82,7 +82,12 @@ def constraints(sp: Any) -> Constraints:
     elif getattr(sp, "ebnf", None):   # the glm47 parser's whole-turn grammar (tool_choice required / named)
         tool_required, allowed, single = ebnf_tool_constraint(sp.ebnf)
     faults = custom.get(FAULTS_KEY)
-    return Constraints(temperature=getattr(sp, "temperature", 1.0), seed=getattr(sp, "sampling_seed", None),
+    temperature = getattr(sp, "temperature", 1.0)
+    # SGLang's SamplingParams turns temperature 0 into temperature 1.0 with top_k 1 (greedy by
+    # top-k): read it back as greedy, or a greedy request would be sampled here
+    if getattr(sp, "top_k", None) == 1:
+        temperature = 0.0
+    return Constraints(temperature=temperature, seed=getattr(sp, "sampling_seed", None),
                        min_tokens=getattr(sp, "min_new_tokens", 0) or 0,
                        faults=str(faults) if faults else None, json_schema=json_schema,
                        tool_required=tool_required, allowed_tools=allowed, single_tool_call=single)

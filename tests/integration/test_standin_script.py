@@ -1029,6 +1029,9 @@ def test_sglang_constraints_read_sglang_sampling_params():
     assert (c.tool_required, c.allowed_tools, c.single_tool_call) == (True, ["get_time"], True)
     js = constraints(SimpleNamespace(temperature=1.0, json_schema='{"type": "object"}', custom_params=None))
     assert js.json_schema == {"type": "object"} and js.faults is None and not js.tool_required
+    # a temperature-0 request as SGLang's SamplingParams leaves it (temperature 1.0, top_k 1) is greedy
+    assert constraints(SimpleNamespace(temperature=1.0, top_k=1, custom_params=None)).temperature == 0.0
+    assert constraints(SimpleNamespace(temperature=1.0, top_k=-1, custom_params=None)).temperature == 1.0
 
 
 # --------------------------------------------------------------------------- profile

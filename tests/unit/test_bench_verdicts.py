@@ -25,7 +25,7 @@ def run(seed, acc="verified", effort_detected=True):
          "spent": {"accuracy_smoke": {"requests": 256, "n": 256, "tokens": 90000}, "effort_levels": {"requests": 32, "n": 16}}},
         {"id": "standin-ignore-effort", "kind": "standin", "row": "reference", "expect_failed": ["effort_levels"],
          "observed": {"effort_levels": "failed" if effort_detected else "inconclusive"}, "detected": effort_detected,
-         "detail": "", "spent": {}}]}
+         "detail": "", "spent": {}, "rank": 1 if effort_detected else None}]}
 
 
 def test_summary_counts_false_failures_inconclusive_and_detection(bench):
@@ -37,7 +37,8 @@ def test_summary_counts_false_failures_inconclusive_and_detection(bench):
     assert cells[6] == "256 (256)" and cells[7] == "128" and cells[8] == "90000"
     assert not any(ln.startswith("| mtp_accept_length |") for ln in text.splitlines())  # unsupported: not a cell run
     fault = next(ln for ln in text.splitlines() if ln.startswith("| standin-ignore-effort |"))
-    assert "| 3/4 |" in fault and "0.750 [" in fault and fault.split("|")[5].strip() == "0"
+    assert "| 3/4 |" in fault and "0.750 [" in fault and fault.split("|")[6].strip() == "0"
+    assert fault.split("|")[5].strip() == "3/3"  # each detection diagnosed its own entry first
     assert "All cells: 1 false-failed of 8" in text
 
 
@@ -54,7 +55,7 @@ def test_a_fault_whose_engine_never_started_is_not_run_not_missed(bench):
     runs[1]["outcomes"][1].update(observed={}, detected=False, detail="conforming engine of reference did not start")
     fault = next(ln for ln in bench.summarize(runs, ["standin-ignore-effort"], 1).splitlines()
                  if ln.startswith("| standin-ignore-effort |"))
-    assert "| 1/1 |" in fault and fault.split("|")[5].strip() == "1"
+    assert "| 1/1 |" in fault and fault.split("|")[6].strip() == "1"
 
 
 def _matrix(path: Path, status: str, degeneration: str) -> None:
@@ -74,11 +75,11 @@ def test_every_decision_is_counted_by_rule_and_a_run_still_going_is_left_out(ben
     _matrix(tmp_path / "run-03" / "conforming-reference-1", "failed", "failed")  # not in verdicts.json yet
     text = bench.summarize(runs, ["standin-ignore-effort"], 1.0, [(tmp_path, len(runs))])
     lines = text.splitlines()
-    assert "| accuracy_smoke | accuracy[think] | 2 | 1 | 0 |" in lines
-    assert "| accuracy_smoke | degeneration[row] | 2 | 1 | 1 |" in lines  # the row's name taken out
+    assert "| accuracy_smoke | accuracy[think] | 2 | 1 | 0 | 2 |" in lines
+    assert "| accuracy_smoke | degeneration[row] | 2 | 1 | 1 | 2 |" in lines  # the row's name taken out
     (tmp_path / "verdicts.json").write_text(json.dumps({"runs": runs}))
     assert bench.main(["--summarize", str(tmp_path)]) == 0
-    assert "| accuracy_smoke | accuracy[think] | 2 | 1 | 0 |" in capsys.readouterr().out
+    assert "| accuracy_smoke | accuracy[think] | 2 | 1 | 0 | 2 |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         bench.main(["--summarize", str(tmp_path / "nowhere")])
     assert "no readable verdicts.json" in capsys.readouterr().err
@@ -90,7 +91,8 @@ def test_every_decision_is_counted_by_rule_and_a_run_still_going_is_left_out(ben
     (more / "verdicts.json").write_text(json.dumps({"runs": [run(3)]}))
     assert bench.main(["--summarize", str(tmp_path), str(more)]) == 0
     out = capsys.readouterr().out
-    assert "| accuracy_smoke | accuracy[think] | 3 | 1 | 0 |" in out and "3 runs of" in out
+    # run 3 decided as run 1 did (same status, n, estimate, interval): the same draw, not a third one
+    assert "| accuracy_smoke | accuracy[think] | 3 | 1 | 0 | 2 |" in out and "3 runs of" in out
 
 
 def test_not_run_cells_are_left_out_of_the_rates_and_counted(bench):
