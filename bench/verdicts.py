@@ -39,6 +39,17 @@ suite held to the baseline takes 15 minutes on the vLLM reference (it answers se
 at a time) and 10 on SGLang; the subtle drop 14 and 4, the decay 6 on SGLang, the batch errors 8 on
 SGLang, the loops about 30 on vLLM (with the unit tier beside it): about an hour a vLLM launch, so 20 launches are a day's run.
 
+Each run also sets ``GLMVERIFY_FAULT_SALT`` (``faultproxy.registry.SALT_ENV``) to its seed, so the
+proxy faults that choose their questions by a hash (the accuracy faults, the greedy loops) hit
+other questions in each run: a fault's detections are separate draws, not one outcome repeated.
+The conforming side has no such variation where answers are seeded: a seeded request does not read
+the engine seed, so every launch of the reference gives the accuracy suite the same answers, and
+its paired, drift and batch decisions decide them identically. The per-rule table's "distinct
+outcomes" column shows it (1: one draw, however many runs); those decisions' false-failure rates
+under sampling noise are measured in simulation (tests/unit/test_accuracy_baseline.py), not here.
+The fault table's "diagnosed first" counts the detections whose failed cell ranked the fault's own
+catalogue entry first.
+
 ``--features`` narrows the conforming runs to some suites and ``--rows`` to some reference rows:
 with ``serving_performance`` alone on ``reference``, each run is a new launch measured against this
 host's baseline (``make perf-baseline`` records it first; the bench refuses to start without one,
@@ -180,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[SALT_ENV] = str(seed)  # the fault proxies inherit it: the faults hit other questions
         t0 = time.monotonic()
         print(f"[bench {time.strftime('%H:%M:%S')}] run {i + 1}/{a.runs}, seed {seed}", file=sys.stderr, flush=True)
+        # a fault entry stops at its first failure where that cannot hide the expected one, as in
+        # make faults (the runner's stop_early): the rest of its checks cost requests and decide nothing
+        # the detection needs (live: the subtle drop ran nonthink to 512 after think had failed)
         opts = faults.RunOptions(results=out / f"run-{i + 1:02d}", repeat=1, conforming=True, jobs=1,
-                                 accuracy_samples=a.accuracy_samples, stop_early=False,
+                                 accuracy_samples=a.accuracy_samples,
                                  conforming_rows=rows)
         outcomes = faults.run_catalogue([catalogue[x] for x in wanted], opts)
         runs.append({"seed": seed, "seconds": round(time.monotonic() - t0, 1),
