@@ -38,6 +38,10 @@ failures and those faults' detection. Measured on 2 cores (2026-12-06): the conf
 suite held to the baseline takes 15 minutes on the vLLM reference (it answers seeded questions one
 at a time) and 10 on SGLang; the subtle drop 14 and 4, the decay 6 on SGLang, the batch errors 8 on
 SGLang, the loops about 30 on vLLM (with the unit tier beside it): about an hour a vLLM launch, so 20 launches are a day's run.
+A salted run on SGLang (``--rows reference-sglang --features accuracy_smoke --faults
+accuracy-subtle-drop@reference-sglang,accuracy-decay@reference-sglang,accuracy-batch-errors``,
+seed 1000, every check of each entry run): conforming 1415 s, each fault about 1170-1200 s, all
+three detected and diagnosed first.
 
 Each run also sets ``GLMVERIFY_FAULT_SALT`` (``faultproxy.registry.SALT_ENV``) to its seed, so the
 proxy faults that choose their questions by a hash (the accuracy faults, the greedy loops) hit
