@@ -39,8 +39,10 @@ BATCH_PERCENT = 5
 _ANSWER = re.compile(r"(answer is\s*\$?)(-?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE)
 
 def selected(text: str, salt: str, percent: int) -> bool:
-    """A stable ``percent``% choice of texts (sha256, not Python's per-process hash)."""
-    return int.from_bytes(hashlib.sha256(f"{salt}:{text}".encode()).digest()[:4], "big") % 100 < percent
+    """A stable ``percent``% choice of texts (sha256, not Python's per-process hash); ``salt`` is
+    the fault's own, to which a bench run's ``registry.SALT_ENV`` is added (``selection_salt``)."""
+    key = f"{selection_salt(salt)}:{text}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % 100 < percent
 
 
 def wrong_number(content: str) -> str:
@@ -109,17 +111,17 @@ def _forwarding(decide: Callable[[RespondContext], Callable[[str], bool] | None]
 
 def _decay_decide(ctx: RespondContext):
     n = ctx.state["accuracy_gsm8k_seen"] = ctx.state.get("accuracy_gsm8k_seen", 0) + 1
-    return None if n <= DECAY_AFTER else (lambda c: selected(f"{n}:{c}", selection_salt("decay"), DECAY_PERCENT))
+    return None if n <= DECAY_AFTER else (lambda c: selected(f"{n}:{c}", "decay", DECAY_PERCENT))
 
 
 def _subtle_decide(ctx: RespondContext):
-    hit = selected(question(ctx.body), selection_salt("subtle"), DROP_PERCENT)
+    hit = selected(question(ctx.body), "subtle", DROP_PERCENT)
     return (lambda c: True) if hit else None
 
 
 def _batch_decide(ctx: RespondContext):
     ctx.state["accuracy_in_flight"] = flying = ctx.state.get("accuracy_in_flight", 0) + 1
-    hit = flying > BATCH_K and selected(question(ctx.body), selection_salt("batch"), BATCH_PERCENT)
+    hit = flying > BATCH_K and selected(question(ctx.body), "batch", BATCH_PERCENT)
     return (lambda c: True) if hit else None
 
 
