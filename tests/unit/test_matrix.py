@@ -298,3 +298,13 @@ def test_seed_lines_catch_what_whitespace_normalising_passes():
     assert not is_seed_lines("vllm serve org/model \\\n  --tp 4 \\\n  --flag x", seed)
     assert not is_seed_lines("vllm serve org/model \\\n  --flag x", seed)  # a line left out
     assert is_seed_lines("Then query", seed) and not is_seed_lines("Then ask", seed)  # a line cut short
+
+
+def test_cpu_sglang_rows_run_one_openmp_thread():
+    """The CPU SGLang rows share two cores with the vLLM rows in make verify and make test. Without AMX,
+    SGLang binds no cores and torch starts a thread per core, so each of its OpenMP barriers waits
+    for a core a vLLM worker holds (decode fell from ~500 to 10-100 tokens/s for as long as the vLLM
+    rows ran, and CI's make test ran out of time). One thread each keeps them off each other."""
+    rows = [r for r in load().rows if r.engine == "sglang" and r.hardware == "cpu"]
+    assert {r.id for r in rows} >= {"reference-sglang", "reference-sglang-container"}
+    assert {r.id: r.launch.env.get("OMP_NUM_THREADS") for r in rows} == {r.id: "1" for r in rows}
