@@ -32,6 +32,8 @@ What differs per engine (kind, port, health path, mounts) is the engine's adapte
 from __future__ import annotations
 
 import threading
+from urllib.error import URLError
+from urllib.request import Request, urlopen
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -54,6 +56,27 @@ try:
     from testcontainers.core.wait_strategies import HttpWaitStrategy
 except ImportError:  # reported by docker_unavailable(); nothing here runs without them
     docker = None
+    HttpWaitStrategy = object
+
+
+class PatientHttpWait(HttpWaitStrategy):
+    """testcontainers' HTTP wait whose every probe waits ``probe_timeout`` for the answer, not the
+    library's fixed second: SGLang's /health runs a one-token generation, which on a loaded two-core
+    host took over a second (measured), so each 1-s probe gave up before its answer and a healthy
+    container never came ready. The probe's request and its verdict stay the library's."""
+
+    probe_timeout = 10.0
+
+    def _try_http_request(self, url: str, headers: dict[str, str], ssl_context: Any) -> bool:
+        body = self._body.encode() if self._body else None
+        try:
+            with urlopen(Request(url, headers=headers, method=self._method, data=body),
+                         timeout=self.probe_timeout, context=ssl_context) as response:
+                return self._check_response(response, url)
+        except URLError as e:  # HTTPError included: an accepted status code still counts
+            return self._handle_http_error(e)
+        except OSError:  # refused, reset, timed out: not ready yet
+            return False
 
 
 # ---- the SDK arguments of a spec ------------------------------------------------------------------
@@ -132,7 +155,7 @@ class ContainerReadiness(HttpReadiness):
 
     @classmethod
     def http(cls, spec: ContainerSpec, base: HttpReadiness) -> "ContainerReadiness":
-        strategy = HttpWaitStrategy(spec.port, spec.health_path).for_status_code(200)
+        strategy = PatientHttpWait(spec.port, spec.health_path).for_status_code(200)
         return cls(strategy, spec.health_path, base.timeout, base.interval, base.progress_every)
 
     def with_timeout(self, timeout: float) -> "ContainerReadiness":
