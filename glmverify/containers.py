@@ -8,9 +8,9 @@ container
   pulled when missing (with progress lines), refused when the seed leaves its tag unknown and it
   is not present;
 * is ready when its readiness value says so: ``ContainerReadiness`` applies a testcontainers wait
-  strategy (``HttpWaitStrategy`` on the engine's health path) turn by turn and asks the container
-  whether it is still running between turns, so an engine that dies while loading fails the wait
-  at once, with the last lines of its log;
+  strategy (``PatientHttpWait``: ``HttpWaitStrategy`` with a 10-s probe, on the engine's health
+  path) turn by turn and asks the container whether it is still running between turns, so an
+  engine that dies while loading fails the wait at once, with the last lines of its log;
 * streams its log into the engine log (progress lines while the weights load) and into
   ``<log_dir>/<row>.log``;
 * is labelled with its run, row and launch (``glmverify.run``, ...) and its owner
