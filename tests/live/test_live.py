@@ -38,7 +38,7 @@ pytestmark = pytest.mark.live
 CELL_KEYS = {"row", "engine", "image", "hardware", "feature", "status", "basis", "checks", "evidence"}
 
 
-def run_suites(args: list[str], results: Path, timeout: float = 3000) -> tuple[int, str, dict]:
+def run_suites(args: list[str], results: Path, timeout: float = 3600) -> tuple[int, str, dict]:
     """The suites as the design card runs them: pytest from the repository root, no path (testpaths);
     held to no host performance baseline (see the module docstring)."""
     env = {k: v for k, v in os.environ.items() if k != RECORD_ENV}
