@@ -32,10 +32,10 @@ What differs per engine (kind, port, health path, mounts) is the engine's adapte
 from __future__ import annotations
 
 import threading
-from urllib.error import URLError
-from urllib.request import Request, urlopen
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.error import URLError
+from urllib.request import Request, urlopen
 
 import httpx
 
@@ -150,7 +150,8 @@ class ContainerReadiness(HttpReadiness):
     def __init__(self, strategy: "Any", path: str, timeout: float = 600.0, interval: float = 1.0,
                  progress_every: float = 15.0):
         super().__init__(path, timeout, interval, progress_every)
-        # a turn: probes every interval for at most max(interval, 2 s) (the port lookup is an API call)
+        # a turn: probes every interval for at most max(interval, 2 s) (the port lookup is an API call);
+        # one probe in flight may outlast it by up to PatientHttpWait.probe_timeout
         self.strategy = strategy.with_startup_timeout(max(interval, 2.0)).with_poll_interval(interval)
 
     @classmethod
