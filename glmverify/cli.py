@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "sample sizes at which it looks, and the basis of its bounds.")
     rules.add_argument("row", metavar="ROW", help="a matrix row id")
     rules.add_argument("--engine", choices=api_choices(auto=False), default=None,
-                       help="engine kind (default: the row's; sglang has no rendered prompt, so more decisions)")
+                       help="engine kind (default: the row's; an engine that shows no rendered prompt adds "
+                            "fall-through decisions)")
     rules.add_argument("--matrix", metavar="PATH", help="matrix.yaml (default: the repository's)")
 
     mx = sub.add_parser("matrix", help="print resolved matrix rows: show ROW (one row in full, YAML) or list",

@@ -7,8 +7,10 @@ GLM-5.3's max/high/low is a data change (tests/live/test_profile_as_data_live.py
 
 Two kinds of check, each through both channels (``chat_template_kwargs.reasoning_effort`` and the
 top-level OpenAI ``reasoning_effort``):
-* rendered: where the engine exposes the rendered prompt (vLLM ``/tokenize``), the system line
-  for omitted and every probe value, and no line with thinking off;
+* rendered: where the engine exposes the rendered prompt (vLLM ``return_token_ids``, SGLang
+  ``return_prompt_token_ids``, each then ``/detokenize``), the system line for omitted and every
+  probe value, a fall-through value's prompt byte for byte the default's, and no line with
+  thinking off;
 * behaviour, everywhere: a sequential, paired-by-prompt decision (``glmverify.policy``, the sign
   test on the median reasoning-length ratio) for each
   adjacent pair of levels that the lower one reasons less than the next-higher one (high < max,
@@ -74,8 +76,8 @@ def _rejected(channel: str, status: int | None) -> bool:
 
 
 def _rendered_prompt(engine, body: dict) -> str | int:
-    """The exact prompt a chat completion with ``body`` ran on, from the engine's adapter (vLLM:
-    ``return_token_ids`` then ``/detokenize``); an int is the HTTP status of a refused request."""
+    """The exact prompt a chat completion with ``body`` ran on, from the engine's adapter (token ids
+    of the prompt, then ``/detokenize``); an int is the HTTP status of a refused request."""
     return engine.adapter.rendered_prompt(engine.client, MESSAGES, body)
 
 
@@ -127,12 +129,13 @@ def test_rendered_system_line(engine, channel, evidence):
 
 def reasoning_length(engine, r) -> tuple[int | None, int]:
     """(tokens, words) of one answer's reasoning: tokens from ``usage`` where the engine reports
-    them, else the reasoning text through the engine's tokenizer (vLLM ``/tokenize``), else None;
+    them, else the reasoning text through the engine's tokenizer (``count_text_tokens``: vLLM
+    ``/tokenize``), else None;
     words always. Never completion tokens: they count the answer too, and an answer without
     reasoning would pass for a short one."""
     n = r.reasoning_tokens
-    if n is None and r.reasoning and policy.rendered_prompt(engine.client.engine):
-        n = engine.client.tokenize(prompt=r.reasoning, add_special_tokens=False)["count"]
+    if n is None and r.reasoning:
+        n = engine.adapter.count_text_tokens(engine.client, r.reasoning)
     return (None if n is None else int(n)), words(r.reasoning)
 
 
@@ -171,8 +174,9 @@ def test_behaviour(chat_nonstream, engine, channel, evidence, effort_prompts, op
     The default level is sent as the guides send it: the field omitted. Every answer must reason.
 
     Each level must reason less than the next-higher one. Where the rendered prompt is not visible
-    (SGLang), every value that falls through must also reason like the default (equivalence
-    margin); where it is (vLLM), ``test_rendered_system_line`` proves fall-through exactly."""
+    (an engine whose adapter shows none), every value that falls through must also reason like the
+    default (equivalence margin); where it is (vLLM, SGLang), ``test_rendered_system_line`` proves
+    fall-through exactly."""
     eff = engine.profile.effort
     chat_nonstream.timeout = policy.request_timeout(engine.row, options)
     rendered = policy.rendered_prompt(engine.client.engine)

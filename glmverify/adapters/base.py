@@ -236,8 +236,8 @@ class EngineAdapter:
     #: how that release's parsers are installed and run (None: no CPU parser conformance)
     parser_env: ClassVar[ParserEnv | None] = None
     #: the fault coverage holds the engine to every check of the suites its reference rows serve;
-    #: False: to the checks its conforming run ran (a check with no branch for this engine, such as
-    #: the rendered-prompt one, is not a coverage gap)
+    #: False: to the checks its conforming run ran (a check its reference rows cannot run, such as
+    #: speculative decoding on a CPU SGLang, is not a coverage gap)
     covers_every_check: ClassVar[bool] = False
     removed_flags: ClassVar[tuple[RemovedFlag, ...]] = ()
     #: GET paths that report ``{"version": ...}``, tried in order

@@ -1,8 +1,12 @@
-"""SGLang: no rendered prompt, accept length per request from ``meta_info``, configuration from
-``/server_info``.
+"""SGLang: rendered prompts through ``return_prompt_token_ids`` and ``/detokenize``, accept length
+per request from ``meta_info``, configuration from ``/server_info``.
 
-SGLang shows no prompt its template rendered and has no ``/tokenize`` (prompt tokens come from a
-one-token completion's usage, the base adapter's way). Accept length: per request,
+Rendered prompt: a non-stream chat completion with ``return_prompt_token_ids`` carries the ids its
+template produced in ``choices[0].prompt_token_ids`` (SGLang 0.5.23; streams refuse the field), and
+``/detokenize`` with special tokens kept turns them into text. A release that ignores the field
+answers without ids, and the rendered-prompt check says so instead of guessing. Tokens: ``POST
+/tokenize`` takes a list of prompts (the ledger's batch counter); prompt tokens of chat messages
+come from a one-token completion's usage (the base adapter's way). Accept length: per request,
 ``completion_tokens / meta_info.spec_verify_ct`` with ``return_meta_info``. ``/server_info``
 (older releases: ``/get_server_info``) carries the version and every server argument
 (``tp_size``, ``context_length``, ``speculative_algorithm``, ``reasoning_parser``, ...), so most
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..client import EngineProtocolError
 from ..ledger import TokenCounter
 from ..parsers.envs import SGLANG_PARSERS
 from ..paths import REPO_ROOT
@@ -111,6 +116,26 @@ class SglangAdapter(EngineAdapter):
     simulated_acceptance_env = "SGLANG_SIMULATE_ACC_LEN"
     #: SGLang 0.5.23 reads only reasoning_content (measured: ``reasoning`` is dropped unrendered)
     input_reasoning_fields = ("reasoning_content",)
+    shows_rendered_prompt = True
+
+    def rendered_prompt(self, client: "EngineClient", messages: list[dict], body: dict) -> str | int | None:
+        """The prompt a non-stream chat completion ran on: ``return_prompt_token_ids`` (ids per
+        choice), then ``/detokenize`` keeping special tokens, so the template's markup is compared
+        too. An int is the HTTP status of a refused request."""
+        with client.http() as h:
+            r = h.post("/v1/chat/completions", json={"model": client.model, "messages": messages, "max_tokens": 1,
+                                                     **body, "stream": False, "return_prompt_token_ids": True})
+            if r.status_code != 200:
+                return r.status_code
+            choice = ((r.json().get("choices") or [None])[0]) or {}
+            ids = choice.get("prompt_token_ids")
+            if not ids:
+                raise EngineProtocolError("SGLang answered return_prompt_token_ids: true without "
+                                          "choices[0].prompt_token_ids: this release does not show the rendered prompt")
+            r = h.post("/detokenize", json={"model": client.model, "tokens": ids, "skip_special_tokens": False})
+        if r.status_code != 200:
+            raise EngineProtocolError(f"/detokenize: HTTP {r.status_code}")
+        return r.json()["text"]
 
     def process_placeholders(self, row) -> dict[str, str]:
         """``{sglang_python}``: the server venv of the row's release (the reference runs SGLang from it)."""

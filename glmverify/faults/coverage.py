@@ -4,8 +4,9 @@
   reference rows serve must be seen failing under some detected fault run on one of its rows;
 * any other (SGLang): every check function that ran (passed) in the conforming run of its
   reference rows (``reference-sglang``) must be seen failing under some detected fault run on one
-  of them: so each check's SGLang branch (``reasoning_content``, fall-through decided by
-  behaviour, prompt tokens from ``usage``) is proven able to fail there, not only on vLLM.
+  of them: so each check's SGLang branch (``reasoning_content``, the rendered prompt through
+  ``return_prompt_token_ids``, prompt tokens from ``usage``) is proven able to fail there, not
+  only on vLLM.
 
 Which reference rows stand for which engine is read from the rows' engines (``coverage_rows``).
 
@@ -34,7 +35,8 @@ def coverage(outcomes: list[Outcome], features, rows=None) -> dict[str, list[str
 def engine_coverage(outcomes: list[Outcome], matrix, selected: set[str] | None = None) -> dict[str, list[str]]:
     """Coverage per engine, keyed ``ENGINE: feature::function`` (see the module docstring): vLLM over
     every check of the suites its reference rows serve; SGLang over the checks its conforming run
-    ran (a check the engine cannot run, e.g. the rendered-prompt one, has no SGLang branch).
+    ran (a check the engine cannot run on its rows, e.g. speculative decoding on a CPU SGLang, is owed
+    nowhere).
     ``selected``: only these reference rows (``--row``), and only the engines they stand for."""
     out: dict[str, list[str]] = {}
     for engine, rows in coverage_rows(matrix).items():

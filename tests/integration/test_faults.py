@@ -271,7 +271,7 @@ def test_engine_coverage_is_per_engine():
     cov = faults.engine_coverage(outs, load())
     assert cov["sglang: reasoning_split::test_split"] == ["b@reference-sglang"]
     assert cov["sglang: reasoning_split::test_stream_matches_nonstream"] == []  # only vLLM's branch was seen failing
-    assert "sglang: effort_levels::test_rendered_system_line" not in cov  # did not run on SGLang: no branch there
+    assert "sglang: effort_levels::test_rendered_system_line" not in cov  # not in this conforming run: not owed
     assert cov["vllm: reasoning_split::test_stream_matches_nonstream"] == ["a"]
     assert "vllm: effort_levels::test_rendered_system_line" in cov
     ok, line = faults.summary(outs, cov)

@@ -48,7 +48,7 @@ def test_glm53_decisions_are_adjacent_pairs(glm53_data):
     assert [f for f in fam if f.startswith("effort[kwargs")] == ["effort[kwargs:high]", "effort[kwargs:low]"]
     assert "low/high" in policy.effort_rule(row, "low", True, "kwargs").quantity
     assert "high/max" in policy.effort_rule(row, "high", True, "kwargs").quantity
-    # no rendered prompt: medium and the unknown value (and an explicit max) are decided as fall-through
+    # an engine showing no rendered prompt: medium and the unknown value (and an explicit max) are decided as fall-through
     fell = [f for f in policy.family(row, rendered=False) if f.startswith("effort[kwargs") and "=" in f]
     assert fell == ["effort[kwargs:max=max]", "effort[kwargs:medium=max]", "effort[kwargs:extreme-unknown=max]"]
 

@@ -67,15 +67,8 @@ def launched(tmp_path_factory):
     # beside the vLLM rows): a generous per-request bound keeps slowness from reading as failure
     # (a hung engine still fails the check)
     rc, out, doc = run_suites(["-m", "cpu or parsers", "-n", "3", "--dist", "loadgroup",
-                               "--request-timeout", "1200", "--deselect", SGLANG_KWARGS_EFFORT], results)
+                               "--request-timeout", "1200"], results)
     return rc, out, doc, results
-
-
-# SGLang renders no prompt, so its effort cell decides the fall-through values by behaviour, each
-# against the default: ~560 thinking answers a channel, 19 min for kwargs and 12 for the top-level
-# field on two cores (measured), the run's critical path. CI decides the cell on the top-level field
-# (the guides' `reasoning_effort`); make verify and make faults-sglang run both channels.
-SGLANG_KWARGS_EFFORT = "suites/test_effort_levels.py::test_behaviour[kwargs-reference-sglang]"
 
 
 PROCESS_ROWS = ["reference", "reference-ngram", "reference-sglang"]
@@ -152,11 +145,16 @@ def test_sglang_differences_recorded(launched):
     assert fields == {"reasoning_content"}, fields
     vllm = cells(doc, "reference")["reasoning_split"]["evidence"]["checks"]
     assert {v.get("reasoning_field") for v in vllm.values() if isinstance(v, dict) and "reasoning_field" in v} == {"reasoning"}
+    # SGLang shows the prompt its template rendered (return_prompt_token_ids): fall-through is exact
+    # there too, both channels, and no fall-through value is decided as a rate
     effort = got["effort_levels"]
-    assert any(c["outcome"] == "skipped" and "rendered_system_line" in c["id"] for c in effort["checks"]), effort["checks"]
-    # the cell rests on the top-level channel's live decision; kwargs is left out here (SGLANG_KWARGS_EFFORT)
-    ran = {c["id"]: c["outcome"] for c in effort["checks"] if c["id"].startswith("test_behaviour")}
-    assert ran == {"test_behaviour[top_level]": "passed"}, ran
+    ran = {c["id"]: c["outcome"] for c in effort["checks"]}
+    assert ran == {f"{t}[{ch}]": "passed" for t in ("test_rendered_system_line", "test_behaviour")
+                   for ch in ("kwargs", "top_level")}, ran
+    lines = effort["evidence"]["checks"]["test_rendered_system_line[kwargs]"]["rendered_lines"]
+    assert "Reasoning Effort: High" in lines["high"] and lines["low"] == lines["None"], lines
+    observed = str(effort["evidence"]["checks"]["test_behaviour[top_level]"].get("observed"))
+    assert "exact" in observed and "decided by behaviour" not in observed, observed
 
 
 def test_no_container_of_the_run_left(launched):

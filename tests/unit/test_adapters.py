@@ -238,9 +238,13 @@ def test_container_rows_serve_on_their_adapters_default_port():
 
 
 # ---- rendered prompt and tokens ---------------------------------------------------------------------
-def test_only_vllm_shows_the_rendered_prompt_and_policy_delegates():
-    assert VLLM.shows_rendered_prompt and ASCEND.shows_rendered_prompt and not SGLANG.shows_rendered_prompt
-    assert policy.rendered_prompt("vllm") is True and policy.rendered_prompt("sglang") is False
+def test_vllm_and_sglang_show_the_rendered_prompt_and_policy_delegates():
+    assert VLLM.shows_rendered_prompt and ASCEND.shows_rendered_prompt and SGLANG.shows_rendered_prompt
+    assert policy.rendered_prompt("vllm") is True and policy.rendered_prompt("sglang") is True
+
+    class Bare(EngineAdapter):  # a new engine's adapter shows none until it says how
+        name = api = "bare"
+    assert not Bare.shows_rendered_prompt
 
 
 def test_vllm_renders_the_prompt_through_token_ids_and_detokenize():
@@ -267,11 +271,35 @@ def test_vllm_rendered_prompt_falls_back_to_tokenize_and_reports_a_refusal():
             VLLM.rendered_prompt(eng.client(), [], {})
 
 
-def test_sglang_shows_no_prompt_and_no_tokenizer():
+def test_sglang_renders_the_prompt_through_choice_ids_and_detokenize_keeping_special_tokens():
+    routes = {("POST", "/v1/chat/completions"): {"choices": [{"prompt_token_ids": [4, 5]}], "prompt_token_ids": [9]},
+              ("POST", "/detokenize"): lambda b: {"text": f"<|user|>{b['tokens']} special={b['skip_special_tokens']}"}}
+    with Engine(routes) as eng:
+        got = SGLANG.rendered_prompt(eng.client(), [{"role": "user", "content": "hi"}],
+                                     {"reasoning_effort": "high", "stream": True})
+        sent = eng.seen[0][2]
+    assert got == "<|user|>[4, 5] special=False"  # the choice's ids, not a top-level field
+    assert sent["return_prompt_token_ids"] is True and sent["max_tokens"] == 1 and sent["reasoning_effort"] == "high"
+    assert sent["stream"] is False  # SGLang refuses the field on streams
+
+
+def test_sglang_rendered_prompt_reports_a_refusal_and_a_release_without_ids():
+    with Engine({("POST", "/v1/chat/completions"): (400, {"error": "bad effort"})}) as eng:
+        assert SGLANG.rendered_prompt(eng.client(), [], {"reasoning_effort": 3}) == 400
+    with Engine({("POST", "/v1/chat/completions"): {"choices": [{"message": {"content": "x"}}]}}) as eng:
+        with pytest.raises(EngineProtocolError, match="without choices\\[0\\].prompt_token_ids"):
+            SGLANG.rendered_prompt(eng.client(), [], {})
+        assert [p for _, p, _ in eng.seen] == ["/v1/chat/completions"], "no detokenize without ids"
+    with Engine({("POST", "/v1/chat/completions"): {"choices": [{"prompt_token_ids": [1]}]},
+                 ("POST", "/detokenize"): (500, {})}) as eng:
+        with pytest.raises(EngineProtocolError, match="/detokenize: HTTP 500"):
+            SGLANG.rendered_prompt(eng.client(), [], {})
+
+
+def test_sglang_counts_no_single_text_through_its_adapter():
     with Engine({}) as eng:
-        assert SGLANG.rendered_prompt(eng.client(), [], {}) is None
         assert SGLANG.count_text_tokens(eng.client(), "abc") is None
-        assert eng.seen == [], "nothing is asked of an engine that cannot answer"
+        assert eng.seen == [], "nothing is asked of an engine whose adapter does not count single texts"
 
 
 def test_prompt_tokens_vllm_by_tokenize_sglang_by_a_one_token_completion():

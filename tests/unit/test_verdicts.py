@@ -2,8 +2,9 @@
 simulation, for every rule the suites use.
 
 Each rule is built exactly as the suites build it (``glmverify.policy``), on the row where its
-alpha is smallest: the SGLang reference (no rendered prompt, so 15 decisions share the 1% family
-rate: alpha 6.7e-4 each) for the ratio rules, the vLLM reference for accuracy. Then:
+alpha is smallest: the SGLang reference's row as an engine that shows no rendered prompt would run
+it (``rendered=False``: fall-through is decided by behaviour too, so 19 decisions share the 1%
+family rate) for the ratio rules, the vLLM reference for accuracy. Then:
 
 * false failures, at the rule's conforming boundary (the worst conforming engine):
   - exactly, by dynamic programming over the two-point engine that is the worst case (for the
@@ -139,7 +140,7 @@ def test_family_alpha_is_split_over_the_row_decisions(row, sglang_row):
                         "effort[kwargs:high]", "effort[top_level:high]", "non_think[ratio]", "non_think[wrong:thinking]"]
     assert fam[10:] == [behaviour.SLOT]   # model behaviour as rates: one slot (glmverify.behaviour)
     assert policy.alpha(row, True) * len(fam) == pytest.approx(0.01)
-    # without a rendered prompt (SGLang) every fall-through value is decided too: a smaller share each
+    # an engine showing no rendered prompt decides every fall-through value too: a smaller share each
     assert len(policy.family(sglang_row, rendered=False)) == 19  # 18 verdicts and the behaviour slot
     assert policy.alpha(sglang_row, False) == pytest.approx(0.01 / 19)
 
