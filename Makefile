@@ -122,9 +122,14 @@ UNIT_JOBS ?= 2
 unit: $(UNIT_STAMP)
 	$(UNIT_VENV)/bin/python -m pytest tests/unit -p no:cacheprovider -q -n $(UNIT_JOBS) $(PYTEST_ARGS)
 
-# every tier: unit, integration (parser venvs, vLLM's API, Docker, Chromium) and live (the reference engines)
+# every tier: unit (on UNIT_JOBS workers: pure Python, so it parallelises), then integration (parser
+# venvs, vLLM's API, Docker, Chromium) and live (the reference engines) in one process, since their
+# engines already fill the cores; both always run, and make test fails if either did
 test: standin
-	$(PY) -m pytest tests -p no:cacheprovider -ra $(PYTEST_ARGS)
+	status=0; \
+	$(PY) -m pytest tests/unit -p no:cacheprovider -q -ra -n $(UNIT_JOBS) $(PYTEST_ARGS) || status=1; \
+	$(PY) -m pytest tests/integration tests/live -p no:cacheprovider -ra $(PYTEST_ARGS) || status=1; \
+	exit $$status
 
 faults: standin perf-baseline-if-missing
 	$(PY) -m glmverify.faults $(FAULTS_ARGS)
