@@ -370,10 +370,10 @@ def test_garbage_fails_checks_clearly(ref_engine, tmp_path, fault, feature):
         took = time.monotonic() - t0
     out = p.stdout + p.stderr
     assert "INTERNALERROR" not in out and p.returncode == 1, out[-3000:]
-    d = doc(tmp_path)
-    failed_checks_are_clear(cell(d, "reference", feature))
+    c = cell(doc(tmp_path), "reference", feature)
+    failed_checks_are_clear(c)
     assert (tmp_path / "matrix.json").stat().st_size < 2_000_000  # evidence stays bounded
     if fault == "garbage_drip_body":
-        details = " ".join(k["detail"] for k in cell(d, "reference", feature)["checks"] if k["outcome"] == "failed")
+        details = " ".join(k["detail"] for k in c["checks"] if k["outcome"] == "failed")
         assert "request deadline" in details, details[:2000]
     print(f"{fault} on {feature}: the run ended in {took:.0f} s")
